@@ -1,0 +1,1 @@
+"""Connectors: one module per kind of target, all behind the `Connector` protocol in `base.py`."""

@@ -1,0 +1,1 @@
+"""Pure domain: entities, states, policy. No I/O and no clock: `now` is always passed in."""

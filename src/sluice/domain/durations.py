@@ -1,0 +1,44 @@
+"""Durations as people write them: `30s`, `15m`, `4h`, `2d`, or combined `1h30m`."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sluice.domain.errors import InvalidInput
+
+_PART = re.compile(r"(\d+)([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | int) -> timedelta:
+    """Parse `30s`, `15m`, `4h`, `2d`, `1h30m` (or a bare number of seconds) into a timedelta."""
+    if isinstance(text, bool):
+        raise InvalidInput(f"duration must be text like '15m' or '4h', not {text!r}")
+    if isinstance(text, int):
+        seconds = text
+    else:
+        cleaned = text.strip().lower()
+        if cleaned.isdigit():
+            seconds = int(cleaned)
+        else:
+            parts = _PART.findall(cleaned)
+            if not parts or "".join(n + u for n, u in parts) != cleaned:
+                raise InvalidInput(
+                    f"duration {text!r} is not understood; write it like '30s', '15m', '4h', '2d' or '1h30m'"
+                )
+            seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise InvalidInput(f"duration {text!r} must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """The shortest exact form: 8h, 90m -> 1h30m, 45s."""
+    seconds = int(delta.total_seconds())
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            count, seconds = divmod(seconds, size)
+            out.append(f"{count}{unit}")
+    return "".join(out) or "0s"

@@ -1,0 +1,1 @@
+"""The store: SQLAlchemy tables, the queries written once, and Alembic migrations."""

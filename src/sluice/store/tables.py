@@ -1,0 +1,216 @@
+"""The tables. Business rules over them ("active grant", "due for work") live in `queries.py`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from sluice.store.types import UTCDateTime
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Identity(Base):
+    __tablename__ = "identities"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    manager_email: Mapped[str | None] = mapped_column(String(320))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    source: Mapped[str] = mapped_column(String(40), default="config")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Group(Base):
+    __tablename__ = "groups"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(40), default="config")
+
+
+class GroupMember(Base):
+    """A membership. `source` is `config` for directory members or `grant:<id>` for a temporary one
+    that a built-in group grant created."""
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    identity_id: Mapped[str] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), primary_key=True
+    )
+    source: Mapped[str] = mapped_column(String(60), primary_key=True)
+    expires_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    identity_id: Mapped[str] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    identity: Mapped[Identity] = relationship()
+
+
+class Integration(Base):
+    __tablename__ = "integrations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[str] = mapped_column(String(60))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    owner: Mapped[str | None] = mapped_column(String(320))
+    sync_interval_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    last_sync_at: Mapped[datetime | None]
+    last_sync_error: Mapped[str | None] = mapped_column(Text)
+    resource_count: Mapped[int] = mapped_column(Integer, default=0)
+    source: Mapped[str] = mapped_column(String(40), default="config")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Resource(Base):
+    __tablename__ = "resources"
+    __table_args__ = (Index("ix_resources_integration_type", "integration_id", "type"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(60))
+    name: Mapped[str] = mapped_column(String(500))
+    path: Mapped[str] = mapped_column(String(1000), unique=True)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("resources.id", ondelete="SET NULL"))
+    deleted_at: Mapped[datetime | None]
+    discovered_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    integration: Mapped[Integration] = relationship()
+
+
+class AccessFlow(Base):
+    __tablename__ = "access_flows"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    spec: Mapped[dict[str, Any]]
+    source: Mapped[str] = mapped_column(String(40), default="config")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AccessRequest(Base):
+    __tablename__ = "requests"
+    __table_args__ = (Index("ix_requests_status_pending_until", "status", "pending_until"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    requester_id: Mapped[str] = mapped_column(ForeignKey("identities.id"))
+    flow_name: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    duration_seconds: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    pending_until: Mapped[datetime | None]
+
+    requester: Mapped[Identity] = relationship()
+    grants: Mapped[list[Grant]] = relationship(back_populates="request", order_by="Grant.id")
+    approvals: Mapped[list[Approval]] = relationship(back_populates="request", order_by="Approval.created_at")
+
+
+class Approval(Base):
+    __tablename__ = "approvals"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
+    approver_id: Mapped[str] = mapped_column(ForeignKey("identities.id"))
+    decision: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+    request: Mapped[AccessRequest] = relationship(back_populates="approvals")
+    approver: Mapped[Identity] = relationship()
+
+
+class Grant(Base):
+    """One access unit: identity x resource x permission. `desired` is what should be, `actual` what
+    is known to be in the target; the worker picks rows where they differ."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        Index("ix_grants_work", "desired", "actual", "next_attempt_at"),
+        Index("ix_grants_due", "desired", "ends_at"),
+        Index("ix_grants_identity", "identity_id", "desired"),
+        UniqueConstraint("principal", name="uq_grants_principal"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    request_id: Mapped[str | None] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
+    identity_id: Mapped[str] = mapped_column(ForeignKey("identities.id"))
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id"))
+    resource_id: Mapped[str | None] = mapped_column(ForeignKey("resources.id", ondelete="SET NULL"))
+    resource_path: Mapped[str] = mapped_column(String(1000))
+    resource_type: Mapped[str] = mapped_column(String(60))
+    permission: Mapped[str] = mapped_column(String(60))
+    desired: Mapped[str] = mapped_column(String(20))
+    actual: Mapped[str] = mapped_column(String(20))
+    duration_seconds: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    principal: Mapped[str] = mapped_column(String(63))
+    credentials: Mapped[str | None] = mapped_column(Text)
+    connection: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    claimed_until: Mapped[datetime | None]
+    granted_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    request: Mapped[AccessRequest | None] = relationship(back_populates="grants")
+    identity: Mapped[Identity] = relationship()
+    integration: Mapped[Integration] = relationship()
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    subject_type: Mapped[str] = mapped_column(String(40))
+    subject_id: Mapped[str] = mapped_column(String(200), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OutboxMessage(Base):
+    """A webhook payload written in the same transaction as its audit event; delivered later."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("audit_events.id", ondelete="CASCADE"))
+    topic: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None] = mapped_column(index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
