@@ -1,0 +1,1 @@
+"""Audit events and the webhook outbox, written in the caller's transaction."""

@@ -1,0 +1,111 @@
+"""Every transition and admin change writes an audit event, and in the same transaction an outbox
+row for webhooks. What goes into an event is an allow-listed projection: a secret cannot leak into
+one because nothing that is not named here is copied."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from sluice.store.tables import AuditEvent, OutboxMessage
+
+
+class Action(StrEnum):
+    REQUEST_CREATED = "request.created"
+    REQUEST_APPROVED = "request.approved"
+    REQUEST_APPROVAL_RECORDED = "request.approval_recorded"
+    REQUEST_REJECTED = "request.rejected"
+    REQUEST_CANCELLED = "request.cancelled"
+    REQUEST_EXPIRED = "request.expired"
+    GRANT_ACTIVATED = "grant.activated"
+    GRANT_FAILED = "grant.attempt_failed"
+    GRANT_EXPIRED = "grant.expired"
+    GRANT_REVOKE_REQUESTED = "grant.revoke_requested"
+    GRANT_REVOKED = "grant.revoked"
+    GRANT_REVOKE_FAILED = "grant.revoke_attempt_failed"
+    ORPHAN_REMOVED = "target.orphan_removed"
+    CONFIG_APPLIED = "config.applied"
+    OBJECT_CREATED = "admin.created"
+    OBJECT_CHANGED = "admin.changed"
+    OBJECT_REMOVED = "admin.removed"
+    TOKEN_CREATED = "token.created"
+    INVENTORY_SYNCED = "inventory.synced"
+    INVENTORY_SYNC_FAILED = "inventory.sync_failed"
+
+
+# The only detail keys an audit event or webhook may carry. Values must be plain data.
+ALLOWED_DETAILS = frozenset(
+    {
+        "request_id",
+        "grant_id",
+        "grantee",
+        "requester",
+        "resource",
+        "resources",
+        "permission",
+        "permissions",
+        "flow",
+        "duration",
+        "starts_at",
+        "ends_at",
+        "principal",
+        "integration",
+        "error",
+        "attempts",
+        "created",
+        "changed",
+        "removed",
+        "kind",
+        "name",
+        "admin",
+        "counts",
+        "state",
+    }
+)
+
+
+def record(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    action: Action,
+    subject_type: str,
+    subject_id: str,
+    reason: str | None = None,
+    **details: Any,
+) -> AuditEvent:
+    unknown = set(details) - ALLOWED_DETAILS
+    if unknown:
+        raise ValueError(f"audit details not on the allow-list: {sorted(unknown)}")
+    event = AuditEvent(
+        at=now,
+        actor=actor,
+        action=action.value,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        reason=reason,
+        details=details,
+    )
+    session.add(event)
+    session.flush()
+    session.add(
+        OutboxMessage(
+            event_id=event.id,
+            topic=action.value,
+            payload={
+                "event_id": event.id,
+                "at": now.isoformat(),
+                "actor": actor,
+                "action": action.value,
+                "subject": {"type": subject_type, "id": subject_id},
+                "reason": reason,
+                "details": details,
+            },
+            created_at=now,
+        )
+    )
+    return event
