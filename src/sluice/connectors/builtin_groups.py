@@ -80,7 +80,9 @@ class BuiltinGroupsConnector:
 
     def grant(self, unit: AccessUnit) -> dict[str, Any]:
         group = self._group_of(unit.resource_path)
-        self.memberships.add(group=group, email=unit.grantee_email, grant_id=unit.grant_id, expires_at=unit.ends_at)
+        self.memberships.add(
+            group=group, email=unit.grantee_email, grant_id=unit.grant_id, expires_at=unit.ends_at
+        )
         return {"group": group, "member": unit.grantee_email}
 
     def revoke(self, unit: AccessUnit) -> None:

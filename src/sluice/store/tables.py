@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sluice.store.types import UTCDateTime
@@ -154,7 +154,7 @@ class Grant(Base):
         Index("ix_grants_work", "desired", "actual", "next_attempt_at"),
         Index("ix_grants_due", "desired", "ends_at"),
         Index("ix_grants_identity", "identity_id", "desired"),
-        UniqueConstraint("principal", name="uq_grants_principal"),
+        Index("ix_grants_principal", "principal"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

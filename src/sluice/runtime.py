@@ -1,0 +1,60 @@
+"""Wiring: the engine, session factory, connector hub, secret box and wake-up signal that the API,
+the CLI and the worker share within one process. Built once at start, passed explicitly."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from sluice.services.connector_hub import ConnectorHub
+from sluice.services.secrets import SecretBox
+from sluice.settings import Settings
+from sluice.store.db import make_engine, make_session_factory
+
+WORK_CHANNEL = "sluice_work"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    factory: sessionmaker[Session]
+    hub: ConnectorHub
+    box: SecretBox
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        engine = make_engine(settings.database_url)
+        factory = make_session_factory(engine)
+        return cls(
+            settings=settings,
+            engine=engine,
+            factory=factory,
+            hub=ConnectorHub(factory),
+            box=SecretBox.load(settings.home, settings.secret_key),
+        )
+
+    def clock(self) -> datetime:
+        return utc_now()
+
+    def notify_work(self, session: Session) -> None:
+        """Tell workers something changed: in this process at once; on PostgreSQL, workers in other
+        processes hear it when the caller's transaction commits."""
+        if self.engine.dialect.name == "postgresql":
+            session.execute(text(f"NOTIFY {WORK_CHANNEL}"))
+        self.wake.set()
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -1,0 +1,39 @@
+"""Builds and caches one connector per integration, with its narrow context. Shared by the services
+(to name principals) and the worker (to act on targets)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from sluice.connectors.base import Connector, ConnectorContext
+from sluice.connectors.registry import build_connector
+from sluice.services.memberships import StoreMemberships
+from sluice.store.tables import Integration
+
+
+class ConnectorHub:
+    def __init__(self, factory: sessionmaker[Session], *, timeout_seconds: float = 10.0) -> None:
+        self._factory = factory
+        self._timeout = timeout_seconds
+        self._cache: dict[str, tuple[str, Connector]] = {}
+        self._lock = threading.Lock()
+
+    def for_integration(self, integration: Integration) -> Connector:
+        fingerprint = hashlib.sha256(
+            json.dumps([integration.kind, integration.config], sort_keys=True, default=str).encode()
+        ).hexdigest()
+        with self._lock:
+            cached = self._cache.get(integration.name)
+            if cached and cached[0] == fingerprint:
+                return cached[1]
+            context = ConnectorContext(
+                timeout_seconds=self._timeout,
+                memberships=StoreMemberships(self._factory, integration.name),
+            )
+            connector = build_connector(integration.kind, integration.name, integration.config, context)
+            self._cache[integration.name] = (fingerprint, connector)
+            return connector

@@ -1,0 +1,201 @@
+"""Deciding on a request: approve, reject, cancel. These race with each other and with the worker, so
+each locks the row, re-checks its state, and moves it with a guarded update; the loser gets a 409."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from sluice.domain.states import Actual, RequestStatus
+from sluice.events.audit import Action, record
+from sluice.services.grants import activate_request_grants, end_grants
+from sluice.services.policy import can_approve, load_flow
+from sluice.store.tables import AccessRequest, Approval, Identity
+from sluice.store.types import new_id
+
+
+def lock_request(session: Session, request_id: str) -> AccessRequest:
+    request = session.scalar(select(AccessRequest).where(AccessRequest.id == request_id).with_for_update())
+    if request is None:
+        raise NotFound(f"no request {request_id!r}")
+    return request
+
+
+def _move(
+    session: Session, request: AccessRequest, expected: str, new: str, now: datetime, actor: str, reason: str
+) -> None:
+    """Compare-and-set on the status, so two racing decisions cannot both win (also on SQLite)."""
+    result = session.execute(
+        update(AccessRequest)
+        .where(AccessRequest.id == request.id, AccessRequest.status == expected)
+        .values(status=new, decided_at=now, decided_by=actor, decision_reason=reason, pending_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(request)
+        raise Conflict(f"request {request.id} is already {request.status}")
+    session.refresh(request)
+
+
+def _ensure_pending(request: AccessRequest) -> None:
+    if request.status != RequestStatus.PENDING:
+        raise Conflict(f"request {request.id} is already {request.status}")
+
+
+def approve_request(
+    session: Session, *, request_id: str, approver: Identity, reason: str, now: datetime
+) -> AccessRequest:
+    request = lock_request(session, request_id)
+    _ensure_pending(request)
+    if approver.id == request.requester_id:
+        raise NotAllowed("you cannot approve your own request")
+    flow = load_flow(session, request.flow_name)
+    if not can_approve(session, flow, approver, request.requester, now):
+        raise NotAllowed(f"{approver.email} is not an approver of flow {flow.name!r} for this request")
+    _move(session, request, RequestStatus.PENDING, RequestStatus.APPROVED, now, approver.email, reason)
+    session.add(
+        Approval(
+            id=new_id("apr"),
+            request_id=request.id,
+            approver_id=approver.id,
+            decision="approve",
+            reason=reason,
+            created_at=now,
+        )
+    )
+    record(
+        session,
+        now=now,
+        actor=approver.email,
+        action=Action.REQUEST_APPROVED,
+        subject_type="request",
+        subject_id=request.id,
+        reason=reason,
+        flow=flow.name,
+        requester=request.requester.email,
+    )
+    activate_request_grants(session, request, now)
+    return request
+
+
+def reject_request(
+    session: Session, *, request_id: str, approver: Identity, reason: str, now: datetime
+) -> AccessRequest:
+    request = lock_request(session, request_id)
+    _ensure_pending(request)
+    if approver.id == request.requester_id:
+        raise NotAllowed("you cannot decide on your own request; cancel it instead")
+    flow = load_flow(session, request.flow_name)
+    if not can_approve(session, flow, approver, request.requester, now):
+        raise NotAllowed(f"{approver.email} is not an approver of flow {flow.name!r} for this request")
+    if not reason.strip():
+        raise InvalidInput("say why the request is rejected")
+    _move(session, request, RequestStatus.PENDING, RequestStatus.REJECTED, now, approver.email, reason)
+    session.add(
+        Approval(
+            id=new_id("apr"),
+            request_id=request.id,
+            approver_id=approver.id,
+            decision="reject",
+            reason=reason,
+            created_at=now,
+        )
+    )
+    record(
+        session,
+        now=now,
+        actor=approver.email,
+        action=Action.REQUEST_REJECTED,
+        subject_type="request",
+        subject_id=request.id,
+        reason=reason,
+        requester=request.requester.email,
+    )
+    end_grants(
+        session,
+        request.grants,
+        now=now,
+        actor=approver.email,
+        action=Action.GRANT_REVOKE_REQUESTED,
+        reason="request rejected",
+    )
+    return request
+
+
+def cancel_request(
+    session: Session, *, request_id: str, actor: Identity, is_admin: bool, reason: str, now: datetime
+) -> AccessRequest:
+    """The requester withdraws a request before its access is active. Cancelling never leaves access
+    behind: anything already being granted is revoked."""
+    request = lock_request(session, request_id)
+    if actor.id != request.requester_id and not is_admin:
+        raise NotAllowed("only the requester (or an admin) can cancel a request")
+    if request.status == RequestStatus.APPROVED:
+        if any(g.actual == Actual.ACTIVE for g in request.grants):
+            raise Conflict(f"request {request.id} is already active; revoke it instead")
+        expected = RequestStatus.APPROVED
+    else:
+        _ensure_pending(request)
+        expected = RequestStatus.PENDING
+    _move(session, request, expected, RequestStatus.CANCELLED, now, actor.email, reason)
+    record(
+        session,
+        now=now,
+        actor=actor.email,
+        action=Action.REQUEST_CANCELLED,
+        subject_type="request",
+        subject_id=request.id,
+        reason=reason or None,
+    )
+    end_grants(
+        session,
+        request.grants,
+        now=now,
+        actor=actor.email,
+        action=Action.GRANT_REVOKE_REQUESTED,
+        reason="request cancelled",
+    )
+    return request
+
+
+def expire_pending_requests(session: Session, *, now: datetime) -> list[str]:
+    """Pending requests nobody answered in time expire."""
+    due = session.scalars(
+        select(AccessRequest)
+        .where(AccessRequest.status == RequestStatus.PENDING, AccessRequest.pending_until <= now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    expired = []
+    for request in due:
+        pending_until = request.pending_until
+        _move(
+            session,
+            request,
+            RequestStatus.PENDING,
+            RequestStatus.EXPIRED,
+            now,
+            "sluice",
+            "nobody approved it in time",
+        )
+        record(
+            session,
+            now=now,
+            actor="sluice",
+            action=Action.REQUEST_EXPIRED,
+            subject_type="request",
+            subject_id=request.id,
+            reason=f"no decision by {pending_until:%Y-%m-%d %H:%M:%S} UTC",
+        )
+        end_grants(
+            session,
+            request.grants,
+            now=now,
+            actor="sluice",
+            action=Action.GRANT_REVOKE_REQUESTED,
+            reason="request expired",
+        )
+        expired.append(request.id)
+    return expired

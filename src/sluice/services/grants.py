@@ -1,0 +1,63 @@
+"""Transitions of grant rows that the services and the worker share. Each sets what *should* be; the
+worker makes the target match."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from sluice.domain.states import Actual, Desired
+from sluice.events.audit import Action, record
+from sluice.store.tables import AccessRequest, Grant
+
+
+def activate_request_grants(session: Session, request: AccessRequest, now: datetime) -> None:
+    """An approved request's grants should now exist, until now + the requested duration."""
+    for grant in request.grants:
+        if grant.desired != Desired.PENDING:
+            continue
+        grant.desired = Desired.ACTIVE
+        grant.starts_at = now
+        grant.ends_at = now + timedelta(seconds=grant.duration_seconds)
+        grant.next_attempt_at = None
+        grant.updated_at = now
+
+
+def end_grants(
+    session: Session,
+    grants: Iterable[Grant],
+    *,
+    now: datetime,
+    actor: str,
+    action: Action,
+    reason: str,
+) -> list[Grant]:
+    """Mark live grants as to be revoked. A grant that never touched the target simply ends."""
+    ended = []
+    for grant in grants:
+        if grant.desired == Desired.REVOKED:
+            continue
+        grant.desired = Desired.REVOKED
+        grant.end_reason = reason
+        grant.next_attempt_at = None
+        grant.attempts = 0
+        grant.updated_at = now
+        if grant.actual == Actual.NONE:
+            grant.revoked_at = now
+        record(
+            session,
+            now=now,
+            actor=actor,
+            action=action,
+            subject_type="grant",
+            subject_id=grant.id,
+            reason=reason,
+            request_id=grant.request_id,
+            grantee=grant.identity.email,
+            resource=grant.resource_path,
+            permission=grant.permission,
+        )
+        ended.append(grant)
+    return ended

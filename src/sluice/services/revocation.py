@@ -1,0 +1,84 @@
+"""Taking access away early (by the grantee, an approver or an admin) and at its end time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sluice.domain.errors import Conflict, NotAllowed, NotFound
+from sluice.domain.states import Desired
+from sluice.events.audit import Action
+from sluice.services.grants import end_grants
+from sluice.services.policy import can_approve, load_flows
+from sluice.store.queries import grant_due_to_expire
+from sluice.store.tables import AccessRequest, Grant, Identity
+
+
+def _may_revoke(session: Session, grant: Grant, actor: Identity, is_admin: bool, now: datetime) -> bool:
+    if is_admin or actor.id == grant.identity_id:
+        return True
+    request = grant.request
+    if request is None:
+        return False
+    flows = [f for f in load_flows(session) if f.name == request.flow_name]
+    return any(can_approve(session, f, actor, request.requester, now) for f in flows)
+
+
+def revoke_grant(
+    session: Session, *, grant_id: str, actor: Identity, is_admin: bool, reason: str, now: datetime
+) -> Grant:
+    grant = session.scalar(select(Grant).where(Grant.id == grant_id).with_for_update())
+    if grant is None:
+        raise NotFound(f"no grant {grant_id!r}")
+    if not _may_revoke(session, grant, actor, is_admin, now):
+        raise NotAllowed("only the grantee, an approver of its flow or an admin can revoke this grant")
+    if grant.desired != Desired.ACTIVE:
+        raise Conflict(f"grant {grant.id} is not active (it is {grant.desired}); nothing to revoke")
+    end_grants(
+        session,
+        [grant],
+        now=now,
+        actor=actor.email,
+        action=Action.GRANT_REVOKE_REQUESTED,
+        reason=reason or f"revoked by {actor.email}",
+    )
+    return grant
+
+
+def revoke_request(
+    session: Session, *, request_id: str, actor: Identity, is_admin: bool, reason: str, now: datetime
+) -> AccessRequest:
+    request = session.scalar(select(AccessRequest).where(AccessRequest.id == request_id).with_for_update())
+    if request is None:
+        raise NotFound(f"no request {request_id!r}")
+    live = [g for g in request.grants if g.desired == Desired.ACTIVE]
+    if not live:
+        raise Conflict(f"request {request.id} holds no active access to revoke")
+    for grant in live:
+        if not _may_revoke(session, grant, actor, is_admin, now):
+            raise NotAllowed("only the grantee, an approver of its flow or an admin can revoke this request")
+    end_grants(
+        session,
+        live,
+        now=now,
+        actor=actor.email,
+        action=Action.GRANT_REVOKE_REQUESTED,
+        reason=reason or f"revoked by {actor.email}",
+    )
+    return request
+
+
+def expire_due_grants(session: Session, *, now: datetime, limit: int = 500) -> list[Grant]:
+    """Grants whose end time has passed should be revoked. Rows another worker holds are skipped."""
+    due = session.scalars(
+        select(Grant)
+        .where(grant_due_to_expire(now))
+        .order_by(Grant.ends_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    return end_grants(
+        session, due, now=now, actor="sluice", action=Action.GRANT_EXPIRED, reason="lease ended"
+    )

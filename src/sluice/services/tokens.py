@@ -1,0 +1,63 @@
+"""API tokens: random, shown once, stored only as a hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sluice.domain.errors import NotAuthenticated, NotFound
+from sluice.events.audit import Action, record
+from sluice.store.queries import identity_by_email
+from sluice.store.tables import ApiToken, Identity
+from sluice.store.types import new_id
+
+TOKEN_PREFIX = "slt_"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    identity: Identity
+    is_admin: bool
+
+
+def create_token(session: Session, *, email: str, admin: bool, actor: str, now: datetime) -> str:
+    identity = identity_by_email(session, email)
+    if identity is None:
+        raise NotFound(f"no identity {email!r}; add it to the config file and run `sluice apply` first")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        id=new_id("tok"), identity_id=identity.id, token_hash=_digest(token), admin=admin, created_at=now
+    )
+    session.add(row)
+    record(
+        session,
+        now=now,
+        actor=actor,
+        action=Action.TOKEN_CREATED,
+        subject_type="identity",
+        subject_id=identity.email,
+        admin=admin,
+    )
+    return token
+
+
+def authenticate(session: Session, token: str) -> Caller:
+    row = session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None))
+    )
+    if row is None:
+        raise NotAuthenticated(
+            "the API token is not valid; create one with `sluice token create --email ...`"
+        )
+    if not row.identity.active:
+        raise NotAuthenticated(f"{row.identity.email} is not active")
+    return Caller(identity=row.identity, is_admin=row.admin)

@@ -1,0 +1,165 @@
+"""The worker loop. It sleeps until the next row is due (an end time, a retry, a lapsed claim, a
+pending request's deadline, an inventory sync) or until it is woken because something changed, then
+expires what is due, reconciles what differs, and goes back to sleep."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from sluice.connectors.base import AccessUnit
+from sluice.domain.errors import SluiceError
+from sluice.events.audit import Action, record
+from sluice.services.connector_hub import ConnectorHub
+from sluice.services.decisions import expire_pending_requests
+from sluice.services.inventory import integrations_due_for_sync, next_sync_at, sync_integration
+from sluice.services.revocation import expire_due_grants
+from sluice.services.secrets import SecretBox
+from sluice.store.db import transaction
+from sluice.store.queries import grant_is_live, next_wakeup
+from sluice.store.tables import Grant, Integration
+from sluice.worker.reconcile import Reconciler
+
+log = logging.getLogger("sluice.worker")
+
+IDLE_CEILING = timedelta(seconds=30)  # a safety net; normal wake-ups come from due times and notices
+ORPHAN_SWEEP_EVERY = timedelta(minutes=5)
+
+
+class Worker:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        *,
+        hub: ConnectorHub,
+        box: SecretBox,
+        clock: Callable[[], datetime],
+        worker_id: str,
+        wake: threading.Event | None = None,
+        sync_inventory: bool = True,
+    ) -> None:
+        self.factory = factory
+        self.hub = hub
+        self.clock = clock
+        self.wake = wake or threading.Event()
+        self.stop = threading.Event()
+        self.sync_inventory = sync_inventory
+        self.reconciler = Reconciler(factory, hub=hub, box=box, clock=clock, worker_id=worker_id)
+        self._last_orphan_sweep: datetime | None = None
+
+    def run_once(self) -> int:
+        """One pass: expire, reconcile everything that needs work now, sync, sweep. Returns the number
+        of target operations done."""
+        now = self.clock()
+        with transaction(self.factory) as session:
+            expire_pending_requests(session, now=now)
+            expire_due_grants(session, now=now)
+        done = 0
+        while not self.stop.is_set():
+            jobs = self.reconciler.claim()
+            if not jobs:
+                break
+            for job in jobs:
+                self.reconciler.run(job)
+                done += 1
+            now = self.clock()
+            with transaction(self.factory) as session:
+                expire_due_grants(session, now=now)
+        if self.sync_inventory:
+            self.sync_due_integrations()
+        if self._last_orphan_sweep is None or self.clock() - self._last_orphan_sweep >= ORPHAN_SWEEP_EVERY:
+            self.sweep_orphans()
+        return done
+
+    def sync_due_integrations(self) -> None:
+        with transaction(self.factory) as session:
+            due = integrations_due_for_sync(session, self.clock())
+        for name in due:
+            try:
+                result = sync_integration(self.factory, self.hub, name, clock=self.clock)
+                log.info("synced %s: %s", name, result.as_dict())
+            except SluiceError as exc:
+                log.warning("sync of %s failed: %s", name, exc.detail)
+
+    def sweep_orphans(self) -> int:
+        """Remove from each target whatever Sluice manages there that no live grant justifies."""
+        self._last_orphan_sweep = self.clock()
+        removed = 0
+        with transaction(self.factory) as session:
+            integrations = list(session.scalars(select(Integration)))
+        for integration in integrations:
+            connector = self.hub.for_integration(integration)
+            try:
+                managed = connector.list_managed()
+            except SluiceError as exc:
+                log.warning("orphan sweep could not list %s: %s", integration.name, exc.detail)
+                continue
+            for principal in managed:
+                with transaction(self.factory) as session:
+                    grant = session.get(Grant, principal.grant_id) if principal.grant_id else None
+                    if grant is not None and session.scalar(
+                        select(Grant.id).where(Grant.id == grant.id, grant_is_live())
+                    ):
+                        continue
+                unit = AccessUnit(
+                    grant_id=principal.grant_id or "",
+                    principal=grant.principal if grant else principal.principal,
+                    grantee_email=grant.identity.email if grant else "",
+                    resource_type=grant.resource_type if grant else "",
+                    resource_path=grant.resource_path if grant else "",
+                    permission=grant.permission if grant else "",
+                )
+                try:
+                    connector.revoke(unit)
+                except SluiceError as exc:
+                    log.warning(
+                        "orphan %s in %s not removed yet: %s",
+                        principal.principal,
+                        integration.name,
+                        exc.detail,
+                    )
+                    continue
+                removed += 1
+                with transaction(self.factory) as session:
+                    record(
+                        session,
+                        now=self.clock(),
+                        actor="sluice",
+                        action=Action.ORPHAN_REMOVED,
+                        subject_type="integration",
+                        subject_id=integration.name,
+                        integration=integration.name,
+                        principal=unit.principal,
+                        grant_id=unit.grant_id,
+                    )
+        return removed
+
+    def seconds_until_next(self) -> float:
+        now = self.clock()
+        with transaction(self.factory) as session:
+            candidates = [next_wakeup(session, now), now + IDLE_CEILING]
+            if self.sync_inventory:
+                candidates.append(next_sync_at(session) or now)
+        if self._last_orphan_sweep is not None:
+            candidates.append(self._last_orphan_sweep + ORPHAN_SWEEP_EVERY)
+        soonest = min(c for c in candidates if c is not None)
+        return max(0.0, (soonest - now).total_seconds())
+
+    def run_forever(self) -> None:
+        log.info("worker started")
+        while not self.stop.is_set():
+            self.wake.clear()
+            try:
+                self.run_once()
+                delay = self.seconds_until_next()
+            except Exception:  # the loop must survive a store hiccup; it retries shortly
+                log.exception("worker pass failed; retrying shortly")
+                delay = 1.0
+            if delay > 0:
+                self.wake.wait(min(delay + 0.05, IDLE_CEILING.total_seconds()))
+        log.info("worker stopped")
