@@ -31,7 +31,7 @@ class Action(StrEnum):
     OBJECT_CREATED = "admin.created"
     OBJECT_CHANGED = "admin.changed"
     OBJECT_REMOVED = "admin.removed"
-    TOKEN_CREATED = "token.created"
+    TOKEN_CREATED = "token.created"  # noqa: S105 (an event name, not a secret)
     INVENTORY_SYNCED = "inventory.synced"
     INVENTORY_SYNC_FAILED = "inventory.sync_failed"
 

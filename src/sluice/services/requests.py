@@ -79,7 +79,8 @@ def submit_request(
         allowed = connector_class(resource.integration.kind).permissions.get(resource.type, ())
         if unit.permission not in allowed:
             raise InvalidInput(
-                f"{unit.permission!r} cannot be granted on a {resource.type}; choose one of: {', '.join(allowed)}"
+                f"{unit.permission!r} cannot be granted on a {resource.type}; "
+                f"choose one of: {', '.join(allowed)}"
             )
         resolved.append((resource, unit.permission))
     refs = [(_ref(r), p) for r, p in resolved]
