@@ -142,13 +142,15 @@ class Worker:
     def seconds_until_next(self) -> float:
         now = self.clock()
         with transaction(self.factory) as session:
-            candidates = [next_wakeup(session, now), now + IDLE_CEILING]
+            candidates = [next_wakeup(session, now)]
             if self.sync_inventory:
                 candidates.append(next_sync_at(session) or now)
         if self._last_orphan_sweep is not None:
             candidates.append(self._last_orphan_sweep + ORPHAN_SWEEP_EVERY)
-        soonest = min(c for c in candidates if c is not None)
-        return max(0.0, (soonest - now).total_seconds())
+        present = [c for c in candidates if c is not None]
+        if not present:
+            return IDLE_CEILING.total_seconds()
+        return max(0.0, (min(present) - now).total_seconds())
 
     def run_forever(self) -> None:
         log.info("worker started")

@@ -177,11 +177,13 @@ class Reconciler:
     def _record_failure(self, job: Job, error: SluiceError) -> None:
         now = self.clock()
         retryable = not isinstance(error, TargetError) or error.retryable
+        attempts = 0
         with transaction(self.factory) as session:
             grant = self._release(session, job)
             if grant is None:
                 return
             grant.attempts += 1
+            attempts = grant.attempts
             grant.last_error = error.detail[:2000]
             grant.next_attempt_at = now + backoff(grant.attempts)
             grant.updated_at = now

@@ -1,0 +1,114 @@
+"""The HTTP client for the Sluice API: bearer token, RFC 9457 problems turned into clear errors."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+from sluice.cli.errors import CliError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+API_PREFIX = "/api/v1"
+TIMEOUT_SECONDS = 30.0
+
+
+def _reason_lines(reasons: Any) -> list[str]:
+    if not reasons:
+        return []
+    if isinstance(reasons, str):
+        parts = [r.strip() for r in reasons.split("; ") if r.strip()]
+    elif isinstance(reasons, list):
+        parts = [r if isinstance(r, str) else str(r) for r in reasons]
+    else:
+        parts = [str(reasons)]
+    return ["reasons:", *(f"  - {p}" for p in parts)]
+
+
+def problem_error(response: httpx.Response) -> CliError:
+    """An error for a non-2xx answer, from its problem JSON when it has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and (body.get("detail") or body.get("title")):
+        detail = body.get("detail") or body.get("title")
+        if not isinstance(detail, str):  # e.g. a validation error list
+            detail = f"{body.get('title') or 'invalid request'}: {detail}"
+        notes = _reason_lines(body.get("reasons"))
+        for error in body.get("errors") or []:
+            if isinstance(error, dict):
+                where = ".".join(str(p) for p in error.get("loc", []) if p != "body")
+                notes.append(f"{where}: {error.get('msg', error)}" if where else str(error.get("msg", error)))
+        return CliError(str(detail), notes=notes)
+    reason = response.reason_phrase or "error"
+    return CliError(f"the server answered {response.status_code} {reason}")
+
+
+class ApiClient:
+    def __init__(self, url: str, token: str, *, transport: httpx.BaseTransport | None = None) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=TIMEOUT_SECONDS,
+            transport=transport,
+        )
+
+    @classmethod
+    def from_options(cls, url: str | None, token: str | None) -> ApiClient:
+        url = url or os.environ.get("SLUICE_URL") or DEFAULT_URL
+        token = token or os.environ.get("SLUICE_TOKEN")
+        if not token:
+            raise CliError(
+                "no API token: set SLUICE_TOKEN or pass --token",
+                notes=["create one with: sluice token create --email you@example.com"],
+            )
+        if not url.startswith(("http://", "https://")):
+            raise CliError(f"the server URL {url!r} must start with http:// or https://")
+        return cls(url, token)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(method, API_PREFIX + path, params=clean, json=body)
+        except httpx.ConnectError as exc:
+            raise CliError(
+                f"cannot reach the Sluice server at {self.url} ({exc})",
+                notes=["start it with `sluice up`, or point --url / SLUICE_URL at a running server"],
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise CliError(f"the Sluice server at {self.url} did not answer in time") from exc
+        if response.status_code >= 400:
+            raise problem_error(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise CliError(
+                f"the server at {self.url} did not answer with JSON; is it a Sluice server?"
+            ) from exc
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.request("POST", path, body=body or {})

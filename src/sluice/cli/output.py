@@ -1,0 +1,86 @@
+"""Printing results: plain JSON for machines (`--json`), Rich tables for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+# Both follow sys.stdout / sys.stderr as they are at print time (so test runners can capture them).
+console = Console(highlight=False, soft_wrap=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def print_line(text: str) -> None:
+    """One plain line on stdout, untouched by Rich (for ids and tokens that scripts capture)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def note(text: str) -> None:
+    """A remark for the person, on stderr so that stdout stays clean for scripts."""
+    err_console.print(text)
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={cell(v)}" for k, v in value.items())
+    if isinstance(value, Iterable):
+        return ", ".join(cell(v) for v in value)
+    return str(value)
+
+
+def print_table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[tuple[str, str]],
+    *,
+    title: str | None = None,
+    empty: str = "nothing to show",
+) -> None:
+    """`columns` pairs a row key with its heading."""
+    if not rows:
+        note(f"[dim]{empty}[/dim]")
+        return
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for _, heading in columns:
+        table.add_column(heading, overflow="fold")
+    for row in rows:
+        table.add_row(*(cell(row.get(key)) for key, _ in columns))
+    console.print(table)
+
+
+def print_fields(data: Mapping[str, Any], *, title: str | None = None) -> None:
+    """One object as a two-column key/value table."""
+    table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in data.items():
+        table.add_row(key, cell(value))
+    console.print(table)
+
+
+def items_of(payload: Any) -> list[dict[str, Any]]:
+    """API listings answer `{items: [...]}`; accept a bare list too."""
+    if isinstance(payload, Mapping):
+        items = payload.get("items", [])
+    else:
+        items = payload
+    return [dict(i) for i in items or []]

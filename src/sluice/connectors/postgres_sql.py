@@ -1,0 +1,242 @@
+"""Pure helpers of the PostgreSQL connector: resource paths, comment tags, SCRAM verifiers, role names
+and the composed SQL of the privilege roles. No I/O here; every identifier goes through
+`psycopg.sql.Identifier` and every value through `psycopg.sql.Literal` or a placeholder."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import stringprep
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from psycopg import sql
+
+# Schemas that are PostgreSQL's own and never offered as resources.
+SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
+# Relation kinds offered as tables: ordinary, partitioned, view, materialized view, foreign table.
+TABLE_KINDS = ("r", "p", "v", "m", "f")
+
+_ESCAPED = re.compile(r"%(25|2[Ff])")
+_TAG_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
+_TAG_LINE = re.compile(r"^\s*sluice:(.*)$")
+
+
+def path_segment(name: str) -> str:
+    """One segment of a resource path: `%` becomes `%25` and `/` becomes `%2F`, nothing else changes."""
+    return name.replace("%", "%25").replace("/", "%2F")
+
+
+def segment_name(segment: str) -> str:
+    """The inverse of `path_segment`."""
+    return _ESCAPED.sub(lambda m: "%" if m.group(1) == "25" else "/", segment)
+
+
+def parse_tags(comment: str | None) -> dict[str, str]:
+    """Tags from a `sluice: k=v k2=v2` line of an object's COMMENT; malformed pairs are ignored."""
+    tags: dict[str, str] = {}
+    for line in (comment or "").splitlines():
+        match = _TAG_LINE.match(line)
+        if not match:
+            continue
+        for pair in match.group(1).split():
+            key, sep, value = pair.partition("=")
+            if sep and value and _TAG_KEY.match(key):
+                tags[key] = value
+    return tags
+
+
+# --- SCRAM-SHA-256 verifiers (RFC 5802, RFC 7677), computed here so the server never sees a password
+
+
+def _saslprep(password: str) -> str:
+    """RFC 4013 SASLprep as PostgreSQL applies it: ASCII passes unchanged; a password that SASLprep
+    refuses is used as it is (PostgreSQL and libpq do the same, so both sides agree)."""
+    if password.isascii():
+        return password
+    mapped = "".join(
+        " " if stringprep.in_table_c12(ch) else ch for ch in password if not stringprep.in_table_b1(ch)
+    )
+    prepared = unicodedata.normalize("NFKC", mapped)
+    prohibited = (
+        stringprep.in_table_a1,
+        stringprep.in_table_c12,
+        stringprep.in_table_c21_c22,
+        stringprep.in_table_c3,
+        stringprep.in_table_c4,
+        stringprep.in_table_c5,
+        stringprep.in_table_c6,
+        stringprep.in_table_c7,
+        stringprep.in_table_c8,
+        stringprep.in_table_c9,
+    )
+    if not prepared or any(test(ch) for ch in prepared for test in prohibited):
+        return password
+    if any(stringprep.in_table_d1(ch) for ch in prepared) and (
+        any(stringprep.in_table_d2(ch) for ch in prepared)
+        or not stringprep.in_table_d1(prepared[0])
+        or not stringprep.in_table_d1(prepared[-1])
+    ):
+        return password
+    return prepared
+
+
+def scram_sha256_verifier(password: str, *, salt: bytes | None = None, iterations: int = 4096) -> str:
+    """`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, the form `pg_authid` stores."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", _saslprep(password).encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode("ascii")
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+# --- privilege roles
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resource as names in the target: a database, a schema in it, or a table in that."""
+
+    database: str
+    schema: str | None = None
+    table: str | None = None
+
+    @property
+    def type(self) -> str:
+        return "table" if self.table is not None else "schema" if self.schema is not None else "database"
+
+
+def privilege_role_name(prefix: str, path: str, permission: str) -> str:
+    digest = hashlib.sha256(f"{path}\0{permission}".encode()).hexdigest()[:16]
+    return f"{prefix}p_{digest}"
+
+
+def privilege_comment(path: str, permission: str) -> str:
+    return f"sluice privilege: {path} {permission}"
+
+
+def grant_comment(grant_id: str, integration: str) -> str:
+    return f"sluice grant {grant_id} integration {integration}"
+
+
+def parse_grant_comment(comment: str | None, integration: str) -> str | None:
+    """The grant id in a login role's marker comment, when the marker names this integration."""
+    head = "sluice grant "
+    if not comment or not comment.startswith(head):
+        return None
+    grant_id, sep, name = comment[len(head) :].partition(" integration ")
+    return grant_id if sep and grant_id and name == integration else None
+
+
+_TABLE_RIGHTS = {"read": ("SELECT",), "write": ("SELECT", "INSERT", "UPDATE", "DELETE")}
+
+
+def database_grants(target: Target, role: str) -> list[sql.Composable]:
+    """Run on a connection to any database of the cluster."""
+    return [
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            sql.Identifier(target.database), sql.Identifier(role)
+        )
+    ]
+
+
+def object_grants(
+    target: Target,
+    permission: str,
+    role: str,
+    *,
+    default_owners: Sequence[str] = (),
+    sequences: Sequence[tuple[str, str]] = (),
+) -> list[sql.Composable]:
+    """Run on a connection to the target's own database. `default_owners` are the roles whose future
+    tables a schema grant covers (ALTER DEFAULT PRIVILEGES); `sequences` are a table's own sequences."""
+    if target.schema is None:
+        return []
+    role_id, schema_id = sql.Identifier(role), sql.Identifier(target.schema)
+    rights = sql.SQL(", ").join(sql.SQL(r) for r in _TABLE_RIGHTS[permission])
+    statements: list[sql.Composable] = [sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema_id, role_id)]
+    if target.table is not None:
+        statements.append(
+            sql.SQL("GRANT {} ON TABLE {} TO {}").format(
+                rights, sql.Identifier(target.schema, target.table), role_id
+            )
+        )
+        if permission == "write":
+            statements.extend(
+                sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(sql.Identifier(*seq), role_id)
+                for seq in sequences
+            )
+        return statements
+    statements.append(sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(rights, schema_id, role_id))
+    if permission == "write":
+        statements.append(
+            sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(schema_id, role_id)
+        )
+    for owner in [None, *default_owners]:
+        for_role = sql.SQL("FOR ROLE {} ").format(sql.Identifier(owner)) if owner else sql.SQL("")
+        head = sql.SQL("ALTER DEFAULT PRIVILEGES {}IN SCHEMA {} GRANT ").format(for_role, schema_id)
+        statements.append(head + sql.SQL("{} ON TABLES TO {}").format(rights, role_id))
+        if permission == "write":
+            statements.append(head + sql.SQL("USAGE ON SEQUENCES TO {}").format(role_id))
+    return statements
+
+
+# --- catalogue queries (values are placeholders)
+
+DATABASES = sql.SQL(
+    "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database"
+    " WHERE NOT datistemplate AND datallowconn ORDER BY datname"
+)
+SCHEMAS = sql.SQL(
+    "SELECT n.nspname, obj_description(n.oid, 'pg_namespace') FROM pg_namespace n"
+    " WHERE n.nspname <> ALL(%s) AND NOT starts_with(n.nspname, 'pg_toast')"
+    " AND NOT starts_with(n.nspname, 'pg_temp') ORDER BY n.nspname"
+)
+TABLES = sql.SQL(
+    "SELECT n.nspname, c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relkind = ANY(%s) AND NOT c.relispartition AND n.nspname <> ALL(%s)"
+    " AND NOT starts_with(n.nspname, 'pg_toast') AND NOT starts_with(n.nspname, 'pg_temp')"
+    " ORDER BY n.nspname, c.relname"
+)
+# Owner of a schema when the current role may set default privileges for it (is a member of it).
+SCHEMA_OWNER = sql.SQL(
+    "SELECT pg_get_userbyid(nspowner) FROM pg_namespace"
+    " WHERE nspname = %s AND nspowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user)"
+    " AND pg_has_role(nspowner, 'MEMBER')"
+)
+# Sequences that belong to a table's columns (serial or identity).
+TABLE_SEQUENCES = sql.SQL(
+    "SELECT sn.nspname, s.relname FROM pg_class t"
+    " JOIN pg_namespace tn ON tn.oid = t.relnamespace"
+    " JOIN pg_depend d ON d.refobjid = t.oid AND d.refclassid = 'pg_class'::regclass"
+    "  AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')"
+    " JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'"
+    " JOIN pg_namespace sn ON sn.oid = s.relnamespace"
+    " WHERE tn.nspname = %s AND t.relname = %s"
+)
+ROLE = sql.SQL("SELECT oid, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s")
+MANAGED_ROLES = sql.SQL(
+    "SELECT rolname, shobj_description(oid, 'pg_authid') FROM pg_roles"
+    " WHERE starts_with(rolname, %s) ORDER BY rolname"
+)
+# Databases where a role owns objects or holds privileges, plus the one named, that can be entered.
+ROLE_DATABASES = sql.SQL(
+    "SELECT datname FROM pg_database WHERE datallowconn AND (datname = %s OR oid IN"
+    " (SELECT dbid FROM pg_shdepend WHERE refclassid = 'pg_authid'::regclass AND refobjid = %s))"
+    " ORDER BY datname"
+)
+BACKENDS = sql.SQL("SELECT pid FROM pg_stat_activity WHERE usename = %s AND pid <> pg_backend_pid()")
+ADMIN_ROLE = sql.SQL(
+    "SELECT rolsuper, rolcreaterole, pg_has_role('pg_signal_backend', 'MEMBER')"
+    " FROM pg_roles WHERE rolname = current_user"
+)
