@@ -8,10 +8,10 @@ from sqlalchemy import select
 
 from sluice.domain.states import Actual, Desired
 from sluice.services.decisions import approve_request, cancel_request
+from sluice.services.memberships import StoreMemberships
 from sluice.services.requests import UnitAsked, submit_request
 from sluice.store.db import transaction
 from sluice.store.queries import group_names_of, next_wakeup
-from sluice.services.memberships import StoreMemberships
 from sluice.store.tables import AuditEvent, Grant, Integration
 from sluice.worker.reconcile import CLAIM_LEASE
 from tests.services.conftest import Store

@@ -216,7 +216,7 @@ class Reconciler:
             "%s failed for grant %s (attempt %s): %s",
             job.operation,
             job.grant_id,
-            grant.attempts if grant else "?",
+            attempts,
             error.detail,
         )
 
