@@ -16,11 +16,6 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-# Schemas that are PostgreSQL's own and never offered as resources.
-SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
-# Relation kinds offered as tables: ordinary, partitioned, view, materialized view, foreign table.
-TABLE_KINDS = ("r", "p", "v", "m", "f")
-
 _ESCAPED = re.compile(r"%(25|2[Ff])")
 _TAG_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
 _TAG_LINE = re.compile(r"^\s*sluice:(.*)$")
@@ -45,7 +40,7 @@ def parse_tags(comment: str | None) -> dict[str, str]:
             continue
         for pair in match.group(1).split():
             key, sep, value = pair.partition("=")
-            if sep and value and _TAG_KEY.match(key):
+            if sep and value and "=" not in value and _TAG_KEY.match(key):
                 tags[key] = value
     return tags
 
@@ -140,7 +135,7 @@ def parse_grant_comment(comment: str | None, integration: str) -> str | None:
 _TABLE_RIGHTS = {"read": ("SELECT",), "write": ("SELECT", "INSERT", "UPDATE", "DELETE")}
 
 
-def database_grants(target: Target, role: str) -> list[sql.Composable]:
+def database_grants(target: Target, role: str) -> list[sql.Composed]:
     """Run on a connection to any database of the cluster."""
     return [
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
@@ -156,14 +151,14 @@ def object_grants(
     *,
     default_owners: Sequence[str] = (),
     sequences: Sequence[tuple[str, str]] = (),
-) -> list[sql.Composable]:
+) -> list[sql.Composed]:
     """Run on a connection to the target's own database. `default_owners` are the roles whose future
     tables a schema grant covers (ALTER DEFAULT PRIVILEGES); `sequences` are a table's own sequences."""
     if target.schema is None:
         return []
     role_id, schema_id = sql.Identifier(role), sql.Identifier(target.schema)
     rights = sql.SQL(", ").join(sql.SQL(r) for r in _TABLE_RIGHTS[permission])
-    statements: list[sql.Composable] = [sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema_id, role_id)]
+    statements: list[sql.Composed] = [sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema_id, role_id)]
     if target.table is not None:
         statements.append(
             sql.SQL("GRANT {} ON TABLE {} TO {}").format(
@@ -196,17 +191,22 @@ DATABASES = sql.SQL(
     "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database"
     " WHERE NOT datistemplate AND datallowconn ORDER BY datname"
 )
+# Schemas that are PostgreSQL's own (and temporary/TOAST ones) are never offered as resources.
+_USER_SCHEMA = (
+    "n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    " AND NOT starts_with(n.nspname, 'pg_toast') AND NOT starts_with(n.nspname, 'pg_temp')"
+)
 SCHEMAS = sql.SQL(
     "SELECT n.nspname, obj_description(n.oid, 'pg_namespace') FROM pg_namespace n"
-    " WHERE n.nspname <> ALL(%s) AND NOT starts_with(n.nspname, 'pg_toast')"
-    " AND NOT starts_with(n.nspname, 'pg_temp') ORDER BY n.nspname"
+    " WHERE " + _USER_SCHEMA + " ORDER BY n.nspname"
 )
+# Tables, partitioned tables, views, materialized views and foreign tables; partitions are reached
+# through their parent and are not offered on their own.
 TABLES = sql.SQL(
     "SELECT n.nspname, c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c"
     " JOIN pg_namespace n ON n.oid = c.relnamespace"
-    " WHERE c.relkind = ANY(%s) AND NOT c.relispartition AND n.nspname <> ALL(%s)"
-    " AND NOT starts_with(n.nspname, 'pg_toast') AND NOT starts_with(n.nspname, 'pg_temp')"
-    " ORDER BY n.nspname, c.relname"
+    " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition"
+    " AND " + _USER_SCHEMA + " ORDER BY n.nspname, c.relname"
 )
 # Owner of a schema when the current role may set default privileges for it (is a member of it).
 SCHEMA_OWNER = sql.SQL(
@@ -224,6 +224,17 @@ TABLE_SEQUENCES = sql.SQL(
     " JOIN pg_namespace sn ON sn.oid = s.relnamespace"
     " WHERE tn.nspname = %s AND t.relname = %s"
 )
+# Serializes GRANTs that touch the same catalogue rows (concurrent GRANTs on one object fail with
+# "tuple concurrently updated"); held to the end of the transaction.
+LOCK = sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))")
+
+
+def lock_key(target: Target) -> str:
+    """Grants on a schema and on its tables touch the same tables' ACLs, so they share one key."""
+    names = [target.database] if target.schema is None else [target.database, target.schema]
+    return "sluice-grant/" + "/".join(path_segment(n) for n in names)
+
+
 ROLE = sql.SQL("SELECT oid, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s")
 MANAGED_ROLES = sql.SQL(
     "SELECT rolname, shobj_description(oid, 'pg_authid') FROM pg_roles"
@@ -235,7 +246,11 @@ ROLE_DATABASES = sql.SQL(
     " (SELECT dbid FROM pg_shdepend WHERE refclassid = 'pg_authid'::regclass AND refobjid = %s))"
     " ORDER BY datname"
 )
-BACKENDS = sql.SQL("SELECT pid FROM pg_stat_activity WHERE usename = %s AND pid <> pg_backend_pid()")
+# Ends every session of a role in the whole cluster, waiting up to %s ms for each to be gone.
+TERMINATE = sql.SQL(
+    "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity"
+    " WHERE usename = %s AND pid <> pg_backend_pid()"
+)
 ADMIN_ROLE = sql.SQL(
     "SELECT rolsuper, rolcreaterole, pg_has_role('pg_signal_backend', 'MEMBER')"
     " FROM pg_roles WHERE rolname = current_user"

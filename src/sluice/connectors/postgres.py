@@ -1,0 +1,366 @@
+"""PostgreSQL connector: temporary login roles on a PostgreSQL server.
+
+Resources are databases, schemas and tables (views, partitioned tables, materialized views and foreign
+tables count as tables), with paths `{integration}/{db}/{schema}/{table}` whose segments escape `/` and
+`%`. Tags come from a `sluice: k=v k2=v2` line in an object's COMMENT.
+
+Scale: privileges are never granted to the per-grant login roles. Each (resource, permission) has one
+shared NOLOGIN privilege role (`{prefix}p_{hash}`) holding the privileges; a grant creates a LOGIN role
+(`{prefix}{grant id}`) that is a member of it, so an object's ACL does not grow with the number of
+grants. The login role's password is a SCRAM verifier computed here, so the plaintext never reaches
+the server; `VALID UNTIL` is set to the grant's end plus a margin as a second lock. Revoking turns
+login off, ends the role's sessions, then drops what it owns and the role itself; the shared privilege
+role stays for the other grants.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import errors, sql
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sluice.connectors import postgres_sql as q
+from sluice.connectors.base import (
+    AccessUnit,
+    ConnectorContext,
+    DiscoveredResource,
+    ManagedPrincipal,
+    SecretRef,
+)
+from sluice.connectors.postgres_sql import Target, path_segment, segment_name
+from sluice.domain.errors import InvalidInput, TargetError
+
+__all__ = ["PostgresConfig", "PostgresConnector", "path_segment", "segment_name"]
+
+_ROLE_PREFIX = re.compile(r"^[a-z0-9_]{1,20}$")
+_ALREADY_THERE = (errors.DuplicateObject, errors.UniqueViolation)
+_TERMINATE_WAIT_MS = 5000
+
+
+class PostgresConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=5432, ge=1, le=65535)
+    user: str = "postgres"
+    dbname: str = "postgres"  # the maintenance database, where roles are managed
+    password: SecretRef | None = None
+    url: SecretRef | None = None  # a whole libpq URL; replaces host, port, user, dbname and password
+    databases: list[str] | None = None  # limit discovery; default every database that allows connections
+    role_prefix: str = "sluice_"
+    public_host: str | None = None  # the host shown to grantees; default the host connected to
+    expiry_margin_seconds: int = Field(default=60, ge=0)
+    connect_timeout_seconds: int = Field(default=5, ge=1)
+    statement_timeout_seconds: int = Field(default=30, ge=1)
+
+    @field_validator("role_prefix")
+    @classmethod
+    def _plain_prefix(cls, value: str) -> str:
+        if not _ROLE_PREFIX.match(value):
+            raise ValueError("role_prefix is 1 to 20 lowercase letters, digits or underscores")
+        return value
+
+
+class PostgresConnector:
+    kind: ClassVar[str] = "postgresql"
+    permissions: ClassVar[dict[str, tuple[str, ...]]] = {
+        "database": ("connect",),
+        "schema": ("read", "write"),
+        "table": ("read", "write"),
+    }
+    issues_secret: ClassVar[bool] = True
+    config_model: ClassVar[type[BaseModel]] = PostgresConfig
+
+    def __init__(self, integration_name: str, config: BaseModel, context: ConnectorContext) -> None:
+        if not isinstance(config, PostgresConfig):
+            raise TypeError("PostgresConnector takes a PostgresConfig")
+        self.name = integration_name
+        self.config = config
+        self.context = context
+
+    # --- the contract
+
+    def principal_for(self, grant_id: str, grantee_email: str) -> str:
+        return self.config.role_prefix + grant_id.split("_", 1)[-1]
+
+    def discover(self) -> Iterable[DiscoveredResource]:
+        with self._errors():
+            with self._connect() as admin:
+                databases = admin.execute(q.DATABASES).fetchall()
+            wanted = self.config.databases
+            for db, db_comment in databases:
+                if wanted is not None and db not in wanted:
+                    continue
+                db_path = f"{self.name}/{path_segment(db)}"
+                yield DiscoveredResource("database", db, db_path, None, q.parse_tags(db_comment))
+                with self._connect(db) as conn:
+                    schemas = conn.execute(q.SCHEMAS).fetchall()
+                    tables = conn.execute(q.TABLES).fetchall()
+                for schema, comment in schemas:
+                    path = f"{db_path}/{path_segment(schema)}"
+                    yield DiscoveredResource("schema", schema, path, db_path, q.parse_tags(comment))
+                for schema, table, comment in tables:
+                    parent = f"{db_path}/{path_segment(schema)}"
+                    path = f"{parent}/{path_segment(table)}"
+                    yield DiscoveredResource("table", table, path, parent, q.parse_tags(comment))
+
+    def grant(self, unit: AccessUnit) -> dict[str, Any]:
+        target = self._target(unit)
+        login = self._principal(unit)
+        if not unit.secret:
+            raise TargetError(f"{self.name}: a PostgreSQL grant needs a generated password", retryable=False)
+        verifier = q.scram_sha256_verifier(unit.secret)
+        privilege = q.privilege_role_name(self.config.role_prefix, unit.resource_path, unit.permission)
+        with self._errors(unit.secret, verifier), self._connect() as admin:
+            self._ensure_privilege_role(admin, privilege, unit)
+            with admin.transaction():
+                admin.execute(q.LOCK, [q.lock_key(Target(target.database))])
+                for statement in q.database_grants(target, privilege):
+                    admin.execute(statement)
+            if target.schema is not None:
+                with self._connect_to(admin, target.database) as conn:
+                    self._grant_objects(conn, target, unit.permission, privilege)
+            self._ensure_login(admin, unit, login, verifier, privilege)
+            return {
+                "host": self.config.public_host or admin.info.host,
+                "port": admin.info.port,
+                "database": target.database,
+                "username": login,
+            }
+
+    def revoke(self, unit: AccessUnit) -> None:
+        # The orphan sweep revokes by principal alone (no resource path): the databases to clean are
+        # then found from the role's dependencies only.
+        database = self._target(unit).database if unit.resource_path else None
+        login = self._principal(unit)
+        ident = sql.Identifier(login)
+        with self._errors(unit.secret), self._connect() as admin:
+            row = admin.execute(q.ROLE, [login]).fetchone()
+            if row is None:
+                return
+            role_oid, comment = row
+            self._require_marker(login, comment, unit.grant_id)
+            try:
+                # Cut access first, so an open session ends even if a later step fails.
+                admin.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
+                self._terminate(admin, login)
+                for db in [r[0] for r in admin.execute(q.ROLE_DATABASES, [database, role_oid])]:
+                    with self._connect_to(admin, db) as conn, conn.transaction():
+                        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
+                        conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+                self._terminate(admin, login)  # a session that was authenticating during the ALTER
+                admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+            except errors.UndefinedObject:
+                return  # dropped meanwhile: gone is what we want
+
+    def list_managed(self) -> list[ManagedPrincipal]:
+        with self._errors(), self._connect() as admin:
+            rows = admin.execute(q.MANAGED_ROLES, [self.config.role_prefix]).fetchall()
+        found = []
+        for role, comment in rows:
+            grant_id = q.parse_grant_comment(comment, self.name)
+            if grant_id is not None:
+                found.append(ManagedPrincipal(principal=role, grant_id=grant_id))
+        return found
+
+    def check(self) -> list[str]:
+        try:
+            with self._errors(), self._connect() as admin:
+                version = admin.info.server_version
+                role = admin.execute(q.ADMIN_ROLE).fetchone()
+                databases = {r[0] for r in admin.execute(q.DATABASES)}
+        except TargetError as exc:
+            return [f"cannot connect: {exc.detail}"]
+        problems = []
+        if version < 140000:
+            problems.append("PostgreSQL 14 or later is needed (the server is older)")
+        if role is not None:
+            superuser, createrole, signal = role
+            if not superuser and not createrole:
+                problems.append(
+                    "the admin role lacks CREATEROLE and is not a superuser: it cannot create roles"
+                )
+            if not superuser and not signal:
+                problems.append(
+                    "the admin role is not a member of pg_signal_backend: it cannot end revoked sessions"
+                )
+        missing = [db for db in self.config.databases or [] if db not in databases]
+        if missing:
+            problems.append(
+                f"configured databases not found or not open to connections: {', '.join(missing)}"
+            )
+        return problems
+
+    # --- steps
+
+    def _ensure_privilege_role(self, admin: psycopg.Connection[Any], role: str, unit: AccessUnit) -> None:
+        ident = sql.Identifier(role)
+        comment = q.privilege_comment(unit.resource_path, unit.permission)
+        try:
+            with admin.transaction():
+                admin.execute(sql.SQL("CREATE ROLE {} WITH NOLOGIN").format(ident))
+                admin.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(comment)))
+        except _ALREADY_THERE:
+            pass  # made earlier, or by another worker just now
+
+    def _grant_objects(
+        self, conn: psycopg.Connection[Any], target: Target, permission: str, role: str
+    ) -> None:
+        owners: list[str] = []
+        sequences: list[tuple[str, str]] = []
+        if target.table is None:
+            owners = [r[0] for r in conn.execute(q.SCHEMA_OWNER, [target.schema])]
+        elif permission == "write":
+            sequences = [(r[0], r[1]) for r in conn.execute(q.TABLE_SEQUENCES, [target.schema, target.table])]
+        with conn.transaction():
+            conn.execute(q.LOCK, [q.lock_key(target)])
+            for statement in q.object_grants(
+                target, permission, role, default_owners=owners, sequences=sequences
+            ):
+                conn.execute(statement)
+
+    def _ensure_login(
+        self, admin: psycopg.Connection[Any], unit: AccessUnit, login: str, verifier: str, privilege: str
+    ) -> None:
+        ident = sql.Identifier(login)
+        options = sql.SQL("LOGIN INHERIT PASSWORD {} VALID UNTIL {}").format(
+            sql.Literal(verifier), sql.Literal(self._valid_until(unit.ends_at))
+        )
+        marker = sql.Literal(q.grant_comment(unit.grant_id, self.name))
+        for attempt in range(2):
+            try:
+                with admin.transaction():
+                    row = admin.execute(q.ROLE, [login]).fetchone()
+                    if row is None:
+                        admin.execute(sql.SQL("CREATE ROLE {} WITH ").format(ident) + options)
+                        admin.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, marker))
+                    else:
+                        self._require_marker(login, row[1], unit.grant_id)
+                        admin.execute(sql.SQL("ALTER ROLE {} WITH ").format(ident) + options)
+                    admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(privilege), ident))
+                return
+            except _ALREADY_THERE:
+                if attempt:
+                    raise  # another worker created it at the same moment: the second pass alters it
+
+    def _terminate(self, admin: psycopg.Connection[Any], login: str) -> None:
+        wait = min(_TERMINATE_WAIT_MS, self.config.statement_timeout_seconds * 500)
+        admin.execute(q.TERMINATE, [wait, login]).fetchall()
+
+    # --- helpers
+
+    def _valid_until(self, ends_at: datetime | None) -> str:
+        if ends_at is None:
+            return "infinity"
+        if ends_at.tzinfo is None:
+            ends_at = ends_at.replace(tzinfo=UTC)
+        return (ends_at + timedelta(seconds=self.config.expiry_margin_seconds)).astimezone(UTC).isoformat()
+
+    def _target(self, unit: AccessUnit) -> Target:
+        path = unit.resource_path
+        head = self.name + "/"
+        parts = path[len(head) :].split("/") if path.startswith(head) else []
+        names = [segment_name(p) for p in parts]
+        if not 1 <= len(names) <= 3 or any(not n or "\0" in n for n in names):
+            raise TargetError(f"{path!r} is not a resource path of {self.name}", retryable=False)
+        target = Target(*names)
+        if target.type != unit.resource_type:
+            raise TargetError(f"{path!r} is a {target.type}, not a {unit.resource_type}", retryable=False)
+        if unit.permission not in self.permissions[target.type]:
+            raise TargetError(f"{unit.permission!r} cannot be granted on a {target.type}", retryable=False)
+        return target
+
+    def _principal(self, unit: AccessUnit) -> str:
+        name = unit.principal
+        prefix = self.config.role_prefix
+        if not name.startswith(prefix) or len(name) == len(prefix) or len(name.encode()) > 63:
+            raise TargetError(f"{name!r} is not a role name {self.name} manages", retryable=False)
+        if name.startswith(prefix + "p_"):
+            raise TargetError(f"{name!r} is a privilege role name, not a login", retryable=False)
+        return name
+
+    def _require_marker(self, login: str, comment: str | None, grant_id: str) -> None:
+        if q.parse_grant_comment(comment, self.name) != grant_id:
+            raise TargetError(
+                f"role {login!r} exists but is not marked as grant {grant_id} of {self.name}; left untouched",
+                retryable=False,
+            )
+
+    def _secrets(self, extra: Iterable[str | None]) -> list[str]:
+        """Every secret text that must not show in an error: admin password, URL, URL password."""
+        found = [s for s in extra if s]
+        for ref in (self.config.password, self.config.url):
+            if ref is not None:
+                with suppress(InvalidInput):
+                    found.append(ref.resolve("secret"))
+        if self.config.url is not None:
+            with suppress(InvalidInput):
+                url = self.config.url.resolve("url")
+                with suppress(ValueError):
+                    found.append(urlsplit(url).password or "")
+                with suppress(psycopg.Error):
+                    found.append(str(conninfo_to_dict(url).get("password") or ""))
+        return sorted({s for s in found if s}, key=len, reverse=True)
+
+    @contextmanager
+    def _errors(self, *extra: str | None) -> Iterator[None]:
+        """Turn driver errors into TargetError, with every secret scrubbed from the text."""
+        try:
+            yield
+        except TargetError:
+            raise
+        except (psycopg.Error, InvalidInput) as exc:
+            detail = exc.detail if isinstance(exc, InvalidInput) else str(exc).strip()
+            for secret in self._secrets(extra):
+                detail = detail.replace(secret, "***")
+            retryable = isinstance(
+                exc, psycopg.OperationalError | psycopg.InterfaceError | psycopg.InternalError | InvalidInput
+            )
+            sqlstate = getattr(exc, "sqlstate", None)
+            raise TargetError(f"{self.name}: {detail}", retryable=retryable, sqlstate=sqlstate) from None
+
+    def _connect(self, dbname: str | None = None) -> psycopg.Connection[Any]:
+        params: dict[str, Any] = {}
+        if self.config.url is not None:
+            conninfo = self.config.url.resolve(f"{self.name} url")
+        else:
+            conninfo = ""
+            params = {"host": self.config.host, "port": self.config.port, "user": self.config.user}
+            params["dbname"] = self.config.dbname
+            if self.config.password is not None:
+                params["password"] = self.config.password.resolve(f"{self.name} password")
+        if dbname is not None:
+            params["dbname"] = dbname
+        conn = psycopg.connect(
+            conninfo,
+            autocommit=True,
+            connect_timeout=self.config.connect_timeout_seconds,
+            application_name="sluice",
+            **params,
+        )
+        try:
+            conn.execute(
+                "SELECT set_config('statement_timeout', %s, false)",
+                [f"{self.config.statement_timeout_seconds}s"],
+            )
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def _connect_to(self, admin: psycopg.Connection[Any], dbname: str) -> Iterator[psycopg.Connection[Any]]:
+        """A connection to `dbname`: the admin one when it is already there, else a new one."""
+        if admin.info.dbname == dbname:
+            yield admin
+        else:
+            with self._connect(dbname) as conn:
+                yield conn
