@@ -1,0 +1,213 @@
+"""The config file (`sluice apply -f FILE`): identities, groups, integrations and access flows as code.
+
+`load_config` / `parse_config` read the YAML and check everything that can be checked before anything
+is applied: syntax, keys, types, duplicates, references, connector configs and inline secrets. All
+problems found are raised together as one `ConfigError`, each pointing at its line in the file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from sqlalchemy.orm import Session
+
+from sluice.domain.durations import parse_duration
+from sluice.domain.errors import InvalidInput
+from sluice.domain.flows import FlowSpec
+from sluice.services.config_checks import builtin_groups_config, check_document, secret_problems
+from sluice.services.config_source import (
+    ConfigError,
+    ConfigProblem,
+    SourceMap,
+    problems_from_validation,
+    read_yaml,
+)
+
+__all__ = [
+    "ConfigDocument",
+    "ConfigError",
+    "ConfigProblem",
+    "GroupSpec",
+    "IdentitySpec",
+    "IntegrationSpec",
+    "load_config",
+    "parse_config",
+]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_INTEGRATION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def _email(value: str) -> str:
+    cleaned = value.strip().lower()
+    if not _EMAIL.match(cleaned):
+        raise ValueError(f"{value!r} is not an email address")
+    return cleaned
+
+
+def _none_is_empty(value: Any) -> Any:
+    """`identities:` with nothing after it means an empty list, as a person would expect."""
+    return [] if value is None else value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IdentitySpec(_Strict):
+    email: str
+    name: str = ""
+    manager: str | None = None
+    groups: list[str] = Field(default_factory=list)
+    attributes: dict[str, str] = Field(default_factory=dict)
+    active: bool = True
+
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str) -> str:
+        return _email(value)
+
+    @field_validator("manager")
+    @classmethod
+    def _valid_manager(cls, value: str | None) -> str | None:
+        return None if value is None else _email(value)
+
+    @field_validator("groups", mode="before")
+    @classmethod
+    def _groups_list(cls, value: Any) -> Any:
+        return _none_is_empty(value)
+
+    @field_validator("groups")
+    @classmethod
+    def _group_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name.strip() or len(name) > 200:
+                raise ValueError(f"group name {name!r} must be 1 to 200 characters")
+        return list(dict.fromkeys(value))
+
+
+class GroupSpec(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+
+
+class IntegrationSpec(_Strict):
+    name: str
+    kind: str
+    owner: str | None = None
+    sync_interval: str = "1h"
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _INTEGRATION_NAME.match(value) or len(value) > 120:
+            raise ValueError(
+                f"integration name {value!r} must start with a lower-case letter or digit and hold only "
+                "lower-case letters, digits, '-' and '_' (at most 120); it is the first segment of "
+                "every resource path"
+            )
+        return value
+
+    @field_validator("owner")
+    @classmethod
+    def _valid_owner(cls, value: str | None) -> str | None:
+        return None if value is None else _email(value)
+
+    @field_validator("sync_interval", mode="before")
+    @classmethod
+    def _valid_interval(cls, value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError("sync_interval is a duration like '10m' or '1h'")
+        try:
+            parse_duration(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.detail) from exc
+        return str(value)
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _config_mapping(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @property
+    def sync_interval_seconds(self) -> int:
+        return int(parse_duration(self.sync_interval).total_seconds())
+
+
+class ConfigDocument(_Strict):
+    identities: list[IdentitySpec] = Field(default_factory=list)
+    groups: list[GroupSpec] = Field(default_factory=list)
+    integrations: list[IntegrationSpec] = Field(default_factory=list)
+    flows: list[FlowSpec] = Field(default_factory=list)
+
+    _source: SourceMap | None = PrivateAttr(default=None)
+
+    @field_validator("identities", "groups", "integrations", "flows", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _none_is_empty(value)
+
+    @property
+    def source(self) -> SourceMap:
+        """Where the document came from; a document built in code has no positions."""
+        return self._source or SourceMap("<config>")
+
+    def declared_groups(self) -> dict[str, str | None]:
+        """Every group the document names, with its description where one is written: from
+        `groups:`, from builtin_groups integrations, and from identities' `groups`."""
+        found: dict[str, str | None] = {}
+        for integration in self.integrations:
+            builtin = builtin_groups_config(integration)
+            for group in builtin.groups if builtin else []:
+                found[group.name] = group.description
+        for spec in self.groups:
+            found[spec.name] = spec.description
+        for identity in self.identities:
+            for name in identity.groups:
+                found.setdefault(name, None)
+        return found
+
+
+def parse_config(text: str, filename: str, *, session: Session | None = None) -> ConfigDocument:
+    """Read and check a config document. With a session, references may also name identities, groups
+    and integrations already in Sluice (not managed by the config); without one, they must resolve
+    within the file. Raises `ConfigError` with every problem found."""
+    data, source, problems = read_yaml(text, filename)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(
+            source.problem(
+                (), "the file must be a mapping with the keys identities, groups, integrations, flows"
+            )
+        )
+        raise ConfigError(problems)
+    try:
+        doc = ConfigDocument.model_validate(data)
+    except ValidationError as exc:
+        problems += problems_from_validation(exc, source, ConfigDocument)
+        integrations = data.get("integrations")
+        for index, raw in enumerate(integrations if isinstance(integrations, list) else []):
+            if isinstance(raw, dict):
+                problems += secret_problems(raw.get("config"), ("integrations", index, "config"), source)
+        raise ConfigError(problems) from exc
+    doc._source = source
+    problems += check_document(doc, session)
+    if problems:
+        raise ConfigError(problems)
+    return doc
+
+
+def load_config(path: Path, *, session: Session | None = None) -> ConfigDocument:
+    """Read and check the config file at `path` (see `parse_config`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), None, None, "", f"cannot read: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem(str(path), None, None, "", "not UTF-8 text")]) from exc
+    return parse_config(text, str(path), session=session)
