@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,6 +33,8 @@ class Runtime:
     hub: ConnectorHub
     box: SecretBox
     wake: threading.Event = field(default_factory=threading.Event)
+    # The time source every use case reads; tests put a clock they move by hand here.
+    clock: Callable[[], datetime] = utc_now
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -44,9 +47,6 @@ class Runtime:
             hub=ConnectorHub(factory),
             box=SecretBox.load(settings.home, settings.secret_key),
         )
-
-    def clock(self) -> datetime:
-        return utc_now()
 
     def notify_work(self, session: Session) -> None:
         """Tell workers something changed: in this process at once; on PostgreSQL, workers in other

@@ -30,7 +30,10 @@ def parse_duration(text: str | int) -> timedelta:
             seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise InvalidInput(f"duration {text!r} must be longer than zero")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError as exc:  # beyond what any clock can count; not a crash
+        raise InvalidInput(f"duration {text!r} is far too long") from exc
 
 
 def format_duration(delta: timedelta) -> str:

@@ -1,0 +1,39 @@
+"""Query parameters and the unit of work that the routes share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import Query, Request
+from sqlalchemy.orm import Session
+
+from sluice.domain.errors import InvalidInput
+from sluice.runtime import Runtime
+from sluice.store.db import transaction
+
+MAX_PAGE = 500
+MAX_OFFSET = 2**31 - 1  # beyond any real list, and within what every store can compare
+MAX_ID = 2**63 - 1
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"At most this many items (1..{MAX_PAGE})")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Skip this many items")]
+
+
+def refuse_nul(request: Request) -> None:
+    """A NUL character in a path or query value is never meaningful, and PostgreSQL refuses to
+    compare text with one: answer 422 here rather than 500 there."""
+    if "\x00" in request.url.path or any("\x00" in k + v for k, v in request.query_params.multi_items()):
+        raise InvalidInput("the URL contains a NUL character (%00); remove it")
+
+
+@contextmanager
+def changing(runtime: Runtime) -> Iterator[Session]:
+    """One transaction for a change to requests or grants. Workers are told inside it (on PostgreSQL the
+    notice is delivered at commit) and once more after the commit, so a worker in this process that
+    woke too early, before the change was visible, runs again."""
+    with transaction(runtime.factory) as session:
+        yield session
+        runtime.notify_work(session)
+    runtime.wake.set()

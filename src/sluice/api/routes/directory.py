@@ -1,0 +1,42 @@
+"""The directory: identities and groups (with temporary memberships that grants made)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from sluice.api.auth import CallerDep, RuntimeDep
+from sluice.api.params import Limit, Offset
+from sluice.api.schemas import GroupPage, GroupView, IdentityPage, IdentityView
+from sluice.api.views import group_views, identity_views
+from sluice.services import reads
+from sluice.store.db import transaction
+
+router = APIRouter(tags=["directory"])
+
+
+@router.get("/identities", response_model=IdentityPage, summary="List identities")
+def list_identities(
+    runtime: RuntimeDep, caller: CallerDep, limit: Limit = 100, offset: Offset = 0
+) -> IdentityPage:
+    with transaction(runtime.factory) as session:
+        page = reads.list_identities(session, limit=limit, offset=offset)
+        return IdentityPage(items=identity_views(session, page.items, runtime.clock()), total=page.total)
+
+
+@router.get("/identities/{email}", response_model=IdentityView, summary="Show one identity")
+def show_identity(email: str, runtime: RuntimeDep, caller: CallerDep) -> IdentityView:
+    with transaction(runtime.factory) as session:
+        return identity_views(session, [reads.identity(session, email)], runtime.clock())[0]
+
+
+@router.get("/groups", response_model=GroupPage, summary="List groups and their members")
+def list_groups(runtime: RuntimeDep, caller: CallerDep, limit: Limit = 100, offset: Offset = 0) -> GroupPage:
+    with transaction(runtime.factory) as session:
+        page = reads.list_groups(session, limit=limit, offset=offset)
+        return GroupPage(items=group_views(session, page.items, runtime.clock()), total=page.total)
+
+
+@router.get("/groups/{name}", response_model=GroupView, summary="Show one group and its members")
+def show_group(name: str, runtime: RuntimeDep, caller: CallerDep) -> GroupView:
+    with transaction(runtime.factory) as session:
+        return group_views(session, [reads.group(session, name)], runtime.clock())[0]

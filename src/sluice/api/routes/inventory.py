@@ -1,0 +1,60 @@
+"""The inventory: integrations and the resources discovered in them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from sluice.api.auth import AdminDep, CallerDep, RuntimeDep
+from sluice.api.params import Limit, Offset
+from sluice.api.schemas import IntegrationList, ResourcePage, ResourceView, SyncView
+from sluice.api.views import integration_view, resource_views
+from sluice.services import reads
+from sluice.services.inventory import sync_integration
+from sluice.store.db import transaction
+
+router = APIRouter(tags=["inventory"])
+
+
+@router.get("/resources", response_model=ResourcePage, summary="List resources")
+def list_resources(
+    runtime: RuntimeDep,
+    caller: CallerDep,
+    integration: str | None = None,
+    resource_type: Annotated[str | None, Query(alias="type")] = None,
+    path_prefix: str | None = None,
+    q: str | None = None,
+    include_deleted: bool = False,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> ResourcePage:
+    where = reads.ResourceFilter(
+        integration=integration,
+        type=resource_type,
+        path_prefix=path_prefix,
+        q=q,
+        include_deleted=include_deleted,
+    )
+    with transaction(runtime.factory) as session:
+        page = reads.list_resources(session, where=where, limit=limit, offset=offset)
+        return ResourcePage(items=resource_views(session, page.items), total=page.total)
+
+
+@router.get("/resources/{ref:path}", response_model=ResourceView, summary="Show a resource by id or path")
+def show_resource(ref: str, runtime: RuntimeDep, caller: CallerDep) -> ResourceView:
+    with transaction(runtime.factory) as session:
+        return resource_views(session, [reads.resource_by_ref(session, ref)])[0]
+
+
+@router.get("/integrations", response_model=IntegrationList, summary="List integrations")
+def list_integrations(runtime: RuntimeDep, caller: CallerDep) -> IntegrationList:
+    with transaction(runtime.factory) as session:
+        return IntegrationList(items=[integration_view(i) for i in reads.list_integrations(session)])
+
+
+@router.post("/integrations/{name}/sync", response_model=SyncView, summary="Discover resources now (admin)")
+def sync(name: str, runtime: RuntimeDep, caller: AdminDep) -> SyncView:
+    """Runs discovery against the target; a target that fails answers 502."""
+    result = sync_integration(runtime.factory, runtime.hub, name, clock=runtime.clock)
+    return SyncView(integration=result.integration, **result.as_dict())

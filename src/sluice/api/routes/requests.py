@@ -1,0 +1,151 @@
+"""Requests: submit, list, show, and the decisions on them (approve, reject, cancel, revoke)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+
+from sluice.api.auth import CallerDep, RuntimeDep, me
+from sluice.api.params import Limit, Offset, changing
+from sluice.api.schemas import DecisionBody, RequestCreate, RequestPage, RequestView
+from sluice.api.views import request_view
+from sluice.domain.durations import parse_duration
+from sluice.domain.errors import InvalidInput
+from sluice.domain.states import RequestStatus
+from sluice.services import decisions, reads, revocation
+from sluice.services.requests import UnitAsked, submit_request
+from sluice.store.db import transaction
+
+router = APIRouter(prefix="/requests", tags=["requests"])
+
+OptionalDecision = Annotated[DecisionBody | None, Body()]
+
+
+@router.post("", status_code=201, response_model=RequestView, summary="Ask for access")
+def create_request(body: RequestCreate, runtime: RuntimeDep, caller: CallerDep) -> RequestView:
+    try:
+        duration = parse_duration(body.duration)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.detail, errors=[{"location": "body.duration", "message": exc.detail}]) from exc
+    now = runtime.clock()
+    with changing(runtime) as session:
+        request = submit_request(
+            session,
+            hub=runtime.hub,
+            requester=me(session, caller),
+            units=[UnitAsked(resource=path, permission=body.permission) for path in body.resources],
+            duration=duration,
+            reason=body.reason,
+            now=now,
+            flow_name=body.flow,
+        )
+        session.flush()
+        return request_view(session, request, now)
+
+
+@router.get("", response_model=RequestPage, summary="List requests")
+def list_requests(
+    runtime: RuntimeDep,
+    caller: CallerDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    scope: Annotated[
+        reads.RequestScope,
+        Query(description="mine: asked by you; to_approve: waiting for you; all: every one (admin)"),
+    ] = reads.RequestScope.MINE,
+    status: RequestStatus | None = None,
+) -> RequestPage:
+    now = runtime.clock()
+    with transaction(runtime.factory) as session:
+        page = reads.list_requests(
+            session,
+            viewer=me(session, caller),
+            is_admin=caller.is_admin,
+            scope=scope,
+            status=status,
+            limit=limit,
+            offset=offset,
+            now=now,
+        )
+        return RequestPage(items=[request_view(session, r, now) for r in page.items], total=page.total)
+
+
+@router.get("/{request_id}", response_model=RequestView, summary="Show one request")
+def show_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -> RequestView:
+    now = runtime.clock()
+    with transaction(runtime.factory) as session:
+        request = reads.visible_request(
+            session, request_id=request_id, viewer=me(session, caller), is_admin=caller.is_admin, now=now
+        )
+        return request_view(session, request, now)
+
+
+@router.post("/{request_id}/approve", response_model=RequestView, summary="Approve a pending request")
+def approve(
+    request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
+) -> RequestView:
+    now = runtime.clock()
+    with changing(runtime) as session:
+        request = decisions.approve_request(
+            session,
+            request_id=request_id,
+            approver=me(session, caller),
+            reason=(body or DecisionBody()).reason,
+            now=now,
+        )
+        session.flush()
+        return request_view(session, request, now)
+
+
+@router.post("/{request_id}/reject", response_model=RequestView, summary="Reject a pending request")
+def reject(
+    request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
+) -> RequestView:
+    now = runtime.clock()
+    with changing(runtime) as session:
+        request = decisions.reject_request(
+            session,
+            request_id=request_id,
+            approver=me(session, caller),
+            reason=(body or DecisionBody()).reason,
+            now=now,
+        )
+        session.flush()
+        return request_view(session, request, now)
+
+
+@router.post("/{request_id}/cancel", response_model=RequestView, summary="Withdraw your request")
+def cancel(
+    request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
+) -> RequestView:
+    now = runtime.clock()
+    with changing(runtime) as session:
+        request = decisions.cancel_request(
+            session,
+            request_id=request_id,
+            actor=me(session, caller),
+            is_admin=caller.is_admin,
+            reason=(body or DecisionBody()).reason,
+            now=now,
+        )
+        session.flush()
+        return request_view(session, request, now)
+
+
+@router.post("/{request_id}/revoke", response_model=RequestView, summary="End a request's access now")
+def revoke(
+    request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
+) -> RequestView:
+    now = runtime.clock()
+    with changing(runtime) as session:
+        request = revocation.revoke_request(
+            session,
+            request_id=request_id,
+            actor=me(session, caller),
+            is_admin=caller.is_admin,
+            reason=(body or DecisionBody()).reason,
+            now=now,
+        )
+        session.flush()
+        return request_view(session, request, now)

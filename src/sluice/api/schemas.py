@@ -1,0 +1,214 @@
+"""Request bodies and response shapes of the REST API. Bodies refuse unknown fields; responses never
+carry a column that is not named here (the credentials column is not)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from sluice.services.requests import MAX_REASON_LENGTH, MAX_UNITS_PER_REQUEST
+
+
+def _storable(value: str) -> str:
+    """Text every store accepts: no NUL character, no unpaired surrogate."""
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text") from exc
+    return value
+
+
+_Storable = AfterValidator(_storable)
+PathText = Annotated[str, Field(min_length=1, max_length=1000), _Storable]
+PermissionText = Annotated[str, Field(min_length=1, max_length=60), _Storable]
+DurationText = Annotated[str, Field(min_length=1, max_length=40), _Storable]
+FlowName = Annotated[str, Field(min_length=1, max_length=120), _Storable]
+ReasonText = Annotated[str, Field(max_length=MAX_REASON_LENGTH), _Storable]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RequestCreate(Body):
+    resources: list[PathText] = Field(
+        min_length=1, max_length=MAX_UNITS_PER_REQUEST, description="Resource paths"
+    )
+    permission: PermissionText
+    duration: DurationText = Field(description="How long, written like '20s', '15m', '4h' or '1h30m'")
+    reason: ReasonText = ""
+    flow: FlowName | None = Field(default=None, description="Use this flow rather than the best match")
+
+
+class DecisionBody(Body):
+    reason: ReasonText = ""
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Me(BaseModel):
+    email: str
+    name: str
+    admin: bool
+    groups: list[str]
+
+
+class GrantView(BaseModel):
+    id: str
+    request_id: str | None
+    grantee: str
+    integration: str
+    resource: str
+    resource_type: str
+    permission: str
+    state: str
+    desired: str
+    actual: str
+    principal: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    granted_at: datetime | None
+    revoked_at: datetime | None
+    end_reason: str | None
+    last_error: str | None
+    attempts: int
+
+
+class AccessDetails(GrantView):
+    """A grant with what the grantee needs to use it. Empty while the access is not active."""
+
+    host: str | None = None
+    port: int | None = None
+    database: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+
+class ApprovalView(BaseModel):
+    approver: str
+    decision: str
+    reason: str
+    at: datetime
+
+
+class RequestView(BaseModel):
+    id: str
+    requester: str
+    flow: str
+    reason: str
+    duration: str
+    duration_seconds: int
+    status: str
+    state: str
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    decision_reason: str | None
+    pending_until: datetime | None
+    approvers: list[str]
+    approvals: list[ApprovalView]
+    grants: list[GrantView]
+
+
+class RequestPage(BaseModel):
+    items: list[RequestView]
+    total: int
+
+
+class GrantPage(BaseModel):
+    items: list[GrantView]
+    total: int
+
+
+class ResourceView(BaseModel):
+    id: str
+    integration: str
+    type: str
+    name: str
+    path: str
+    parent: str | None = Field(description="The parent resource's path")
+    deleted_at: datetime | None
+
+
+class ResourcePage(BaseModel):
+    items: list[ResourceView]
+    total: int
+
+
+class FlowList(BaseModel):
+    items: list[dict[str, Any]]
+
+
+class IdentityView(BaseModel):
+    email: str
+    name: str
+    active: bool
+    manager: str | None
+    groups: list[str]
+    attributes: dict[str, Any]
+
+
+class IdentityPage(BaseModel):
+    items: list[IdentityView]
+    total: int
+
+
+class MemberView(BaseModel):
+    email: str
+    source: str
+    expires_at: datetime | None
+
+
+class GroupView(BaseModel):
+    name: str
+    description: str
+    source: str
+    members: list[MemberView]
+
+
+class GroupPage(BaseModel):
+    items: list[GroupView]
+    total: int
+
+
+class IntegrationView(BaseModel):
+    name: str
+    kind: str
+    owner: str | None
+    sync_interval_seconds: int
+    last_sync_at: datetime | None
+    last_sync_error: str | None
+    resource_count: int
+
+
+class IntegrationList(BaseModel):
+    items: list[IntegrationView]
+
+
+class SyncView(BaseModel):
+    integration: str
+    added: int
+    updated: int
+    deleted: int
+    total: int
+
+
+class AuditEventView(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: str
+    reason: str | None
+    details: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEventView]

@@ -1,0 +1,171 @@
+"""Rows to response shapes. Each view names what it copies, so nothing else (credentials, connector
+config) can slip out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from sluice.api.schemas import (
+    AccessDetails,
+    ApprovalView,
+    AuditEventView,
+    GrantView,
+    GroupView,
+    IdentityView,
+    IntegrationView,
+    MemberView,
+    RequestView,
+    ResourceView,
+)
+from sluice.domain.durations import format_duration
+from sluice.domain.states import grant_state, request_state
+from sluice.services import reads
+from sluice.store.tables import (
+    AccessRequest,
+    AuditEvent,
+    Grant,
+    Group,
+    Identity,
+    Integration,
+    Resource,
+)
+
+
+def grant_view(grant: Grant) -> GrantView:
+    return GrantView(
+        id=grant.id,
+        request_id=grant.request_id,
+        grantee=grant.identity.email,
+        integration=grant.integration.name,
+        resource=grant.resource_path,
+        resource_type=grant.resource_type,
+        permission=grant.permission,
+        state=grant_state(grant.desired, grant.actual).value,
+        desired=grant.desired,
+        actual=grant.actual,
+        principal=grant.principal,
+        starts_at=grant.starts_at,
+        ends_at=grant.ends_at,
+        granted_at=grant.granted_at,
+        revoked_at=grant.revoked_at,
+        end_reason=grant.end_reason,
+        last_error=grant.last_error,
+        attempts=grant.attempts,
+    )
+
+
+def access_details(grant: Grant, details: dict[str, Any]) -> AccessDetails:
+    port = details.get("port")
+    return AccessDetails(
+        **grant_view(grant).model_dump(),
+        host=_text(details.get("host")),
+        port=int(port) if isinstance(port, int | str) and str(port).isdigit() else None,
+        database=_text(details.get("database")),
+        username=_text(details.get("username")),
+        password=_text(details.get("password")),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def request_view(session: Session, request: AccessRequest, now: datetime) -> RequestView:
+    grants = list(request.grants)
+    return RequestView(
+        id=request.id,
+        requester=request.requester.email,
+        flow=request.flow_name,
+        reason=request.reason,
+        duration=format_duration(timedelta(seconds=request.duration_seconds)),
+        duration_seconds=request.duration_seconds,
+        status=request.status,
+        state=request_state(request.status, [grant_state(g.desired, g.actual) for g in grants]).value,
+        created_at=request.created_at,
+        decided_at=request.decided_at,
+        decided_by=request.decided_by,
+        decision_reason=request.decision_reason,
+        pending_until=request.pending_until,
+        approvers=reads.request_approvers(session, request, now),
+        approvals=[
+            ApprovalView(approver=a.approver.email, decision=a.decision, reason=a.reason, at=a.created_at)
+            for a in request.approvals
+        ],
+        grants=[grant_view(g) for g in grants],
+    )
+
+
+def resource_views(session: Session, resources: Sequence[Resource]) -> list[ResourceView]:
+    parents = reads.parent_paths(session, resources)
+    return [
+        ResourceView(
+            id=r.id,
+            integration=r.integration.name,
+            type=r.type,
+            name=r.name,
+            path=r.path,
+            parent=parents.get(r.parent_id) if r.parent_id else None,
+            deleted_at=r.deleted_at,
+        )
+        for r in resources
+    ]
+
+
+def identity_views(session: Session, identities: Sequence[Identity], now: datetime) -> list[IdentityView]:
+    groups = reads.group_names_by_identity(session, identities, now)
+    return [
+        IdentityView(
+            email=i.email,
+            name=i.name,
+            active=i.active,
+            manager=i.manager_email,
+            groups=groups.get(i.id, []),
+            attributes=dict(i.attributes or {}),
+        )
+        for i in identities
+    ]
+
+
+def group_views(session: Session, groups: Sequence[Group], now: datetime) -> list[GroupView]:
+    members = reads.members_by_group(session, groups, now)
+    return [
+        GroupView(
+            name=g.name,
+            description=g.description,
+            source=g.source,
+            members=[
+                MemberView(email=m.email, source=m.source, expires_at=m.expires_at)
+                for m in members.get(g.id, [])
+            ],
+        )
+        for g in groups
+    ]
+
+
+def integration_view(integration: Integration) -> IntegrationView:
+    return IntegrationView(
+        name=integration.name,
+        kind=integration.kind,
+        owner=integration.owner,
+        sync_interval_seconds=integration.sync_interval_seconds,
+        last_sync_at=integration.last_sync_at,
+        last_sync_error=integration.last_sync_error,
+        resource_count=integration.resource_count,
+    )
+
+
+def audit_view(event: AuditEvent) -> AuditEventView:
+    return AuditEventView(
+        id=event.id,
+        at=event.at,
+        actor=event.actor,
+        action=event.action,
+        subject_type=event.subject_type,
+        subject_id=event.subject_id,
+        reason=event.reason,
+        details=dict(event.details or {}),
+    )
