@@ -37,13 +37,9 @@ def problem_error(response: httpx.Response) -> CliError:
         if not isinstance(detail, str):  # e.g. a validation error list
             detail = f"{body.get('title') or 'invalid request'}: {detail}"
         notes = _reason_lines(body.get("reasons"))
-        for error in body.get("errors") or []:
-            if isinstance(error, dict):
-                where = ".".join(str(p) for p in error.get("loc", []) if p != "body")
-                notes.append(f"{where}: {error.get('msg', error)}" if where else str(error.get("msg", error)))
-        return CliError(str(detail), notes=notes)
+        return CliError(str(detail), notes=notes, status=response.status_code)
     reason = response.reason_phrase or "error"
-    return CliError(f"the server answered {response.status_code} {reason}")
+    return CliError(f"the server answered {response.status_code} {reason}", status=response.status_code)
 
 
 class ApiClient:

@@ -10,8 +10,8 @@ import os
 import sys
 from typing import Any
 
-import click
 import httpx
+import typer
 from typer.core import TyperGroup
 
 from sluice.domain.errors import SluiceError
@@ -25,11 +25,19 @@ EXIT_BAD_INPUT = 2
 class CliError(Exception):
     """A failure with a message meant for the person at the terminal."""
 
-    def __init__(self, detail: str, *, exit_code: int = EXIT_FAILURE, notes: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        exit_code: int = EXIT_FAILURE,
+        notes: list[str] | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.exit_code = exit_code
         self.notes = notes or []
+        self.status = status  # the HTTP status, when the error is a server's answer
 
 
 def _err(line: str) -> None:
@@ -71,8 +79,11 @@ def report(exc: BaseException) -> int:
     if isinstance(exc, OSError):
         _err(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         return EXIT_FAILURE
-    log.debug("unexpected error", exc_info=exc)
     first_line = (str(exc).strip().splitlines() or [""])[0]
+    if type(exc).__module__.startswith("sqlalchemy") and type(exc).__name__ == "OperationalError":
+        _err(f"error: the store cannot be used: {first_line}")
+        return EXIT_FAILURE
+    log.debug("unexpected error", exc_info=exc)
     _err(f"error: unexpected {type(exc).__name__}: {first_line}".rstrip(": "))
     return EXIT_FAILURE
 
@@ -80,15 +91,15 @@ def report(exc: BaseException) -> int:
 class ErrorHandlingGroup(TyperGroup):
     """The root command group. Catches what the subcommands raise and reports it in one line."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # Typer's own exits, usage errors and help
         except KeyboardInterrupt:
             _err("error: interrupted")
-            raise click.exceptions.Exit(130) from None
+            raise typer.Exit(130) from None
         except Exception as exc:
             if os.environ.get("SLUICE_DEBUG"):
                 raise
-            raise click.exceptions.Exit(report(exc)) from None
+            raise typer.Exit(report(exc)) from None

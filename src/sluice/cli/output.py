@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from rich.console import Console
@@ -32,15 +33,25 @@ def note(text: str) -> None:
     err_console.print(text)
 
 
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
+
+
+def when(value: datetime) -> str:
+    """A time for people: seconds precision, `Z` for UTC."""
+    if value.utcoffset() == timedelta(0):
+        return value.strftime("%Y-%m-%d %H:%M:%SZ")
+    return value.isoformat(sep=" ", timespec="seconds")
+
+
 def cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
+        return when(value)
     if isinstance(value, str):
-        return value
+        return when(datetime.fromisoformat(value)) if _ISO_TIME.match(value) else value
     if isinstance(value, Mapping):
         return ", ".join(f"{k}={cell(v)}" for k, v in value.items())
     if isinstance(value, Iterable):
@@ -79,8 +90,5 @@ def print_fields(data: Mapping[str, Any], *, title: str | None = None) -> None:
 
 def items_of(payload: Any) -> list[dict[str, Any]]:
     """API listings answer `{items: [...]}`; accept a bare list too."""
-    if isinstance(payload, Mapping):
-        items = payload.get("items", [])
-    else:
-        items = payload
+    items = payload.get("items", []) if isinstance(payload, Mapping) else payload
     return [dict(i) for i in items or []]

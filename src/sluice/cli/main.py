@@ -1,0 +1,37 @@
+"""The `sluice` command: the Typer app and its sub-apps."""
+
+from __future__ import annotations
+
+import typer
+
+from sluice.cli import serve, store_commands
+from sluice.cli.access_commands import access_app
+from sluice.cli.catalog_commands import audit_app, inventory_app, register_listings
+from sluice.cli.errors import ErrorHandlingGroup
+from sluice.cli.request_commands import request_app
+
+app = typer.Typer(
+    name="sluice",
+    cls=ErrorHandlingGroup,
+    help="Sluice: just-in-time access, granted by policy and taken away on time.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+app.command("up")(serve.up)
+app.command("server")(serve.server)
+app.command("worker")(serve.worker)
+app.add_typer(store_commands.db_app, name="db")
+app.command("apply")(store_commands.apply_command)
+app.command("plan")(store_commands.plan_command)
+app.add_typer(store_commands.token_app, name="token")
+app.add_typer(request_app, name="request")
+app.add_typer(access_app, name="access")
+app.add_typer(inventory_app, name="inventory")
+app.add_typer(audit_app, name="audit")
+register_listings(app)
+
+if __name__ == "__main__":
+    app()

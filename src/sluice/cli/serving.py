@@ -1,0 +1,226 @@
+"""The machinery behind `sluice up`, `sluice server` and `sluice worker`: the worker thread, the
+PostgreSQL notice listener, uvicorn, logging and the banner.
+
+Shutdown: uvicorn captures SIGINT/SIGTERM while it serves and re-raises them once it has stopped, so
+the handlers installed here run last and stop the worker cleanly in every mode."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+import psycopg
+import uvicorn
+from psycopg import sql
+from rich.markup import escape
+from sqlalchemy.engine import make_url
+
+from sluice.api.app import create_app
+from sluice.cli.errors import CliError
+from sluice.cli.output import err_console
+from sluice.cli.store_ops import migrate_store, plan_file, store_label
+from sluice.demo import seed_demo
+from sluice.runtime import WORK_CHANNEL, Runtime, worker_id
+from sluice.settings import Settings
+from sluice.store.db import normalise_url
+from sluice.worker.loop import Worker
+
+log = logging.getLogger("sluice.cli")
+
+LISTEN_POLL_SECONDS = 1.0
+LISTEN_RETRY_CAP_SECONDS = 30.0
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        force=True,
+    )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Fail early with a clear line rather than after migrating and seeding."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CliError(
+                f"cannot listen on {host}:{port}: {exc.strerror}; pick another with --port"
+            ) from exc
+
+
+class WorkNoticeListener:
+    """LISTENs on the work channel over its own PostgreSQL connection and sets `wake` on every notice,
+    so a worker reacts at once to approvals made by another process. Reconnects with backoff; while
+    disconnected the worker still wakes for due times on its own."""
+
+    def __init__(self, database_url: str, wake: threading.Event) -> None:
+        url = make_url(normalise_url(database_url)).set(drivername="postgresql")
+        self._conninfo = url.render_as_string(hide_password=False)
+        self._wake = wake
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sluice-listen", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=LISTEN_POLL_SECONDS * 3)
+
+    def _run(self) -> None:
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(WORK_CHANNEL)))
+                    log.info("listening for work notices on channel %s", WORK_CHANNEL)
+                    self._wake.set()  # anything announced while we were not listening
+                    delay = 1.0
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=LISTEN_POLL_SECONDS):
+                            self._wake.set()
+            except psycopg.Error as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                log.warning("work notice listener disconnected (%s); retrying in %.0fs", first, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, LISTEN_RETRY_CAP_SECONDS)
+
+
+class WorkerRunner:
+    """The worker loop in a thread (or the calling thread), plus the notice listener on PostgreSQL."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.worker = Worker(
+            runtime.factory,
+            hub=runtime.hub,
+            box=runtime.box,
+            clock=runtime.clock,
+            worker_id=worker_id(),
+            wake=runtime.wake,
+        )
+        self.listener = (
+            WorkNoticeListener(runtime.settings.database_url, runtime.wake)
+            if runtime.engine.dialect.name == "postgresql"
+            else None
+        )
+        self._thread: threading.Thread | None = None
+
+    def start_in_thread(self) -> None:
+        if self.listener:
+            self.listener.start()
+        self._thread = threading.Thread(target=self.worker.run_forever, name="sluice-worker", daemon=True)
+        self._thread.start()
+
+    def run_here(self) -> None:
+        if self.listener:
+            self.listener.start()
+        try:
+            self.worker.run_forever()
+        finally:
+            self.stop()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.worker.stop.set()
+        self.runtime.wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+            if self._thread.is_alive():
+                log.warning("the worker did not stop within %.0fs; leaving it", timeout)
+        if self.listener:
+            self.listener.stop()
+
+
+def on_stop_signals(callback: Callable[[], None]) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        callback()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def serve_api(runtime: Runtime, host: str, port: int) -> None:
+    config = uvicorn.Config(
+        create_app(runtime), host=host, port=port, log_config=None, proxy_headers=False, server_header=False
+    )
+    uvicorn.Server(config).run()
+
+
+def banner(runtime: Runtime, host: str, port: int, *, worker: bool) -> None:
+    shown_host = f"[{host}]" if ":" in host else host
+    parts = "API and worker" if worker else "API"
+    for line in (
+        f"[bold]Sluice[/bold] {parts} on http://{shown_host}:{port}",
+        f"  store: {escape(store_label(runtime.settings))}",
+        "  token: export SLUICE_TOKEN=$(sluice token create --email alice@example.com)",
+        "  stop:  Ctrl-C",
+    ):
+        err_console.print(line, soft_wrap=True)
+
+
+def apply_file(runtime: Runtime, path: Path) -> None:
+    plan = plan_file(runtime, path, apply=True)
+    log.info("applied %s: %s", path, plan.counts())
+
+
+def run_up(*, demo: bool, host: str, port: int, config: Path | None) -> None:
+    configure_logging()
+    ensure_port_free(host, port)
+    runtime = Runtime.from_settings(Settings.from_env())
+    migrate_store(runtime)
+    if config is not None:
+        apply_file(runtime, config)
+    if demo:
+        seed_demo(runtime)
+    runner = WorkerRunner(runtime)
+    on_stop_signals(runner.stop)
+    runner.start_in_thread()
+    banner(runtime, host, port, worker=True)
+    try:
+        serve_api(runtime, host, port)
+    finally:
+        runner.stop()
+        runtime.engine.dispose()
+
+
+def run_server(*, host: str, port: int) -> None:
+    configure_logging()
+    settings = Settings.from_env()
+    if settings.is_sqlite:
+        log.warning("the store is SQLite: a separate worker only wakes for due times; `sluice up` is better")
+    ensure_port_free(host, port)
+    runtime = Runtime.from_settings(settings)
+    migrate_store(runtime)
+    on_stop_signals(lambda: None)  # uvicorn has stopped by the time a signal reaches this handler
+    banner(runtime, host, port, worker=False)
+    try:
+        serve_api(runtime, host, port)
+    finally:
+        runtime.engine.dispose()
+
+
+def run_worker() -> None:
+    configure_logging()
+    settings = Settings.from_env()
+    runtime = Runtime.from_settings(settings)
+    migrate_store(runtime)
+    runner = WorkerRunner(runtime)
+    on_stop_signals(runner.stop)
+    log.info("worker %s on store %s", worker_id(), store_label(settings))
+    try:
+        runner.run_here()
+    finally:
+        runtime.engine.dispose()

@@ -1,0 +1,75 @@
+"""Commands that work on the store directly, with no server: migrations, config apply/plan, tokens.
+The work itself is in `store_ops`, imported when a command runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sluice.cli.options import JsonOpt
+from sluice.cli.output import console, note, print_json, print_line
+
+db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+
+FileOpt = Annotated[Path, typer.Option("--file", "-f", help="The config file (YAML).", dir_okay=False)]
+
+
+@db_app.command("upgrade")
+def db_upgrade(as_json: JsonOpt = False) -> None:
+    """Create or migrate the store's tables to the newest version."""
+    from sluice.cli import store_ops
+
+    runtime = store_ops.open_runtime()
+    store_ops.migrate_store(runtime)
+    label = store_ops.store_label(runtime.settings)
+    if as_json:
+        print_json({"store": label, "upgraded": True})
+    else:
+        console.print(f"store {label} is up to date")
+
+
+def _plan(file: Path, *, apply: bool, as_json: bool) -> None:
+    from sluice.cli import store_ops
+
+    plan = store_ops.plan_file(store_ops.open_runtime(), file, apply=apply)
+    if as_json:
+        print_json(store_ops.plan_as_dict(plan, applied=apply))
+    else:
+        store_ops.print_plan(plan, applied=apply)
+
+
+def apply_command(
+    file: FileOpt,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make the store match a config file (identities, groups, integrations, flows), in one transaction."""
+    _plan(file, apply=not dry_run, as_json=as_json)
+
+
+def plan_command(file: FileOpt, as_json: JsonOpt = False) -> None:
+    """Show what `sluice apply` would change."""
+    _plan(file, apply=False, as_json=as_json)
+
+
+@token_app.command("create")
+def token_create(
+    email: Annotated[str, typer.Option("--email", help="The identity the token acts as.")],
+    admin: Annotated[bool, typer.Option("--admin", help="Let the token administer Sluice.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API token; prints only the token (shown once, stored as a hash)."""
+    from sluice.cli import store_ops
+
+    token = store_ops.new_token(store_ops.open_runtime(), email=email, admin=admin)
+    if as_json:
+        print_json({"token": token})
+        return
+    print_line(token)
+    if console.is_terminal:
+        note("[dim]use it with: export SLUICE_TOKEN=<the token above>[/dim]")

@@ -1,0 +1,123 @@
+"""The work behind the store-direct commands: opening the store, migrating, reading config files,
+applying them, creating tokens. Imported only when such a command runs, so that client commands do
+not pay for SQLAlchemy at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from sluice.cli.errors import EXIT_BAD_INPUT, CliError
+from sluice.cli.output import console
+from sluice.runtime import Runtime
+from sluice.services.apply_config import Plan, PlanEntry, apply_config, plan_config
+from sluice.services.config_file import ConfigDocument, ConfigError, load_config
+from sluice.services.tokens import create_token
+from sluice.settings import Settings
+from sluice.store.db import normalise_url, transaction
+from sluice.store.migrate import upgrade
+
+CLI_ACTOR = "sluice-cli"
+
+
+def store_label(settings: Settings) -> str:
+    """Where the store is, fit to print: a file path, or a URL with its password hidden."""
+    if settings.is_sqlite:
+        return settings.database_url.removeprefix("sqlite:///")
+    return make_url(normalise_url(settings.database_url)).render_as_string(hide_password=True)
+
+
+def open_runtime() -> Runtime:
+    return Runtime.from_settings(Settings.from_env())
+
+
+def migrate_store(runtime: Runtime) -> None:
+    if runtime.settings.is_sqlite:
+        runtime.settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(runtime.engine)
+
+
+def config_problems(exc: ConfigError) -> list[str]:
+    """Every problem of a bad config file, one `FILE:LINE:COL: path: message` line each."""
+    if exc.problems:
+        return [str(p) for p in exc.problems]
+    return [line for line in str(exc).splitlines() if line.strip()] or ["the file is not valid"]
+
+
+def load_document(path: Path, session: Session | None = None) -> ConfigDocument:
+    """Read and check a config file; with a session, references may name objects already stored."""
+    try:
+        return load_config(path, session=session)
+    except ConfigError as exc:
+        raise bad_file(path, exc) from exc
+
+
+def bad_file(path: Path, exc: ConfigError) -> CliError:
+    problems = config_problems(exc)
+    count = len(problems)
+    return CliError(
+        f"{path} has {count} problem{'s' if count != 1 else ''}; nothing was applied",
+        exit_code=EXIT_BAD_INPUT,
+        notes=problems,
+    )
+
+
+def plan_as_dict(plan: Plan, *, applied: bool) -> dict[str, Any]:
+    def entries(items: list[PlanEntry]) -> list[dict[str, str]]:
+        out = []
+        for entry in items:
+            row = {"kind": entry.kind, "name": entry.name}
+            if plan.notes.get(entry):
+                row["note"] = plan.notes[entry]
+            out.append(row)
+        return out
+
+    return {
+        "applied": applied and not plan.is_empty,
+        "created": entries(plan.created),
+        "changed": entries(plan.changed),
+        "removed": entries(plan.removed),
+        "warnings": list(plan.warnings),
+    }
+
+
+def print_plan(plan: Plan, *, applied: bool) -> None:
+    for sign, style, items in (
+        ("+", "green", plan.created),
+        ("~", "yellow", plan.changed),
+        ("-", "red", plan.removed),
+    ):
+        for entry in items:
+            note_text = plan.notes.get(entry)
+            suffix = f" [dim]({escape(note_text)})[/dim]" if note_text else ""
+            console.print(f"[{style}]{sign} {entry.kind} {escape(entry.name)}[/{style}]{suffix}")
+    for warning in plan.warnings:
+        console.print(f"[yellow]! {escape(warning)}[/yellow]")
+    if plan.is_empty:
+        console.print("no changes: the store already matches the file")
+        return
+    counts = f"{len(plan.created)} created, {len(plan.changed)} changed, {len(plan.removed)} removed"
+    console.print(f"applied: {counts}" if applied else f"plan: {counts} (nothing applied yet)")
+
+
+def plan_file(runtime: Runtime, path: Path, *, apply: bool) -> Plan:
+    """Plan, or apply in one transaction, the config file at `path`. A bad file applies nothing."""
+    with transaction(runtime.factory) as session:
+        document = load_document(path, session)
+        try:
+            if not apply:
+                return plan_config(session, document)
+            plan = apply_config(session, document, actor=CLI_ACTOR, now=runtime.clock())
+        except ConfigError as exc:  # references checked against the store
+            raise bad_file(path, exc) from exc
+        runtime.notify_work(session)
+        return plan
+
+
+def new_token(runtime: Runtime, *, email: str, admin: bool) -> str:
+    with transaction(runtime.factory) as session:
+        return create_token(session, email=email, admin=admin, actor=CLI_ACTOR, now=runtime.clock())

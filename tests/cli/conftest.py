@@ -1,0 +1,40 @@
+"""CLI tests: a temporary SLUICE_HOME (embedded SQLite store) and a runner that captures both streams."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from sluice.cli.main import app
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "home"
+    monkeypatch.setenv("SLUICE_HOME", str(path))
+    for name in ("SLUICE_DATABASE_URL", "SLUICE_SECRET_KEY", "SLUICE_TOKEN", "SLUICE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+@pytest.fixture
+def invoke(home: Path) -> Invoke:
+    runner = CliRunner()
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+        return runner.invoke(app, list(args), env=env, catch_exceptions=False)
+
+    return run
+
+
+def assert_clean_failure(result: Result, code: int = 1) -> None:
+    """Failed the way a person should see: an `error:` line, the exit code, and no traceback."""
+    assert result.exit_code == code, (result.exit_code, result.output)
+    assert result.stderr.startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""

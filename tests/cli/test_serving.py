@@ -1,0 +1,81 @@
+"""The pieces `sluice up/server/worker` are made of: the PostgreSQL notice listener and shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from sluice.cli.errors import CliError
+from sluice.cli.serving import WorkNoticeListener, ensure_port_free
+from sluice.runtime import WORK_CHANNEL
+
+SLUICE = str(Path(sys.executable).with_name("sluice"))
+
+
+@pytest.mark.postgres
+def test_listener_wakes_the_worker_on_each_notice(make_pg_database: Callable[[str], str]) -> None:
+    url = make_pg_database("sluice_listen")
+    wake = threading.Event()
+    listener = WorkNoticeListener(url, wake)
+    listener.start()
+    try:
+        assert wake.wait(10), "the listener sets wake once it listens"
+        for _ in range(2):
+            wake.clear()
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(sql.SQL("NOTIFY {}").format(sql.Identifier(WORK_CHANNEL)))
+            assert wake.wait(5), "a NOTIFY from another connection wakes the worker"
+    finally:
+        listener.stop()
+
+
+def test_a_busy_port_is_refused_before_anything_starts() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(CliError, match=f"cannot listen on 127.0.0.1:{port}"):
+            ensure_port_free("127.0.0.1", port)
+
+
+@pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM])
+def test_up_stops_cleanly_on_a_signal(tmp_path: Path, stop_with: signal.Signals) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env["SLUICE_HOME"] = str(tmp_path / "home")
+    process = subprocess.Popen(
+        [SLUICE, "up", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()[1].decode()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        process.send_signal(stop_with)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = err.decode()
+    assert process.returncode == 0, text
+    assert "worker stopped" in text
+    assert "Traceback" not in text

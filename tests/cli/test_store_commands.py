@@ -1,0 +1,134 @@
+"""Store-direct commands: db upgrade, apply/plan, token create."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from sluice.runtime import Runtime
+from sluice.settings import Settings
+from sluice.store.db import transaction
+from sluice.store.tables import ApiToken, Identity
+from tests.cli.conftest import Invoke, assert_clean_failure
+
+GOOD = """\
+identities:
+  - email: alice@example.com
+    name: Alice
+    groups: [engineering]
+  - email: carol@example.com
+    name: Carol
+"""
+
+BAD = """\
+identities:
+  - email: alice@example.com
+    name: Alice
+  - email: not-an-email
+    name: Nobody
+flows:
+  - name: broken
+    requesters: []
+    targets:
+      - integration: nowhere
+        type: table
+        permissions: [read]
+"""
+
+
+def _identity_count() -> int:
+    runtime = Runtime.from_settings(Settings.from_env())
+    with transaction(runtime.factory) as session:
+        return int(session.scalar(select(func.count()).select_from(Identity)) or 0)
+
+
+def test_db_upgrade_then_apply_plan_and_dry_run(invoke: Invoke, tmp_path: Path) -> None:
+    config = tmp_path / "sluice.yaml"
+    config.write_text(GOOD)
+    assert invoke("db", "upgrade").exit_code == 0
+
+    planned = invoke("plan", "-f", str(config), "--json")
+    assert planned.exit_code == 0, planned.output
+    plan = json.loads(planned.stdout)
+    assert plan["applied"] is False
+    assert {"kind": "identity", "name": "alice@example.com"} in plan["created"]
+
+    dry = invoke("apply", "-f", str(config), "--dry-run")
+    assert dry.exit_code == 0 and "+ identity alice@example.com" in dry.stdout
+    assert _identity_count() == 0
+
+    applied = invoke("apply", "-f", str(config))
+    assert applied.exit_code == 0, applied.output
+    assert "applied:" in applied.stdout
+    assert _identity_count() == 2
+
+    again = invoke("apply", "-f", str(config), "--json")
+    assert json.loads(again.stdout) == {
+        "applied": False,
+        "created": [],
+        "changed": [],
+        "removed": [],
+        "warnings": [],
+    }
+
+
+def test_apply_bad_file_lists_every_problem_and_applies_nothing(invoke: Invoke, tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(BAD)
+    invoke("db", "upgrade")
+
+    result = invoke("apply", "-f", str(config))
+
+    assert_clean_failure(result, code=2)
+    located = re.findall(rf"^  {re.escape(str(config))}:(\d+):(\d+): (.+)$", result.stderr, re.MULTILINE)
+    assert len(located) >= 2, result.stderr
+    lines = {int(line) for line, _, _ in located}
+    assert 4 in lines  # the bad email
+    assert "nothing was applied" in result.stderr
+    assert _identity_count() == 0
+
+
+def test_apply_missing_file_is_a_clean_error(invoke: Invoke, tmp_path: Path) -> None:
+    invoke("db", "upgrade")
+    result = invoke("apply", "-f", str(tmp_path / "absent.yaml"))
+    assert_clean_failure(result, code=2)
+    assert "absent.yaml" in result.stderr
+
+
+def test_store_command_before_upgrade_says_how_to_fix_it(invoke: Invoke) -> None:
+    result = invoke("token", "create", "--email", "alice@example.com")
+    assert_clean_failure(result)
+    assert "sluice db upgrade" in result.stderr
+
+
+def test_token_create_prints_only_the_token(invoke: Invoke, tmp_path: Path) -> None:
+    config = tmp_path / "sluice.yaml"
+    config.write_text(GOOD)
+    invoke("db", "upgrade")
+    invoke("apply", "-f", str(config))
+
+    plain = invoke("token", "create", "--email", "alice@example.com")
+    assert plain.exit_code == 0
+    assert plain.stderr == ""
+    assert re.fullmatch(r"slt_[A-Za-z0-9_-]{20,}\n", plain.stdout), plain.stdout
+
+    as_json = invoke("token", "create", "--email", "carol@example.com", "--admin", "--json")
+    assert as_json.exit_code == 0
+    body = json.loads(as_json.stdout)
+    assert list(body) == ["token"] and body["token"].startswith("slt_")
+
+    runtime = Runtime.from_settings(Settings.from_env())
+    with transaction(runtime.factory) as session:
+        tokens = session.scalars(select(ApiToken)).all()
+        assert sorted(t.admin for t in tokens) == [False, True]
+        assert all(plain.stdout.strip() not in t.token_hash for t in tokens)
+
+
+def test_token_for_unknown_identity_is_a_clean_error(invoke: Invoke) -> None:
+    invoke("db", "upgrade")
+    result = invoke("token", "create", "--email", "nobody@example.com")
+    assert_clean_failure(result)
+    assert "nobody@example.com" in result.stderr

@@ -1,0 +1,228 @@
+"""The whole loop on real processes and real time: `sluice up --demo`, a request, an approval, a real
+PostgreSQL login that works only as far as granted, and the worker taking it away at the end time."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+SLUICE = str(Path(sys.executable).with_name("sluice"))
+ORDERS = "local-pg/sluice_demo/public/orders"
+START_TIMEOUT = 90.0
+REVOKE_WITHIN = 10.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Sluice:
+    process: subprocess.Popen[bytes]
+    url: str
+    env: dict[str, str]
+    stdout: Path
+    stderr: Path
+
+    def cli(
+        self, *args: str, token: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        env = dict(self.env, SLUICE_URL=self.url)
+        if token:
+            env["SLUICE_TOKEN"] = token
+        done = subprocess.run(
+            [SLUICE, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        if check and done.returncode != 0:
+            pytest.fail(f"sluice {' '.join(args)} failed ({done.returncode}): {done.stderr}")
+        assert "Traceback" not in done.stderr
+        return done
+
+    def json(self, *args: str, token: str) -> Any:
+        return json.loads(self.cli(*args, "--json", token=token).stdout)
+
+    def logs(self) -> str:
+        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
+
+
+@pytest.fixture
+def sluice(tmp_path: Path, postgres_admin_url: str) -> Iterator[Sluice]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env.update(SLUICE_HOME=str(tmp_path / "home"), SLUICE_DEMO_POSTGRES_URL=postgres_admin_url)
+    stdout, stderr = tmp_path / "server.out", tmp_path / "server.err"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [SLUICE, "up", "--demo", "--port", str(port)], env=env, stdout=out, stderr=err
+        )
+    server = Sluice(process, f"http://127.0.0.1:{port}", env, stdout, stderr)
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"sluice up exited with {process.returncode}:\n{server.logs()}")
+        try:
+            return httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        _wait_for("the server to answer /healthz", healthy, START_TIMEOUT)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def _connect(creds: dict[str, Any]) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        host=creds["host"],
+        port=creds["port"],
+        dbname=creds["database"],
+        user=creds["username"],
+        password=creds["password"],
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
+def _refused(run: Callable[[], Any]) -> bool:
+    try:
+        run()
+    except psycopg.errors.InsufficientPrivilege:
+        return True
+    return False
+
+
+def test_request_approve_use_and_expire(sluice: Sluice, postgres_admin_url: str) -> None:
+    alice = sluice.cli("token", "create", "--email", "alice@example.com").stdout.strip()
+    carol = sluice.cli("token", "create", "--email", "carol@example.com").stdout.strip()
+    admin = sluice.json("token", "create", "--email", "bob@example.com", "--admin", token="")["token"]
+
+    request_id = sluice.cli(
+        "request", "create", "--resource", ORDERS, "--permission", "read",
+        "--duration", "20s", "--reason", "investigate order 42",
+        token=alice,
+    ).stdout.strip()  # fmt: skip
+    assert request_id.startswith("req_")
+    sluice.cli("request", "approve", request_id, token=carol)
+
+    def active_grant() -> dict[str, Any] | None:
+        for item in sluice.json("access", "list", token=alice):
+            if item["request_id"] == request_id and item["state"] == "active":
+                return dict(item)
+        return None
+
+    grant = _wait_for("the grant to become active", active_grant, 30, interval=0.5)
+    creds = sluice.json("access", "show", grant["id"], token=alice)
+    password = creds["password"]
+    assert password and creds["username"] and creds["database"] == "sluice_demo"
+    ends_at = datetime.fromisoformat(creds["ends_at"])
+
+    held = _connect(creds)
+    assert held.execute("SELECT count(*) FROM public.orders").fetchone()[0] >= 1  # type: ignore[index]
+    assert _refused(lambda: held.execute("INSERT INTO public.orders VALUES (999, 1, 1, 'x')"))
+    assert _refused(lambda: held.execute("SELECT * FROM public.customers"))
+
+    psql = shutil.which("psql")
+    assert psql, "the psql client is needed for this test"
+    done = subprocess.run(
+        [psql, "-h", str(creds["host"]), "-p", str(creds["port"]), "-U", creds["username"],
+         "-d", creds["database"], "-tAc", "SELECT id FROM public.orders WHERE id = 42"],
+        env=dict(os.environ, PGPASSWORD=password), capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "42"
+
+    # The human view of the grant prints a ready psql command line.
+    shown = sluice.cli("access", "show", grant["id"], token=alice).stdout
+    command = next(line for line in shown.splitlines() if line.startswith("psql "))
+    ready = subprocess.run(
+        ["bash", "-c", command + " -tAc 'SELECT count(*) FROM public.orders'"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert ready.returncode == 0, ready.stderr
+
+    # Past the end: the held session is cut, a new login fails, the role is gone.
+    time.sleep(max(0.0, (ends_at - datetime.now(UTC)).total_seconds()))
+
+    def held_cut() -> bool:
+        try:
+            held.execute("SELECT 1")
+        except psycopg.Error:
+            return True
+        return False
+
+    def login_fails() -> bool:
+        try:
+            _connect(creds).close()
+        except psycopg.OperationalError:
+            return True
+        return False
+
+    def role_gone() -> bool:
+        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+            row = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (creds["username"],)).fetchone()
+        return row is None
+
+    deadline = REVOKE_WITHIN
+    _wait_for("the held session to be cut", held_cut, deadline)
+    assert login_fails()
+    _wait_for("the role to be dropped", role_gone, deadline)
+    assert (datetime.now(UTC) - ends_at).total_seconds() <= REVOKE_WITHIN + 2
+    held.close()
+
+    wanted = {"request.created", "request.approved", "grant.activated", "grant.expired", "grant.revoked"}
+
+    def audit_complete() -> tuple[set[str], str] | None:
+        raw = sluice.cli("audit", "list", "--limit", "500", "--json", token=admin).stdout
+        seen = {
+            e["action"]
+            for e in json.loads(raw)
+            if request_id in (e["subject_id"], e["details"].get("request_id"))
+            or e["subject_id"] == grant["id"]
+        }
+        return (seen, raw) if wanted <= seen else None
+
+    _, audit_text = _wait_for("the full audit trail", audit_complete, 10, interval=0.5)
+    assert password not in audit_text
+
+    sluice.process.send_signal(signal.SIGTERM)
+    assert sluice.process.wait(timeout=20) == 0
+    logs = sluice.logs()
+    assert "worker stopped" in logs
+    assert password not in logs
