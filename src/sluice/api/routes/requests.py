@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
+from sqlalchemy.orm import Session
 
 from sluice.api.auth import CallerDep, RuntimeDep, me
 from sluice.api.params import Limit, Offset, changing
@@ -13,9 +16,12 @@ from sluice.api.views import request_view
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput
 from sluice.domain.states import RequestStatus
+from sluice.runtime import Runtime
 from sluice.services import decisions, reads, revocation
 from sluice.services.requests import UnitAsked, submit_request
+from sluice.services.tokens import Caller
 from sluice.store.db import transaction
+from sluice.store.tables import AccessRequest, Identity
 
 router = APIRouter(prefix="/requests", tags=["requests"])
 
@@ -81,71 +87,69 @@ def show_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -> Req
         return request_view(session, request, now)
 
 
+Decide = Callable[[Session, Identity, bool, str, datetime], AccessRequest]
+
+
+def _decide(runtime: Runtime, caller: Caller, body: DecisionBody | None, decide: Decide) -> RequestView:
+    """One decision in one transaction: the acting person, their admin flag and reason go to `decide`."""
+    now = runtime.clock()
+    with changing(runtime) as session:
+        request = decide(session, me(session, caller), caller.is_admin, (body or DecisionBody()).reason, now)
+        session.flush()
+        return request_view(session, request, now)
+
+
 @router.post("/{request_id}/approve", response_model=RequestView, summary="Approve a pending request")
 def approve(
     request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
-    now = runtime.clock()
-    with changing(runtime) as session:
-        request = decisions.approve_request(
-            session,
-            request_id=request_id,
-            approver=me(session, caller),
-            reason=(body or DecisionBody()).reason,
-            now=now,
-        )
-        session.flush()
-        return request_view(session, request, now)
+    return _decide(
+        runtime,
+        caller,
+        body,
+        lambda session, actor, _admin, reason, now: decisions.approve_request(
+            session, request_id=request_id, approver=actor, reason=reason, now=now
+        ),
+    )
 
 
 @router.post("/{request_id}/reject", response_model=RequestView, summary="Reject a pending request")
 def reject(
     request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
-    now = runtime.clock()
-    with changing(runtime) as session:
-        request = decisions.reject_request(
-            session,
-            request_id=request_id,
-            approver=me(session, caller),
-            reason=(body or DecisionBody()).reason,
-            now=now,
-        )
-        session.flush()
-        return request_view(session, request, now)
+    return _decide(
+        runtime,
+        caller,
+        body,
+        lambda session, actor, _admin, reason, now: decisions.reject_request(
+            session, request_id=request_id, approver=actor, reason=reason, now=now
+        ),
+    )
 
 
 @router.post("/{request_id}/cancel", response_model=RequestView, summary="Withdraw your request")
 def cancel(
     request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
-    now = runtime.clock()
-    with changing(runtime) as session:
-        request = decisions.cancel_request(
-            session,
-            request_id=request_id,
-            actor=me(session, caller),
-            is_admin=caller.is_admin,
-            reason=(body or DecisionBody()).reason,
-            now=now,
-        )
-        session.flush()
-        return request_view(session, request, now)
+    return _decide(
+        runtime,
+        caller,
+        body,
+        lambda session, actor, admin, reason, now: decisions.cancel_request(
+            session, request_id=request_id, actor=actor, is_admin=admin, reason=reason, now=now
+        ),
+    )
 
 
 @router.post("/{request_id}/revoke", response_model=RequestView, summary="End a request's access now")
 def revoke(
     request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
-    now = runtime.clock()
-    with changing(runtime) as session:
-        request = revocation.revoke_request(
-            session,
-            request_id=request_id,
-            actor=me(session, caller),
-            is_admin=caller.is_admin,
-            reason=(body or DecisionBody()).reason,
-            now=now,
-        )
-        session.flush()
-        return request_view(session, request, now)
+    return _decide(
+        runtime,
+        caller,
+        body,
+        lambda session, actor, admin, reason, now: revocation.revoke_request(
+            session, request_id=request_id, actor=actor, is_admin=admin, reason=reason, now=now
+        ),
+    )
