@@ -34,10 +34,47 @@ ensure_postgres() {
   wait_port 5432 || { say "PostgreSQL did not come up"; return 1; }
 }
 
+ensure_mariadb() {
+  if port_open 3306; then return 0; fi
+  [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server mariadb-client || return 1
+  say "starting MariaDB"
+  if is_root; then
+    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+    [ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+  fi
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  wait_port 3306 || { say "MariaDB did not come up"; return 1; }
+  # The tests connect as root over TCP with no password, as on the development machines.
+  mariadb -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; CREATE DATABASE IF NOT EXISTS test" || true
+}
+
+ensure_redis() {
+  if port_open 6379; then return 0; fi
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server redis-tools || return 1
+  say "starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_port 6379 || { say "Redis did not come up"; return 1; }
+}
+
+# slapd is not started here: the tests start their own on a free port. It only has to be installed,
+# without the package's own database (no configuration is asked for or written).
+ensure_slapd() {
+  if [ -x /usr/sbin/slapd ] && command -v ldapsearch >/dev/null 2>&1; then return 0; fi
+  if is_root; then echo "slapd slapd/no_configuration boolean true" | debconf-set-selections; fi
+  apt_install slapd ldap-utils || return 1
+}
+
 ensure_client_tools() {
   command -v psql >/dev/null 2>&1 || apt_install postgresql-client || true
+  command -v mariadb >/dev/null 2>&1 || apt_install mariadb-client || true
+  command -v redis-cli >/dev/null 2>&1 || apt_install redis-tools || true
 }
 
 ensure_postgres
+ensure_mariadb
+ensure_redis
+ensure_slapd
 ensure_client_tools
 say "ready"

@@ -16,6 +16,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# Session fixtures for the MariaDB, Redis and OpenLDAP targets of the connector tests.
+pytest_plugins = ["tests.target_servers"]
+
 
 def _need_service(name: str, error: Exception) -> None:
     message = f"{name} is not reachable: {error}"

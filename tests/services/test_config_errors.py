@@ -133,7 +133,7 @@ BAD = [
         edit(GOOD, "    kind: postgresql", "    kind: oracle"),
         "kind: oracle",
         "integrations[0].kind",
-        "unknown integration kind 'oracle'; known kinds: builtin_groups, postgresql",
+        "unknown integration kind 'oracle'; known kinds: builtin_groups, http, ldap_groups, mysql, postgresql, redis",
         id="unknown-kind",
     ),
     pytest.param(

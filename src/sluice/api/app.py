@@ -8,6 +8,7 @@ from sluice import __version__
 from sluice.api import problems
 from sluice.api.params import refuse_nul
 from sluice.api.routes import access, audit, directory, flows, inventory, meta, requests
+from sluice.api.routes import integration_status as status_routes
 from sluice.runtime import Runtime
 
 API_PREFIX = "/api/v1"
@@ -28,7 +29,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     api = APIRouter(
         prefix=API_PREFIX, responses=problems.PROBLEM_RESPONSES, dependencies=[Depends(refuse_nul)]
     )
-    for module in (meta, requests, access, inventory, flows, directory, audit):
+    for module in (meta, requests, access, status_routes, inventory, flows, directory, audit):
         api.include_router(module.router)
     app.include_router(meta.health_router)
     app.include_router(api)

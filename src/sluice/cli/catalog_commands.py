@@ -260,16 +260,3 @@ def register_listings(app: typer.Typer) -> None:
             ("max_duration", "Max duration"),
         ]
         _listing("/flows", columns, as_json, url, token, flow_row)
-
-    @app.command("integrations")
-    def integrations(as_json: JsonOpt = False, url: UrlOpt = None, token: TokenOpt = None) -> None:
-        """Configured target systems and their last inventory sync."""
-        columns = [
-            ("name", "Name"),
-            ("kind", "Kind"),
-            ("owner", "Owner"),
-            ("resource_count", "Resources"),
-            ("last_sync_at", "Last sync"),
-            ("last_sync_error", "Sync error"),
-        ]
-        _listing("/integrations", columns, as_json, url, token)

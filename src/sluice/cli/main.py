@@ -8,6 +8,7 @@ from sluice.cli import serve, store_commands
 from sluice.cli.access_commands import access_app
 from sluice.cli.catalog_commands import audit_app, inventory_app, register_listings
 from sluice.cli.errors import ErrorHandlingGroup
+from sluice.cli.integration_commands import integrations_app
 from sluice.cli.request_commands import request_app
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.add_typer(request_app, name="request")
 app.add_typer(access_app, name="access")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(audit_app, name="audit")
+app.add_typer(integrations_app, name="integrations")
 register_listings(app)
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import secrets
 import stringprep
 import unicodedata
@@ -16,34 +15,10 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-_ESCAPED = re.compile(r"%(25|2[Ff])")
-_TAG_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
-_TAG_LINE = re.compile(r"^\s*sluice:(.*)$")
-
-
-def path_segment(name: str) -> str:
-    """One segment of a resource path: `%` becomes `%25` and `/` becomes `%2F`, nothing else changes."""
-    return name.replace("%", "%25").replace("/", "%2F")
-
-
-def segment_name(segment: str) -> str:
-    """The inverse of `path_segment`."""
-    return _ESCAPED.sub(lambda m: "%" if m.group(1) == "25" else "/", segment)
-
-
-def parse_tags(comment: str | None) -> dict[str, str]:
-    """Tags from a `sluice: k=v k2=v2` line of an object's COMMENT; malformed pairs are ignored."""
-    tags: dict[str, str] = {}
-    for line in (comment or "").splitlines():
-        match = _TAG_LINE.match(line)
-        if not match:
-            continue
-        for pair in match.group(1).split():
-            key, sep, value = pair.partition("=")
-            if sep and value and "=" not in value and _TAG_KEY.match(key):
-                tags[key] = value
-    return tags
-
+# Paths and tags are shared by every connector; re-exported here for the PostgreSQL modules.
+from sluice.connectors.paths import parse_tags as parse_tags
+from sluice.connectors.paths import path_segment as path_segment
+from sluice.connectors.paths import segment_name as segment_name
 
 # --- SCRAM-SHA-256 verifiers (RFC 5802, RFC 7677), computed here so the server never sees a password
 
