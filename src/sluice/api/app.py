@@ -7,8 +7,9 @@ from fastapi import APIRouter, Depends, FastAPI
 from sluice import __version__
 from sluice.api import problems
 from sluice.api.params import refuse_nul
-from sluice.api.routes import access, audit, directory, flows, inventory, meta, requests
+from sluice.api.routes import access, audit, directory, flows, inventory, meta, ops, requests, targeting
 from sluice.api.routes import integration_status as status_routes
+from sluice.api.routes import people as people_routes
 from sluice.runtime import Runtime
 
 API_PREFIX = "/api/v1"
@@ -29,8 +30,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     api = APIRouter(
         prefix=API_PREFIX, responses=problems.PROBLEM_RESPONSES, dependencies=[Depends(refuse_nul)]
     )
-    for module in (meta, requests, access, status_routes, inventory, flows, directory, audit):
+    for module in (meta, requests, access, targeting, status_routes, inventory, flows, directory, audit):
         api.include_router(module.router)
+    api.include_router(people_routes.router)
     app.include_router(meta.health_router)
+    app.include_router(ops.router)
     app.include_router(api)
     return app

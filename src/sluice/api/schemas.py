@@ -42,6 +42,8 @@ class RequestCreate(Body):
     duration: DurationText = Field(description="How long, written like '20s', '15m', '4h' or '1h30m'")
     reason: ReasonText = ""
     flow: FlowName | None = Field(default=None, description="Use this flow rather than the best match")
+    starts_at: datetime | None = Field(default=None, description="Start later (ISO 8601 with a zone)")
+    for_user: str | None = Field(default=None, max_length=320, description="Ask for someone else (email)")
 
 
 class DecisionBody(Body):

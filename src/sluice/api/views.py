@@ -22,7 +22,7 @@ from sluice.api.schemas import (
     ResourceView,
 )
 from sluice.domain.durations import format_duration
-from sluice.domain.states import grant_state, request_state
+from sluice.domain.states import GrantState, grant_state, request_state
 from sluice.services import reads
 from sluice.store.tables import (
     AccessRequest,
@@ -35,6 +35,10 @@ from sluice.store.tables import (
 )
 
 
+def _state(grant: Grant) -> GrantState:
+    return grant_state(grant.desired, grant.actual, revoke_failed=grant.revoke_failed_at is not None)
+
+
 def grant_view(grant: Grant) -> GrantView:
     return GrantView(
         id=grant.id,
@@ -44,7 +48,7 @@ def grant_view(grant: Grant) -> GrantView:
         resource=grant.resource_path,
         resource_type=grant.resource_type,
         permission=grant.permission,
-        state=grant_state(grant.desired, grant.actual).value,
+        state=_state(grant).value,
         desired=grant.desired,
         actual=grant.actual,
         principal=grant.principal,
@@ -84,7 +88,7 @@ def request_view(session: Session, request: AccessRequest, now: datetime) -> Req
         duration=format_duration(timedelta(seconds=request.duration_seconds)),
         duration_seconds=request.duration_seconds,
         status=request.status,
-        state=request_state(request.status, [grant_state(g.desired, g.actual) for g in grants]).value,
+        state=request_state(request.status, [_state(g) for g in grants]).value,
         created_at=request.created_at,
         decided_at=request.decided_at,
         decided_by=request.decided_by,

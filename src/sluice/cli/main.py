@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from sluice.cli import serve, store_commands
+from sluice.cli import reconcile_command, serve, store_commands
 from sluice.cli.access_commands import access_app
 from sluice.cli.catalog_commands import audit_app, inventory_app, register_listings
 from sluice.cli.errors import ErrorHandlingGroup
 from sluice.cli.integration_commands import integrations_app
+from sluice.cli.people_commands import register_people
 from sluice.cli.request_commands import request_app
+from sluice.cli.targeting_commands import register_targeting
 
 app = typer.Typer(
     name="sluice",
@@ -27,6 +29,7 @@ app.command("worker")(serve.worker)
 app.add_typer(store_commands.db_app, name="db")
 app.command("apply")(store_commands.apply_command)
 app.command("plan")(store_commands.plan_command)
+app.command("reconcile")(reconcile_command.reconcile)
 app.add_typer(store_commands.token_app, name="token")
 app.add_typer(request_app, name="request")
 app.add_typer(access_app, name="access")
@@ -34,6 +37,8 @@ app.add_typer(inventory_app, name="inventory")
 app.add_typer(audit_app, name="audit")
 app.add_typer(integrations_app, name="integrations")
 register_listings(app)
+register_targeting(app)
+register_people(app, access_app)
 
 if __name__ == "__main__":
     app()

@@ -16,16 +16,15 @@ from pathlib import Path
 from types import FrameType
 
 import psycopg
-import uvicorn
 from psycopg import sql
 from rich.markup import escape
 from sqlalchemy.engine import make_url
 
-from sluice.api.app import create_app
 from sluice.cli.errors import CliError
 from sluice.cli.output import err_console
 from sluice.cli.store_ops import migrate_store, plan_file, store_label
 from sluice.demo import seed_demo
+from sluice.logs import JsonFormatter, wants_json
 from sluice.runtime import WORK_CHANNEL, Runtime, worker_id
 from sluice.settings import Settings
 from sluice.store.db import normalise_url
@@ -44,6 +43,9 @@ def configure_logging() -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         force=True,
     )
+    if wants_json():  # SLUICE_LOG_FORMAT=json: one JSON object per line, with grant/request ids
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
@@ -153,6 +155,11 @@ def on_stop_signals(callback: Callable[[], None]) -> None:
 
 
 def serve_api(runtime: Runtime, host: str, port: int) -> None:
+    # Imported here: `sluice worker` never serves HTTP and starts faster without the web stack.
+    import uvicorn
+
+    from sluice.api.app import create_app
+
     config = uvicorn.Config(
         create_app(runtime), host=host, port=port, log_config=None, proxy_headers=False, server_header=False
     )

@@ -35,6 +35,7 @@ from sluice.connectors.base import (
     ManagedPrincipal,
     SecretRef,
 )
+from sluice.connectors.pg_pool import ConnectionPool
 from sluice.connectors.postgres_sql import Target, path_segment, segment_name
 from sluice.domain.errors import InvalidInput, TargetError
 
@@ -85,6 +86,8 @@ class PostgresConnector:
         self.name = integration_name
         self.config = config
         self.context = context
+        # grant and revoke borrow admin connections from here; discovery and checks connect afresh
+        self._pool = ConnectionPool(self._connect)
 
     # --- the contract
 
@@ -119,7 +122,7 @@ class PostgresConnector:
             raise TargetError(f"{self.name}: a PostgreSQL grant needs a generated password", retryable=False)
         verifier = q.scram_sha256_verifier(unit.secret)
         privilege = q.privilege_role_name(self.config.role_prefix, unit.resource_path, unit.permission)
-        with self._errors(unit.secret, verifier), self._connect() as admin:
+        with self._errors(unit.secret, verifier), self._pool.borrow() as admin:
             self._ensure_privilege_role(admin, privilege, unit)
             with admin.transaction():
                 admin.execute(q.LOCK, [q.lock_key(Target(target.database))])
@@ -142,7 +145,7 @@ class PostgresConnector:
         database = self._target(unit).database if unit.resource_path else None
         login = self._principal(unit)
         ident = sql.Identifier(login)
-        with self._errors(unit.secret), self._connect() as admin:
+        with self._errors(unit.secret), self._pool.borrow() as admin:
             row = admin.execute(q.ROLE, [login]).fetchone()
             if row is None:
                 return
@@ -362,5 +365,5 @@ class PostgresConnector:
         if admin.info.dbname == dbname:
             yield admin
         else:
-            with self._connect(dbname) as conn:
+            with self._pool.borrow(dbname) as conn:
                 yield conn

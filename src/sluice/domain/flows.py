@@ -12,7 +12,13 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sluice.domain.approval import ApprovalPolicy, Approver, ApproverGroup
 from sluice.domain.durations import parse_duration
+from sluice.domain.people import Subject
+from sluice.domain.selectors import Selector
+from sluice.domain.windows import Extensions, TimeWindow
+
+__all__ = ["FlowSpec", "Selector", "Subject", "Target", "Trigger"]
 
 
 class _Strict(BaseModel):
@@ -21,52 +27,36 @@ class _Strict(BaseModel):
 
 class Trigger(StrEnum):
     SELF_SERVE = "self_serve"
-
-
-class Subject(_Strict):
-    """One way of naming people: a user by email, a group by name, or (approvers only) the manager."""
-
-    user: str | None = None
-    group: str | None = None
-    manager: bool = False
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Subject:
-        named = [k for k in ("user", "group") if getattr(self, k)] + (["manager"] if self.manager else [])
-        if len(named) != 1:
-            raise ValueError("name exactly one of 'user', 'group' or 'manager: true'")
-        return self
-
-    def describe(self) -> str:
-        if self.user:
-            return f"user {self.user}"
-        if self.group:
-            return f"group {self.group}"
-        return "the requester's manager"
-
-
-class Selector(_Strict):
-    """Which resources of the target's type: every one (the default) or those named by path or name."""
-
-    names: list[str] | None = None
-
-    @field_validator("names")
-    @classmethod
-    def _not_empty(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and not value:
-            raise ValueError("names must list at least one resource, or be left out to mean any")
-        return value
-
-    @property
-    def is_any(self) -> bool:
-        return self.names is None
+    AUTOMATIC = "automatic"  # whoever matches the requesters holds the targets while they match
 
 
 class Target(_Strict):
-    integration: str
-    type: str
+    """One of: `{integration, type, select, permissions}` (resources of one type in one integration);
+    `{scope, permissions}` (whatever a saved scope matches); `{bundle}` (a bundle's targets)."""
+
+    integration: str | None = None
+    type: str | None = None
     select: Selector = Field(default_factory=Selector)
-    permissions: list[str] = Field(min_length=1)
+    permissions: list[str] = Field(default_factory=list)
+    bundle: str | None = None
+    scope: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Target:
+        if self.bundle is not None:
+            if self.integration or self.type or self.scope or self.permissions or self.select != Selector():
+                raise ValueError("a bundle target names only the bundle: {bundle: NAME}")
+        elif self.scope is not None:
+            if self.integration or self.type or self.select != Selector():
+                raise ValueError("a scope target names only the scope and permissions: {scope, permissions}")
+            if not self.permissions:
+                raise ValueError("a scope target lists the permissions it grants")
+        elif not self.integration or not self.type or not self.permissions:
+            raise ValueError(
+                "a target names integration, type and permissions (or is {bundle: NAME} or {scope: NAME, "
+                "permissions: [...]})"
+            )
+        return self
 
 
 class FlowSpec(_Strict):
@@ -80,6 +70,11 @@ class FlowSpec(_Strict):
     max_duration: str = "1h"
     justification_required: bool = True
     pending_timeout: str = "24h"
+    approval: ApprovalPolicy | None = None  # richer than `approvers`; name one or the other
+    window: TimeWindow | None = None
+    extensions: Extensions | None = None
+    grantees: list[Subject] | None = None  # requests for others matching these (None: only oneself)
+    for_direct_reports: bool = False
 
     @field_validator("max_duration", "pending_timeout")
     @classmethod
@@ -93,7 +88,7 @@ class FlowSpec(_Strict):
     @field_validator("requesters")
     @classmethod
     def _no_manager_requester(cls, value: list[Subject]) -> list[Subject]:
-        if any(s.manager for s in value):
+        if any(s.mentions_manager_of_requester() for s in value):
             raise ValueError("'manager' names an approver, not a requester")
         return value
 
@@ -105,6 +100,22 @@ class FlowSpec(_Strict):
     def pending_timeout_delta(self) -> timedelta:
         return parse_duration(self.pending_timeout)
 
+    @model_validator(mode="after")
+    def _one_approval_form(self) -> FlowSpec:
+        if self.approvers and self.approval is not None:
+            raise ValueError("name either 'approvers' or 'approval', not both")
+        if self.trigger == Trigger.AUTOMATIC and (self.approvers or self.approval is not None):
+            raise ValueError("an automatic flow grants without approval; remove 'approvers'/'approval'")
+        return self
+
     @property
     def auto_approve(self) -> bool:
-        return not self.approvers
+        return not self.approvers and self.approval is None
+
+    @property
+    def approval_policy(self) -> ApprovalPolicy | None:
+        """The approval policy, with the plain `approvers` list read as "any one of them"."""
+        if self.approval is not None or not self.approvers:
+            return self.approval
+        approvers = [Approver.from_subject(s) for s in self.approvers]
+        return ApprovalPolicy(groups=[ApproverGroup(approvers=approvers)])

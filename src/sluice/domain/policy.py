@@ -3,18 +3,16 @@ snapshots of the directory and the inventory taken *now* by the caller."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sluice.domain.flows import FlowSpec, Subject, Target
+from sluice.domain.approval import ApprovalContext, approvals_needed, entitled
+from sluice.domain.criteria import first_miss
+from sluice.domain.flows import FlowSpec, Subject, Target, Trigger
+from sluice.domain.people import Person, any_holds, holds
+from sluice.domain.people import miss as person_miss
 
-
-@dataclass(frozen=True)
-class Person:
-    email: str
-    active: bool = True
-    groups: frozenset[str] = field(default_factory=frozenset)
-    manager: str | None = None
+__all__ = ["Person", "ResourceRef", "Verdict", "evaluate", "flow_for_units", "may_approve"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +21,14 @@ class ResourceRef:
     type: str
     name: str
     path: str
+    id: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def ancestors(self) -> list[str]:
+        """Paths of the resources above this one, nearest first (the integration is not one)."""
+        parts = self.path.split("/")
+        return ["/".join(parts[:n]) for n in range(len(parts) - 1, 1, -1)]
 
 
 @dataclass(frozen=True)
@@ -35,39 +41,37 @@ class Verdict:
 
 
 def subject_matches(subject: Subject, person: Person) -> bool:
-    if subject.user:
-        return subject.user.lower() == person.email.lower()
-    if subject.group:
-        return subject.group in person.groups
-    return False
+    return holds(subject, person)
 
 
 def is_requester(flow: FlowSpec, person: Person) -> bool:
-    return person.active and any(subject_matches(s, person) for s in flow.requesters)
+    return any_holds(flow.requesters, person)
 
 
 def target_matches(target: Target, resource: ResourceRef, permission: str) -> str | None:
-    """None when the target covers (resource, permission); otherwise the first reason it does not."""
-    if target.integration != resource.integration:
+    """None when the target covers (resource, permission); otherwise the first reason it does not.
+    Bundle and scope references are expected resolved (`domain.bundles.resolve_flow`)."""
+    if target.bundle is not None:
+        return f"bundle {target.bundle} is not defined"
+    if target.integration is not None and target.integration != resource.integration:
         return f"targets integration {target.integration}, not {resource.integration}"
-    if target.type != resource.type:
+    if target.type is not None and target.type != resource.type:
         return f"targets resources of type {target.type}, not {resource.type}"
     if permission not in target.permissions:
         return f"grants {', '.join(target.permissions)}, not {permission}"
-    names = target.select.names
-    if names is not None and resource.path not in names and resource.name not in names:
-        return f"names only {', '.join(names)}"
-    return None
+    return first_miss(target.select.criteria(), resource)
 
 
 def evaluate(flow: FlowSpec, person: Person, resource: ResourceRef, permission: str) -> Verdict:
     if not flow.active:
         return Verdict(flow.name, False, "the flow is switched off")
+    if flow.trigger == Trigger.AUTOMATIC:
+        return Verdict(flow.name, False, "the flow grants automatically; it is not requested")
     if not person.active:
         return Verdict(flow.name, False, f"{person.email} is not active")
     if not is_requester(flow, person):
-        who = ", ".join(s.describe() for s in flow.requesters)
-        return Verdict(flow.name, False, f"{person.email} is not among the requesters ({who})")
+        why = "; ".join(person_miss(s, person) for s in flow.requesters)
+        return Verdict(flow.name, False, f"{person.email} is not among the requesters: {why}")
     reasons = []
     for target in flow.targets:
         miss = target_matches(target, resource, permission)
@@ -86,23 +90,19 @@ def allowing_flows(
 def flow_for_units(
     flows: Sequence[FlowSpec], person: Person, units: Sequence[tuple[ResourceRef, str]]
 ) -> FlowSpec | None:
-    """The flow that allows every unit, preferring one that needs no approval, then the longest."""
+    """The flow that allows every unit, preferring the one that needs the fewest approvals (none
+    first), then the longest."""
     candidates = [f for f in flows if all(evaluate(f, person, r, p).allowed for r, p in units)]
     if not candidates:
         return None
-    candidates.sort(key=lambda f: (not f.auto_approve, -f.max_duration_delta.total_seconds(), f.name))
+    candidates.sort(
+        key=lambda f: (approvals_needed(f.approval_policy), -f.max_duration_delta.total_seconds(), f.name)
+    )
     return candidates[0]
 
 
 def may_approve(flow: FlowSpec, approver: Person, requester: Person) -> bool:
-    """Approver rights come from the flow, checked against the acting person. A requester never
-    approves their own request."""
-    if not approver.active or approver.email.lower() == requester.email.lower():
-        return False
-    for subject in flow.approvers:
-        if subject.manager:
-            if requester.manager and requester.manager.lower() == approver.email.lower():
-                return True
-        elif subject_matches(subject, approver):
-            return True
-    return False
+    """Approver rights come from the flow, checked against the acting person (first tier, no resource
+    owners known). A requester never approves their own request unless the flow says so."""
+    policy = flow.approval_policy
+    return policy is not None and entitled(policy, approver, ApprovalContext(requester), 1)

@@ -28,6 +28,7 @@ class GrantState(StrEnum):
     GRANTING = "granting"
     ACTIVE = "active"
     REVOKING = "revoking"
+    REVOKE_FAILED = "revoke_failed"  # revoking, and failing for longer than the window; still retried
     REVOKED = "revoked"
     NOT_GRANTED = "not_granted"  # rejected, cancelled or expired before any access existed
 
@@ -53,13 +54,14 @@ class RequestState(StrEnum):
     EXPIRED = "expired"
 
 
-def grant_state(desired: str, actual: str) -> GrantState:
+def grant_state(desired: str, actual: str, *, revoke_failed: bool = False) -> GrantState:
+    """`revoke_failed` is the worker's verdict that this revoke has failed for longer than its window."""
     if desired == Desired.PENDING:
         return GrantState.PENDING
     if desired == Desired.ACTIVE:
         return GrantState.ACTIVE if actual == Actual.ACTIVE else GrantState.GRANTING
     if actual in (Actual.ACTIVE, Actual.UNKNOWN):
-        return GrantState.REVOKING
+        return GrantState.REVOKE_FAILED if revoke_failed else GrantState.REVOKING
     if actual == Actual.REVOKED:
         return GrantState.REVOKED
     return GrantState.NOT_GRANTED
@@ -78,12 +80,16 @@ def request_state(status: str, grant_states: Iterable[GrantState]) -> RequestSta
     states = set(grant_states)
     if status == RequestStatus.PENDING:
         return RequestState.PENDING
-    if status != RequestStatus.APPROVED and not states & {GrantState.REVOKING, GrantState.ACTIVE}:
+    if status != RequestStatus.APPROVED and not states & {
+        GrantState.REVOKING,
+        GrantState.REVOKE_FAILED,
+        GrantState.ACTIVE,
+    }:
         return RequestState(status)
     if GrantState.GRANTING in states or GrantState.PENDING in states:
         return RequestState.GRANTING
     if GrantState.ACTIVE in states:
         return RequestState.ACTIVE
-    if GrantState.REVOKING in states:
+    if states & {GrantState.REVOKING, GrantState.REVOKE_FAILED}:
         return RequestState.REVOKING
     return RequestState.ENDED

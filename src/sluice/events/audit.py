@@ -20,12 +20,19 @@ class Action(StrEnum):
     REQUEST_REJECTED = "request.rejected"
     REQUEST_CANCELLED = "request.cancelled"
     REQUEST_EXPIRED = "request.expired"
+    REQUEST_ESCALATED = "request.escalated"
+    GRANT_ENDING_SOON = "grant.ending_soon"
+    GRANT_EXTENDED = "grant.extended"
+    GRANT_NO_LONGER_ELIGIBLE = "grant.no_longer_eligible"
+    AUTOMATIC_GRANTED = "grant.automatic"
     GRANT_ACTIVATED = "grant.activated"
     GRANT_FAILED = "grant.attempt_failed"
     GRANT_EXPIRED = "grant.expired"
     GRANT_REVOKE_REQUESTED = "grant.revoke_requested"
     GRANT_REVOKED = "grant.revoked"
     GRANT_REVOKE_FAILED = "grant.revoke_attempt_failed"
+    GRANT_REVOKE_STUCK = "grant.revoke_failed"  # failing longer than the window; still retried
+    GRANT_RECONCILED = "grant.reconciled"
     ORPHAN_REMOVED = "target.orphan_removed"
     CONFIG_APPLIED = "config.applied"
     OBJECT_CREATED = "admin.created"
@@ -34,6 +41,7 @@ class Action(StrEnum):
     TOKEN_CREATED = "token.created"  # noqa: S105 (an event name, not a secret)
     INVENTORY_SYNCED = "inventory.synced"
     INVENTORY_SYNC_FAILED = "inventory.sync_failed"
+    TAGS_CHANGED = "inventory.tags_changed"
 
 
 # The only detail keys an audit event or webhook may carry. Values must be plain data.
@@ -63,6 +71,9 @@ ALLOWED_DETAILS = frozenset(
         "admin",
         "counts",
         "state",
+        "grantee_of",
+        "choice",
+        "tier",
     }
 )
 

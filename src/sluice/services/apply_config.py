@@ -22,8 +22,10 @@ from sluice.domain.states import RequestStatus
 from sluice.events.audit import Action, record
 from sluice.services.config_checks import CONFIG_SOURCE, check_document
 from sluice.services.config_file import ConfigDocument
+from sluice.services.config_people import reconcile_people
 from sluice.services.config_plan import Plan, PlanEntry
 from sluice.services.config_source import ConfigError
+from sluice.services.config_targeting import reconcile_targeting
 from sluice.store.queries import grant_is_live
 from sluice.store.tables import AccessFlow, AccessRequest, Grant, Group, GroupMember, Identity, Integration
 from sluice.store.types import new_id
@@ -95,7 +97,9 @@ class _Reconciler:
         self._memberships()
         self._remove_stale_groups()
         self._integrations()
+        reconcile_targeting(self)
         self._flows()
+        reconcile_people(self)
         if self.conflicts:
             raise Conflict("\n".join(self.conflicts), conflicts=self.conflicts)
         return self.plan

@@ -16,7 +16,9 @@ from sluice.connectors.builtin_groups import BuiltinGroupsConfig
 from sluice.connectors.registry import connector_class, validate_config
 from sluice.domain.errors import InvalidInput
 from sluice.domain.flows import Target
+from sluice.services.config_people import people_problems
 from sluice.services.config_source import ConfigPath, ConfigProblem, SourceMap, problems_from_validation
+from sluice.services.config_targeting import targeting_problems
 from sluice.store.tables import Group, Identity, Integration
 
 if TYPE_CHECKING:
@@ -100,6 +102,9 @@ class _Checker:
             ("groups", "name", "group"),
             ("integrations", "name", "integration"),
             ("flows", "name", "flow"),
+            ("scopes", "name", "scope"),
+            ("bundles", "name", "bundle"),
+            ("schedules", "name", "schedule"),
         )
         for section, key, what in sections:
             first: dict[str, int] = {}
@@ -179,8 +184,11 @@ class _Checker:
 
     def _flows(self) -> None:
         self._known_store_integrations(
-            {t.integration for f in self.doc.flows for t in f.targets} - set(self.integration_kinds)
+            {t.integration for f in [*self.doc.flows, *self.doc.bundles] for t in f.targets if t.integration}
+            - set(self.integration_kinds)
         )
+        targeting_problems(self, self.doc, self.session)
+        people_problems(self, self.doc, self.session)
         for index, flow in enumerate(self.doc.flows):
             base: ConfigPath = ("flows", index)
             for role in ("requesters", "approvers"):
@@ -195,6 +203,8 @@ class _Checker:
                 self._target(target, (*base, "targets", number))
 
     def _target(self, target: Target, path: ConfigPath) -> None:
+        if target.integration is None:
+            return  # a bundle or scope reference: checked by targeting_problems
         kind = self.integration_kinds.get(target.integration)
         if kind is None:
             declared = ", ".join(i.name for i in self.doc.integrations) or "none"

@@ -14,9 +14,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from sqlalchemy.orm import Session
 
+from sluice.domain.bundles import BundleSpec, ScopeSpec
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput
 from sluice.domain.flows import FlowSpec
+from sluice.domain.shifts import ScheduleSpec
 from sluice.services.config_checks import builtin_groups_config, check_document, secret_problems
 from sluice.services.config_source import (
     ConfigError,
@@ -143,10 +145,15 @@ class ConfigDocument(_Strict):
     groups: list[GroupSpec] = Field(default_factory=list)
     integrations: list[IntegrationSpec] = Field(default_factory=list)
     flows: list[FlowSpec] = Field(default_factory=list)
+    scopes: list[ScopeSpec] = Field(default_factory=list)
+    bundles: list[BundleSpec] = Field(default_factory=list)
+    schedules: list[ScheduleSpec] = Field(default_factory=list)
 
     _source: SourceMap | None = PrivateAttr(default=None)
 
-    @field_validator("identities", "groups", "integrations", "flows", mode="before")
+    @field_validator(
+        "identities", "groups", "integrations", "flows", "scopes", "bundles", "schedules", mode="before"
+    )
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _none_is_empty(value)

@@ -11,8 +11,15 @@ from sqlalchemy.orm import Session
 from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from sluice.domain.states import Actual, RequestStatus
 from sluice.events.audit import Action, record
+from sluice.services.approvals import (
+    RequestApproval,
+    already_decided,
+    approvals_enough,
+    may_act,
+    request_approval,
+)
 from sluice.services.grants import activate_request_grants, end_grants
-from sluice.services.policy import can_approve, load_flow
+from sluice.services.policy import load_flow
 from sluice.store.tables import AccessRequest, Approval, Identity
 from sluice.store.types import new_id
 
@@ -45,17 +52,30 @@ def _ensure_pending(request: AccessRequest) -> None:
         raise Conflict(f"request {request.id} is already {request.status}")
 
 
+def _entitled_state(
+    session: Session, request: AccessRequest, actor: Identity, now: datetime
+) -> RequestApproval:
+    """The request's approval state, once `actor` is shown to be entitled to act on it now."""
+    flow = load_flow(session, request.flow_name)
+    state = request_approval(session, request, flow, now)
+    if actor.id == request.requester_id and (state is None or not state.policy.self_approval):
+        raise NotAllowed("you cannot approve your own request")
+    if state is None or not may_act(session, state, actor, now):
+        raise NotAllowed(f"{actor.email} is not an approver of flow {flow.name!r} for this request")
+    if already_decided(request, actor) is not None:
+        raise Conflict(f"{actor.email} has already decided on request {request.id}")
+    return state
+
+
 def approve_request(
     session: Session, *, request_id: str, approver: Identity, reason: str, now: datetime
 ) -> AccessRequest:
+    """Record an approval; the request is approved once its flow's approval policy is satisfied."""
     request = lock_request(session, request_id)
     _ensure_pending(request)
-    if approver.id == request.requester_id:
-        raise NotAllowed("you cannot approve your own request")
-    flow = load_flow(session, request.flow_name)
-    if not can_approve(session, flow, approver, request.requester, now):
-        raise NotAllowed(f"{approver.email} is not an approver of flow {flow.name!r} for this request")
-    _move(session, request, RequestStatus.PENDING, RequestStatus.APPROVED, now, approver.email, reason)
+    state = _entitled_state(session, request, approver, now)
+    if state.policy.reason_required and not reason.strip():
+        raise InvalidInput(f"flow {request.flow_name!r} needs a reason from the approver")
     session.add(
         Approval(
             id=new_id("apr"),
@@ -66,6 +86,22 @@ def approve_request(
             created_at=now,
         )
     )
+    session.flush()
+    session.refresh(request)
+    if not approvals_enough(session, state, request, now):
+        record(
+            session,
+            now=now,
+            actor=approver.email,
+            action=Action.REQUEST_APPROVAL_RECORDED,
+            subject_type="request",
+            subject_id=request.id,
+            reason=reason,
+            flow=request.flow_name,
+            requester=request.requester.email,
+        )
+        return request
+    _move(session, request, RequestStatus.PENDING, RequestStatus.APPROVED, now, approver.email, reason)
     record(
         session,
         now=now,
@@ -74,7 +110,7 @@ def approve_request(
         subject_type="request",
         subject_id=request.id,
         reason=reason,
-        flow=flow.name,
+        flow=request.flow_name,
         requester=request.requester.email,
     )
     activate_request_grants(session, request, now)
@@ -84,13 +120,12 @@ def approve_request(
 def reject_request(
     session: Session, *, request_id: str, approver: Identity, reason: str, now: datetime
 ) -> AccessRequest:
+    """A rejection by anyone entitled to approve rejects the request."""
     request = lock_request(session, request_id)
     _ensure_pending(request)
     if approver.id == request.requester_id:
         raise NotAllowed("you cannot decide on your own request; cancel it instead")
-    flow = load_flow(session, request.flow_name)
-    if not can_approve(session, flow, approver, request.requester, now):
-        raise NotAllowed(f"{approver.email} is not an approver of flow {flow.name!r} for this request")
+    _entitled_state(session, request, approver, now)
     if not reason.strip():
         raise InvalidInput("say why the request is rejected")
     _move(session, request, RequestStatus.PENDING, RequestStatus.REJECTED, now, approver.email, reason)

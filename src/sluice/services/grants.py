@@ -14,13 +14,19 @@ from sluice.store.tables import AccessRequest, Grant
 
 
 def activate_request_grants(session: Session, request: AccessRequest, now: datetime) -> None:
-    """An approved request's grants should now exist, until now + the requested duration."""
+    """An approved request's grants should now exist, until now + the requested duration. A request
+    for a later start keeps them pending until then (the worker starts them); the duration counts from
+    the start, not from the asking."""
+    start = max(now, request.starts_at or now)
     for grant in request.grants:
         if grant.desired != Desired.PENDING:
             continue
+        grant.starts_at = start
+        grant.ends_at = start + timedelta(seconds=grant.duration_seconds)
+        grant.updated_at = now
+        if start > now:
+            continue
         grant.desired = Desired.ACTIVE
-        grant.starts_at = now
-        grant.ends_at = now + timedelta(seconds=grant.duration_seconds)
         grant.next_attempt_at = None
         grant.updated_at = now
 

@@ -14,6 +14,8 @@ from sluice.connectors.base import DiscoveredResource
 from sluice.domain.errors import NotFound, SluiceError, TargetError
 from sluice.events.audit import Action, record
 from sluice.services.connector_hub import ConnectorHub
+from sluice.services.tags import sync_discovered_tags
+from sluice.services.vanished import close_requests_on_vanished
 from sluice.store.db import transaction
 from sluice.store.tables import Integration, Resource
 from sluice.store.types import new_id
@@ -67,11 +69,16 @@ def apply_discovery(
             row.updated_at = now
             updated += 1
     deleted = 0
+    vanished: dict[str, str] = {}
     for path, row in existing.items():
         if path not in seen and row.deleted_at is None:
             row.deleted_at = now
             row.updated_at = now
             deleted += 1
+            vanished[row.id] = path
+    session.flush()
+    sync_discovered_tags(session, integration.id, existing, found, now)
+    close_requests_on_vanished(session, list(vanished), vanished, now)
     integration.last_sync_at = now
     integration.last_sync_error = None
     integration.resource_count = len(seen)

@@ -10,12 +10,14 @@ from sqlalchemy.orm import Session
 from sluice.domain.errors import Conflict
 from sluice.domain.flows import FlowSpec
 from sluice.domain.policy import Person, may_approve
+from sluice.services.bundles import resolve_flows
 from sluice.store.queries import all_flows, group_names_of, person_of
 from sluice.store.tables import AccessFlow, Group, GroupMember, Identity
 
 
 def load_flows(session: Session) -> list[FlowSpec]:
-    return [FlowSpec.model_validate(row.spec) for row in all_flows(session)]
+    """Every flow, with its bundle and scope references resolved to what they name now."""
+    return resolve_flows(session, [FlowSpec.model_validate(row.spec) for row in all_flows(session)])
 
 
 def load_flow(session: Session, name: str) -> FlowSpec:

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from sluice.domain.errors import NotAllowed, NotFound, SluiceError
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import RequestStatus
-from sluice.services.policy import approvers_of, can_approve, load_flow
-from sluice.store.queries import grant_is_live, identity_by_email, person_of
+from sluice.services.approvals import approvers_of_request, can_act_on
+from sluice.services.policy import load_flow
+from sluice.store.queries import grant_is_live, identity_by_email
 from sluice.store.tables import (
     AccessFlow,
     AccessRequest,
@@ -69,7 +70,7 @@ def _flow_or_none(session: Session, name: str) -> FlowSpec | None:
 def may_decide(session: Session, request: AccessRequest, viewer: Identity, now: datetime) -> bool:
     """True when `viewer` holds approver rights on the request's flow (whatever its status)."""
     flow = _flow_or_none(session, request.flow_name)
-    return flow is not None and can_approve(session, flow, viewer, request.requester, now)
+    return flow is not None and can_act_on(session, request, flow, viewer, now)
 
 
 def request_approvers(session: Session, request: AccessRequest, now: datetime) -> list[str]:
@@ -79,7 +80,7 @@ def request_approvers(session: Session, request: AccessRequest, now: datetime) -
     flow = _flow_or_none(session, request.flow_name)
     if flow is None:
         return []
-    return approvers_of(session, flow, person_of(session, request.requester, now), now)
+    return approvers_of_request(session, request, flow, now)
 
 
 def visible_request(
@@ -133,7 +134,7 @@ def list_requests(
         if request.flow_name not in flows:
             flows[request.flow_name] = _flow_or_none(session, request.flow_name)
         flow = flows[request.flow_name]
-        if flow is not None and can_approve(session, flow, viewer, request.requester, now):
+        if flow is not None and can_act_on(session, request, flow, viewer, now):
             mine.append(request)
     return Page(mine[offset : offset + limit], len(mine))
 

@@ -18,6 +18,14 @@ from sluice.events.audit import Action, record
 from sluice.services.connector_hub import ConnectorHub
 from sluice.services.grants import activate_request_grants
 from sluice.services.policy import load_flows
+from sluice.services.request_rules import (
+    capped_duration,
+    checked_start,
+    explain_choice,
+    refuse_unusable,
+    usable_flows,
+)
+from sluice.services.tags import resource_refs
 from sluice.store.queries import grant_is_live, person_of
 from sluice.store.tables import AccessRequest, Grant, Identity, Resource
 from sluice.store.types import new_id
@@ -39,10 +47,6 @@ def _resource(session: Session, path: str) -> Resource:
     return row
 
 
-def _ref(resource: Resource) -> ResourceRef:
-    return ResourceRef(resource.integration.name, resource.type, resource.name, resource.path)
-
-
 def _refusal(flows: list[FlowSpec], person: Person, ref: ResourceRef, permission: str) -> str:
     if not flows:
         return "no access flow exists yet"
@@ -60,6 +64,8 @@ def submit_request(
     reason: str,
     now: datetime,
     flow_name: str | None = None,
+    starts_at: datetime | None = None,
+    grantee: Identity | None = None,
 ) -> AccessRequest:
     if not units:
         raise InvalidInput("name at least one resource to request")
@@ -72,6 +78,8 @@ def submit_request(
     person = person_of(session, requester, now)
     if not person.active:
         raise NotAllowed(f"{requester.email} is not active")
+    grantee = grantee or requester
+    start = checked_start(starts_at, now)
 
     resolved: list[tuple[Resource, str]] = []
     for unit in units:
@@ -83,13 +91,16 @@ def submit_request(
                 f"choose one of: {', '.join(allowed)}"
             )
         resolved.append((resource, unit.permission))
-    refs = [(_ref(r), p) for r, p in resolved]
+    refs = list(zip(resource_refs(session, [r for r, _ in resolved]), [p for _, p in resolved], strict=True))
 
     flows = load_flows(session)
     if flow_name is not None:
         flows = [f for f in flows if f.name == flow_name]
         if not flows:
             raise NotFound(f"no access flow named {flow_name!r}")
+    grantee_person = person if grantee.id == requester.id else person_of(session, grantee, now)
+    flows, unusable = usable_flows(flows, requester=person, grantee=grantee_person, start=start or now)
+    refuse_unusable(flows, unusable, grantee_person, person)
     flow = flow_for_units(flows, person, refs)
     if flow is None:
         for ref, permission in refs:
@@ -106,12 +117,13 @@ def submit_request(
         )
     if flow.justification_required and not reason.strip():
         raise InvalidInput(f"flow {flow.name!r} needs a reason: say why you need this access")
+    duration = capped_duration(flow, start or now, duration)
 
     for resource, permission in resolved:
         duplicate = session.scalar(
             select(Grant.id).where(
                 and_(
-                    Grant.identity_id == requester.id,
+                    Grant.identity_id == grantee.id,
                     Grant.resource_id == resource.id,
                     Grant.permission == permission,
                     grant_is_live(),
@@ -132,6 +144,7 @@ def submit_request(
         status=RequestStatus.PENDING,
         created_at=now,
         pending_until=now + flow.pending_timeout_delta,
+        starts_at=start,
     )
     session.add(request)
     session.flush()
@@ -141,7 +154,7 @@ def submit_request(
             Grant(
                 id=grant_id,
                 request_id=request.id,
-                identity_id=requester.id,
+                identity_id=grantee.id,
                 integration_id=resource.integration_id,
                 resource_id=resource.id,
                 resource_path=resource.path,
@@ -150,7 +163,7 @@ def submit_request(
                 desired=Desired.PENDING,
                 actual=Actual.NONE,
                 duration_seconds=request.duration_seconds,
-                principal=hub.for_integration(resource.integration).principal_for(grant_id, requester.email),
+                principal=hub.for_integration(resource.integration).principal_for(grant_id, grantee.email),
                 created_at=now,
                 updated_at=now,
             )
@@ -169,6 +182,9 @@ def submit_request(
         resources=[r.path for r, _ in resolved],
         permissions=sorted({p for _, p in resolved}),
         duration=format_duration(duration),
+        grantee_of=grantee.email if grantee.id != requester.id else None,
+        choice=explain_choice(flow, flows, flow_name is not None),
+        starts_at=start.isoformat() if start else None,
     )
     if flow.auto_approve:
         request.status = RequestStatus.APPROVED

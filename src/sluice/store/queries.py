@@ -79,12 +79,18 @@ def group_names_of(session: Session, identity_id: str, now: datetime) -> frozens
 
 
 def person_of(session: Session, identity: Identity, now: datetime) -> Person:
-    """The directory snapshot of one identity that the policy evaluator reads."""
+    """The directory snapshot of one identity that the policy evaluator reads (with its attributes and
+    the schedules it is on call for now)."""
+    from sluice.store.people_queries import shifts_now
+
     return Person(
         email=identity.email,
         active=identity.active,
         groups=group_names_of(session, identity.id, now),
         manager=identity.manager_email,
+        name=identity.name,
+        attributes=dict(identity.attributes or {}),
+        shifts=shifts_now(session, now).get(identity.email.lower(), frozenset()),
     )
 
 

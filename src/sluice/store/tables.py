@@ -134,6 +134,9 @@ class AccessRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(String(320))
     decision_reason: Mapped[str | None] = mapped_column(Text)
     pending_until: Mapped[datetime | None]
+    starts_at: Mapped[datetime | None]  # a future start asked for (a maintenance window); None: at once
+    # approval tiers notified so far
+    escalation_tier: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     requester: Mapped[Identity] = relationship()
     grants: Mapped[list[Grant]] = relationship(back_populates="request", order_by="Grant.id")
@@ -179,17 +182,24 @@ class Grant(Base):
     duration_seconds: Mapped[int] = mapped_column(Integer)
     starts_at: Mapped[datetime | None]
     ends_at: Mapped[datetime | None]
-    principal: Mapped[str] = mapped_column(String(63))
+    principal: Mapped[str] = mapped_column(String(500))
     credentials: Mapped[str | None] = mapped_column(Text)
     connection: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Since when the target work on this row keeps failing (cleared on success), and when a revoke was
+    # declared `revoke_failed` for failing longer than the configured window (it is still retried).
+    failing_since: Mapped[datetime | None]
+    revoke_failed_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(80))
     claimed_until: Mapped[datetime | None]
     granted_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(Text)
+    flow_name: Mapped[str | None] = mapped_column(String(120), index=True)  # set for automatic grants
+    extensions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    warned_at: Mapped[datetime | None]  # when the "ends soon" event was written
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -223,3 +233,8 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# Tags, bundles and scopes live in their own module; importing it here completes the metadata.
+from sluice.store import people_tables as _people_tables  # noqa: E402,F401
+from sluice.store import targeting_tables as _targeting_tables  # noqa: E402,F401

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from sluice import metrics
 from sluice.connectors.base import AccessUnit
 from sluice.domain.errors import SluiceError
 from sluice.events.audit import Action, record
@@ -20,15 +22,20 @@ from sluice.services.decisions import expire_pending_requests
 from sluice.services.inventory import integrations_due_for_sync, next_sync_at, sync_integration
 from sluice.services.revocation import expire_due_grants
 from sluice.services.secrets import SecretBox
+from sluice.services.target_reconcile import reconcile_targets
 from sluice.store.db import transaction
 from sluice.store.queries import grant_is_live, next_wakeup
 from sluice.store.tables import Grant, Integration
+from sluice.tuning import Tuning
+from sluice.worker.dispatch import Dispatcher
+from sluice.worker.people import PeopleDuty
 from sluice.worker.reconcile import Reconciler
 
 log = logging.getLogger("sluice.worker")
 
 IDLE_CEILING = timedelta(seconds=30)  # a safety net; normal wake-ups come from due times and notices
-ORPHAN_SWEEP_EVERY = timedelta(minutes=5)
+ORPHAN_SWEEP_EVERY = Tuning.orphan_sweep_every  # the default; a worker uses its `Tuning`
+EXPIRE_EVERY_SECONDS = 0.25  # while target calls run, newly due grants are ended this often
 
 
 class Worker:
@@ -42,6 +49,7 @@ class Worker:
         worker_id: str,
         wake: threading.Event | None = None,
         sync_inventory: bool = True,
+        tuning: Tuning | None = None,
     ) -> None:
         self.factory = factory
         self.hub = hub
@@ -49,32 +57,59 @@ class Worker:
         self.wake = wake or threading.Event()
         self.stop = threading.Event()
         self.sync_inventory = sync_inventory
-        self.reconciler = Reconciler(factory, hub=hub, box=box, clock=clock, worker_id=worker_id)
+        self.tuning = tuning or Tuning.from_env()
+        self.reconciler = Reconciler(
+            factory, hub=hub, box=box, clock=clock, worker_id=worker_id, tuning=self.tuning
+        )
+        self.dispatcher = Dispatcher(
+            self.reconciler.run,
+            threads=self.tuning.threads,
+            per_integration=self.tuning.per_integration,
+            claim_ahead=self.tuning.claim_per_integration,
+        )
         self._last_orphan_sweep: datetime | None = None
+        self.people = PeopleDuty(factory, hub=hub, clock=clock)
 
     def run_once(self) -> int:
         """One pass: expire, reconcile everything that needs work now, sync, sweep. Returns the number
-        of target operations done."""
-        now = self.clock()
+        of target operations done. Target calls run in the dispatcher's pool; rows are claimed again
+        as calls finish, so a slow target never holds up the others."""
         with transaction(self.factory) as session:
-            expire_pending_requests(session, now=now)
-            expire_due_grants(session, now=now)
-        done = 0
-        while not self.stop.is_set():
-            jobs = self.reconciler.claim()
-            if not jobs:
-                break
-            for job in jobs:
-                self.reconciler.run(job)
-                done += 1
-            now = self.clock()
-            with transaction(self.factory) as session:
-                expire_due_grants(session, now=now)
+            expire_pending_requests(session, now=self.clock())
+        self.people.run()
+        self.expire_due()
+        completed_before = self.dispatcher.completed
+        last_expiry = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                self.dispatcher.add(self.reconciler.claim(room=self.dispatcher.room))
+                if self.dispatcher.idle:
+                    if self.expire_due():
+                        continue  # grants came due while the last calls ran
+                    break
+                self.dispatcher.wait(EXPIRE_EVERY_SECONDS)
+                if time.monotonic() - last_expiry >= EXPIRE_EVERY_SECONDS:
+                    self.expire_due()
+                    last_expiry = time.monotonic()
+        finally:
+            self.dispatcher.drain()
+        done = self.dispatcher.completed - completed_before
         if self.sync_inventory:
             self.sync_due_integrations()
-        if self._last_orphan_sweep is None or self.clock() - self._last_orphan_sweep >= ORPHAN_SWEEP_EVERY:
+        last_sweep = self._last_orphan_sweep
+        if last_sweep is None or self.clock() - last_sweep >= self.tuning.orphan_sweep_every:
             self.sweep_orphans()
         return done
+
+    def expire_due(self) -> int:
+        """End every grant whose end time has passed (in batches); returns how many were ended."""
+        ended = 0
+        while True:
+            with transaction(self.factory) as session:
+                batch = len(expire_due_grants(session, now=self.clock()))
+            ended += batch
+            if batch < 500:
+                return ended
 
     def sync_due_integrations(self) -> None:
         with transaction(self.factory) as session:
@@ -125,6 +160,7 @@ class Worker:
                     )
                     continue
                 removed += 1
+                metrics.ORPHANS_REMOVED.labels(integration.name).inc()
                 with transaction(self.factory) as session:
                     record(
                         session,
@@ -142,17 +178,21 @@ class Worker:
     def seconds_until_next(self) -> float:
         now = self.clock()
         with transaction(self.factory) as session:
-            candidates = [next_wakeup(session, now)]
+            candidates = [next_wakeup(session, now), self.people.next_due(session, now)]
             if self.sync_inventory:
                 candidates.append(next_sync_at(session) or now)
         if self._last_orphan_sweep is not None:
-            candidates.append(self._last_orphan_sweep + ORPHAN_SWEEP_EVERY)
+            candidates.append(self._last_orphan_sweep + self.tuning.orphan_sweep_every)
         present = [c for c in candidates if c is not None]
         if not present:
             return IDLE_CEILING.total_seconds()
         return max(0.0, (min(present) - now).total_seconds())
 
     def run_forever(self) -> None:
+        metrics.serve_from_env(self.factory, self.clock)
+        if self.tuning.reconcile_on_start:
+            for difference in reconcile_targets(self.factory, self.hub, clock=self.clock, dry_run=False):
+                log.warning("reconciled at start: %s", difference.as_dict())
         log.info("worker started")
         while not self.stop.is_set():
             self.wake.clear()
@@ -164,4 +204,5 @@ class Worker:
                 delay = 1.0
             if delay > 0:
                 self.wake.wait(min(delay + 0.05, IDLE_CEILING.total_seconds()))
+        self.dispatcher.shutdown()
         log.info("worker stopped")

@@ -7,13 +7,14 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from sluice.connectors.base import AccessUnit
+from sluice import metrics
+from sluice.connectors.base import AccessUnit, Connector
 from sluice.domain.errors import SluiceError, TargetError
 from sluice.domain.states import Actual, Desired
 from sluice.events.audit import Action, record
@@ -23,17 +24,28 @@ from sluice.services.secrets import SecretBox
 from sluice.store.db import transaction
 from sluice.store.queries import grant_needs_work
 from sluice.store.tables import Grant
+from sluice.tuning import Tuning
 
 log = logging.getLogger("sluice.worker")
 
-CLAIM_LEASE = timedelta(minutes=2)
-BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_CAP_SECONDS = 60.0
+CLAIM_LEASE = Tuning.claim_lease  # the default; `Tuning.claim_lease` is what a worker uses
 
 
-def backoff(attempts: int) -> timedelta:
+def _context(job: Job) -> dict[str, str | None]:
+    """What a structured log line about a job carries (never the unit's secret)."""
+    return {
+        "grant_id": job.grant_id,
+        "request_id": job.request_id,
+        "integration": job.integration_name,
+        "operation": job.operation,
+    }
+
+
+def backoff(attempts: int, tuning: Tuning | None = None) -> timedelta:
     """Capped exponential backoff with a little jitter, so retries of many rows spread out."""
-    seconds = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    tuning = tuning or Tuning()
+    base, cap = tuning.backoff_base.total_seconds(), tuning.backoff_cap.total_seconds()
+    seconds = min(cap, base * 2 ** max(0, attempts - 1))
     jitter = secrets.randbelow(250) / 1000 * seconds
     return timedelta(seconds=seconds * 0.875 + jitter)
 
@@ -43,7 +55,11 @@ class Job:
     grant_id: str
     operation: str  # "grant" or "revoke"
     integration_id: str
+    integration_name: str
     unit: AccessUnit
+    retry: bool = False  # the row failed before
+    request_id: str | None = None
+    connector: Connector | None = field(default=None, compare=False)  # built at claim time
 
 
 class Reconciler:
@@ -55,30 +71,45 @@ class Reconciler:
         box: SecretBox,
         clock: Callable[[], datetime],
         worker_id: str,
+        tuning: Tuning | None = None,
     ) -> None:
         self.factory = factory
         self.hub = hub
         self.box = box
         self.clock = clock
         self.worker_id = worker_id
+        self.tuning = tuning or Tuning()
 
-    def claim(self, limit: int = 50) -> list[Job]:
-        """Take up to `limit` rows that need work. On PostgreSQL rows other workers hold are skipped;
-        the claim is a lease that lapses if this worker dies. Before a first grant the row records that
-        the target is about to be touched (and the generated secret, sealed): no untracked credential."""
+    def claim(self, limit: int | None = None, *, room: Callable[[str], int] | None = None) -> list[Job]:
+        """Take rows that need work, integration by integration so that every target gets its turn:
+        at most `limit` per integration, and no more than `room(integration_id)` (what this worker can
+        start on it now). On PostgreSQL rows other workers hold are skipped; the claim is a lease that
+        lapses if this worker dies. Before a first grant the row records that the target is about to be
+        touched (and the generated secret, sealed): no untracked credential."""
         now = self.clock()
+        per_integration = limit or self.tuning.claim_per_integration
         jobs = []
         with transaction(self.factory) as session:
-            rows = session.scalars(
-                select(Grant)
-                .where(grant_needs_work(now))
-                .order_by(Grant.next_attempt_at.is_not(None), Grant.next_attempt_at, Grant.ends_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).all()
+            integration_ids = sorted(
+                session.scalars(select(Grant.integration_id).where(grant_needs_work(now)).distinct())
+            )
+            rows: list[Grant] = []
+            for integration_id in integration_ids:
+                take = min(per_integration, room(integration_id)) if room else per_integration
+                if take <= 0:
+                    continue
+                rows.extend(
+                    session.scalars(
+                        select(Grant)
+                        .where(grant_needs_work(now), Grant.integration_id == integration_id)
+                        .order_by(Grant.next_attempt_at.is_not(None), Grant.next_attempt_at, Grant.ends_at)
+                        .limit(take)
+                        .with_for_update(skip_locked=True)
+                    ).all()
+                )
             for grant in rows:
                 grant.claimed_by = self.worker_id
-                grant.claimed_until = now + CLAIM_LEASE
+                grant.claimed_until = now + self.tuning.claim_lease
                 operation = "grant" if grant.desired == Desired.ACTIVE else "revoke"
                 connector = self.hub.for_integration(grant.integration)
                 secret = None
@@ -94,6 +125,10 @@ class Reconciler:
                         grant_id=grant.id,
                         operation=operation,
                         integration_id=grant.integration_id,
+                        integration_name=grant.integration.name,
+                        retry=grant.attempts > 0,
+                        request_id=grant.request_id,
+                        connector=connector,
                         unit=AccessUnit(
                             grant_id=grant.id,
                             principal=grant.principal,
@@ -109,11 +144,15 @@ class Reconciler:
         return jobs
 
     def run(self, job: Job) -> None:
-        with transaction(self.factory) as session:
-            grant = session.get(Grant, job.grant_id)
-            if grant is None:
-                return
-            connector = self.hub.for_integration(grant.integration)
+        if job.retry:
+            metrics.TARGET_RETRIES.labels(job.integration_name, job.operation).inc()
+        connector = job.connector
+        if connector is None:
+            with transaction(self.factory) as session:
+                grant = session.get(Grant, job.grant_id)
+                if grant is None:
+                    return
+                connector = self.hub.for_integration(grant.integration)
         try:
             if job.operation == "grant":
                 connection = connector.grant(job.unit)
@@ -121,12 +160,17 @@ class Reconciler:
                 connector.revoke(job.unit)
                 connection = None
         except SluiceError as exc:
+            metrics.TARGET_OPERATIONS.labels(job.integration_name, job.operation, "failed").inc()
+            metrics.TARGET_FAILURES.labels(job.integration_name, job.operation).inc()
             self._record_failure(job, exc)
             return
         except Exception as exc:  # a connector bug must not kill the loop; the row is retried
             log.exception("connector %s failed on grant %s", type(connector).__name__, job.grant_id)
+            metrics.TARGET_OPERATIONS.labels(job.integration_name, job.operation, "failed").inc()
+            metrics.TARGET_FAILURES.labels(job.integration_name, job.operation).inc()
             self._record_failure(job, TargetError(f"unexpected {type(exc).__name__} in connector"))
             return
+        metrics.TARGET_OPERATIONS.labels(job.integration_name, job.operation, "done").inc()
         self._record_success(job, connection)
 
     def _release(self, session: Session, job: Job) -> Grant | None:
@@ -146,6 +190,8 @@ class Reconciler:
             grant.attempts = 0
             grant.last_error = None
             grant.next_attempt_at = None
+            grant.failing_since = None
+            grant.revoke_failed_at = None
             grant.updated_at = now
             if job.operation == "grant":
                 grant.actual = Actual.ACTIVE
@@ -157,6 +203,9 @@ class Reconciler:
                 grant.revoked_at = now
                 grant.credentials = None  # the secret is useless now; keep nothing
                 action = Action.GRANT_REVOKED
+                if grant.ends_at is not None and grant.ends_at <= now:
+                    lag = (now - grant.ends_at).total_seconds()
+                    metrics.REVOCATION_LAG.labels(job.integration_name).observe(lag)
             record(
                 session,
                 now=now,
@@ -172,7 +221,7 @@ class Reconciler:
                 principal=grant.principal,
                 ends_at=grant.ends_at.isoformat() if grant.ends_at else None,
             )
-        log.info("%s done for grant %s", job.operation, job.grant_id)
+        log.info("%s done for grant %s", job.operation, job.grant_id, extra=_context(job))
 
     def _record_failure(self, job: Job, error: SluiceError) -> None:
         now = self.clock()
@@ -182,10 +231,12 @@ class Reconciler:
             grant = self._release(session, job)
             if grant is None:
                 return
+            if grant.attempts == 0 or grant.failing_since is None:
+                grant.failing_since = now  # a new operation started failing
             grant.attempts += 1
             attempts = grant.attempts
             grant.last_error = error.detail[:2000]
-            grant.next_attempt_at = now + backoff(grant.attempts)
+            grant.next_attempt_at = now + backoff(grant.attempts, self.tuning)
             grant.updated_at = now
             action = Action.GRANT_FAILED if job.operation == "grant" else Action.GRANT_REVOKE_FAILED
             record(
@@ -212,13 +263,42 @@ class Reconciler:
                     reason=f"could not be granted: {error.detail[:300]}",
                 )
                 grant.next_attempt_at = None
+            elif job.operation == "revoke":
+                self._maybe_declare_stuck(session, grant, now, error)
         log.warning(
             "%s failed for grant %s (attempt %s): %s",
             job.operation,
             job.grant_id,
             attempts,
             error.detail,
+            extra={**_context(job), "attempts": attempts},
         )
+
+    def _maybe_declare_stuck(self, session: Session, grant: Grant, now: datetime, error: SluiceError) -> None:
+        """A revoke failing for longer than the window becomes `revoke_failed`, once, with an event (and
+        its webhook). Nothing stops: the row keeps being retried at the capped backoff."""
+        since = grant.failing_since or now
+        if grant.revoke_failed_at is not None or now - since < self.tuning.revoke_failed_after:
+            return
+        grant.revoke_failed_at = now
+        record(
+            session,
+            now=now,
+            actor="sluice",
+            action=Action.GRANT_REVOKE_STUCK,
+            subject_type="grant",
+            subject_id=grant.id,
+            reason=f"revoke failing since {since.isoformat()}; still retrying",
+            request_id=grant.request_id,
+            grantee=grant.identity.email,
+            resource=grant.resource_path,
+            principal=grant.principal,
+            integration=grant.integration.name,
+            attempts=grant.attempts,
+            error=error.detail[:500],
+            state="revoke_failed",
+        )
+        log.error("grant %s: revoke failed for longer than the window; still retrying", grant.id)
 
 
 def release_stale_claims(factory: sessionmaker[Session], now: datetime) -> int:

@@ -18,6 +18,7 @@ from sluice.domain.errors import InvalidInput
 from sluice.domain.states import RequestStatus
 from sluice.runtime import Runtime
 from sluice.services import decisions, reads, revocation
+from sluice.services.request_rules import grantee_of
 from sluice.services.requests import UnitAsked, submit_request
 from sluice.services.tokens import Caller
 from sluice.store.db import transaction
@@ -45,6 +46,8 @@ def create_request(body: RequestCreate, runtime: RuntimeDep, caller: CallerDep) 
             reason=body.reason,
             now=now,
             flow_name=body.flow,
+            starts_at=body.starts_at,
+            grantee=grantee_of(session, body.for_user),
         )
         session.flush()
         return request_view(session, request, now)

@@ -1,0 +1,242 @@
+"""What the benchmarks share: scratch databases on the local PostgreSQL, a seeded store, and the floor:
+the PostgreSQL connector's own statements (built by `postgres_sql`, as the connector builds them)
+issued raw through psycopg on one connection."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from cryptography.fernet import Fernet
+from psycopg import errors, sql
+from psycopg.conninfo import conninfo_to_dict
+from sqlalchemy import Engine, inspect, text
+
+from sluice.connectors import postgres_sql as q
+from sluice.connectors.postgres_sql import Target
+from sluice.domain.flows import FlowSpec
+from sluice.services.connector_hub import ConnectorHub
+from sluice.services.inventory import sync_integration
+from sluice.services.secrets import SecretBox
+from sluice.store import migrate
+from sluice.store.db import make_engine, make_session_factory, transaction
+from sluice.store.tables import AccessFlow, Base, Group, GroupMember, Identity, Integration
+
+ADMIN_URL = os.environ.get("SLUICE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TABLE = "orders"
+INTEGRATION = "bench-pg"
+
+
+def params(dbname: str | None = None) -> dict[str, Any]:
+    found = conninfo_to_dict(ADMIN_URL)
+    keep = {k: found[k] for k in ("host", "port", "user", "dbname", "password") if found.get(k)}
+    return {**keep, "dbname": dbname} if dbname else keep
+
+
+def url(dbname: str) -> str:
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{dbname}"
+
+
+@dataclass
+class Scratch:
+    store: str
+    target: str
+    prefix: str
+
+
+@contextmanager
+def scratch() -> Iterator[Scratch]:
+    """A store database, a target database with one table, and a role prefix; all removed after."""
+    made = Scratch(
+        f"sluice_bs_{secrets.token_hex(3)}", f"sluice_bt_{secrets.token_hex(3)}", f"b{secrets.token_hex(3)}_"
+    )
+    with psycopg.connect(**params(), autocommit=True) as conn:
+        for name in (made.store, made.target):
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(**params(made.target), autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {TABLE} (id serial PRIMARY KEY, item text)")
+    try:
+        yield made
+    finally:
+        with psycopg.connect(**params(), autocommit=True) as conn:
+            for name in (made.store, made.target):
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            roles = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", [made.prefix]
+                )
+            ]
+            for role in roles:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def seed_store(made: Scratch, people: int, key: str) -> tuple[Any, Any, SecretBox]:
+    """Schema, `people` identities in group `eng`, the integration (its admin connection opens on the
+    target database, so one connection serves every statement) and a self-serve flow; inventory synced."""
+    engine = make_engine(url(made.store))
+    complete_schema(engine)
+    factory = make_session_factory(engine)
+    now = datetime.now(UTC)
+    conf = params()
+    with transaction(factory) as session:
+        session.add(Group(id="grp_eng", name="eng"))
+        for i in range(people):
+            session.add(
+                Identity(
+                    id=f"id_{i}",
+                    email=f"u{i}@bench.example",
+                    name=f"U{i}",
+                    attributes={},
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        session.flush()
+        for i in range(people):
+            session.add(GroupMember(group_id="grp_eng", identity_id=f"id_{i}", source="config"))
+        session.add(
+            Integration(
+                id="int_bench",
+                name=INTEGRATION,
+                kind="postgresql",
+                config={
+                    "host": conf.get("host", "127.0.0.1"),
+                    "port": int(conf.get("port", 5432)),
+                    "user": conf.get("user", "postgres"),
+                    "dbname": made.target,
+                    "databases": [made.target],
+                    "role_prefix": made.prefix,
+                },
+                sync_interval_seconds=10**8,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        spec = FlowSpec.model_validate(
+            {
+                "name": "self-serve",
+                "requesters": [{"group": "eng"}],
+                "targets": [{"integration": INTEGRATION, "type": "table", "permissions": ["read"]}],
+                "max_duration": "8h",
+            }
+        )
+        session.add(
+            AccessFlow(
+                id="flow_b", name=spec.name, spec=spec.model_dump(mode="json"), created_at=now, updated_at=now
+            )
+        )
+    hub = ConnectorHub(factory)
+    sync_integration(factory, hub, INTEGRATION, clock=lambda: datetime.now(UTC))
+    return engine, factory, SecretBox(key.encode())
+
+
+def complete_schema(engine: Engine) -> None:
+    """Migrate, then add the tables and columns of work in progress that have no migration yet."""
+    migrate.upgrade(engine)
+    Base.metadata.create_all(engine)
+    present = inspect(engine)
+    with engine.begin() as connection:
+        for table in Base.metadata.sorted_tables:
+            have = {c["name"] for c in present.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have:
+                    kind = column.type.compile(engine.dialect)
+                    connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+
+
+def new_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+def resource_path(made: Scratch) -> str:
+    return f"{INTEGRATION}/{made.target}/public/{TABLE}"
+
+
+# --- the floor: the connector's statements, raw, on one connection
+
+
+def raw_grant(conn: psycopg.Connection[Any], made: Scratch, login: str, grant_id: str, password: str) -> None:
+    """What PostgresConnector.grant issues for a table read grant, in the same order."""
+    target = Target(made.target, "public", TABLE)
+    privilege = q.privilege_role_name(made.prefix, resource_path(made), "read")
+    with suppress(errors.DuplicateObject, errors.UniqueViolation), conn.transaction():
+        conn.execute(sql.SQL("CREATE ROLE {} WITH NOLOGIN").format(sql.Identifier(privilege)))
+        conn.execute(
+            sql.SQL("COMMENT ON ROLE {} IS {}").format(
+                sql.Identifier(privilege), sql.Literal(q.privilege_comment(resource_path(made), "read"))
+            )
+        )
+    with conn.transaction():
+        conn.execute(q.LOCK, [q.lock_key(Target(made.target))])
+        for statement in q.database_grants(target, privilege):
+            conn.execute(statement)
+    with conn.transaction():
+        conn.execute(q.LOCK, [q.lock_key(target)])
+        for statement in q.object_grants(target, "read", privilege):
+            conn.execute(statement)
+    ident = sql.Identifier(login)
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    options = sql.SQL("LOGIN INHERIT PASSWORD {} VALID UNTIL {}").format(
+        sql.Literal(q.scram_sha256_verifier(password)), sql.Literal(until)
+    )
+    with conn.transaction():
+        conn.execute(q.ROLE, [login]).fetchone()
+        conn.execute(sql.SQL("CREATE ROLE {} WITH ").format(ident) + options)
+        conn.execute(
+            sql.SQL("COMMENT ON ROLE {} IS {}").format(
+                ident, sql.Literal(q.grant_comment(grant_id, INTEGRATION))
+            )
+        )
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(privilege), ident))
+
+
+def raw_revoke(conn: psycopg.Connection[Any], made: Scratch, login: str) -> None:
+    """What PostgresConnector.revoke issues, in the same order."""
+    ident = sql.Identifier(login)
+    row = conn.execute(q.ROLE, [login]).fetchone()
+    if row is None:
+        return
+    conn.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
+    conn.execute(q.TERMINATE, [5000, login]).fetchall()
+    for _ in list(conn.execute(q.ROLE_DATABASES, [made.target, row[0]])):
+        with conn.transaction():
+            conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+    conn.execute(q.TERMINATE, [5000, login]).fetchall()
+    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+
+
+def raw_connection(made: Scratch) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(**params(made.target), autocommit=True)
+    conn.execute("SELECT set_config('statement_timeout', '30s', false)")
+    return conn
+
+
+def managed_count(made: Scratch) -> int:
+    with psycopg.connect(**params(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_roles WHERE starts_with(rolname, %s) AND NOT starts_with(rolname, %s)",
+            [made.prefix, made.prefix + "p_"],
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")

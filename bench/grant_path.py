@@ -1,0 +1,157 @@
+"""Grant path: N auto-approved requests submitted through the REST API (one identity each) on a
+PostgreSQL target, timed until every grant is active in the target, against the floor of the same N
+grants issued raw with psycopg on one connection (the connector's own statements). Then the latency
+from submit to active of single requests on an idle system.
+
+The API runs in-process (FastAPI's test client) with the worker in a thread, as `sluice up` does,
+but on a PostgreSQL store. Run: .venv/bin/python bench/grant_path.py [--requests 500] [--singles 40]
+Last line: ratio=<API time / floor time>."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+from _support import (
+    managed_count,
+    median,
+    new_key,
+    params,
+    percentile,
+    raw_connection,
+    raw_grant,
+    resource_path,
+    scratch,
+    seed_store,
+    url,
+)
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from sluice.api.app import create_app
+from sluice.domain.states import Actual
+from sluice.runtime import Runtime, utc_now
+from sluice.services.connector_hub import ConnectorHub
+from sluice.services.tokens import create_token
+from sluice.settings import Settings
+from sluice.store.db import transaction
+from sluice.store.tables import Grant
+from sluice.worker.loop import Worker
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--singles", type=int, default=40)
+    args = parser.parse_args()
+    n, singles = args.requests, args.singles
+    with scratch() as made, tempfile.TemporaryDirectory() as home:
+        key = new_key()
+        engine, factory, box = seed_store(made, n + singles, key)
+        path = resource_path(made)
+
+        # The floor: the same grants, raw, on one connection.
+        with raw_connection(made) as conn:
+            started = time.perf_counter()
+            for i in range(n):
+                raw_grant(conn, made, f"{made.prefix}floor{i}", f"gr_floor{i}", secrets.token_urlsafe(24))
+            floor = time.perf_counter() - started
+        assert managed_count(made) == n
+        with psycopg.connect(**params(), autocommit=True) as conn:
+            for i in range(n):
+                conn.execute(f'DROP ROLE "{made.prefix}floor{i}"')
+
+        runtime = Runtime(
+            settings=Settings(home=Path(home), database_url=url(made.store), secret_key=key),
+            engine=engine,
+            factory=factory,
+            hub=ConnectorHub(factory),
+            box=box,
+        )
+        with transaction(factory) as session:
+            tokens = [
+                create_token(session, email=f"u{i}@bench.example", admin=False, actor="bench", now=utc_now())
+                for i in range(n + singles)
+            ]
+        worker = Worker(
+            factory,
+            hub=runtime.hub,
+            box=box,
+            clock=utc_now,
+            worker_id="bench",
+            wake=runtime.wake,
+            sync_inventory=False,
+        )
+        thread = threading.Thread(target=worker.run_forever, daemon=True)
+        thread.start()
+        body = {"resources": [path], "permission": "read", "duration": "1h", "reason": "bench"}
+
+        def active() -> int:
+            with transaction(factory) as session:
+                return int(session.scalar(select(func.count()).where(Grant.actual == Actual.ACTIVE)) or 0)
+
+        with TestClient(create_app(runtime)) as client:
+            started = time.perf_counter()
+            for i in range(n):
+                response = client.post(
+                    "/api/v1/requests", json=body, headers={"Authorization": f"Bearer {tokens[i]}"}
+                )
+                assert response.status_code == 201, response.text
+            submitted = time.perf_counter() - started
+            while active() < n:
+                time.sleep(0.01)
+            api = time.perf_counter() - started
+            # Usable: a few grantees log in with the password the API hands them.
+            for i in range(0, n, max(1, n // 5)):
+                grant_id = client.get(
+                    "/api/v1/access", headers={"Authorization": f"Bearer {tokens[i]}"}
+                ).json()["items"][0]["id"]
+                details = client.get(
+                    f"/api/v1/access/{grant_id}", headers={"Authorization": f"Bearer {tokens[i]}"}
+                ).json()
+                with psycopg.connect(
+                    host=details["host"], port=details["port"], dbname=details["database"],
+                    user=details["username"], password=details["password"], connect_timeout=5,
+                ) as conn:  # fmt: skip
+                    conn.execute("SELECT count(*) FROM orders")
+
+            latencies = []
+            for i in range(n, n + singles):
+                time.sleep(0.3)  # idle: the worker is asleep, waiting for a due time or a notice
+                asked = time.perf_counter()
+                response = client.post(
+                    "/api/v1/requests", json=body, headers={"Authorization": f"Bearer {tokens[i]}"}
+                )
+                assert response.status_code == 201, response.text
+                grant_id = response.json()["grants"][0]["id"]
+                while True:
+                    with transaction(factory) as session:
+                        if session.scalar(select(Grant.actual).where(Grant.id == grant_id)) == Actual.ACTIVE:
+                            break
+                    time.sleep(0.002)
+                latencies.append((time.perf_counter() - asked) * 1000)
+        worker.stop.set()
+        runtime.wake.set()
+        thread.join(timeout=30)
+        engine.dispose()
+
+    print(f"floor (raw psycopg, one connection): {n} grants in {floor:.2f}s = {n / floor:.1f} grants/s")
+    print(
+        f"API -> worker -> target:             {n} grants in {api:.2f}s = {n / api:.1f} grants/s"
+        f" (submitting took {submitted:.2f}s)"
+    )
+    p50, p99 = median(latencies), percentile(latencies, 99)
+    print(
+        f"single request, submit -> active (idle system, {singles} samples): "
+        f"p50={p50:.1f}ms p99={p99:.1f}ms max={max(latencies):.1f}ms"
+    )
+    print(f"ratio={api / floor:.2f}")
+
+
+if __name__ == "__main__":
+    main()

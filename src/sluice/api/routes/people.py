@@ -1,0 +1,162 @@
+"""Directory updates (admin) and on-call questions. Every directory change is queued for
+re-evaluation and wakes the worker, the same path an IdP sync takes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from sluice.api.auth import AdminDep, CallerDep, RuntimeDep, me
+from sluice.api.params import changing
+from sluice.api.schemas import GrantView, GroupView, IdentityView
+from sluice.api.views import grant_view, group_views, identity_views
+from sluice.domain.durations import parse_duration
+from sluice.domain.errors import InvalidInput, NotFound
+from sluice.domain.shifts import ScheduleSpec
+from sluice.services.directory import set_group, set_identity
+from sluice.services.extensions import extend_grant
+from sluice.store.db import transaction
+from sluice.store.people_queries import on_call
+from sluice.store.people_tables import Schedule
+
+router = APIRouter(tags=["directory"])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IdentityPut(_Body):
+    name: str = Field(default="", max_length=200)
+    active: bool = True
+    manager: str | None = Field(default=None, max_length=320)
+    attributes: dict[str, str] = Field(default_factory=dict)
+    groups: list[str] = Field(default_factory=list, max_length=500)
+
+
+class IdentityPatch(_Body):
+    name: str | None = Field(default=None, max_length=200)
+    active: bool | None = None
+    manager: str | None = Field(default=None, max_length=320)
+    attributes: dict[str, str] | None = None
+    groups: list[str] | None = Field(default=None, max_length=500)
+
+
+class GroupPut(_Body):
+    description: str | None = Field(default=None, max_length=2000)
+    members: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class GroupPatch(_Body):
+    description: str | None = Field(default=None, max_length=2000)
+    add: list[str] = Field(default_factory=list, max_length=10_000)
+    remove: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class OnCall(BaseModel):
+    schedule: str
+    at: datetime
+    on_call: list[str]
+
+
+class ScheduleList(BaseModel):
+    items: list[dict[str, Any]]
+
+
+def _identity(runtime: Any, caller: Any, email: str, fields: dict[str, Any], replace: bool) -> IdentityView:
+    now = runtime.clock()
+    with changing(runtime) as session:
+        identity = set_identity(
+            session, email=email, fields=fields, replace=replace, actor=caller.identity.email, now=now
+        )
+        session.flush()
+        return identity_views(session, [identity], now)[0]
+
+
+@router.put("/identities/{email}", response_model=IdentityView, summary="Create or replace an identity")
+def put_identity(email: str, body: IdentityPut, runtime: RuntimeDep, caller: AdminDep) -> IdentityView:
+    return _identity(runtime, caller, email, body.model_dump(), replace=True)
+
+
+@router.patch("/identities/{email}", response_model=IdentityView, summary="Change some fields of an identity")
+def patch_identity(email: str, body: IdentityPatch, runtime: RuntimeDep, caller: AdminDep) -> IdentityView:
+    return _identity(runtime, caller, email, body.model_dump(exclude_unset=True), replace=False)
+
+
+def _group(runtime: Any, caller: Any, name: str, **kwargs: Any) -> GroupView:
+    now = runtime.clock()
+    with changing(runtime) as session:
+        group = set_group(session, name=name, actor=caller.identity.email, now=now, **kwargs)
+        session.flush()
+        return group_views(session, [group], now)[0]
+
+
+@router.put("/groups/{name}", response_model=GroupView, summary="Create a group or replace its members")
+def put_group(name: str, body: GroupPut, runtime: RuntimeDep, caller: AdminDep) -> GroupView:
+    return _group(
+        runtime, caller, name, description=body.description, members=body.members, add=[], remove=[]
+    )
+
+
+@router.patch("/groups/{name}", response_model=GroupView, summary="Add or remove group members")
+def patch_group(name: str, body: GroupPatch, runtime: RuntimeDep, caller: AdminDep) -> GroupView:
+    return _group(
+        runtime, caller, name, description=body.description, members=None, add=body.add, remove=body.remove
+    )
+
+
+@router.get("/schedules", response_model=ScheduleList, summary="List on-call schedules", tags=["on-call"])
+def list_schedules(runtime: RuntimeDep, caller: CallerDep) -> ScheduleList:
+    with transaction(runtime.factory) as session:
+        rows = session.query(Schedule).order_by(Schedule.name).all()
+        return ScheduleList(items=[ScheduleSpec.model_validate(r.spec).model_dump(mode="json") for r in rows])
+
+
+@router.get(
+    "/schedules/{name}/on-call",
+    response_model=OnCall,
+    summary="Who is on call now, or at a time",
+    tags=["on-call"],
+)
+def who_is_on_call(
+    name: str,
+    runtime: RuntimeDep,
+    caller: CallerDep,
+    at: Annotated[datetime | None, Query(description="An ISO 8601 time with a zone; default now")] = None,
+) -> OnCall:
+    moment = at or runtime.clock()
+    if moment.tzinfo is None:
+        raise InvalidInput("'at' needs a time zone, e.g. 2026-01-05T09:00:00Z")
+    with transaction(runtime.factory) as session:
+        found = on_call(session, name, moment)
+    if found is None:
+        raise NotFound(f"no schedule {name!r}")
+    return OnCall(schedule=name, at=moment, on_call=found)
+
+
+class ExtendBody(_Body):
+    by: str = Field(description="How much longer, written like '30m' or '1h'", max_length=20)
+    reason: str = Field(default="", max_length=2000)
+
+
+@router.post(
+    "/access/{grant_id}/extend", response_model=GrantView, summary="Make a grant last longer", tags=["access"]
+)
+def extend_access(grant_id: str, body: ExtendBody, runtime: RuntimeDep, caller: CallerDep) -> GrantView:
+    by = parse_duration(body.by)
+    now = runtime.clock()
+    with changing(runtime) as session:
+        grant = extend_grant(
+            session,
+            grant_id=grant_id,
+            actor=me(session, caller),
+            is_admin=caller.is_admin,
+            by=by,
+            reason=body.reason,
+            now=now,
+        )
+        session.flush()
+        return grant_view(grant)

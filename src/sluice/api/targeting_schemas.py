@@ -1,0 +1,143 @@
+"""Bodies and shapes of the targeting endpoints: tags, bundles, scopes, requestable, explain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from sluice.api.schemas import Body, DurationText, FlowName, PathText, ReasonText, _Storable
+from sluice.domain.flows import Target
+from sluice.services.requests import MAX_UNITS_PER_REQUEST
+from sluice.services.tags import MAX_BATCH, MAX_VALUE
+
+TagKey = Annotated[str, Field(min_length=1, max_length=200), _Storable]
+TagValue = Annotated[str, Field(max_length=MAX_VALUE), _Storable]
+NameText = Annotated[str, Field(min_length=1, max_length=120), _Storable]
+
+
+class TagsPut(Body):
+    tags: dict[TagKey, TagValue] = Field(description="The resource's injected tags, exactly")
+
+
+class TagChangeBody(Body):
+    resource: PathText = Field(description="A resource path or id")
+    set: dict[TagKey, TagValue] = Field(default_factory=dict)
+    delete: list[TagKey] = Field(default_factory=list)
+
+
+class TagBatch(Body):
+    changes: list[TagChangeBody] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class TagView(BaseModel):
+    key: str
+    value: str
+    source: str
+    updated_at: datetime
+
+
+class ResourceTags(BaseModel):
+    resource: str
+    path: str
+    tags: list[TagView]
+
+
+class BatchView(BaseModel):
+    resources: int
+    set: int
+    deleted: int
+
+
+class BundleBody(Body):
+    description: Annotated[str, Field(max_length=2000), _Storable] = ""
+    targets: list[Target] = Field(min_length=1, max_length=200)
+
+
+class BundleView(BaseModel):
+    name: str
+    description: str
+    targets: list[dict[str, Any]]
+
+
+class BundleList(BaseModel):
+    items: list[BundleView]
+
+
+class BundleRequestBody(Body):
+    resources: list[PathText] | None = Field(
+        default=None, max_length=MAX_UNITS_PER_REQUEST, description="A subset of the bundle's resources"
+    )
+    duration: DurationText
+    reason: ReasonText = ""
+    flow: FlowName | None = None
+
+
+class ScopeBody(Body):
+    description: Annotated[str, Field(max_length=2000), _Storable] = ""
+    query: Annotated[str, Field(min_length=1, max_length=4000), _Storable]
+
+
+class ScopeView(BaseModel):
+    name: str
+    description: str
+    query: str
+
+
+class ScopeList(BaseModel):
+    items: list[ScopeView]
+
+
+class OptionView(BaseModel):
+    permission: str
+    flow: str
+    max_duration: str
+    approval_required: bool
+    approvers: list[str]
+    other_flows: list[str]
+
+
+class RequestableItem(BaseModel):
+    id: str
+    integration: str
+    type: str
+    name: str
+    path: str
+    tags: dict[str, str]
+    options: list[OptionView]
+
+
+class RequestableBundleView(BaseModel):
+    bundle: str
+    flow: str
+    max_duration: str
+    approval_required: bool
+    approvers: list[str]
+
+
+class RequestablePageView(BaseModel):
+    items: list[RequestableItem]
+    next_offset: int | None = Field(description="Pass as offset for the next page; null on the last")
+    bundles: list[RequestableBundleView] = Field(description="Bundles you may request (first page only)")
+
+
+class FlowVerdictView(BaseModel):
+    flow: str
+    allowed: bool
+    reason: str
+    max_duration: str
+    approval_required: bool
+    approvers: list[str]
+
+
+class ExplanationView(BaseModel):
+    identity: str
+    resource: str
+    resource_type: str
+    tags: dict[str, str]
+    permission: str
+    allowed: bool
+    summary: str
+    flow: str | None
+    flows: list[FlowVerdictView]

@@ -1,0 +1,190 @@
+"""Automatic flows: every identity matching a flow's requesters holds its targets while it matches.
+
+`reconcile_automatic` computes what should be held now (people x covered resources x permissions, per
+automatic flow) and makes the grant rows say so: missing ones are created (`request_id` NULL,
+`flow_name` set), ones no longer due are ended with the reason, and the rest have their lease renewed.
+The worker then does the target work through the usual desired/actual path. An automatic grant has an
+end time like any other (the flow's `max_duration`, renewed while it stays due), so nothing outlives
+its lease even if the worker stops renewing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from sluice.domain.flows import FlowSpec, Trigger
+from sluice.domain.people import Person, miss
+from sluice.domain.policy import ResourceRef, is_requester, target_matches
+from sluice.domain.states import Actual, Desired
+from sluice.events.audit import Action, record
+from sluice.services.connector_hub import ConnectorHub
+from sluice.services.grants import end_grants
+from sluice.services.policy import load_flows
+from sluice.services.tags import resource_refs
+from sluice.store.people_queries import people_snapshot
+from sluice.store.tables import Grant, Resource
+from sluice.store.types import new_id
+
+Key = tuple[str, str, str, str]  # flow, identity id, resource id, permission
+
+
+@dataclass
+class AutomaticOutcome:
+    granted: list[str] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)
+    renewed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"granted": len(self.granted), "revoked": len(self.revoked), "renewed": self.renewed}
+
+
+def _covered(flow: FlowSpec, refs: list[tuple[Resource, ResourceRef]]) -> list[tuple[Resource, str]]:
+    units = []
+    for resource, ref in refs:
+        for target in flow.targets:
+            for permission in target.permissions:
+                if target_matches(target, ref, permission) is None:
+                    units.append((resource, permission))
+    return list(dict.fromkeys(units))
+
+
+def _why_ended(flow: FlowSpec | None, person: Person | None, resource_due: bool) -> str:
+    if flow is None:
+        return "no longer eligible: the automatic flow was removed or is no longer automatic"
+    if not flow.active:
+        return f"no longer eligible: flow {flow.name} is switched off"
+    if person is None or not person.active:
+        return "no longer eligible: the identity is no longer active"
+    if not is_requester(flow, person):
+        misses = [miss(s, person) for s in flow.requesters]
+        return "no longer eligible: " + (misses[0] if len(misses) == 1 else "none of: " + "; ".join(misses))
+    if not resource_due:
+        return f"no longer eligible: flow {flow.name} no longer covers the resource"
+    return "no longer eligible"
+
+
+def reconcile_automatic(
+    session: Session, *, hub: ConnectorHub, now: datetime, flows: list[FlowSpec] | None = None
+) -> AutomaticOutcome:
+    outcome = AutomaticOutcome()
+    flows = load_flows(session) if flows is None else flows
+    automatic = {f.name: f for f in flows if f.trigger == Trigger.AUTOMATIC}
+    existing_rows = list(
+        session.scalars(
+            select(Grant)
+            .where(
+                Grant.request_id.is_(None),
+                Grant.flow_name.is_not(None),
+                Grant.desired == Desired.ACTIVE,
+            )
+            .options(selectinload(Grant.identity))
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not automatic and not existing_rows:
+        return outcome
+    people = people_snapshot(session, now)
+    resources = list(
+        session.scalars(
+            select(Resource).where(Resource.deleted_at.is_(None)).options(selectinload(Resource.integration))
+        )
+    )
+    refs = list(zip(resources, resource_refs(session, resources), strict=True))
+    due: dict[Key, tuple[FlowSpec, Resource]] = {}
+    due_resources: dict[str, set[str]] = defaultdict(set)
+    for flow in automatic.values():
+        if not flow.active:
+            continue
+        members = [iid for iid, person in people.items() if is_requester(flow, person)]
+        units = _covered(flow, refs)
+        for resource, permission in units:
+            due_resources[flow.name].add(resource.id)
+            for identity_id in members:
+                due[(flow.name, identity_id, resource.id, permission)] = (flow, resource)
+
+    existing: dict[Key, Grant] = {}
+    ending: dict[str, list[Grant]] = defaultdict(list)
+    for grant in existing_rows:
+        key = (grant.flow_name or "", grant.identity_id, grant.resource_id or "", grant.permission)
+        if key in due and key not in existing:
+            existing[key] = grant
+            continue
+        reason = _why_ended(
+            automatic.get(grant.flow_name or ""),
+            people.get(grant.identity_id),
+            (grant.resource_id or "") in due_resources.get(key[0], set()),
+        )
+        ending[reason].append(grant)
+    for reason, grants in ending.items():
+        ended = end_grants(
+            session, grants, now=now, actor="sluice", action=Action.GRANT_NO_LONGER_ELIGIBLE, reason=reason
+        )
+        outcome.revoked += [g.id for g in ended]
+
+    for key, grant in existing.items():
+        lease = automatic[key[0]].max_duration_delta
+        if grant.ends_at is not None and grant.ends_at - now < lease / 2:
+            grant.ends_at = now + lease
+            grant.updated_at = now
+            if grant.actual == Actual.ACTIVE:
+                grant.actual = Actual.UNKNOWN  # re-apply, so a target-side expiry moves too
+            outcome.renewed += 1
+
+    for key, (flow, resource) in due.items():
+        if key in existing:
+            continue
+        outcome.granted.append(_create(session, hub, flow, key, resource, people[key[1]], now))
+    return outcome
+
+
+def _create(
+    session: Session,
+    hub: ConnectorHub,
+    flow: FlowSpec,
+    key: Key,
+    resource: Resource,
+    person: Person,
+    now: datetime,
+) -> str:
+    lease: timedelta = flow.max_duration_delta
+    grant_id = new_id("gr")
+    session.add(
+        Grant(
+            id=grant_id,
+            request_id=None,
+            flow_name=flow.name,
+            identity_id=key[1],
+            integration_id=resource.integration_id,
+            resource_id=resource.id,
+            resource_path=resource.path,
+            resource_type=resource.type,
+            permission=key[3],
+            desired=Desired.ACTIVE,
+            actual=Actual.NONE,
+            duration_seconds=int(lease.total_seconds()),
+            starts_at=now,
+            ends_at=now + lease,
+            principal=hub.for_integration(resource.integration).principal_for(grant_id, person.email),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    record(
+        session,
+        now=now,
+        actor="sluice",
+        action=Action.AUTOMATIC_GRANTED,
+        subject_type="grant",
+        subject_id=grant_id,
+        reason=f"automatic flow {flow.name}: {person.email} matches its requesters",
+        flow=flow.name,
+        grantee=person.email,
+        resource=resource.path,
+        permission=key[3],
+    )
+    return grant_id

@@ -1,0 +1,57 @@
+"""Tables of dynamic targeting: resource tags, bundles and saved scopes. They share `Base` with
+`tables.py` (which imports this module at its end, so the metadata is always complete)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from sluice.store.tables import Base, Resource
+
+DISCOVERED = "discovered"
+
+
+class ResourceTag(Base):
+    """One tag on a resource. `source` is `discovered` (read from the target, replaced by every sync)
+    or `api:<email>` (injected through the API by a token's holder, kept across syncs). One value per
+    key: an injected value wins over a discovered one."""
+
+    __tablename__ = "resource_tags"
+    __table_args__ = (Index("ix_resource_tags_key_value", "key", "value"),)
+
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(String(360))
+    updated_at: Mapped[datetime]
+
+
+class Bundle(Base):
+    __tablename__ = "bundles"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    spec: Mapped[dict[str, Any]]
+    source: Mapped[str] = mapped_column(String(40), default="api")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Scope(Base):
+    __tablename__ = "scopes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    query: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(40), default="api")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+# Listing what may be requested walks each target's resources in path order within one integration and
+# type, stopping after a page: this index serves that walk (and "under a parent" ranges within it).
+Index("ix_resources_integration_type_path", Resource.integration_id, Resource.type, Resource.path)

@@ -1,0 +1,160 @@
+"""The worker's duties on the people side, run once per pass before target work:
+
+* start grants whose requested start has come (a request for a later start);
+* notify the next approval tier of requests nobody acted on in time (escalation);
+* write an "ends soon" event some minutes before a self-serve grant ends;
+* drain queued directory changes and re-evaluate grants and pending requests;
+* reconcile automatic flows when the directory, inventory, tags, flows or a shift changed, and
+  periodically as a safety net.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from sluice.domain.states import Desired, RequestStatus
+from sluice.events.audit import Action, record
+from sluice.services.approvals import escalate_due_requests, next_escalation
+from sluice.services.automatic import reconcile_automatic
+from sluice.services.connector_hub import ConnectorHub
+from sluice.services.policy import load_flows
+from sluice.services.reevaluate import drain_people_changes, reevaluate
+from sluice.services.schedule_feeds import refresh_feeds
+from sluice.store.db import transaction
+from sluice.store.people_queries import next_shift_change, shifts_now
+from sluice.store.people_tables import PeopleChange
+from sluice.store.tables import AccessFlow, AccessRequest, Grant, Integration, Resource
+from sluice.store.targeting_tables import ResourceTag
+
+log = logging.getLogger("sluice.worker")
+
+FULL_PASS_EVERY = timedelta(minutes=5)
+WARN_BEFORE_END = timedelta(minutes=10)
+
+
+def start_scheduled_grants(session: Session, *, now: datetime) -> list[str]:
+    """Grants of approved requests whose start time has come should now exist."""
+    due = session.scalars(
+        select(Grant)
+        .join(AccessRequest, AccessRequest.id == Grant.request_id)
+        .where(
+            Grant.desired == Desired.PENDING,
+            Grant.starts_at.is_not(None),
+            Grant.starts_at <= now,
+            AccessRequest.status == RequestStatus.APPROVED,
+        )
+        .with_for_update(skip_locked=True)
+    ).all()
+    for grant in due:
+        grant.desired = Desired.ACTIVE
+        grant.next_attempt_at = None
+        grant.updated_at = now
+    return [g.id for g in due]
+
+
+def warn_ending_grants(session: Session, *, now: datetime) -> list[str]:
+    due = session.scalars(
+        select(Grant).where(
+            Grant.desired == Desired.ACTIVE,
+            Grant.request_id.is_not(None),
+            Grant.warned_at.is_(None),
+            Grant.ends_at.is_not(None),
+            Grant.ends_at <= now + WARN_BEFORE_END,
+            Grant.ends_at > now,
+        )
+    ).all()
+    for grant in due:
+        grant.warned_at = now
+        record(
+            session,
+            now=now,
+            actor="sluice",
+            action=Action.GRANT_ENDING_SOON,
+            subject_type="grant",
+            subject_id=grant.id,
+            reason=f"access ends at {grant.ends_at:%Y-%m-%d %H:%M} UTC",
+            request_id=grant.request_id,
+            grantee=grant.identity.email,
+            resource=grant.resource_path,
+            ends_at=grant.ends_at.isoformat() if grant.ends_at else None,
+        )
+    return [g.id for g in due]
+
+
+def _fingerprint(session: Session, now: datetime) -> tuple[object, ...]:
+    """Changes to flows, inventory, tags or who is on call, seen from one pass to the next."""
+    return (
+        session.execute(select(func.count(), func.max(AccessFlow.updated_at))).one()._tuple(),
+        session.execute(select(func.count(), func.max(Resource.updated_at))).one()._tuple(),
+        session.scalar(select(func.max(Integration.last_sync_at))),
+        session.execute(select(func.count(), func.max(ResourceTag.updated_at))).one()._tuple(),
+        tuple(sorted((k, tuple(sorted(v))) for k, v in shifts_now(session, now).items())),
+    )
+
+
+class PeopleDuty:
+    def __init__(
+        self, factory: sessionmaker[Session], *, hub: ConnectorHub, clock: Callable[[], datetime]
+    ) -> None:
+        self.factory = factory
+        self.hub = hub
+        self.clock = clock
+        self._last_full: datetime | None = None
+        self._fingerprint: tuple[object, ...] | None = None
+
+    def run(self) -> None:
+        refresh_feeds(self.factory, clock=self.clock)
+        now = self.clock()
+        with transaction(self.factory) as session:
+            flows = load_flows(session)
+            start_scheduled_grants(session, now=now)
+            escalate_due_requests(session, now=now, flows={f.name: f for f in flows})
+            warn_ending_grants(session, now=now)
+        with transaction(self.factory) as session:
+            drained = drain_people_changes(session)
+            fingerprint = _fingerprint(session, now)
+            changed = fingerprint != self._fingerprint
+            periodic = self._last_full is None or now - self._last_full >= FULL_PASS_EVERY
+            everyone = changed or periodic or (drained is not None and drained[0])
+            if everyone:
+                outcome = reevaluate(session, now=now, identity_ids=None, flows=flows)
+            elif drained is not None:
+                outcome = reevaluate(session, now=now, identity_ids=drained[1], flows=flows)
+            if everyone or drained is not None:
+                automatic = reconcile_automatic(session, hub=self.hub, now=now, flows=flows)
+                log.debug("re-evaluated: %s; automatic: %s", outcome.as_dict(), automatic.as_dict())
+            if everyone:
+                self._last_full = now
+            self._fingerprint = fingerprint
+
+    def next_due(self, session: Session, now: datetime) -> datetime | None:
+        """The earliest moment a people duty is due: an escalation, a shift change, a scheduled start,
+        an "ends soon" warning, queued changes, or the periodic full pass."""
+        flows = {f.name: f for f in load_flows(session)}
+        first_unwarned_end = session.scalar(
+            select(func.min(Grant.ends_at)).where(
+                Grant.desired == Desired.ACTIVE, Grant.request_id.is_not(None), Grant.warned_at.is_(None)
+            )
+        )
+        candidates = [
+            next_escalation(session, now=now, flows=flows),
+            next_shift_change(session, now),
+            session.scalar(
+                select(func.min(Grant.starts_at)).where(
+                    Grant.desired == Desired.PENDING,
+                    Grant.starts_at.is_not(None),
+                    Grant.request_id.is_not(None),
+                )
+            ),
+            first_unwarned_end - WARN_BEFORE_END if first_unwarned_end else None,
+            (self._last_full + FULL_PASS_EVERY) if self._last_full else now,
+        ]
+        if session.scalar(select(func.count()).select_from(PeopleChange)):
+            candidates.append(now)
+        present = [c for c in candidates if c is not None]
+        return min(present) if present else None

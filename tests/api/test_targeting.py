@@ -1,0 +1,239 @@
+"""Dynamic targeting over the API: selectors by tag, parent and exclusion; injected tags; what may be
+requested; explanations; a resource that disappears."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.conftest import Api, problem
+from tests.api.targeting_fixtures import BASE_INVENTORY, PII_FLOW, discover, put_flow, table, targeting_api
+from tests.conftest import Clock
+
+
+@pytest.fixture
+def api(tmp_path: Path, clock: Clock) -> Iterator[Api]:
+    yield from targeting_api(tmp_path, clock)
+
+
+def put(api: Api, who: str, path: str, body: Any) -> httpx.Response:
+    return api.client.put("/api/v1" + path, headers=api.auth(who), json=body)
+
+
+def requestable_paths(api: Api, who: str = "alice", **params: Any) -> list[str]:
+    """Paths in the `pg` integration (alice may also request the on-call groups of the seed)."""
+    response = api.get(who, "/requestable", **({"integration": "pg"} | params))
+    assert response.status_code == 200, response.text
+    return [item["path"] for item in response.json()["items"]]
+
+
+def test_requestable_follows_tags_parents_and_exclusions(api: Api) -> None:
+    assert requestable_paths(api) == ["pg/app/public/orders", "pg/app/sales/leads"]
+    assert requestable_paths(api, "bob") == []  # not a requester of the flow
+    assert api.get("bob", "/requestable").json()["items"] == []
+    body = api.get("alice", "/requestable", integration="pg").json()
+    option = body["items"][0]["options"][0]
+    assert option["permission"] == "read"
+    assert option["flow"] == "pii-read"
+    assert option["max_duration"] == "2h"
+    assert option["approval_required"] is True
+    assert option["approvers"] == ["group leads"]  # as the flow names them; explain names the people
+    assert body["items"][0]["tags"] == {"pii": "true"}
+
+
+def test_requestable_filters_and_pages(api: Api) -> None:
+    assert requestable_paths(api, path_prefix="pg/app/sales/") == ["pg/app/sales/leads"]
+    assert requestable_paths(api, tag="owner=bob@example.com") == ["pg/app/sales/leads"]
+    assert requestable_paths(api, q="ORD") == ["pg/app/public/orders"]
+    assert requestable_paths(api, integration="nope") == []
+    first = api.get("alice", "/requestable", integration="pg", limit=1).json()
+    assert [i["path"] for i in first["items"]] == ["pg/app/public/orders"]
+    assert first["next_offset"] == 1
+    second = api.get("alice", "/requestable", integration="pg", limit=1, offset=1).json()
+    assert [i["path"] for i in second["items"]] == ["pg/app/sales/leads"]
+    assert second["next_offset"] is None
+    problem(api.get("alice", "/requestable", tag="=x"), 422)
+
+
+def test_new_tagged_table_and_retagging(api: Api) -> None:
+    discover(api.runtime, [*BASE_INVENTORY, table("public", "cards", pii="true")])
+    assert "pg/app/public/cards" in requestable_paths(api)
+    discover(api.runtime, [*BASE_INVENTORY, table("public", "cards")])
+    assert "pg/app/public/cards" not in requestable_paths(api)
+    refused = api.post(
+        "alice",
+        "/requests",
+        {"resources": ["pg/app/public/cards"], "permission": "read", "duration": "1h", "reason": "x"},
+    )
+    assert "tag pii is missing" in problem(refused, 403)["reasons"]
+
+
+def test_excluded_table_is_never_requestable(api: Api) -> None:
+    assert "pg/app/public/secrets" not in requestable_paths(api)
+    refused = api.post(
+        "alice",
+        "/requests",
+        {"resources": ["pg/app/public/secrets"], "permission": "read", "duration": "1h", "reason": "x"},
+    )
+    assert "excluded by exclude.names" in problem(refused, 403)["reasons"]
+    allowed = api.post(
+        "alice",
+        "/requests",
+        {"resources": ["pg/app/public/orders"], "permission": "read", "duration": "1h", "reason": "x"},
+    )
+    assert allowed.status_code == 201, allowed.text
+    assert allowed.json()["flow"] == "pii-read"
+
+
+def test_injected_tags_survive_discovery_and_keep_their_source(api: Api) -> None:
+    response = put(
+        api, "root", "/resources/pg/app/public/logs/tags", {"tags": {"pii": "true", "dspm": "low"}}
+    )
+    assert response.status_code == 200, response.text
+    sources = {t["key"]: t["source"] for t in response.json()["tags"]}
+    assert sources == {"pii": "api:root@example.com", "dspm": "api:root@example.com"}
+    assert "pg/app/public/logs" in requestable_paths(api)
+    discover(api.runtime, BASE_INVENTORY)  # the target still reports no tag on logs
+    assert "pg/app/public/logs" in requestable_paths(api)
+    shown = api.get("alice", "/tags", resource="pg/app/public/logs").json()
+    assert {t["key"]: t["value"] for t in shown["tags"]} == {"dspm": "low", "pii": "true"}
+    # PUT replaces the injected set; discovered tags stay
+    put(api, "root", "/resources/pg/app/public/orders/tags", {"tags": {"dspm": "high"}})
+    shown = api.get("alice", "/tags", resource="pg/app/public/orders").json()
+    assert {t["key"]: t["source"] for t in shown["tags"]} == {
+        "dspm": "api:root@example.com",
+        "pii": "discovered",
+    }
+
+
+def test_tag_injection_refusals(api: Api) -> None:
+    assert put(api, "alice", "/resources/pg/app/public/logs/tags", {"tags": {}}).status_code == 403
+    problem(put(api, "root", "/resources/pg/app/nope/tags", {"tags": {"a": "b"}}), 404)
+    problem(put(api, "root", "/resources/pg/app/public/logs/tags", {"tags": {"bad key": "b"}}), 422)
+    problem(put(api, "root", "/resources/pg/app/public/logs/tags", {"tags": {}, "extra": 1}), 422)
+
+
+def test_batch_is_atomic(api: Api) -> None:
+    ok = api.post(
+        "root",
+        "/tags/batch",
+        {
+            "changes": [
+                {"resource": "pg/app/public/logs", "set": {"pii": "true", "class": "c1"}},
+                {"resource": "pg/app/public/orders", "delete": ["pii"]},
+            ]
+        },
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == {"resources": 2, "set": 2, "deleted": 1}
+    assert requestable_paths(api) == ["pg/app/public/logs", "pg/app/sales/leads"]
+    # One change names a missing resource: nothing at all is applied.
+    bad = api.post(
+        "root",
+        "/tags/batch",
+        {
+            "changes": [
+                {"resource": "pg/app/public/logs", "delete": ["pii"]},
+                {"resource": "pg/app/public/missing", "set": {"pii": "true"}},
+            ]
+        },
+    )
+    body = problem(bad, 404)
+    assert "#1 'pg/app/public/missing'" in body["detail"]
+    assert "pg/app/public/logs" in requestable_paths(api)
+    problem(
+        api.post("root", "/tags/batch", {"changes": [{"resource": "pg/app/public/logs", "sett": {}}]}), 422
+    )
+    problem(api.post("root", "/tags/batch", {"changes": []}), 422)
+    bad_key = {
+        "changes": [
+            {"resource": "pg/app/public/logs", "set": {"ok": "1"}},
+            {"resource": "x", "set": {"-": "1"}},
+        ]
+    }
+    assert "change 1" in problem(api.post("root", "/tags/batch", bad_key), 422)["detail"]
+    assert api.post("alice", "/tags/batch", {"changes": [{"resource": "pg/app"}]}).status_code == 403
+
+
+def test_batch_of_thousands_by_id_and_path(api: Api) -> None:
+    discover(api.runtime, [*BASE_INVENTORY, *(table("bulk", f"t{n}") for n in range(1500))])
+    changes = [{"resource": f"pg/app/bulk/t{n}", "set": {"pii": "true", "n": str(n)}} for n in range(1500)]
+    response = api.post("root", "/tags/batch", {"changes": changes})
+    assert response.status_code == 200, response.text
+    assert response.json()["set"] == 3000
+    assert len(requestable_paths(api, path_prefix="pg/app/bulk/", limit=500)) == 500
+
+
+def test_explain(api: Api) -> None:
+    allowed = api.get(
+        "root", "/explain", identity="alice@example.com", resource="pg/app/public/orders", permission="read"
+    ).json()
+    assert allowed["allowed"] is True
+    assert allowed["flow"] == "pii-read"
+    assert allowed["flows"][0]["approvers"] == ["bob@example.com", "carol@example.com"]
+    excluded = api.get("alice", "/explain", resource="pg/app/public/secrets", permission="read").json()
+    assert excluded["allowed"] is False
+    reasons = {f["flow"]: f["reason"] for f in excluded["flows"]}
+    assert "excluded by exclude.names" in reasons["pii-read"]
+    assert "not among the requesters" in reasons["oncall"] or "integration" in reasons["oncall"]
+    missing = api.get("alice", "/explain", resource="pg/app/public/logs", permission="read").json()
+    assert "tag pii is missing" in {f["flow"]: f["reason"] for f in missing["flows"]}["pii-read"]
+    wrong_type = api.get("alice", "/explain", resource="pg/app/public", permission="read").json()
+    assert "type table, not schema" in {f["flow"]: f["reason"] for f in wrong_type["flows"]}["pii-read"]
+    not_requester = api.get(
+        "root", "/explain", identity="bob@example.com", resource="pg/app/public/orders", permission="read"
+    ).json()
+    assert "not among the requesters" in {f["flow"]: f["reason"] for f in not_requester["flows"]}["pii-read"]
+    bad_permission = api.get("alice", "/explain", resource="pg/app/public/orders", permission="fly").json()
+    assert bad_permission["allowed"] is False and "cannot be granted" in bad_permission["summary"]
+    assert (
+        api.get(
+            "alice", "/explain", identity="bob@example.com", resource="pg/app", permission="connect"
+        ).status_code
+        == 403
+    )
+    problem(api.get("alice", "/explain", resource="pg/nope", permission="read"), 404)
+    problem(
+        api.get("root", "/explain", identity="nobody@example.com", resource="pg/app", permission="read"), 404
+    )
+
+
+def test_vanished_resource_closes_pending_requests(api: Api) -> None:
+    created = api.post(
+        "alice",
+        "/requests",
+        {"resources": ["pg/app/sales/leads"], "permission": "read", "duration": "1h", "reason": "x"},
+    )
+    assert created.status_code == 201, created.text
+    discover(api.runtime, [r for r in BASE_INVENTORY if r.name != "leads"])
+    shown = api.get("alice", f"/requests/{created.json()['id']}").json()
+    assert shown["status"] == "cancelled"
+    assert "no longer exists" in shown["decision_reason"]
+    assert "pg/app/sales/leads" not in requestable_paths(api)
+
+
+def test_parent_selector_covers_a_schema_created_later(api: Api) -> None:
+    put_flow(
+        api.runtime,
+        {
+            **PII_FLOW,
+            "name": "app-schemas",
+            "targets": [
+                {
+                    "integration": "pg",
+                    "type": "schema",
+                    "select": {"under": ["pg/app"]},
+                    "permissions": ["read"],
+                }
+            ],
+        },
+    )
+    assert requestable_paths(api, type="schema") == ["pg/app/public", "pg/app/sales"]
+    later = [*BASE_INVENTORY, *[r for r in [table("audit", "x")]]]
+    later.append(type(BASE_INVENTORY[1])("schema", "audit", "pg/app/audit", "pg/app", {}))
+    discover(api.runtime, later)
+    assert requestable_paths(api, type="schema") == ["pg/app/audit", "pg/app/public", "pg/app/sales"]

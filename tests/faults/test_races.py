@@ -1,0 +1,198 @@
+"""Quality: racing actions always end in a consistent state, on PostgreSQL, whatever the order.
+
+Each race starts its contenders on a barrier and is repeated, so that both orders happen; the checks
+hold for every interleaving (never "it passed because one side happened to win")."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from sluice.domain.errors import Conflict
+from sluice.domain.states import Actual, Desired, RequestStatus
+from sluice.events.audit import Action
+from sluice.services.connector_hub import ConnectorHub
+from sluice.services.decisions import approve_request, cancel_request
+from sluice.services.grants import end_grants
+from sluice.services.inventory import sync_integration
+from sluice.services.requests import UnitAsked, submit_request
+from sluice.services.revocation import expire_due_grants, revoke_grant
+from sluice.store.db import transaction
+from sluice.store.queries import group_names_of
+from sluice.store.tables import AccessRequest, AuditEvent, Identity
+from sluice.tuning import Tuning
+from sluice.worker.loop import Worker
+from tests.conftest import Clock
+from tests.faults.harness import Setup, expires, login_roles
+from tests.services.conftest import seed
+
+
+def race(*contenders: Callable[[], Any]) -> list[Any]:
+    """Run the contenders at the same moment; return what each returned or raised."""
+    barrier = threading.Barrier(len(contenders))
+    results: list[Any] = [None] * len(contenders)
+
+    def run(index: int, contender: Callable[[], Any]) -> None:
+        barrier.wait()
+        try:
+            results[index] = contender()
+        except Exception as exc:  # the loser's error is part of the outcome
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def _events(setup: Setup, action: Action) -> Counter[str]:
+    with transaction(setup.factory) as session:
+        return Counter(
+            session.scalars(select(AuditEvent.subject_id).where(AuditEvent.action == action.value))
+        )
+
+
+def test_two_workers_on_the_same_rows_do_each_grant_and_revoke_once(
+    setup: Setup, target_database: Callable[..., str], postgres_admin_url: str, clock: Clock
+) -> None:
+    prefix = setup.add_postgres("pg", postgres_admin_url, target_database())
+    now = clock()
+    ids = setup.add_grants("pg", expires(now, [60] * 24), now=now)
+    workers = [setup.worker(clock, worker_id=f"w{i}", claim_per_integration=3) for i in (1, 2)]
+    done = race(*(w.run_once for w in workers))
+    assert sum(done) == 24 and all(d > 0 for d in done), done  # both took part, neither repeated work
+    assert _events(setup, Action.GRANT_ACTIVATED) == Counter({i: 1 for i in ids})
+    assert len(login_roles(postgres_admin_url, prefix)) == 24
+
+    clock.advance(seconds=61)
+    done = race(*(w.run_once for w in workers))
+    assert sum(done) == 24, done
+    assert _events(setup, Action.GRANT_EXPIRED) == Counter({i: 1 for i in ids})
+    assert _events(setup, Action.GRANT_REVOKED) == Counter({i: 1 for i in ids})
+    assert login_roles(postgres_admin_url, prefix) == set()
+
+
+def test_revoke_racing_expiry_ends_the_grant_once(
+    setup: Setup, target_database: Callable[..., str], postgres_admin_url: str, clock: Clock
+) -> None:
+    prefix = setup.add_postgres("pg", postgres_admin_url, target_database())
+    now = clock()
+    ids = setup.add_grants("pg", expires(now, [30] * 8), now=now)
+    worker = setup.worker(clock)
+    worker.run_once()
+    clock.advance(seconds=30)  # every grant is due this very moment
+    outcomes = []
+    for grant_id in ids:
+
+        def revoke(grant_id: str = grant_id) -> str:
+            with transaction(setup.factory) as session:
+                ada = session.get(Identity, "id_ada")
+                assert ada is not None
+                revoke_grant(
+                    session, grant_id=grant_id, actor=ada, is_admin=False, reason="done", now=clock()
+                )
+            return "revoked"
+
+        def expire() -> int:
+            with transaction(setup.factory) as session:
+                return len(expire_due_grants(session, now=clock()))
+
+        revoked, _ = race(revoke, expire)
+        outcomes.append("revoked" if revoked == "revoked" else type(revoked).__name__)
+        assert revoked == "revoked" or isinstance(revoked, Conflict)
+    ended = _events(setup, Action.GRANT_EXPIRED) + _events(setup, Action.GRANT_REVOKE_REQUESTED)
+    assert ended == Counter({i: 1 for i in ids})  # each ended once, by whichever came first
+    worker.run_once()
+    assert _events(setup, Action.GRANT_REVOKED) == Counter({i: 1 for i in ids})
+    assert login_roles(postgres_admin_url, prefix) == set()
+    assert {g.actual for g in setup.grants()} == {Actual.REVOKED}
+
+
+def test_approve_racing_cancel_and_the_worker_never_leaves_access_behind(setup: Setup, clock: Clock) -> None:
+    seed(setup.factory, clock)
+    hub = ConnectorHub(setup.factory)
+    sync_integration(setup.factory, hub, "groups", clock=clock)
+    worker = Worker(
+        setup.factory,
+        hub=hub,
+        box=setup.box,
+        clock=clock,
+        worker_id="w",
+        sync_inventory=False,
+        tuning=Tuning(),
+    )
+
+    def identity(session: Any, email: str) -> Identity:
+        return session.scalars(select(Identity).where(Identity.email == email)).one()
+
+    statuses = Counter()
+    for _ in range(12):
+        with transaction(setup.factory) as session:
+            request_id = submit_request(
+                session,
+                hub=hub,
+                requester=identity(session, "alice@example.com"),
+                units=[UnitAsked("groups/oncall", "member")],
+                duration=timedelta(minutes=5),
+                reason="race",
+                now=clock(),
+            ).id
+
+        def approve(request_id: str = request_id) -> None:
+            with transaction(setup.factory) as session:
+                approve_request(
+                    session,
+                    request_id=request_id,
+                    approver=identity(session, "carol@example.com"),
+                    reason="",
+                    now=clock(),
+                )
+            worker.run_once()
+
+        def cancel(request_id: str = request_id) -> None:
+            with transaction(setup.factory) as session:
+                cancel_request(
+                    session,
+                    request_id=request_id,
+                    actor=identity(session, "alice@example.com"),
+                    is_admin=False,
+                    reason="",
+                    now=clock(),
+                )
+
+        race(approve, cancel)
+        worker.run_once()
+        with transaction(setup.factory) as session:
+            request = session.get(AccessRequest, request_id)
+            assert request is not None
+            grant = request.grants[0]
+            in_group = "oncall" in group_names_of(session, identity(session, "alice@example.com").id, clock())
+            statuses[request.status] += 1
+            if request.status == RequestStatus.CANCELLED:
+                assert (grant.desired, grant.actual, in_group) in {
+                    (Desired.REVOKED, Actual.NONE, False),
+                    (Desired.REVOKED, Actual.REVOKED, False),
+                }
+            else:
+                assert request.status == RequestStatus.APPROVED
+                assert (grant.desired, grant.actual, in_group) == (Desired.ACTIVE, Actual.ACTIVE, True)
+                end_grants(  # make room for the next round's request
+                    session,
+                    [grant],
+                    now=clock(),
+                    actor="test",
+                    action=Action.GRANT_REVOKE_REQUESTED,
+                    reason="",
+                )
+        worker.run_once()
+        with transaction(setup.factory) as session:
+            alice = identity(session, "alice@example.com")
+            assert "oncall" not in group_names_of(session, alice.id, clock())
+    assert sum(statuses.values()) == 12
