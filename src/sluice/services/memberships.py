@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.domain.errors import TargetError
@@ -25,9 +26,12 @@ class StoreMemberships:
     def _group(self, session: Session, name: str) -> Group:
         group = session.scalar(select(Group).where(Group.name == name))
         if group is None:
-            group = Group(id=new_id("grp"), name=name, source=f"builtin:{self._integration}")
-            session.add(group)
-            session.flush()
+            try:
+                with session.begin_nested():  # two grants may create the group at once
+                    group = Group(id=new_id("grp"), name=name, source=f"builtin:{self._integration}")
+                    session.add(group)
+            except IntegrityError:
+                group = session.scalars(select(Group).where(Group.name == name)).one()
         return group
 
     def add(self, *, group: str, email: str, grant_id: str, expires_at: datetime | None) -> None:

@@ -89,10 +89,10 @@ def warn_ending_grants(session: Session, *, now: datetime) -> list[str]:
 def _fingerprint(session: Session, now: datetime) -> tuple[object, ...]:
     """Changes to flows, inventory, tags or who is on call, seen from one pass to the next."""
     return (
-        session.execute(select(func.count(), func.max(AccessFlow.updated_at))).one()._tuple(),
-        session.execute(select(func.count(), func.max(Resource.updated_at))).one()._tuple(),
+        tuple(session.execute(select(func.count(), func.max(AccessFlow.updated_at))).one()),
+        tuple(session.execute(select(func.count(), func.max(Resource.updated_at))).one()),
         session.scalar(select(func.max(Integration.last_sync_at))),
-        session.execute(select(func.count(), func.max(ResourceTag.updated_at))).one()._tuple(),
+        tuple(session.execute(select(func.count(), func.max(ResourceTag.updated_at))).one()),
         tuple(sorted((k, tuple(sorted(v))) for k, v in shifts_now(session, now).items())),
     )
 
