@@ -88,31 +88,22 @@ def approve_request(
     )
     session.flush()
     session.refresh(request)
-    if not approvals_enough(session, state, request, now):
-        record(
-            session,
-            now=now,
-            actor=approver.email,
-            action=Action.REQUEST_APPROVAL_RECORDED,
-            subject_type="request",
-            subject_id=request.id,
-            reason=reason,
-            flow=request.flow_name,
-            requester=request.requester.email,
-        )
-        return request
-    _move(session, request, RequestStatus.PENDING, RequestStatus.APPROVED, now, approver.email, reason)
+    enough = approvals_enough(session, state, request, now)
+    if enough:
+        _move(session, request, RequestStatus.PENDING, RequestStatus.APPROVED, now, approver.email, reason)
     record(
         session,
         now=now,
         actor=approver.email,
-        action=Action.REQUEST_APPROVED,
+        action=Action.REQUEST_APPROVED if enough else Action.REQUEST_APPROVAL_RECORDED,
         subject_type="request",
         subject_id=request.id,
         reason=reason,
         flow=request.flow_name,
         requester=request.requester.email,
     )
+    if not enough:
+        return request
     activate_request_grants(session, request, now)
     return request
 
