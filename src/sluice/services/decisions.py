@@ -67,6 +67,21 @@ def _entitled_state(
     return state
 
 
+def _add_decision(
+    session: Session, request: AccessRequest, approver: Identity, decision: str, reason: str, now: datetime
+) -> None:
+    session.add(
+        Approval(
+            id=new_id("apr"),
+            request_id=request.id,
+            approver_id=approver.id,
+            decision=decision,
+            reason=reason,
+            created_at=now,
+        )
+    )
+
+
 def approve_request(
     session: Session, *, request_id: str, approver: Identity, reason: str, now: datetime
 ) -> AccessRequest:
@@ -76,16 +91,7 @@ def approve_request(
     state = _entitled_state(session, request, approver, now)
     if state.policy.reason_required and not reason.strip():
         raise InvalidInput(f"flow {request.flow_name!r} needs a reason from the approver")
-    session.add(
-        Approval(
-            id=new_id("apr"),
-            request_id=request.id,
-            approver_id=approver.id,
-            decision="approve",
-            reason=reason,
-            created_at=now,
-        )
-    )
+    _add_decision(session, request, approver, "approve", reason, now)
     session.flush()
     session.refresh(request)
     enough = approvals_enough(session, state, request, now)
@@ -102,9 +108,8 @@ def approve_request(
         flow=request.flow_name,
         requester=request.requester.email,
     )
-    if not enough:
-        return request
-    activate_request_grants(session, request, now)
+    if enough:
+        activate_request_grants(session, request, now)
     return request
 
 
@@ -120,16 +125,7 @@ def reject_request(
     if not reason.strip():
         raise InvalidInput("say why the request is rejected")
     _move(session, request, RequestStatus.PENDING, RequestStatus.REJECTED, now, approver.email, reason)
-    session.add(
-        Approval(
-            id=new_id("apr"),
-            request_id=request.id,
-            approver_id=approver.id,
-            decision="reject",
-            reason=reason,
-            created_at=now,
-        )
-    )
+    _add_decision(session, request, approver, "reject", reason, now)
     record(
         session,
         now=now,

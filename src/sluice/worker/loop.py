@@ -34,7 +34,6 @@ from sluice.worker.reconcile import Reconciler
 log = logging.getLogger("sluice.worker")
 
 IDLE_CEILING = timedelta(seconds=30)  # a safety net; normal wake-ups come from due times and notices
-ORPHAN_SWEEP_EVERY = Tuning.orphan_sweep_every  # the default; a worker uses its `Tuning`
 EXPIRE_EVERY_SECONDS = 0.25  # while target calls run, newly due grants are ended this often
 
 
