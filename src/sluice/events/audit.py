@@ -74,6 +74,7 @@ ALLOWED_DETAILS = frozenset(
         "grantee_of",
         "choice",
         "tier",
+        "approvers",  # emails of the people a request.escalated event newly asks
     }
 )
 
@@ -102,13 +103,11 @@ def record(
         details=details,
     )
     session.add(event)
-    session.flush()
     session.add(
         OutboxMessage(
-            event_id=event.id,
+            event=event,
             topic=action.value,
             payload={
-                "event_id": event.id,
                 "at": now.isoformat(),
                 "actor": actor,
                 "action": action.value,
@@ -120,3 +119,9 @@ def record(
         )
     )
     return event
+
+
+def webhook_body(message: OutboxMessage) -> dict[str, Any]:
+    """What a webhook receiver gets for an outbox row: its payload and the audit event's id (known only
+    once the rows are written, so it is not stored in the payload)."""
+    return {"event_id": message.event_id, **message.payload}

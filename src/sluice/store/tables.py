@@ -228,6 +228,8 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("audit_events.id", ondelete="CASCADE"))
+    # Set with the event object, so both rows are written in the caller's next flush (batched).
+    event: Mapped[AuditEvent] = relationship()
     topic: Mapped[str] = mapped_column(String(60))
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]

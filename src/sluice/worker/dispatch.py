@@ -1,6 +1,7 @@
 """Runs target calls in a small thread pool with a cap per integration, so a dead target's timeouts
 hold at most its own slots while healthy targets keep theirs. Jobs wait in a queue per integration and
-are started round-robin across integrations."""
+are started round-robin across integrations. The calls' outcomes are handed back to the loop, which
+records them together."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from sluice.worker.reconcile import Job
+from sluice.worker.reconcile import Job, Outcome
 
 log = logging.getLogger("sluice.worker")
 
 
 class Dispatcher:
     def __init__(
-        self, run: Callable[[Job], None], *, threads: int, per_integration: int, claim_ahead: int
+        self, run: Callable[[Job], Outcome], *, threads: int, per_integration: int, claim_ahead: int
     ) -> None:
         self._run = run
         self._claim_ahead = max(claim_ahead, per_integration)
@@ -25,7 +26,7 @@ class Dispatcher:
         self._cap = per_integration
         self._queues: dict[str, deque[Job]] = {}
         self._running: dict[str, int] = {}
-        self._futures: dict[Future[None], str] = {}
+        self._futures: dict[Future[Outcome], str] = {}
         self._lock = threading.Lock()
         self.completed = 0
 
@@ -34,6 +35,13 @@ class Dispatcher:
         with self._lock:
             busy = self._running.get(integration_id, 0) + len(self._queues.get(integration_id, ()))
             return max(0, self._claim_ahead - busy)
+
+    @property
+    def hungry(self) -> bool:
+        """Whether claiming now is worth a store round trip: some integration's queue is shorter than
+        what its threads can start, so they would soon idle. A full queue everywhere means wait."""
+        with self._lock:
+            return not self._queues or any(len(q) < self._cap for q in self._queues.values())
 
     def add(self, jobs: list[Job]) -> None:
         with self._lock:
@@ -57,29 +65,34 @@ class Dispatcher:
         with self._lock:
             return not self._futures and not any(self._queues.values())
 
-    def wait(self, timeout: float | None) -> int:
-        """Wait until a job finishes (or the timeout); returns how many finished."""
+    def wait(self, timeout: float | None) -> list[Outcome]:
+        """Wait until a job finishes (or the timeout); returns the outcomes of every finished job."""
         with self._lock:
             futures = list(self._futures)
         if not futures:
-            return 0
+            return []
         done, _ = wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+        outcomes = []
         with self._lock:
             for future in done:
                 integration_id = self._futures.pop(future)
                 self._running[integration_id] -= 1
                 error = future.exception()
-                if error is not None:
-                    # Target errors are recorded by the job itself; this is the store failing while
-                    # recording. The row keeps its claim until the lease lapses, then it is done again.
-                    log.error("recording a target outcome failed: %r", error, exc_info=error)
+                if error is None:
+                    outcomes.append(future.result())
+                else:
+                    # A target error is an outcome; this is the store failing before the call. The row
+                    # keeps its claim until the lease lapses, then it is done again.
+                    log.error("a target job failed: %r", error, exc_info=error)
             self.completed += len(done)
             self._pump()
-        return len(done)
+        return outcomes
 
-    def drain(self) -> None:
+    def drain(self) -> list[Outcome]:
+        outcomes = []
         while not self.idle:
-            self.wait(None)
+            outcomes.extend(self.wait(None))
+        return outcomes
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)

@@ -81,17 +81,19 @@ class Worker:
         last_expiry = time.monotonic()
         try:
             while not self.stop.is_set():
-                self.dispatcher.add(self.reconciler.claim(room=self.dispatcher.room))
+                if self.dispatcher.hungry:
+                    self.dispatcher.add(self.reconciler.claim(room=self.dispatcher.room))
                 if self.dispatcher.idle:
                     if self.expire_due():
                         continue  # grants came due while the last calls ran
                     break
-                self.dispatcher.wait(EXPIRE_EVERY_SECONDS)
+                # Every outcome finished by now is recorded in one transaction.
+                self.reconciler.record(self.dispatcher.wait(EXPIRE_EVERY_SECONDS))
                 if time.monotonic() - last_expiry >= EXPIRE_EVERY_SECONDS:
                     self.expire_due()
                     last_expiry = time.monotonic()
         finally:
-            self.dispatcher.drain()
+            self.reconciler.record(self.dispatcher.drain())
         done = self.dispatcher.completed - completed_before
         if self.sync_inventory:
             self.sync_due_integrations()

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,6 +42,21 @@ def _context(job: Job) -> dict[str, str | None]:
     }
 
 
+def _log_outcome(outcome: Outcome, attempts: int | None) -> None:
+    job = outcome.job
+    if outcome.error is None:
+        log.info("%s done for grant %s", job.operation, job.grant_id, extra=_context(job))
+        return
+    log.warning(
+        "%s failed for grant %s (attempt %s): %s",
+        job.operation,
+        job.grant_id,
+        attempts,
+        outcome.error.detail,
+        extra={**_context(job), "attempts": attempts},
+    )
+
+
 def backoff(attempts: int, tuning: Tuning | None = None) -> timedelta:
     """Capped exponential backoff with a little jitter, so retries of many rows spread out."""
     tuning = tuning or Tuning()
@@ -60,6 +76,15 @@ class Job:
     retry: bool = False  # the row failed before
     request_id: str | None = None
     connector: Connector | None = field(default=None, compare=False)  # built at claim time
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a target call did: the connection details of a grant, or the error."""
+
+    job: Job
+    connection: dict[str, Any] | None = None
+    error: SluiceError | None = None
 
 
 class Reconciler:
@@ -143,7 +168,9 @@ class Reconciler:
                 )
         return jobs
 
-    def run(self, job: Job) -> None:
+    def run(self, job: Job) -> Outcome:
+        """Do the target call of one job. Nothing is written to the store here: outcomes are recorded
+        together by `record`, so many target calls share one store transaction."""
         if job.retry:
             metrics.TARGET_RETRIES.labels(job.integration_name, job.operation).inc()
         connector = job.connector
@@ -151,128 +178,129 @@ class Reconciler:
             with transaction(self.factory) as session:
                 grant = session.get(Grant, job.grant_id)
                 if grant is None:
-                    return
+                    return Outcome(job, error=TargetError("the grant row is gone"))
                 connector = self.hub.for_integration(grant.integration)
         try:
             if job.operation == "grant":
-                connection = connector.grant(job.unit)
+                outcome = Outcome(job, connection=connector.grant(job.unit))
             else:
                 connector.revoke(job.unit)
-                connection = None
+                outcome = Outcome(job)
         except SluiceError as exc:
-            metrics.TARGET_OPERATIONS.labels(job.integration_name, job.operation, "failed").inc()
-            metrics.TARGET_FAILURES.labels(job.integration_name, job.operation).inc()
-            self._record_failure(job, exc)
-            return
+            outcome = Outcome(job, error=exc)
         except Exception as exc:  # a connector bug must not kill the loop; the row is retried
             log.exception("connector %s failed on grant %s", type(connector).__name__, job.grant_id)
-            metrics.TARGET_OPERATIONS.labels(job.integration_name, job.operation, "failed").inc()
+            outcome = Outcome(job, error=TargetError(f"unexpected {type(exc).__name__} in connector"))
+        result = "done" if outcome.error is None else "failed"
+        metrics.TARGET_OPERATIONS.labels(job.integration_name, job.operation, result).inc()
+        if outcome.error is not None:
             metrics.TARGET_FAILURES.labels(job.integration_name, job.operation).inc()
-            self._record_failure(job, TargetError(f"unexpected {type(exc).__name__} in connector"))
+        return outcome
+
+    def record(self, outcomes: list[Outcome]) -> None:
+        """Write what the target calls did, in one transaction. A row whose claim lapsed and was taken
+        by another worker is left alone: that worker's outcome counts."""
+        if not outcomes:
             return
-        metrics.TARGET_OPERATIONS.labels(job.integration_name, job.operation, "done").inc()
-        self._record_success(job, connection)
-
-    def _release(self, session: Session, job: Job) -> Grant | None:
-        grant = session.scalar(select(Grant).where(Grant.id == job.grant_id).with_for_update())
-        if grant is None or grant.claimed_by != self.worker_id:
-            return None  # our lease lapsed and another worker took the row; its outcome counts
-        grant.claimed_by = None
-        grant.claimed_until = None
-        return grant
-
-    def _record_success(self, job: Job, connection: dict | None) -> None:
         now = self.clock()
         with transaction(self.factory) as session:
-            grant = self._release(session, job)
-            if grant is None:
-                return
-            grant.attempts = 0
-            grant.last_error = None
-            grant.next_attempt_at = None
-            grant.failing_since = None
-            grant.revoke_failed_at = None
-            grant.updated_at = now
-            if job.operation == "grant":
-                grant.actual = Actual.ACTIVE
-                grant.connection = connection
-                grant.granted_at = grant.granted_at or now
-                action = Action.GRANT_ACTIVATED
-            else:
-                grant.actual = Actual.REVOKED
-                grant.revoked_at = now
-                grant.credentials = None  # the secret is useless now; keep nothing
-                action = Action.GRANT_REVOKED
-                if grant.ends_at is not None and grant.ends_at <= now:
-                    lag = (now - grant.ends_at).total_seconds()
-                    metrics.REVOCATION_LAG.labels(job.integration_name).observe(lag)
-            record(
-                session,
-                now=now,
-                actor="sluice",
-                action=action,
-                subject_type="grant",
-                subject_id=grant.id,
-                reason=grant.end_reason if job.operation == "revoke" else None,
-                request_id=grant.request_id,
-                grantee=job.unit.grantee_email,
-                resource=grant.resource_path,
-                permission=grant.permission,
-                principal=grant.principal,
-                ends_at=grant.ends_at.isoformat() if grant.ends_at else None,
-            )
-        log.info("%s done for grant %s", job.operation, job.grant_id, extra=_context(job))
+            ids = [o.job.grant_id for o in outcomes]
+            rows = session.scalars(
+                select(Grant).where(Grant.id.in_(ids)).order_by(Grant.id).with_for_update()
+            ).all()
+            mine = {g.id: g for g in rows if g.claimed_by == self.worker_id}
+            for outcome in outcomes:
+                grant = mine.get(outcome.job.grant_id)
+                if grant is None:
+                    continue
+                grant.claimed_by = None
+                grant.claimed_until = None
+                if outcome.error is None:
+                    self._record_success(session, grant, outcome, now)
+                else:
+                    self._record_failure(session, grant, outcome, now)
+            attempts = {grant_id: grant.attempts for grant_id, grant in mine.items()}
+        for outcome in outcomes:
+            _log_outcome(outcome, attempts.get(outcome.job.grant_id))
 
-    def _record_failure(self, job: Job, error: SluiceError) -> None:
-        now = self.clock()
-        retryable = not isinstance(error, TargetError) or error.retryable
-        attempts = 0
-        with transaction(self.factory) as session:
-            grant = self._release(session, job)
-            if grant is None:
-                return
-            if grant.attempts == 0 or grant.failing_since is None:
-                grant.failing_since = now  # a new operation started failing
-            grant.attempts += 1
-            attempts = grant.attempts
-            grant.last_error = error.detail[:2000]
-            grant.next_attempt_at = now + backoff(grant.attempts, self.tuning)
-            grant.updated_at = now
-            action = Action.GRANT_FAILED if job.operation == "grant" else Action.GRANT_REVOKE_FAILED
-            record(
-                session,
-                now=now,
-                actor="sluice",
-                action=action,
-                subject_type="grant",
-                subject_id=grant.id,
-                reason=error.detail[:500],
-                request_id=grant.request_id,
-                resource=grant.resource_path,
-                attempts=grant.attempts,
-                error=error.detail[:500],
-            )
-            if job.operation == "grant" and not retryable:
-                # It can never be granted: stop trying, and clean up whatever part of it exists.
-                end_grants(
-                    session,
-                    [grant],
-                    now=now,
-                    actor="sluice",
-                    action=Action.GRANT_REVOKE_REQUESTED,
-                    reason=f"could not be granted: {error.detail[:300]}",
-                )
-                grant.next_attempt_at = None
-            elif job.operation == "revoke":
-                self._maybe_declare_stuck(session, grant, now, error)
-        log.warning(
-            "%s failed for grant %s (attempt %s): %s",
-            job.operation,
-            job.grant_id,
-            attempts,
-            error.detail,
-            extra={**_context(job), "attempts": attempts},
+    def run_and_record(self, job: Job) -> None:
+        """One job start to finish (tests and one-off callers)."""
+        self.record([self.run(job)])
+
+    def _record_success(self, session: Session, grant: Grant, outcome: Outcome, now: datetime) -> None:
+        job = outcome.job
+        grant.attempts = 0
+        grant.last_error = None
+        grant.next_attempt_at = None
+        grant.failing_since = None
+        grant.revoke_failed_at = None
+        grant.updated_at = now
+        if job.operation == "grant":
+            grant.actual = Actual.ACTIVE
+            grant.connection = outcome.connection
+            grant.granted_at = grant.granted_at or now
+            action = Action.GRANT_ACTIVATED
+        else:
+            grant.actual = Actual.REVOKED
+            grant.revoked_at = now
+            grant.credentials = None  # the secret is useless now; keep nothing
+            action = Action.GRANT_REVOKED
+            if grant.ends_at is not None and grant.ends_at <= now:
+                lag = (now - grant.ends_at).total_seconds()
+                metrics.REVOCATION_LAG.labels(job.integration_name).observe(lag)
+        record(
+            session,
+            now=now,
+            actor="sluice",
+            action=action,
+            subject_type="grant",
+            subject_id=grant.id,
+            reason=grant.end_reason if job.operation == "revoke" else None,
+            request_id=grant.request_id,
+            grantee=job.unit.grantee_email,
+            resource=grant.resource_path,
+            permission=grant.permission,
+            principal=grant.principal,
+            ends_at=grant.ends_at.isoformat() if grant.ends_at else None,
         )
+
+    def _record_failure(self, session: Session, grant: Grant, outcome: Outcome, now: datetime) -> None:
+        job, error = outcome.job, outcome.error
+        assert error is not None
+        retryable = not isinstance(error, TargetError) or error.retryable
+        if grant.attempts == 0 or grant.failing_since is None:
+            grant.failing_since = now  # a new operation started failing
+        grant.attempts += 1
+        grant.last_error = error.detail[:2000]
+        grant.next_attempt_at = now + backoff(grant.attempts, self.tuning)
+        grant.updated_at = now
+        action = Action.GRANT_FAILED if job.operation == "grant" else Action.GRANT_REVOKE_FAILED
+        record(
+            session,
+            now=now,
+            actor="sluice",
+            action=action,
+            subject_type="grant",
+            subject_id=grant.id,
+            reason=error.detail[:500],
+            request_id=grant.request_id,
+            resource=grant.resource_path,
+            attempts=grant.attempts,
+            error=error.detail[:500],
+        )
+        if job.operation == "grant" and not retryable:
+            # It can never be granted: stop trying, and clean up whatever part of it exists.
+            end_grants(
+                session,
+                [grant],
+                now=now,
+                actor="sluice",
+                action=Action.GRANT_REVOKE_REQUESTED,
+                reason=f"could not be granted: {error.detail[:300]}",
+            )
+            grant.next_attempt_at = None
+        elif job.operation == "revoke":
+            self._maybe_declare_stuck(session, grant, now, error)
 
     def _maybe_declare_stuck(self, session: Session, grant: Grant, now: datetime, error: SluiceError) -> None:
         """A revoke failing for longer than the window becomes `revoke_failed`, once, with an event (and
