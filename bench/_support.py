@@ -199,15 +199,16 @@ def raw_grant(conn: psycopg.Connection[Any], made: Scratch, login: str, grant_id
         conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(privilege), ident))
 
 
-def raw_revoke(conn: psycopg.Connection[Any], made: Scratch, login: str) -> None:
-    """What PostgresConnector.revoke issues, in the same order."""
+def raw_revoke(conn: psycopg.Connection[Any], database: str, login: str) -> None:
+    """What PostgresConnector.revoke issues for a grant in `database`, in the same order (`conn` is open
+    on that database, so one connection serves every statement)."""
     ident = sql.Identifier(login)
     row = conn.execute(q.ROLE, [login]).fetchone()
     if row is None:
         return
     conn.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
     conn.execute(q.TERMINATE, [5000, login]).fetchall()
-    for _ in list(conn.execute(q.ROLE_DATABASES, [made.target, row[0]])):
+    for _ in list(conn.execute(q.ROLE_DATABASES, [database, row[0]])):
         with conn.transaction():
             conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
             conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))

@@ -133,7 +133,7 @@ def main() -> None:
         with raw_connection(made) as conn:
             started = time.perf_counter()
             for name in names:
-                raw_revoke(conn, made, name)
+                raw_revoke(conn, made.target, name)
             floor = time.perf_counter() - started
         assert managed_count(made) == 0
 

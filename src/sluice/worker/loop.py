@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sluice import metrics
 from sluice.connectors.base import AccessUnit
@@ -135,13 +135,11 @@ class Worker:
             except SluiceError as exc:
                 log.warning("orphan sweep could not list %s: %s", integration.name, exc.detail)
                 continue
+            live, known = self._justified(principal.grant_id for principal in managed)
             for principal in managed:
-                with transaction(self.factory) as session:
-                    grant = session.get(Grant, principal.grant_id) if principal.grant_id else None
-                    if grant is not None and session.scalar(
-                        select(Grant.id).where(Grant.id == grant.id, grant_is_live())
-                    ):
-                        continue
+                if principal.grant_id in live:
+                    continue
+                grant = known.get(principal.grant_id or "")
                 unit = AccessUnit(
                     grant_id=principal.grant_id or "",
                     principal=grant.principal if grant else principal.principal,
@@ -176,10 +174,28 @@ class Worker:
                     )
         return removed
 
+    def _justified(self, grant_ids: Iterable[str | None]) -> tuple[set[str], dict[str, Grant]]:
+        """Of these grant ids, the live ones, and the rows of the others that still exist (loaded
+        with their grantee, detached), read in chunks rather than a query per principal."""
+        wanted = sorted({g for g in grant_ids if g})
+        live: set[str] = set()
+        known: dict[str, Grant] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            with transaction(self.factory) as session:
+                live.update(session.scalars(select(Grant.id).where(Grant.id.in_(chunk), grant_is_live())))
+                ended = select(Grant).where(Grant.id.in_(set(chunk) - live))
+                for grant in session.scalars(ended.options(selectinload(Grant.identity))):
+                    known[grant.id] = grant
+        return live, known
+
     def seconds_until_next(self) -> float:
         now = self.clock()
         with transaction(self.factory) as session:
-            candidates = [next_wakeup(session, now), self.people.next_due(session, now)]
+            candidates = [
+                next_wakeup(session, now),
+                self.people.next_due(session, now),
+            ]
             if self.sync_inventory:
                 candidates.append(next_sync_at(session) or now)
         if self._last_orphan_sweep is not None:

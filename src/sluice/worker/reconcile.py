@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sluice import metrics
 from sluice.connectors.base import AccessUnit, Connector
@@ -130,6 +130,7 @@ class Reconciler:
                         .order_by(Grant.next_attempt_at.is_not(None), Grant.next_attempt_at, Grant.ends_at)
                         .limit(take)
                         .with_for_update(skip_locked=True)
+                        .options(selectinload(Grant.identity), selectinload(Grant.integration))
                     ).all()
                 )
             for grant in rows:
