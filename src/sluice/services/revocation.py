@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from sluice.domain.errors import Conflict, NotAllowed, NotFound
 from sluice.domain.states import Desired
@@ -78,6 +78,7 @@ def expire_due_grants(session: Session, *, now: datetime, limit: int = 500) -> l
         .order_by(Grant.ends_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
+        .options(selectinload(Grant.identity))  # the audit event names the grantee
     ).all()
     return end_grants(
         session, due, now=now, actor="sluice", action=Action.GRANT_EXPIRED, reason="lease ended"
