@@ -26,6 +26,7 @@ from sluice.services.connector_hub import ConnectorHub
 from sluice.services.grants import end_grants
 from sluice.services.policy import load_flows
 from sluice.services.tags import resource_refs
+from sluice.store.locks import Duty, try_duty_lock
 from sluice.store.people_queries import people_snapshot
 from sluice.store.tables import Grant, Resource
 from sluice.store.types import new_id
@@ -38,9 +39,15 @@ class AutomaticOutcome:
     granted: list[str] = field(default_factory=list)
     revoked: list[str] = field(default_factory=list)
     renewed: int = 0
+    skipped: bool = False  # another transaction was running the same pass
 
     def as_dict(self) -> dict[str, int]:
-        return {"granted": len(self.granted), "revoked": len(self.revoked), "renewed": self.renewed}
+        return {
+            "granted": len(self.granted),
+            "revoked": len(self.revoked),
+            "renewed": self.renewed,
+            "skipped": int(self.skipped),
+        }
 
 
 def _covered(flow: FlowSpec, refs: list[tuple[Resource, ResourceRef]]) -> list[tuple[Resource, str]]:
@@ -71,24 +78,71 @@ def _why_ended(flow: FlowSpec | None, person: Person | None, resource_due: bool)
 def reconcile_automatic(
     session: Session, *, hub: ConnectorHub, now: datetime, flows: list[FlowSpec] | None = None
 ) -> AutomaticOutcome:
+    """Make the automatic grant rows match what the automatic flows say is due now.
+
+    It reads the live automatic grants and then inserts the missing ones: two transactions doing this
+    at once would each miss the other's uncommitted rows and create every unit twice (a second live
+    grant, a second login role). So it runs under the people-duty lock (`store/locks.py`); the worker
+    takes that lock first, and a caller that does not hold it gets it here or, when another transaction
+    is running the same pass, does nothing (`skipped`). On SQLite the single writer serializes."""
     outcome = AutomaticOutcome()
+    if not try_duty_lock(session, Duty.PEOPLE):
+        outcome.skipped = True
+        return outcome
     flows = load_flows(session) if flows is None else flows
     automatic = {f.name: f for f in flows if f.trigger == Trigger.AUTOMATIC}
-    existing_rows = list(
-        session.scalars(
-            select(Grant)
-            .where(
-                Grant.request_id.is_(None),
-                Grant.flow_name.is_not(None),
-                Grant.desired == Desired.ACTIVE,
-            )
-            .options(selectinload(Grant.identity))
-            .with_for_update(skip_locked=True)
-        )
-    )
-    if not automatic and not existing_rows:
+    live = _live_automatic_grants(session)
+    if not automatic and not live:
         return outcome
     people = people_snapshot(session, now)
+    due, due_resources = _due_units(session, automatic, people)
+    existing: dict[Key, Grant] = {}
+    ending: dict[str, list[Grant]] = defaultdict(list)
+    for grant in live:
+        key = (grant.flow_name or "", grant.identity_id, grant.resource_id or "", grant.permission)
+        if key in existing:
+            ending[f"no longer needed: a duplicate of automatic grant {existing[key].id}"].append(grant)
+        elif key in due:
+            existing[key] = grant
+        else:
+            reason = _why_ended(
+                automatic.get(key[0]), people.get(grant.identity_id), key[2] in due_resources[key[0]]
+            )
+            ending[reason].append(grant)
+    for reason, grants in ending.items():
+        ended = end_grants(
+            session, grants, now=now, actor="sluice", action=Action.GRANT_NO_LONGER_ELIGIBLE, reason=reason
+        )
+        outcome.revoked += [g.id for g in ended]
+    outcome.renewed = sum(_renew(grant, automatic[key[0]], now) for key, grant in existing.items())
+    for key, (flow, resource) in due.items():
+        if key not in existing:
+            outcome.granted.append(_create(session, hub, flow, key, resource, people[key[1]], now))
+    return outcome
+
+
+def _live_automatic_grants(session: Session) -> list[Grant]:
+    """Every live automatic grant, locked and read as committed now; an established one first, so that
+    of two rows for one unit (left by an older version) the one already in the target is kept.
+
+    The lock waits rather than skipping: a row another transaction holds for a moment (a worker
+    claiming or recording it, an admin revoking it) still exists, and skipping it would make its unit
+    look missing and be granted a second time."""
+    rows = session.scalars(
+        select(Grant)
+        .where(Grant.request_id.is_(None), Grant.flow_name.is_not(None), Grant.desired == Desired.ACTIVE)
+        .order_by(Grant.id)
+        .options(selectinload(Grant.identity))
+        .with_for_update(of=Grant)
+        .execution_options(populate_existing=True)
+    ).all()
+    return sorted(rows, key=lambda g: (g.actual != Actual.ACTIVE, g.created_at, g.id))
+
+
+def _due_units(
+    session: Session, automatic: dict[str, FlowSpec], people: dict[str, Person]
+) -> tuple[dict[Key, tuple[FlowSpec, Resource]], dict[str, set[str]]]:
+    """Every unit due now (flow, identity, resource, permission), and the resources each flow covers."""
     resources = list(
         session.scalars(
             select(Resource).where(Resource.deleted_at.is_(None)).options(selectinload(Resource.integration))
@@ -101,45 +155,23 @@ def reconcile_automatic(
         if not flow.active:
             continue
         members = [iid for iid, person in people.items() if is_requester(flow, person)]
-        units = _covered(flow, refs)
-        for resource, permission in units:
+        for resource, permission in _covered(flow, refs):
             due_resources[flow.name].add(resource.id)
             for identity_id in members:
                 due[(flow.name, identity_id, resource.id, permission)] = (flow, resource)
+    return due, due_resources
 
-    existing: dict[Key, Grant] = {}
-    ending: dict[str, list[Grant]] = defaultdict(list)
-    for grant in existing_rows:
-        key = (grant.flow_name or "", grant.identity_id, grant.resource_id or "", grant.permission)
-        if key in due and key not in existing:
-            existing[key] = grant
-            continue
-        reason = _why_ended(
-            automatic.get(grant.flow_name or ""),
-            people.get(grant.identity_id),
-            (grant.resource_id or "") in due_resources.get(key[0], set()),
-        )
-        ending[reason].append(grant)
-    for reason, grants in ending.items():
-        ended = end_grants(
-            session, grants, now=now, actor="sluice", action=Action.GRANT_NO_LONGER_ELIGIBLE, reason=reason
-        )
-        outcome.revoked += [g.id for g in ended]
 
-    for key, grant in existing.items():
-        lease = automatic[key[0]].max_duration_delta
-        if grant.ends_at is not None and grant.ends_at - now < lease / 2:
-            grant.ends_at = now + lease
-            grant.updated_at = now
-            if grant.actual == Actual.ACTIVE:
-                grant.actual = Actual.UNKNOWN  # re-apply, so a target-side expiry moves too
-            outcome.renewed += 1
-
-    for key, (flow, resource) in due.items():
-        if key in existing:
-            continue
-        outcome.granted.append(_create(session, hub, flow, key, resource, people[key[1]], now))
-    return outcome
+def _renew(grant: Grant, flow: FlowSpec, now: datetime) -> bool:
+    """Past half its lease, a grant still due gets a new lease (and the target is told the new end)."""
+    lease = flow.max_duration_delta
+    if grant.ends_at is None or grant.ends_at - now >= lease / 2:
+        return False
+    grant.ends_at = now + lease
+    grant.updated_at = now
+    if grant.actual == Actual.ACTIVE:
+        grant.actual = Actual.UNKNOWN  # re-apply, so a target-side expiry moves too
+    return True
 
 
 def _create(

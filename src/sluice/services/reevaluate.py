@@ -29,6 +29,7 @@ from sluice.events.audit import Action, record
 from sluice.services.grants import end_grants
 from sluice.services.policy import load_flows
 from sluice.services.tags import resource_refs
+from sluice.store.locks import lock_grants
 from sluice.store.people_queries import people_snapshot
 from sluice.store.people_tables import PeopleChange
 from sluice.store.tables import AccessRequest, Grant, Resource
@@ -141,6 +142,9 @@ def reevaluate(
             outcome.kept += 1
             continue
         to_end["no longer eligible: " + _why_not(own, requester, ref, grant.permission)].append(grant)
+    # Read without locks (most grants stay); the ones to end are locked and re-read first, so one that
+    # a worker, an admin or another pass ended meanwhile is not ended (and audited) a second time.
+    lock_grants(session, (g for ending in to_end.values() for g in ending))
     for reason, ending in to_end.items():
         ended = end_grants(
             session, ending, now=now, actor="sluice", action=Action.GRANT_NO_LONGER_ELIGIBLE, reason=reason
@@ -209,11 +213,14 @@ def deactivate_grants_of(session: Session, *, identity_id: str, now: datetime) -
     """Everything an identity holds ends: self-serve and automatic grants, pending requests."""
     outcome = reevaluate(session, now=now, identity_ids=[identity_id])
     automatic = session.scalars(
-        select(Grant).where(
+        select(Grant)
+        .where(
             Grant.identity_id == identity_id,
             Grant.request_id.is_(None),
             Grant.desired.in_([Desired.ACTIVE, Desired.PENDING]),
         )
+        .order_by(Grant.id)
+        .with_for_update()
     ).all()
     ended = end_grants(
         session,
