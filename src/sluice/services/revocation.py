@@ -12,6 +12,7 @@ from sluice.domain.states import Desired
 from sluice.events.audit import Action
 from sluice.services.grants import end_grants
 from sluice.services.policy import can_approve, load_flows
+from sluice.store.locks import lock_grants
 from sluice.store.queries import grant_due_to_expire
 from sluice.store.tables import AccessRequest, Grant, Identity
 
@@ -53,6 +54,7 @@ def revoke_request(
     request = session.scalar(select(AccessRequest).where(AccessRequest.id == request_id).with_for_update())
     if request is None:
         raise NotFound(f"no request {request_id!r}")
+    lock_grants(session, request.grants)  # an expiry or re-evaluation ending one meanwhile is seen
     live = [g for g in request.grants if g.desired == Desired.ACTIVE]
     if not live:
         raise Conflict(f"request {request.id} holds no active access to revoke")
