@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sluice.domain import criteria
 from sluice.domain.approval import ApprovalContext, approvals_needed, entitled
 from sluice.domain.criteria import first_miss
 from sluice.domain.flows import FlowSpec, Subject, Target, Trigger
@@ -46,6 +47,24 @@ def subject_matches(subject: Subject, person: Person) -> bool:
 
 def is_requester(flow: FlowSpec, person: Person) -> bool:
     return any_holds(flow.requesters, person)
+
+
+def covers(target: Target, resource: ResourceRef, permission: str) -> bool:
+    """Whether the target covers (resource, permission): `target_matches` without the words, for
+    passes over many grants that only need the answer."""
+    return (
+        target.bundle is None
+        and target.integration in (None, resource.integration)
+        and target.type in (None, resource.type)
+        and permission in target.permissions
+        and criteria.holds(target.select.criteria(), resource)
+    )
+
+
+def requesters_key(flow: FlowSpec) -> str:
+    """Flows whose requesters are written the same share this key: who may request under one may
+    request under all of them, so a pass over many people checks each condition once per person."""
+    return "|".join(s.model_dump_json() for s in flow.requesters)
 
 
 def target_matches(target: Target, resource: ResourceRef, permission: str) -> str | None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from sluice.domain.flows import FlowSpec, Trigger
 from sluice.domain.people import Person, miss
-from sluice.domain.policy import ResourceRef, is_requester, target_matches
+from sluice.domain.policy import ResourceRef, covers, is_requester
 from sluice.domain.states import Actual, Desired
 from sluice.events.audit import Action, record
 from sluice.services.connector_hub import ConnectorHub
@@ -55,7 +55,7 @@ def _covered(flow: FlowSpec, refs: list[tuple[Resource, ResourceRef]]) -> list[t
     for resource, ref in refs:
         for target in flow.targets:
             for permission in target.permissions:
-                if target_matches(target, ref, permission) is None:
+                if covers(target, ref, permission):
                     units.append((resource, permission))
     return list(dict.fromkeys(units))
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from sluice.domain.flows import FlowSpec, Trigger
 from sluice.domain.people import Person, holds, miss
-from sluice.domain.policy import ResourceRef, evaluate, is_requester, target_matches
+from sluice.domain.policy import ResourceRef, covers, evaluate, is_requester, requesters_key
 from sluice.domain.states import Desired, RequestStatus
 from sluice.events.audit import Action, record
 from sluice.services.grants import end_grants
@@ -69,12 +69,27 @@ def _why_not(flow: FlowSpec | None, person: Person, ref: ResourceRef, permission
     return evaluate(flow, person, ref, permission).reason
 
 
-def _may_request(flow: FlowSpec, person: Person) -> bool:
-    return flow.active and flow.trigger == Trigger.SELF_SERVE and is_requester(flow, person)
+class _Requestable:
+    """The self-serve flows each requester may request under now. Flows whose requesters are written
+    the same are checked once per person, not once per flow."""
+
+    def __init__(self, flows: list[FlowSpec]) -> None:
+        self._alike: dict[str, list[FlowSpec]] = defaultdict(list)
+        for flow in flows:
+            if flow.active and flow.trigger == Trigger.SELF_SERVE:
+                self._alike[requesters_key(flow)].append(flow)
+        self._of: dict[str, tuple[set[str], list[FlowSpec]]] = {}
+
+    def of(self, identity_id: str, person: Person) -> tuple[set[str], list[FlowSpec]]:
+        """(their names, the flows)."""
+        if identity_id not in self._of:
+            flows = [f for alike in self._alike.values() if is_requester(alike[0], person) for f in alike]
+            self._of[identity_id] = ({f.name for f in flows}, flows)
+        return self._of[identity_id]
 
 
 def _covers(flow: FlowSpec, ref: ResourceRef, permission: str) -> bool:
-    return any(target_matches(t, ref, permission) is None for t in flow.targets)
+    return any(covers(t, ref, permission) for t in flow.targets)
 
 
 def reevaluate(
@@ -115,7 +130,7 @@ def reevaluate(
 
     cancelled_requests = _cancel_pending(session, pending_query, people, by_name, flows, refs, now, outcome)
     to_end: dict[str, list[Grant]] = defaultdict(list)
-    usable: dict[str, list[FlowSpec]] = {}  # requester id -> the flows they may request under now
+    requestable = _Requestable(flows)
     for grant in grants:
         request = grant.request
         if request is None or request.id in cancelled_requests or request.status == RequestStatus.PENDING:
@@ -133,12 +148,11 @@ def reevaluate(
         if ref is None:
             continue  # the resource is gone; the grant ends at its end time
         own = by_name.get(request.flow_name)
-        if request.requester_id not in usable:
-            usable[request.requester_id] = [f for f in flows if _may_request(f, requester)]
-        if own is not None and own in usable[request.requester_id] and _covers(own, ref, grant.permission):
+        names, usable = requestable.of(request.requester_id, requester)
+        if own is not None and own.name in names and _covers(own, ref, grant.permission):
             outcome.kept += 1
             continue
-        if any(_covers(f, ref, grant.permission) for f in usable[request.requester_id]):
+        if any(_covers(f, ref, grant.permission) for f in usable):
             outcome.kept += 1
             continue
         to_end["no longer eligible: " + _why_not(own, requester, ref, grant.permission)].append(grant)

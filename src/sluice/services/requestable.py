@@ -25,7 +25,7 @@ from sluice.connectors.registry import connector_class
 from sluice.domain.criteria import Criteria
 from sluice.domain.errors import InvalidInput
 from sluice.domain.flows import FlowSpec, Target, Trigger
-from sluice.domain.policy import Person, ResourceRef, evaluate, flow_for_units, is_requester, target_matches
+from sluice.domain.policy import Person, ResourceRef, covers, evaluate, flow_for_units, is_requester
 from sluice.domain.selectors import parse_tag_rule
 from sluice.services.bundles import current_flows, flows_with_bundles
 from sluice.services.tags import tags_of
@@ -272,10 +272,7 @@ def options_for(ref: ResourceRef, kind: str, choices: _Choices, person: Person) 
             allowing = by_permission.setdefault(permission, [])
             if permission not in granted or flow in allowing:
                 continue
-            if (
-                target_matches(target, ref, permission) is None
-                and evaluate(flow, person, ref, permission).allowed
-            ):
+            if covers(target, ref, permission) and evaluate(flow, person, ref, permission).allowed:
                 allowing.append(flow)
     options = []
     for permission in granted:
