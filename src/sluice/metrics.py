@@ -45,6 +45,11 @@ ORPHANS_REMOVED = Counter(
     "Principals found in a target with no live grant, removed.",
     ["integration"],
 )
+WEBHOOK_DELIVERIES = Counter(
+    "sluice_webhook_deliveries_total",
+    "Webhook deliveries by webhook and outcome: delivered, failed (retried later), gave_up.",
+    ["webhook", "outcome"],
+)
 
 
 class StoreCollector(Collector):

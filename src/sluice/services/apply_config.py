@@ -26,6 +26,7 @@ from sluice.services.config_people import reconcile_people
 from sluice.services.config_plan import Plan, PlanEntry
 from sluice.services.config_source import ConfigError
 from sluice.services.config_targeting import reconcile_targeting
+from sluice.services.webhooks import reconcile_webhooks, webhook_problems
 from sluice.store.queries import grant_is_live
 from sluice.store.tables import AccessFlow, AccessRequest, Grant, Group, GroupMember, Identity, Integration
 from sluice.store.types import new_id
@@ -36,7 +37,7 @@ __all__ = ["Plan", "PlanEntry", "apply_config", "plan_config"]
 def plan_config(session: Session, doc: ConfigDocument) -> Plan:
     """What applying `doc` would change. Raises `ConfigError` for problems in the document (references
     are checked against the store here too) and `Conflict` for removals that cannot happen."""
-    problems = check_document(doc, session)
+    problems = check_document(doc, session) + webhook_problems(doc)
     if problems:
         raise ConfigError(problems)
     return _Reconciler(session, doc).run()
@@ -100,6 +101,7 @@ class _Reconciler:
         reconcile_targeting(self)
         self._flows()
         reconcile_people(self)
+        reconcile_webhooks(self)
         if self.conflicts:
             raise Conflict("\n".join(self.conflicts), conflicts=self.conflicts)
         return self.plan

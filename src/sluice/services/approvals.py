@@ -3,13 +3,22 @@ given so far are enough, and the escalation of requests nobody acted on in time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sluice.domain.approval import ApprovalContext, ApprovalPolicy, approver_matches, entitled, satisfied
+from sluice.domain.approval import (
+    ApprovalContext,
+    ApprovalPolicy,
+    ApprovalTier,
+    Approver,
+    approver_matches,
+    entitled,
+    satisfied,
+)
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import RequestStatus
 from sluice.events.audit import Action, record
@@ -83,29 +92,34 @@ def _names_to_emails(session: Session, names: frozenset[str]) -> set[str]:
     return emails
 
 
-def candidate_emails(session: Session, state: RequestApproval, now: datetime) -> list[str]:
-    """Everyone who may act on the request now (the requester excluded unless the flow allows)."""
-    emails: set[str] = set()
-    everyone = False
+def _named_emails(
+    session: Session, approver: Approver, ctx: ApprovalContext, now: datetime
+) -> set[str] | None:
+    """The emails an approver names as of now; None when it is a condition anyone may meet."""
+    if approver.user:
+        return {approver.user.lower()}
+    if approver.group:
+        return set(_members(session, approver.group))
+    if approver.manager:
+        return {ctx.requester.manager.lower()} if ctx.requester.manager else set()
+    if approver.shift:
+        return set(on_call(session, approver.shift, now) or [])
+    if approver.resource_owner or approver.integration_owner:
+        owners = ctx.resource_owners if approver.resource_owner else ctx.integration_owners
+        return {email for names in owners for email in _names_to_emails(session, names)}
+    return None
+
+
+def _emails_of_tiers(
+    session: Session, state: RequestApproval, tiers: Sequence[ApprovalTier], now: datetime
+) -> list[str]:
+    """Everyone who may act on the request now as an approver of one of `tiers` (the requester left
+    out unless the flow allows self-approval)."""
     ctx = state.context
-    for tier in state.policy.tiers()[: state.open_tiers]:
-        for group in tier.groups:
-            for approver in group.approvers:
-                if approver.user:
-                    emails.add(approver.user.lower())
-                elif approver.group:
-                    emails.update(_members(session, approver.group))
-                elif approver.manager and ctx.requester.manager:
-                    emails.add(ctx.requester.manager.lower())
-                elif approver.shift:
-                    emails.update(on_call(session, approver.shift, now) or [])
-                elif approver.resource_owner or approver.integration_owner:
-                    owners = ctx.resource_owners if approver.resource_owner else ctx.integration_owners
-                    for names in owners:
-                        emails.update(_names_to_emails(session, names))
-                else:
-                    everyone = True
-    lowered = {e.lower() for e in emails}
+    approvers = [a for tier in tiers for group in tier.groups for a in group.approvers]
+    named = [_named_emails(session, a, ctx, now) for a in approvers]
+    everyone = any(n is None for n in named)
+    lowered = {e.lower() for emails in named if emails for e in emails}
     ids = None
     if not everyone:
         ids = list(
@@ -115,8 +129,20 @@ def candidate_emails(session: Session, state: RequestApproval, now: datetime) ->
     return sorted(
         p.email
         for p in people.values()
-        if (everyone or p.email.lower() in lowered) and entitled(state.policy, p, ctx, state.open_tiers)
+        if (everyone or p.email.lower() in lowered)
+        and entitled(state.policy, p, ctx, state.open_tiers)
+        and any(approver_matches(a, p, ctx) for a in approvers)
     )
+
+
+def candidate_emails(session: Session, state: RequestApproval, now: datetime) -> list[str]:
+    """Everyone who may act on the request now (the requester excluded unless the flow allows)."""
+    return _emails_of_tiers(session, state, state.policy.tiers()[: state.open_tiers], now)
+
+
+def _undecided(request: AccessRequest, emails: list[str]) -> list[str]:
+    decided = {a.approver.email.lower() for a in request.approvals}
+    return [e for e in emails if e.lower() not in decided]
 
 
 def describe_waiting(state: RequestApproval) -> str:
@@ -130,8 +156,23 @@ def _escalating(flows: dict[str, FlowSpec]) -> list[str]:
     return sorted(name for name, f in flows.items() if f.approval is not None and f.approval.escalation)
 
 
+def _newly_asked(
+    session: Session, request: AccessRequest, policy: ApprovalPolicy, opened: int, now: datetime
+) -> tuple[list[ApprovalTier], list[str]]:
+    """The tiers opened since the request was last escalated, and the people they ask who were not
+    asked before and have not decided yet."""
+    tiers = policy.tiers()
+    before, newly_open = tiers[: request.escalation_tier + 1], tiers[request.escalation_tier + 1 : opened]
+    state = RequestApproval(policy, approval_context(session, request, now), opened)
+    already = set(_emails_of_tiers(session, state, before, now))
+    asked = [e for e in _emails_of_tiers(session, state, newly_open, now) if e not in already]
+    return newly_open, _undecided(request, asked)
+
+
 def escalate_due_requests(session: Session, *, now: datetime, flows: dict[str, FlowSpec]) -> list[str]:
-    """Pending requests whose next approval tier has opened: record that it is notified."""
+    """Pending requests whose next approval tier has opened: record who is now asked too, as people
+    (`approvers`: their emails, resolved now; not those asked before nor those who decided already),
+    so that a webhook receiver can notify them."""
     escalated = []
     pending = session.scalars(
         select(AccessRequest)
@@ -146,8 +187,8 @@ def escalate_due_requests(session: Session, *, now: datetime, flows: dict[str, F
         opened = policy.open_tiers(request.created_at, now)
         if opened - 1 <= request.escalation_tier:
             continue
+        newly_open, asked = _newly_asked(session, request, policy, opened, now)
         request.escalation_tier = opened - 1
-        tier = policy.tiers()[opened - 1]
         record(
             session,
             now=now,
@@ -155,9 +196,11 @@ def escalate_due_requests(session: Session, *, now: datetime, flows: dict[str, F
             action=Action.REQUEST_ESCALATED,
             subject_type="request",
             subject_id=request.id,
-            reason="nobody acted in time; now also asked: " + " / ".join(g.describe() for g in tier.groups),
+            reason="nobody acted in time; now also asked: "
+            + " / ".join(g.describe() for tier in newly_open for g in tier.groups),
             flow=request.flow_name,
             requester=request.requester.email,
+            approvers=asked,
         )
         escalated.append(request.id)
     return escalated
@@ -208,5 +251,4 @@ def approvers_of_request(
     state = request_approval(session, request, flow, now)
     if state is None:
         return []
-    decided = {a.approver.email.lower() for a in request.approvals}
-    return [e for e in candidate_emails(session, state, now) if e.lower() not in decided]
+    return _undecided(request, candidate_emails(session, state, now))

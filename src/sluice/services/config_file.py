@@ -27,6 +27,7 @@ from sluice.services.config_source import (
     problems_from_validation,
     read_yaml,
 )
+from sluice.services.webhooks import WebhookSpec, webhook_problems
 
 __all__ = [
     "ConfigDocument",
@@ -35,6 +36,7 @@ __all__ = [
     "GroupSpec",
     "IdentitySpec",
     "IntegrationSpec",
+    "WebhookSpec",
     "load_config",
     "parse_config",
 ]
@@ -148,11 +150,20 @@ class ConfigDocument(_Strict):
     scopes: list[ScopeSpec] = Field(default_factory=list)
     bundles: list[BundleSpec] = Field(default_factory=list)
     schedules: list[ScheduleSpec] = Field(default_factory=list)
+    webhooks: list[WebhookSpec] = Field(default_factory=list)
 
     _source: SourceMap | None = PrivateAttr(default=None)
 
     @field_validator(
-        "identities", "groups", "integrations", "flows", "scopes", "bundles", "schedules", mode="before"
+        "identities",
+        "groups",
+        "integrations",
+        "flows",
+        "scopes",
+        "bundles",
+        "schedules",
+        "webhooks",
+        mode="before",
     )
     @classmethod
     def _lists(cls, value: Any) -> Any:
@@ -203,7 +214,7 @@ def parse_config(text: str, filename: str, *, session: Session | None = None) ->
                 problems += secret_problems(raw.get("config"), ("integrations", index, "config"), source)
         raise ConfigError(problems) from exc
     doc._source = source
-    problems += check_document(doc, session)
+    problems += check_document(doc, session) + webhook_problems(doc)
     if problems:
         raise ConfigError(problems)
     return doc

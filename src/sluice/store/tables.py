@@ -237,6 +237,48 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class Webhook(Base):
+    """A receiver of events, declared in the config file. `secret_env` names the environment variable
+    holding the HMAC key (read by the worker when it delivers); the key itself is never stored. While
+    it keeps failing (`failures` in a row) nothing is sent to it before `retry_at`."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret_env: Mapped[str] = mapped_column(String(200))
+    topics: Mapped[list[str]] = mapped_column(JSON)  # glob patterns over event topics
+    source: Mapped[str] = mapped_column(String(40), default="config")
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class WebhookDelivery(Base):
+    """One outbox row to one webhook. The worker fans each outbox row out into these (and then sets the
+    outbox row's `delivered_at`); `next_attempt_at` is set while the delivery is still to be made (and
+    is the claim lease while a worker makes it), NULL once it was delivered or given up."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_webhook_due", "webhook_id", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), index=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    delivered_at: Mapped[datetime | None]
+    gave_up_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+    outbox: Mapped[OutboxMessage] = relationship()
+    webhook: Mapped[Webhook] = relationship()
+
+
 # Tags, bundles and scopes live in their own module; importing it here completes the metadata.
 from sluice.store import people_tables as _people_tables  # noqa: E402,F401
 from sluice.store import targeting_tables as _targeting_tables  # noqa: E402,F401

@@ -30,6 +30,7 @@ from sluice.tuning import Tuning
 from sluice.worker.dispatch import Dispatcher
 from sluice.worker.people import PeopleDuty
 from sluice.worker.reconcile import Reconciler
+from sluice.worker.webhooks import WebhookDuty
 
 log = logging.getLogger("sluice.worker")
 
@@ -68,6 +69,7 @@ class Worker:
         )
         self._last_orphan_sweep: datetime | None = None
         self.people = PeopleDuty(factory, hub=hub, clock=clock)
+        self.webhooks = WebhookDuty(factory, clock=clock)
 
     def run_once(self) -> int:
         """One pass: expire, reconcile everything that needs work now, sync, sweep. Returns the number
@@ -76,6 +78,7 @@ class Worker:
         with transaction(self.factory) as session:
             expire_pending_requests(session, now=self.clock())
         self.people.run()
+        self.webhooks.run()
         self.expire_due()
         completed_before = self.dispatcher.completed
         last_expiry = time.monotonic()
@@ -195,6 +198,7 @@ class Worker:
             candidates = [
                 next_wakeup(session, now),
                 self.people.next_due(session, now),
+                self.webhooks.next_due(session, now),
             ]
             if self.sync_inventory:
                 candidates.append(next_sync_at(session) or now)
