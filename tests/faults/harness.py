@@ -213,7 +213,7 @@ class Setup:
             return list(session.query(Grant).options(joinedload(Grant.integration)).order_by(Grant.id))
 
     def worker(
-        self, clock: Any, worker_id: str = "w1", hub: ConnectorHub | None = None, **tuning: Any
+        self, clock: Any, *, worker_id: str = "w1", hub: ConnectorHub | None = None, **tuning: Any
     ) -> Worker:
         return Worker(
             self.factory,

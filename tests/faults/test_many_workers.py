@@ -151,7 +151,7 @@ def test_three_servers_and_three_workers_share_the_load(
         ask(i)
     _until("every grant, after a worker died", lambda: all_active(PEOPLE), 60)
 
-    done_by = Counter()
+    done_by: Counter[str] = Counter()
     for proc in workers:
         done_by[proc.name] = len(re.findall(r"grant done for grant", proc.log_text()))
     assert sum(done_by.values()) >= PEOPLE

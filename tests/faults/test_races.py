@@ -5,13 +5,15 @@ hold for every interleaving (never "it passed because one side happened to win")
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from sluice.domain.errors import Conflict
 from sluice.domain.states import Actual, Desired, RequestStatus
@@ -24,7 +26,8 @@ from sluice.services.requests import UnitAsked, submit_request
 from sluice.services.revocation import expire_due_grants, revoke_grant
 from sluice.store.db import transaction
 from sluice.store.queries import group_names_of
-from sluice.store.tables import AccessRequest, AuditEvent, Identity
+from sluice.store.tables import AccessRequest, AuditEvent, Grant, Group, GroupMember, Identity, Integration
+from sluice.store.types import new_id
 from sluice.tuning import Tuning
 from sluice.worker.loop import Worker
 from tests.conftest import Clock
@@ -132,7 +135,7 @@ def test_approve_racing_cancel_and_the_worker_never_leaves_access_behind(setup: 
     def identity(session: Any, email: str) -> Identity:
         return session.scalars(select(Identity).where(Identity.email == email)).one()
 
-    statuses = Counter()
+    statuses: Counter[str] = Counter()
     for _ in range(12):
         with transaction(setup.factory) as session:
             request_id = submit_request(
@@ -196,3 +199,74 @@ def test_approve_racing_cancel_and_the_worker_never_leaves_access_behind(setup: 
             alice = identity(session, "alice@example.com")
             assert "oncall" not in group_names_of(session, alice.id, clock())
     assert sum(statuses.values()) == 12
+
+
+@contextmanager
+def _meeting_before(setup: Setup, statement: re.Pattern[str], parties: int) -> Iterator[list[str]]:
+    """Every store statement matching `statement` waits on one barrier until `parties` of them are
+    there; yields the list of the statements seen."""
+    barrier = threading.Barrier(parties, timeout=10)
+    seen: list[str] = []
+
+    def meet(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        if statement.match(sql):
+            seen.append(sql)
+            barrier.wait()
+
+    event.listen(setup.engine, "before_cursor_execute", meet)
+    try:
+        yield seen
+    finally:
+        event.remove(setup.engine, "before_cursor_execute", meet)
+
+
+def test_two_grants_creating_one_builtin_group_at_once_make_one_group(setup: Setup, clock: Clock) -> None:
+    """Both grants look for the group, find none and insert it at the same moment (a barrier holds
+    each INSERT until both are there): the loser's insert fails on the unique name, its savepoint is
+    rolled back and it joins the group the winner made."""
+    now = clock()
+    with transaction(setup.factory) as session:
+        session.add(
+            Identity(id="id_bea", email="bea@example.com", name="Bea", created_at=now, updated_at=now)
+        )
+        rooms = Integration(
+            id=new_id("int"),
+            name="rooms",
+            kind="builtin_groups",
+            config={"groups": [{"name": "war-room"}]},
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(rooms)
+        grant_ids = [new_id("gr") for _ in range(2)]
+        for grant_id, (identity_id, grantee) in zip(
+            grant_ids, [("id_ada", "ada@example.com"), ("id_bea", "bea@example.com")], strict=True
+        ):
+            session.add(
+                Grant(
+                    id=grant_id,
+                    identity_id=identity_id,
+                    integration=rooms,
+                    resource_path="rooms/war-room",
+                    resource_type="group",
+                    permission="member",
+                    desired=Desired.ACTIVE,
+                    actual=Actual.NONE,
+                    duration_seconds=600,
+                    starts_at=now,
+                    ends_at=now + timedelta(minutes=10),
+                    principal=grantee,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    worker = setup.worker(clock, per_integration=2)  # both target calls run at once
+    with _meeting_before(setup, re.compile(r"\s*INSERT INTO groups\b"), parties=2) as inserts:
+        assert worker.run_once() == 2
+    assert len(inserts) == 2  # each created the group
+    with transaction(setup.factory) as session:
+        (group,) = session.scalars(select(Group).where(Group.name == "war-room")).all()
+        sources = session.scalars(select(GroupMember.source).where(GroupMember.group_id == group.id)).all()
+        assert sorted(sources) == sorted(f"grant:{g}" for g in grant_ids)
+        actual = session.scalars(select(Grant.actual).where(Grant.id.in_(grant_ids))).all()
+        assert actual == [Actual.ACTIVE] * 2

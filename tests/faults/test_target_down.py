@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -31,7 +32,7 @@ from tests.faults.conftest import ThrowawayPostgres
 from tests.faults.harness import Setup, expires, login_roles
 
 WINDOW = timedelta(minutes=10)
-TUNING = {"revoke_failed_after": WINDOW, "backoff_cap": timedelta(seconds=30)}
+TUNING: dict[str, Any] = {"revoke_failed_after": WINDOW, "backoff_cap": timedelta(seconds=30)}
 
 
 def _by_integration(setup: Setup, name: str) -> list[Grant]:
@@ -102,11 +103,17 @@ def _assert_visible_as_revoke_failed(setup: Setup, clock: Clock, grant_ids: list
     )
     with transaction(setup.factory) as session:
         token = create_token(session, email="ada@example.com", admin=False, actor="test", now=clock())
+        admin = create_token(session, email="ada@example.com", admin=True, actor="test", now=clock())
     with TestClient(create_app(runtime)) as client:
         listed = client.get("/api/v1/access", headers={"Authorization": f"Bearer {token}"}).json()["items"]
         states = {item["id"]: item["state"] for item in listed}
         assert {states[g] for g in grant_ids} == {"revoke_failed"}
         assert all(item["last_error"] for item in listed if item["id"] in grant_ids)
+        stuck = client.get(
+            "/api/v1/grants", params={"state": "revoke_failed"}, headers={"Authorization": f"Bearer {admin}"}
+        ).json()["items"]
+        assert sorted(item["id"] for item in stuck) == sorted(grant_ids)  # what an operator looks at
+        assert all(item["revoke_failed_at"] and item["failing_since"] for item in stuck)
         scraped = client.get("/metrics").text
     assert 'sluice_grants{integration="dead-pg",state="revoke_failed"} 6.0' in scraped
     assert 'sluice_oldest_overdue_revoke_seconds{integration="live-pg"} 0.0' in scraped

@@ -8,6 +8,7 @@ from sluice import __version__
 from sluice.api import problems
 from sluice.api.params import refuse_nul
 from sluice.api.routes import access, audit, directory, flows, inventory, meta, ops, requests, targeting
+from sluice.api.routes import grants as grant_routes
 from sluice.api.routes import integration_status as status_routes
 from sluice.api.routes import people as people_routes
 from sluice.runtime import Runtime
@@ -32,6 +33,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     for module in (meta, requests, access, targeting, status_routes, inventory, flows, directory, audit):
         api.include_router(module.router)
+    api.include_router(grant_routes.router)
     api.include_router(people_routes.router)
     app.include_router(meta.health_router)
     app.include_router(ops.router)

@@ -214,3 +214,17 @@ class AuditEventView(BaseModel):
 
 class AuditPage(BaseModel):
     items: list[AuditEventView]
+
+
+class AdminGrantView(GrantView):
+    """A grant as operators see it: with how long its target work has been failing."""
+
+    failing_since: datetime | None = Field(description="Since when the target work keeps failing")
+    revoke_failed_at: datetime | None = Field(
+        description="When the revoke was declared `revoke_failed` (it is still retried)"
+    )
+
+
+class AdminGrantPage(BaseModel):
+    items: list[AdminGrantView]
+    total: int

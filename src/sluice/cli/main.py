@@ -8,6 +8,7 @@ from sluice.cli import reconcile_command, serve, store_commands
 from sluice.cli.access_commands import access_app
 from sluice.cli.catalog_commands import audit_app, inventory_app, register_listings
 from sluice.cli.errors import ErrorHandlingGroup
+from sluice.cli.grant_commands import grants_app
 from sluice.cli.integration_commands import integrations_app
 from sluice.cli.people_commands import register_people
 from sluice.cli.request_commands import request_app
@@ -33,6 +34,7 @@ app.command("reconcile")(reconcile_command.reconcile)
 app.add_typer(store_commands.token_app, name="token")
 app.add_typer(request_app, name="request")
 app.add_typer(access_app, name="access")
+app.add_typer(grants_app, name="grants")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(audit_app, name="audit")
 app.add_typer(integrations_app, name="integrations")

@@ -4,7 +4,7 @@ lets only its approvers extend; otherwise the grantee (or an admin) may."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +16,19 @@ from sluice.events.audit import Action, record
 from sluice.services.approvals import can_act_on
 from sluice.services.policy import load_flow
 from sluice.store.tables import Grant, Identity
+
+
+def _take_over_claim(grant: Grant, now: datetime) -> None:
+    """A worker applying this grant in the target right now sends the old end time (its `VALID UNTIL`)
+    and then records the row as applied, which would hide the new end from the target. So while its
+    claim holds the extension waits its turn (409, try again); a lapsed claim is void, and clearing it
+    makes that worker's late outcome not count, so the row is applied again with the new end."""
+    if grant.claimed_until is not None and grant.claimed_until > now:
+        raise Conflict(
+            f"grant {grant.id} is being applied in the target right now; try again in a few seconds"
+        )
+    grant.claimed_by = None
+    grant.claimed_until = None
 
 
 def extend_grant(
@@ -33,6 +46,11 @@ def extend_grant(
         raise NotFound(f"no grant {grant_id!r}")
     if grant.desired != Desired.ACTIVE or grant.ends_at is None or grant.starts_at is None:
         raise Conflict(f"grant {grant.id} is not active (it is {grant.desired}); nothing to extend")
+    if grant.ends_at <= now:
+        raise Conflict(
+            f"grant {grant.id} ended at {grant.ends_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC and is "
+            "being revoked; it can no longer be extended, ask for access again"
+        )
     if grant.request is None:
         raise InvalidInput("an automatic grant lasts as long as its flow allows it; it is not extended")
     flow = load_flow(session, grant.request.flow_name)
@@ -60,6 +78,7 @@ def extend_grant(
             f"extending by {format_duration(by)} would go past the ceiling of {rules.ceiling} after the "
             f"start ({ceiling:%Y-%m-%d %H:%M} UTC); at most {format_duration(room)} is left"
         )
+    _take_over_claim(grant, now)
     grant.ends_at = grant.ends_at + by
     grant.extensions += 1
     grant.warned_at = None

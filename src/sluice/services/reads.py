@@ -10,12 +10,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select
+from sqlalchemy.orm import Session, selectinload
 
 from sluice.domain.errors import NotAllowed, NotFound, SluiceError
 from sluice.domain.flows import FlowSpec
-from sluice.domain.states import RequestStatus
+from sluice.domain.states import Actual, Desired, GrantState, RequestStatus
 from sluice.services.approvals import approvers_of_request, can_act_on
 from sluice.services.policy import load_flow
 from sluice.store.queries import grant_is_live, identity_by_email
@@ -160,6 +160,62 @@ def own_grant(session: Session, *, grant_id: str, viewer: Identity) -> Grant:
     if grant is None or grant.identity_id != viewer.id:
         raise NotFound(f"you hold no grant {grant_id!r}")
     return grant
+
+
+@dataclass(frozen=True)
+class GrantFilter:
+    """Which grants an operator lists. With no `state`, live grants only unless `include_ended`."""
+
+    state: GrantState | None = None
+    integration: str | None = None
+    identity: str | None = None  # an email, any case
+    resource_prefix: str | None = None
+    include_ended: bool = False
+
+
+def grant_in_state(state: GrantState) -> ColumnElement[bool]:
+    """Rows whose public state (`domain.states.grant_state`) is `state`, as SQL."""
+    if state == GrantState.PENDING:
+        return Grant.desired == Desired.PENDING
+    if state == GrantState.GRANTING:
+        return and_(Grant.desired == Desired.ACTIVE, Grant.actual != Actual.ACTIVE)
+    if state == GrantState.ACTIVE:
+        return and_(Grant.desired == Desired.ACTIVE, Grant.actual == Actual.ACTIVE)
+    ending = not_(Grant.desired.in_([Desired.PENDING, Desired.ACTIVE]))
+    touched = Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN])
+    if state == GrantState.REVOKING:
+        return and_(ending, touched, Grant.revoke_failed_at.is_(None))
+    if state == GrantState.REVOKE_FAILED:
+        return and_(ending, touched, Grant.revoke_failed_at.is_not(None))
+    if state == GrantState.REVOKED:
+        return and_(ending, Grant.actual == Actual.REVOKED)
+    if state == GrantState.NOT_GRANTED:
+        return and_(ending, not_(Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN, Actual.REVOKED])))
+    raise ValueError(f"no grant state {state!r}")
+
+
+def list_grants(session: Session, *, where: GrantFilter, limit: int, offset: int) -> Page[Grant]:
+    """Every identity's grants (for operators), newest first."""
+    query = (
+        select(Grant)
+        .options(selectinload(Grant.identity), selectinload(Grant.integration))
+        .order_by(Grant.created_at.desc(), Grant.id.desc())
+    )
+    if where.state is not None:
+        query = query.where(grant_in_state(where.state))
+    elif not where.include_ended:
+        query = query.where(grant_is_live())
+    if where.integration:
+        query = query.join(Integration, Integration.id == Grant.integration_id).where(
+            Integration.name == where.integration
+        )
+    if where.identity:
+        query = query.join(Identity, Identity.id == Grant.identity_id).where(
+            func.lower(Identity.email) == where.identity.strip().lower()
+        )
+    if where.resource_prefix:
+        query = query.where(Grant.resource_path.startswith(where.resource_prefix, autoescape=True))
+    return _page(session, query, limit, offset)
 
 
 # Inventory --------------------------------------------------------------------------------------

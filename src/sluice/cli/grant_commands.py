@@ -1,0 +1,80 @@
+"""`sluice grants list`: everyone's grants for operators (admin token), e.g. the revokes that keep
+failing (`--state revoke_failed`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from sluice.cli.client import ApiClient
+from sluice.cli.options import JsonOpt, TokenOpt, UrlOpt
+from sluice.cli.output import err_console, items_of, print_json, print_table
+from sluice.domain.states import GrantState
+
+grants_app = typer.Typer(help="Everyone's grants (admin): find what is stuck.", no_args_is_help=True)
+
+PAGE_SIZE = 500
+COLUMNS = [
+    ("id", "Grant"),
+    ("grantee", "Grantee"),
+    ("resource", "Resource"),
+    ("permission", "Permission"),
+    ("state", "State"),
+    ("ends_at", "Ends"),
+    ("attempts", "Attempts"),
+    ("failing_since", "Failing since"),
+    ("last_error", "Last error"),
+]
+
+
+def fetch_pages(api: ApiClient, path: str, *, limit: int, **params: Any) -> tuple[list[dict[str, Any]], int]:
+    """Up to `limit` items of an offset-paged listing, and the listing's total."""
+    items: list[dict[str, Any]] = []
+    total = 0
+    while len(items) < limit:
+        page = api.get(path, limit=min(PAGE_SIZE, limit - len(items)), offset=len(items), **params)
+        batch = items_of(page)
+        total = int(page.get("total", len(batch))) if isinstance(page, dict) else len(batch)
+        items.extend(batch)
+        if not batch or len(items) >= total:
+            break
+    return items, total
+
+
+@grants_app.command("list")
+def list_grants(
+    state: Annotated[
+        GrantState | None, typer.Option("--state", help="Only grants in this state.", case_sensitive=False)
+    ] = None,
+    integration: Annotated[str | None, typer.Option("--integration", help="Only this integration.")] = None,
+    identity: Annotated[str | None, typer.Option("--identity", help="Only grants of this email.")] = None,
+    resource: Annotated[
+        str | None, typer.Option("--resource", help="Only resources whose path starts so.")
+    ] = None,
+    include_ended: Annotated[
+        bool, typer.Option("--all", help="Include ended grants (when no --state is given).")
+    ] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 1000,
+    as_json: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Everyone's grants, newest first; live ones unless --state or --all says otherwise."""
+    with ApiClient.from_options(url, token) as api:
+        items, total = fetch_pages(
+            api,
+            "/grants",
+            limit=limit,
+            state=state.value if state else None,
+            integration=integration,
+            identity=identity,
+            resource=resource,
+            include_ended="true" if include_ended else None,
+        )
+    if as_json:
+        print_json({"items": items, "total": total})
+        return
+    print_table(items, COLUMNS, empty="no grants match")
+    if total > len(items):
+        err_console.print(f"[dim]showing {len(items)} of {total}; narrow with filters or --limit[/dim]")
