@@ -144,3 +144,21 @@ def test_pending_requests_expire_when_nobody_answers(store: Store) -> None:
         from sluice.store.tables import AccessRequest
 
         assert session.get(AccessRequest, request_id).status == "expired"  # type: ignore[union-attr]
+
+
+def test_an_end_time_moved_during_the_target_call_is_applied_again(store: Store) -> None:
+    """The target was told the end time read at claim; a renewal or extension landing before the
+    outcome is recorded leaves the row to be applied again, never recorded as done with the old end."""
+    grant_id = approved_oncall_request(store)
+    worker = store.worker()
+    jobs = worker.reconciler.claim()
+    outcome = worker.reconciler.run(jobs[0])
+    later = grant_row(store, grant_id).ends_at + timedelta(minutes=20)  # type: ignore[operator]
+    with transaction(store.factory) as session:
+        session.get(Grant, grant_id).ends_at = later  # type: ignore[union-attr]
+    worker.reconciler.record([outcome])
+    assert grant_row(store, grant_id).actual == Actual.UNKNOWN
+    again = worker.reconciler.claim()
+    assert [j.unit.ends_at for j in again] == [later]
+    worker.reconciler.run_and_record(again[0])
+    assert grant_row(store, grant_id).actual == Actual.ACTIVE

@@ -237,7 +237,10 @@ class Reconciler:
         grant.revoke_failed_at = None
         grant.updated_at = now
         if job.operation == "grant":
-            grant.actual = Actual.ACTIVE
+            # The target was told the end time read at claim; if an extension or a renewal moved it
+            # meanwhile, the row stays to be applied again, so the target learns the new one.
+            moved = grant.ends_at != job.unit.ends_at
+            grant.actual = Actual.UNKNOWN if moved else Actual.ACTIVE
             grant.connection = outcome.connection
             grant.granted_at = grant.granted_at or now
             action = Action.GRANT_ACTIVATED
