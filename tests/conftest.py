@@ -11,6 +11,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.webhook_receiver import SIGNING_KEY, SIGNING_KEY_ENV, Receiver, running_receiver
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "SLUICE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -102,3 +104,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 "under CI nothing may be skipped and something must run",
                 red=True,
             )
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    """A real HTTP receiver of webhooks, with the signing key set in the variable webhooks name."""
+    monkeypatch.setenv(SIGNING_KEY_ENV, SIGNING_KEY)
+    with running_receiver() as running:
+        yield running

@@ -19,6 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from sluice.store.db import transaction
 from sluice.store.tables import Webhook
 
+SIGNING_KEY_ENV = "HOOK_SECRET"  # the variable test webhooks name
+SIGNING_KEY = "test-signing-key"
+
 
 @dataclass(frozen=True)
 class Received:
@@ -65,7 +68,7 @@ def add_webhook(
     url: str,
     *,
     topics: list[str] | None = None,
-    secret_env: str = "HOOK_SECRET",
+    secret_env: str = SIGNING_KEY_ENV,
 ) -> str:
     """A webhook row, as `sluice apply` writes it."""
     with transaction(factory) as session:

@@ -5,10 +5,9 @@ workers delivering at once never send one delivery twice."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from sluice.events.audit import Action, record
@@ -18,21 +17,9 @@ from sluice.worker.webhooks import DeliveryPolicy, WebhookDuty
 from tests.conftest import Clock
 from tests.faults.conftest import ThrowawayPostgres
 from tests.faults.harness import Setup, expires
-from tests.webhook_receiver import Receiver, add_webhook, running_receiver
+from tests.webhook_receiver import SIGNING_KEY, Receiver, add_webhook
 
-SECRET = "fault-suite-signing-key"
 WINDOW = timedelta(minutes=2)
-
-
-@pytest.fixture(autouse=True)
-def signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOOK_SECRET", SECRET)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as running:
-        yield running
 
 
 def test_a_revoke_that_keeps_failing_reaches_the_pager_signed_and_without_secrets(
@@ -61,7 +48,7 @@ def test_a_revoke_that_keeps_failing_reaches_the_pager_signed_and_without_secret
     paged = receiver.at("/pager")
     assert sorted(r.json["subject"]["id"] for r in paged) == sorted(grant_ids)
     for received in paged:
-        assert received.event == "grant.revoke_failed" and received.signed_with(SECRET)
+        assert received.event == "grant.revoke_failed" and received.signed_with(SIGNING_KEY)
         details = received.json["details"]
         assert details["state"] == "revoke_failed" and details["integration"] == "dead-pg"
         assert details["error"] and details["principal"].startswith(setup.prefixes["dead-pg"])

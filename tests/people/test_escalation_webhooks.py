@@ -4,23 +4,10 @@ users, whoever is on call), so that a chat bot or pager can reach them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from sluice.services.decisions import approve_request
 from sluice.store.db import transaction
 from tests.people.conftest import People, email
-from tests.webhook_receiver import Receiver, add_webhook, running_receiver
-
-SECRET = "escalation-signing-key"
-
-
-@pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    monkeypatch.setenv("HOOK_SECRET", SECRET)
-    with running_receiver() as running:
-        yield running
+from tests.webhook_receiver import SIGNING_KEY, Receiver, add_webhook
 
 
 def escalating_flow(people: People) -> None:
@@ -84,7 +71,7 @@ def test_each_escalation_is_delivered_with_the_people_now_asked(people: People, 
 
     first, second = receiver.at("/hook")
     for received in (first, second):
-        assert received.event == "request.escalated" and received.signed_with(SECRET)
+        assert received.event == "request.escalated" and received.signed_with(SIGNING_KEY)
         assert received.json["subject"] == {"type": "request", "id": request_id}
         assert received.json["details"]["requester"] == email("alice")
     assert first.json["details"]["approvers"] == [email("dave"), email("frank"), email("gina")]

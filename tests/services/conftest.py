@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.domain.flows import FlowSpec
 from sluice.services.connector_hub import ConnectorHub
+from sluice.services.decisions import approve_request
 from sluice.services.inventory import sync_integration
+from sluice.services.requests import UnitAsked, submit_request
 from sluice.services.secrets import SecretBox
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.tables import AccessFlow, Base, Group, GroupMember, Identity, Integration
@@ -92,3 +95,25 @@ def store(tmp_path: Path, clock: Clock) -> Store:
     hub = ConnectorHub(factory)
     sync_integration(factory, hub, "groups", clock=clock)
     return Store(factory, hub, SecretBox.load(tmp_path, None), clock)
+
+
+def approved_oncall_request(store: Store, minutes: int = 30) -> str:
+    now = store.clock()
+    with transaction(store.factory) as session:
+        request = submit_request(
+            session,
+            hub=store.hub,
+            requester=store.identity(session, "alice@example.com"),
+            units=[UnitAsked("groups/oncall", "member")],
+            duration=timedelta(minutes=minutes),
+            reason="incident 7",
+            now=now,
+        )
+        approve_request(
+            session,
+            request_id=request.id,
+            approver=store.identity(session, "carol@example.com"),
+            reason="ok",
+            now=now,
+        )
+        return request.grants[0].id

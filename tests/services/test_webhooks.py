@@ -5,39 +5,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from sluice.events.audit import Action, record
-from sluice.services.decisions import approve_request
-from sluice.services.requests import UnitAsked, submit_request
 from sluice.store.db import transaction
-from sluice.store.tables import AuditEvent, OutboxMessage, Webhook, WebhookDelivery
+from sluice.store.tables import AuditEvent, Grant, OutboxMessage, Webhook, WebhookDelivery
 from sluice.worker.webhooks import DeliveryPolicy, WebhookDuty
-from tests.services.conftest import Store
-from tests.webhook_receiver import Receiver, add_webhook, running_receiver
+from tests.services.conftest import Store, approved_oncall_request
+from tests.webhook_receiver import SIGNING_KEY, Receiver, add_webhook, running_receiver
 
-SECRET = "test-signing-key"
 POLICY = DeliveryPolicy(
     timeout_seconds=2,
     backoff_base=timedelta(seconds=10),
     backoff_cap=timedelta(minutes=1),
     max_attempts=3,
 )
-
-
-@pytest.fixture(autouse=True)
-def signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOOK_SECRET", SECRET)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as running:
-        yield running
 
 
 @pytest.fixture
@@ -70,26 +55,9 @@ def webhook(store: Store, name: str) -> Webhook:
         return session.scalars(select(Webhook).where(Webhook.name == name)).one()
 
 
-def submit_and_approve(store: Store) -> str:
-    now = store.clock()
+def request_of(store: Store, grant_id: str) -> str:
     with transaction(store.factory) as session:
-        request = submit_request(
-            session,
-            hub=store.hub,
-            requester=store.identity(session, "alice@example.com"),
-            units=[UnitAsked("groups/oncall", "member")],
-            duration=timedelta(minutes=30),
-            reason="incident 7",
-            now=now,
-        )
-        approve_request(
-            session,
-            request_id=request.id,
-            approver=store.identity(session, "carol@example.com"),
-            reason="ok",
-            now=now,
-        )
-        return request.id
+        return session.get(Grant, grant_id).request_id  # type: ignore[union-attr,return-value]
 
 
 def test_the_worker_delivers_events_signed_and_only_where_topics_match(
@@ -97,7 +65,7 @@ def test_the_worker_delivers_events_signed_and_only_where_topics_match(
 ) -> None:
     add_webhook(store.factory, "everything", receiver.url("/all"))
     add_webhook(store.factory, "grants", receiver.url("/grants"), topics=["grant.*"])
-    request_id = submit_and_approve(store)
+    request_id = request_of(store, approved_oncall_request(store))
     worker = store.worker()
     worker.run_once()  # delivers what the request wrote, then makes the grant
     worker.run_once()  # delivers what granting wrote
@@ -106,7 +74,7 @@ def test_the_worker_delivers_events_signed_and_only_where_topics_match(
     assert [r.event for r in everything][:3] == ["request.created", "request.approved", "grant.activated"]
     assert receiver.events("/grants") == ["grant.activated"]
     for received in everything + receiver.at("/grants"):
-        assert received.signed_with(SECRET)
+        assert received.signed_with(SIGNING_KEY)
         assert received.headers["Content-Type"] == "application/json"
         assert received.json["action"] == received.event
     assert len({r.headers["X-Sluice-Delivery"] for r in everything}) == len(everything)

@@ -7,36 +7,14 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from sluice.domain.states import Actual, Desired
-from sluice.services.decisions import approve_request, cancel_request
+from sluice.services.decisions import cancel_request
 from sluice.services.memberships import StoreMemberships
 from sluice.services.requests import UnitAsked, submit_request
 from sluice.store.db import transaction
 from sluice.store.queries import group_names_of, next_wakeup
 from sluice.store.tables import AuditEvent, Grant, Integration
 from sluice.worker.reconcile import CLAIM_LEASE
-from tests.services.conftest import Store
-
-
-def approved_oncall_request(store: Store, minutes: int = 30) -> str:
-    now = store.clock()
-    with transaction(store.factory) as session:
-        request = submit_request(
-            session,
-            hub=store.hub,
-            requester=store.identity(session, "alice@example.com"),
-            units=[UnitAsked("groups/oncall", "member")],
-            duration=timedelta(minutes=minutes),
-            reason="incident 7",
-            now=now,
-        )
-        approve_request(
-            session,
-            request_id=request.id,
-            approver=store.identity(session, "carol@example.com"),
-            reason="ok",
-            now=now,
-        )
-        return request.grants[0].id
+from tests.services.conftest import Store, approved_oncall_request
 
 
 def groups_of_alice(store: Store) -> frozenset[str]:
