@@ -42,6 +42,24 @@ def _context(job: Job) -> dict[str, str | None]:
     }
 
 
+def _audit(
+    session: Session, grant: Grant, now: datetime, action: Action, *, reason: str | None, **details: Any
+) -> None:
+    """An event about one grant's target work, by Sluice, naming its request and resource."""
+    record(
+        session,
+        now=now,
+        actor="sluice",
+        action=action,
+        subject_type="grant",
+        subject_id=grant.id,
+        reason=reason,
+        request_id=grant.request_id,
+        resource=grant.resource_path,
+        **details,
+    )
+
+
 def _log_outcome(outcome: Outcome, attempts: int | None) -> None:
     job = outcome.job
     if outcome.error is None:
@@ -252,17 +270,13 @@ class Reconciler:
             if grant.ends_at is not None and grant.ends_at <= now:
                 lag = (now - grant.ends_at).total_seconds()
                 metrics.REVOCATION_LAG.labels(job.integration_name).observe(lag)
-        record(
+        _audit(
             session,
-            now=now,
-            actor="sluice",
-            action=action,
-            subject_type="grant",
-            subject_id=grant.id,
+            grant,
+            now,
+            action,
             reason=grant.end_reason if job.operation == "revoke" else None,
-            request_id=grant.request_id,
             grantee=job.unit.grantee_email,
-            resource=grant.resource_path,
             permission=grant.permission,
             principal=grant.principal,
             ends_at=grant.ends_at.isoformat() if grant.ends_at else None,
@@ -279,16 +293,12 @@ class Reconciler:
         grant.next_attempt_at = now + backoff(grant.attempts, self.tuning)
         grant.updated_at = now
         action = Action.GRANT_FAILED if job.operation == "grant" else Action.GRANT_REVOKE_FAILED
-        record(
+        _audit(
             session,
-            now=now,
-            actor="sluice",
-            action=action,
-            subject_type="grant",
-            subject_id=grant.id,
+            grant,
+            now,
+            action,
             reason=error.detail[:500],
-            request_id=grant.request_id,
-            resource=grant.resource_path,
             attempts=grant.attempts,
             error=error.detail[:500],
         )
@@ -313,17 +323,13 @@ class Reconciler:
         if grant.revoke_failed_at is not None or now - since < self.tuning.revoke_failed_after:
             return
         grant.revoke_failed_at = now
-        record(
+        _audit(
             session,
-            now=now,
-            actor="sluice",
-            action=Action.GRANT_REVOKE_STUCK,
-            subject_type="grant",
-            subject_id=grant.id,
+            grant,
+            now,
+            Action.GRANT_REVOKE_STUCK,
             reason=f"revoke failing since {since.isoformat()}; still retrying",
-            request_id=grant.request_id,
             grantee=grant.identity.email,
-            resource=grant.resource_path,
             principal=grant.principal,
             integration=grant.integration.name,
             attempts=grant.attempts,
