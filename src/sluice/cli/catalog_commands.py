@@ -8,15 +8,13 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from sluice.cli.client import ApiClient
+from sluice.cli.client import PAGE_SIZE, ApiClient
 from sluice.cli.errors import CliError
 from sluice.cli.options import JsonOpt, TokenOpt, UrlOpt
 from sluice.cli.output import err_console, items_of, print_fields, print_json, print_table
 
 inventory_app = typer.Typer(help="Discovered resources.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
-
-PAGE_SIZE = 500
 
 
 @inventory_app.command("list")
@@ -30,23 +28,10 @@ def inventory_list(
     token: TokenOpt = None,
 ) -> None:
     """List resources that can be requested."""
-    items: list[dict[str, Any]] = []
-    total = 0
     with ApiClient.from_options(url, token) as api:
-        while len(items) < limit:
-            page = api.get(
-                "/resources",
-                integration=integration,
-                type=type_,
-                path_prefix=path_prefix,
-                limit=min(PAGE_SIZE, limit - len(items)),
-                offset=len(items),
-            )
-            batch = items_of(page)
-            total = int(page.get("total", len(batch))) if isinstance(page, dict) else len(batch)
-            items.extend(batch)
-            if not batch or len(items) >= total:
-                break
+        items, total = api.get_pages(
+            "/resources", limit=limit, integration=integration, type=type_, path_prefix=path_prefix
+        )
     if as_json:
         print_json({"items": items, "total": total})
         return

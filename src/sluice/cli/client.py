@@ -8,6 +8,9 @@ from typing import Any
 import httpx
 
 from sluice.cli.errors import CliError
+from sluice.cli.output import items_of
+
+PAGE_SIZE = 500  # items per request when a command lists more than one page
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 API_PREFIX = "/api/v1"
@@ -105,6 +108,19 @@ class ApiClient:
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params)
+
+    def get_pages(self, path: str, *, limit: int, **params: Any) -> tuple[list[dict[str, Any]], int]:
+        """Up to `limit` items of an offset-paged listing, fetched a page at a time, and its total."""
+        items: list[dict[str, Any]] = []
+        total = 0
+        while len(items) < limit:
+            page = self.get(path, limit=min(PAGE_SIZE, limit - len(items)), offset=len(items), **params)
+            batch = items_of(page)
+            total = int(page.get("total", len(batch))) if isinstance(page, dict) else len(batch)
+            items.extend(batch)
+            if not batch or len(items) >= total:
+                break
+        return items, total
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, body=body or {})

@@ -3,18 +3,17 @@ failing (`--state revoke_failed`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from sluice.cli.client import ApiClient
 from sluice.cli.options import JsonOpt, TokenOpt, UrlOpt
-from sluice.cli.output import err_console, items_of, print_json, print_table
+from sluice.cli.output import err_console, print_json, print_table
 from sluice.domain.states import GrantState
 
 grants_app = typer.Typer(help="Everyone's grants (admin): find what is stuck.", no_args_is_help=True)
 
-PAGE_SIZE = 500
 COLUMNS = [
     ("id", "Grant"),
     ("grantee", "Grantee"),
@@ -26,20 +25,6 @@ COLUMNS = [
     ("failing_since", "Failing since"),
     ("last_error", "Last error"),
 ]
-
-
-def fetch_pages(api: ApiClient, path: str, *, limit: int, **params: Any) -> tuple[list[dict[str, Any]], int]:
-    """Up to `limit` items of an offset-paged listing, and the listing's total."""
-    items: list[dict[str, Any]] = []
-    total = 0
-    while len(items) < limit:
-        page = api.get(path, limit=min(PAGE_SIZE, limit - len(items)), offset=len(items), **params)
-        batch = items_of(page)
-        total = int(page.get("total", len(batch))) if isinstance(page, dict) else len(batch)
-        items.extend(batch)
-        if not batch or len(items) >= total:
-            break
-    return items, total
 
 
 @grants_app.command("list")
@@ -62,8 +47,7 @@ def list_grants(
 ) -> None:
     """Everyone's grants, newest first; live ones unless --state or --all says otherwise."""
     with ApiClient.from_options(url, token) as api:
-        items, total = fetch_pages(
-            api,
+        items, total = api.get_pages(
             "/grants",
             limit=limit,
             state=state.value if state else None,

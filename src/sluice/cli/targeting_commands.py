@@ -6,11 +6,9 @@ from typing import Annotated, Any
 
 import typer
 
-from sluice.cli.client import ApiClient
+from sluice.cli.client import PAGE_SIZE, ApiClient
 from sluice.cli.options import JsonOpt, TokenOpt, UrlOpt
 from sluice.cli.output import err_console, note, print_json, print_table
-
-PAGE_SIZE = 500
 
 
 def requestable_command(
