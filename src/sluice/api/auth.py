@@ -18,7 +18,8 @@ from sluice.store.tables import Identity
 _bearer = HTTPBearer(auto_error=False, description="An API token from `sluice token create`")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # A coroutine, so FastAPI calls it on the event loop instead of sending it to the thread pool.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -26,20 +27,27 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def current_caller(
-    runtime: RuntimeDep,
+async def bearer_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
+) -> str:
+    """The token sent, not yet checked against the store."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise NotAuthenticated("send an API token as `Authorization: Bearer <token>`")
+    return credentials.credentials
+
+
+TokenDep = Annotated[str, Depends(bearer_token)]
+
+
+def current_caller(runtime: RuntimeDep, token: TokenDep) -> Caller:
     with transaction(runtime.factory) as session:
-        return authenticate(session, credentials.credentials)
+        return authenticate(session, token)
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
-def admin_caller(caller: CallerDep) -> Caller:
+async def admin_caller(caller: CallerDep) -> Caller:
     if not caller.is_admin:
         raise NotAllowed("this needs an admin token")
     return caller
@@ -49,7 +57,8 @@ AdminDep = Annotated[Caller, Depends(admin_caller)]
 
 
 def me(session: Session, caller: Caller) -> Identity:
-    """The caller's identity row in this session (the one from authentication belongs to another)."""
+    """The caller's identity row in this session. When the caller was authenticated in this same
+    session (see `create_request`), the row is already in it and no query is made."""
     identity = session.get(Identity, caller.identity.id)
     if identity is None or not identity.active:
         raise NotAuthenticated("the identity behind this token no longer exists or is not active")

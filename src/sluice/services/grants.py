@@ -16,7 +16,8 @@ from sluice.store.tables import AccessRequest, Grant
 def activate_request_grants(session: Session, request: AccessRequest, now: datetime) -> None:
     """An approved request's grants should now exist, until now + the requested duration. A request
     for a later start keeps them pending until then (the worker starts them); the duration counts from
-    the start, not from the asking."""
+    the start, not from the asking. Nothing is flushed here: the caller's next flush writes the rows
+    (for a request just submitted, together with their INSERT)."""
     start = max(now, request.starts_at or now)
     for grant in request.grants:
         if grant.desired != Desired.PENDING:
@@ -28,7 +29,6 @@ def activate_request_grants(session: Session, request: AccessRequest, now: datet
             continue
         grant.desired = Desired.ACTIVE
         grant.next_attempt_at = None
-        grant.updated_at = now
 
 
 def end_grants(

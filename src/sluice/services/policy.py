@@ -9,15 +9,31 @@ from sqlalchemy.orm import Session
 
 from sluice.domain.errors import Conflict
 from sluice.domain.flows import FlowSpec
+from sluice.domain.people import Subject
 from sluice.domain.policy import Person, may_approve
-from sluice.services.bundles import resolve_flows
-from sluice.store.queries import all_flows, group_names_of, person_of
+from sluice.services.bundles import current_flows
+from sluice.store.queries import group_names_of, person_of
 from sluice.store.tables import AccessFlow, Group, GroupMember, Identity
 
 
 def load_flows(session: Session) -> list[FlowSpec]:
-    """Every flow, with its bundle and scope references resolved to what they name now."""
-    return resolve_flows(session, [FlowSpec.model_validate(row.spec) for row in all_flows(session)])
+    """Every flow, with its bundle and scope references resolved to what they name now. One query
+    reads the stored texts; they are parsed (and resolved) again only when one of them changed."""
+    return current_flows(session)
+
+
+def _mentions_shift(subject: Subject) -> bool:
+    if subject.shift or subject.attribute == "shift":
+        return True
+    return any(_mentions_shift(child) for child in (subject.all or []) + (subject.any or []))
+
+
+def requesting_needs_shifts(flows: list[FlowSpec]) -> bool:
+    """Whether asking under these flows depends on who is on call: some requester or grantee
+    condition names a shift. When none does, the schedules need not be read to check a request."""
+    return any(
+        _mentions_shift(subject) for flow in flows for subject in (*flow.requesters, *(flow.grantees or ()))
+    )
 
 
 def load_flow(session: Session, name: str) -> FlowSpec:

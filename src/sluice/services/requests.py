@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, joinedload
 
 from sluice.connectors.registry import connector_class
 from sluice.domain.durations import format_duration
@@ -17,7 +17,7 @@ from sluice.domain.states import Actual, Desired, RequestStatus
 from sluice.events.audit import Action, record
 from sluice.services.connector_hub import ConnectorHub
 from sluice.services.grants import activate_request_grants
-from sluice.services.policy import load_flows
+from sluice.services.policy import load_flows, requesting_needs_shifts
 from sluice.services.request_rules import (
     capped_duration,
     checked_start,
@@ -40,11 +40,44 @@ class UnitAsked:
     permission: str
 
 
-def _resource(session: Session, path: str) -> Resource:
-    row = session.scalar(select(Resource).where(Resource.path == path, Resource.deleted_at.is_(None)))
-    if row is None:
-        raise NotFound(f"no resource {path!r}; `sluice inventory list` shows what exists")
-    return row
+# The submit path's queries are built once, with their values bound at execution: building a statement
+# costs SQLAlchemy about as much time as running it.
+_LIVE_RESOURCES = (
+    select(Resource)
+    .options(joinedload(Resource.integration))
+    .where(Resource.path.in_(bindparam("paths", expanding=True)), Resource.deleted_at.is_(None))
+)
+_LIVE_GRANTS_ON = select(Grant.resource_id, Grant.permission, Grant.id).where(
+    Grant.identity_id == bindparam("identity_id"),
+    Grant.resource_id.in_(bindparam("resource_ids", expanding=True)),
+    Grant.permission.in_(bindparam("permissions", expanding=True)),
+    grant_is_live(),
+)
+
+
+def _resources(session: Session, paths: list[str]) -> dict[str, Resource]:
+    """The live resources at these paths, with their integrations, in one query."""
+    rows = session.scalars(_LIVE_RESOURCES, {"paths": sorted(set(paths))})
+    return {row.path: row for row in rows}
+
+
+def _held(
+    session: Session, grantee: Identity, resolved: list[tuple[Resource, str]]
+) -> dict[tuple[str, str], str]:
+    """(resource id, permission) -> a live grant the grantee already has for it, among those asked."""
+    rows = session.execute(
+        _LIVE_GRANTS_ON,
+        {
+            "identity_id": grantee.id,
+            "resource_ids": sorted({r.id for r, _ in resolved}),
+            "permissions": sorted({p for _, p in resolved}),
+        },
+    )
+    held: dict[tuple[str, str], str] = {}
+    for resource_id, permission, grant_id in rows:
+        if resource_id is not None:
+            held.setdefault((resource_id, permission), grant_id)
+    return held
 
 
 def _refusal(flows: list[FlowSpec], person: Person, ref: ResourceRef, permission: str) -> str:
@@ -75,15 +108,20 @@ def submit_request(
         raise InvalidInput(f"the reason may be at most {MAX_REASON_LENGTH} characters")
     if len(set(units)) != len(units):
         raise InvalidInput("the same resource and permission are named twice")
-    person = person_of(session, requester, now)
+    flows = load_flows(session)
+    on_call = requesting_needs_shifts(flows)
+    person = person_of(session, requester, now, on_call=on_call)
     if not person.active:
         raise NotAllowed(f"{requester.email} is not active")
     grantee = grantee or requester
     start = checked_start(starts_at, now)
 
+    found = _resources(session, [unit.resource for unit in units])
     resolved: list[tuple[Resource, str]] = []
     for unit in units:
-        resource = _resource(session, unit.resource)
+        resource = found.get(unit.resource)
+        if resource is None:
+            raise NotFound(f"no resource {unit.resource!r}; `sluice inventory list` shows what exists")
         allowed = connector_class(resource.integration.kind).permissions.get(resource.type, ())
         if unit.permission not in allowed:
             raise InvalidInput(
@@ -93,12 +131,13 @@ def submit_request(
         resolved.append((resource, unit.permission))
     refs = list(zip(resource_refs(session, [r for r, _ in resolved]), [p for _, p in resolved], strict=True))
 
-    flows = load_flows(session)
     if flow_name is not None:
         flows = [f for f in flows if f.name == flow_name]
         if not flows:
             raise NotFound(f"no access flow named {flow_name!r}")
-    grantee_person = person if grantee.id == requester.id else person_of(session, grantee, now)
+    grantee_person = (
+        person if grantee.id == requester.id else person_of(session, grantee, now, on_call=on_call)
+    )
     flows, unusable = usable_flows(flows, requester=person, grantee=grantee_person, start=start or now)
     refuse_unusable(flows, unusable, grantee_person, person)
     flow = flow_for_units(flows, person, refs)
@@ -119,25 +158,21 @@ def submit_request(
         raise InvalidInput(f"flow {flow.name!r} needs a reason: say why you need this access")
     duration = capped_duration(flow, start or now, duration)
 
+    held = _held(session, grantee, resolved)
     for resource, permission in resolved:
-        duplicate = session.scalar(
-            select(Grant.id).where(
-                and_(
-                    Grant.identity_id == grantee.id,
-                    Grant.resource_id == resource.id,
-                    Grant.permission == permission,
-                    grant_is_live(),
-                )
-            )
-        )
+        duplicate = held.get((resource.id, permission))
         if duplicate:
             raise Conflict(
                 f"you already hold or have asked for {permission} on {resource.path} (grant {duplicate})"
             )
 
+    # The request, its grants and their audit events are written together, in one flush at the end.
+    # The relationships are set from the objects in hand, so reading the new request back (its
+    # requester, grants, approvals) needs no query.
     request = AccessRequest(
         id=new_id("req"),
         requester_id=requester.id,
+        requester=requester,
         flow_name=flow.name,
         reason=reason.strip(),
         duration_seconds=int(duration.total_seconds()),
@@ -145,17 +180,19 @@ def submit_request(
         created_at=now,
         pending_until=now + flow.pending_timeout_delta,
         starts_at=start,
+        approvals=[],
     )
-    session.add(request)
-    session.flush()
+    grants = []
     for resource, permission in resolved:
         grant_id = new_id("gr")
-        session.add(
+        grants.append(
             Grant(
                 id=grant_id,
                 request_id=request.id,
                 identity_id=grantee.id,
+                identity=grantee,
                 integration_id=resource.integration_id,
+                integration=resource.integration,
                 resource_id=resource.id,
                 resource_path=resource.path,
                 resource_type=resource.type,
@@ -168,7 +205,8 @@ def submit_request(
                 updated_at=now,
             )
         )
-    session.flush()
+    request.grants = sorted(grants, key=lambda g: g.id)  # the relationship's order, as when loaded
+    session.add(request)
     record(
         session,
         now=now,
@@ -203,4 +241,5 @@ def submit_request(
             flow=flow.name,
         )
         activate_request_grants(session, request, now)
+    session.flush()
     return request

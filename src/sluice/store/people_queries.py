@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Text, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from sluice.domain.people import Person
@@ -19,23 +20,31 @@ from sluice.store.targeting_tables import ResourceTag
 OWNER_TAG = "owner"
 
 
+@lru_cache(maxsize=256)
+def _parsed_schedule(spec_text: str, feed_text: str | None) -> tuple[ScheduleSpec, list[Shift] | None]:
+    """A schedule from its stored texts, with its feed's shifts (None for a plain rotation). Cached by
+    the texts themselves, so a changed spec or a newly read feed is seen at once; callers only read
+    what they get."""
+    spec = ScheduleSpec.model_validate_json(spec_text)
+    return spec, (parse_ical(feed_text or "") if spec.ical else None)
+
+
+_SCHEDULE_TEXTS = select(Schedule.name, cast(Schedule.spec, Text), Schedule.feed_text)
+
+
 def schedule_specs(session: Session) -> list[tuple[ScheduleSpec, list[Shift] | None]]:
     """Every schedule with its feed's shifts (None for a plain rotation)."""
-    found = []
-    for row in session.scalars(select(Schedule).order_by(Schedule.name)):
-        spec = ScheduleSpec.model_validate(row.spec)
-        feed = parse_ical(row.feed_text or "") if spec.ical else None
-        found.append((spec, feed))
-    return found
+    rows = session.execute(_SCHEDULE_TEXTS.order_by(Schedule.name))
+    return [_parsed_schedule(spec, feed) for _, spec, feed in rows]
 
 
 def on_call(session: Session, schedule: str, at: datetime) -> list[str] | None:
     """Emails on call for `schedule` at `at`; None when there is no such schedule."""
-    row = session.scalar(select(Schedule).where(Schedule.name == schedule))
+    row = session.execute(_SCHEDULE_TEXTS.where(Schedule.name == schedule)).first()
     if row is None:
         return None
-    spec = ScheduleSpec.model_validate(row.spec)
-    return spec.on_call(at, parse_ical(row.feed_text or "") if spec.ical else None)
+    spec, feed = _parsed_schedule(row[1], row[2])
+    return spec.on_call(at, feed)
 
 
 def shifts_now(session: Session, now: datetime) -> dict[str, frozenset[str]]:

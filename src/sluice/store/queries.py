@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from sluice.domain.policy import Person
@@ -62,25 +62,31 @@ def next_wakeup(session: Session, now: datetime) -> datetime | None:
     return min(present) if present else None
 
 
+# Asked on every request, so built once with their values bound at execution (building a statement
+# costs SQLAlchemy about as much time as running it).
+_IDENTITY_BY_EMAIL = select(Identity).where(func.lower(Identity.email) == bindparam("email"))
+_GROUP_NAMES = (
+    select(Group.name)
+    .join(GroupMember, GroupMember.group_id == Group.id)
+    .where(
+        GroupMember.identity_id == bindparam("identity_id"),
+        or_(GroupMember.expires_at.is_(None), GroupMember.expires_at > bindparam("now")),
+    )
+)
+
+
 def identity_by_email(session: Session, email: str) -> Identity | None:
-    return session.scalar(select(Identity).where(func.lower(Identity.email) == email.strip().lower()))
+    return session.scalar(_IDENTITY_BY_EMAIL, {"email": email.strip().lower()})
 
 
 def group_names_of(session: Session, identity_id: str, now: datetime) -> frozenset[str]:
-    rows = session.scalars(
-        select(Group.name)
-        .join(GroupMember, GroupMember.group_id == Group.id)
-        .where(
-            GroupMember.identity_id == identity_id,
-            or_(GroupMember.expires_at.is_(None), GroupMember.expires_at > now),
-        )
-    )
-    return frozenset(rows)
+    return frozenset(session.scalars(_GROUP_NAMES, {"identity_id": identity_id, "now": now}))
 
 
-def person_of(session: Session, identity: Identity, now: datetime) -> Person:
+def person_of(session: Session, identity: Identity, now: datetime, *, on_call: bool = True) -> Person:
     """The directory snapshot of one identity that the policy evaluator reads (with its attributes and
-    the schedules it is on call for now)."""
+    the schedules it is on call for now). `on_call=False` leaves the shifts empty without reading the
+    schedules, for a caller whose conditions name no shift."""
     from sluice.store.people_queries import shifts_now
 
     return Person(
@@ -90,7 +96,7 @@ def person_of(session: Session, identity: Identity, now: datetime) -> Person:
         manager=identity.manager_email,
         name=identity.name,
         attributes=dict(identity.attributes or {}),
-        shifts=shifts_now(session, now).get(identity.email.lower(), frozenset()),
+        shifts=shifts_now(session, now).get(identity.email.lower(), frozenset()) if on_call else frozenset(),
     )
 
 
