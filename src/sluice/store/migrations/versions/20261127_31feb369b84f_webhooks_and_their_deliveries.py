@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "31feb369b84f"
 down_revision: str | Sequence[str] | None = "bc0e4f71cd47"
 branch_labels: str | Sequence[str] | None = None
