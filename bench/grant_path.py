@@ -3,16 +3,19 @@ PostgreSQL target, timed until every grant is active in the target, against the 
 grants issued raw with psycopg on one connection (the connector's own statements). Then the latency
 from submit to active of single requests on an idle system.
 
-The API runs in-process (FastAPI's test client) with the worker in a thread, as `sluice up` does,
-but on a PostgreSQL store. Run: .venv/bin/python bench/grant_path.py [--requests 500] [--singles 40]
+On a PostgreSQL store Sluice runs as API servers and `sluice worker` processes (docs/deploy.md), and
+so does this bench: the API in this process (FastAPI's test client), one real `sluice worker` process
+beside it, woken by NOTIFY. Run: .venv/bin/python bench/grant_path.py [--requests 500] [--singles 40]
 Last line: ratio=<API time / floor time>."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -41,7 +44,8 @@ from sluice.services.tokens import create_token
 from sluice.settings import Settings
 from sluice.store.db import transaction
 from sluice.store.tables import Grant
-from sluice.worker.loop import Worker
+
+SLUICE = str(Path(sys.executable).with_name("sluice"))
 
 
 def main() -> None:
@@ -78,17 +82,16 @@ def main() -> None:
                 create_token(session, email=f"u{i}@bench.example", admin=False, actor="bench", now=utc_now())
                 for i in range(n + singles)
             ]
-        worker = Worker(
-            factory,
-            hub=runtime.hub,
-            box=box,
-            clock=utc_now,
-            worker_id="bench",
-            wake=runtime.wake,
-            sync_inventory=False,
-        )
-        thread = threading.Thread(target=worker.run_forever, daemon=True)
-        thread.start()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+        env.update(SLUICE_DATABASE_URL=url(made.store), SLUICE_HOME=home, SLUICE_SECRET_KEY=key)
+        log = Path(home) / "worker.log"
+        output = log.open("wb")
+        worker = subprocess.Popen([SLUICE, "worker"], env=env, stdout=output, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while "worker started" not in log.read_text():
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the worker did not start:\n{log.read_text()}")
+            time.sleep(0.05)
         body = {"resources": [path], "permission": "read", "duration": "1h", "reason": "bench"}
 
         def active() -> int:
@@ -135,9 +138,9 @@ def main() -> None:
                             break
                     time.sleep(0.002)
                 latencies.append((time.perf_counter() - asked) * 1000)
-        worker.stop.set()
-        runtime.wake.set()
-        thread.join(timeout=30)
+        worker.terminate()
+        worker.wait(timeout=60)
+        output.close()
         engine.dispose()
 
     print(f"floor (raw psycopg, one connection): {n} grants in {floor:.2f}s = {n / floor:.1f} grants/s")
