@@ -62,6 +62,19 @@ def _events(setup: Setup, action: Action) -> Counter[str]:
         )
 
 
+def _rows(setup: Setup, ids: list[str]) -> list[tuple[Any, ...]]:
+    """What a failed assertion should show: each row's states, claim and end time."""
+    with transaction(setup.factory) as session:
+        return [
+            tuple(row)
+            for row in session.execute(
+                select(Grant.desired, Grant.actual, Grant.claimed_by, Grant.claimed_until, Grant.ends_at)
+                .where(Grant.id.in_(ids))
+                .order_by(Grant.id)
+            )
+        ]
+
+
 def test_two_workers_on_the_same_rows_do_each_grant_and_revoke_once(
     setup: Setup, target_database: Callable[..., str], postgres_admin_url: str, clock: Clock
 ) -> None:
@@ -70,13 +83,14 @@ def test_two_workers_on_the_same_rows_do_each_grant_and_revoke_once(
     ids = setup.add_grants("pg", expires(now, [60] * 24), now=now)
     workers = [setup.worker(clock, worker_id=f"w{i}", claim_per_integration=3) for i in (1, 2)]
     done = race(*(w.run_once for w in workers))
-    assert sum(done) == 24 and all(d > 0 for d in done), done  # both took part, neither repeated work
+    # both took part, neither repeated work
+    assert sum(done) == 24 and all(d > 0 for d in done), (done, _rows(setup, ids))
     assert _events(setup, Action.GRANT_ACTIVATED) == Counter({i: 1 for i in ids})
     assert len(login_roles(postgres_admin_url, prefix)) == 24
 
     clock.advance(seconds=61)
     done = race(*(w.run_once for w in workers))
-    assert sum(done) == 24, done
+    assert sum(done) == 24, (done, _rows(setup, ids))
     assert _events(setup, Action.GRANT_EXPIRED) == Counter({i: 1 for i in ids})
     assert _events(setup, Action.GRANT_REVOKED) == Counter({i: 1 for i in ids})
     assert login_roles(postgres_admin_url, prefix) == set()
