@@ -17,7 +17,6 @@ import psycopg
 from cryptography.fernet import Fernet
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict
-from sqlalchemy import Engine, inspect, text
 
 from sluice.connectors import postgres_sql as q
 from sluice.connectors.postgres_sql import Target
@@ -27,7 +26,7 @@ from sluice.services.inventory import sync_integration
 from sluice.services.secrets import SecretBox
 from sluice.store import migrate
 from sluice.store.db import make_engine, make_session_factory, transaction
-from sluice.store.tables import AccessFlow, Base, Group, GroupMember, Identity, Integration
+from sluice.store.tables import AccessFlow, Group, GroupMember, Identity, Integration
 
 ADMIN_URL = os.environ.get("SLUICE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLE = "orders"
@@ -83,7 +82,7 @@ def seed_store(made: Scratch, people: int, key: str) -> tuple[Any, Any, SecretBo
     """Schema, `people` identities in group `eng`, the integration (its admin connection opens on the
     target database, so one connection serves every statement) and a self-serve flow; inventory synced."""
     engine = make_engine(url(made.store))
-    complete_schema(engine)
+    migrate.upgrade(engine)
     factory = make_session_factory(engine)
     now = datetime.now(UTC)
     conf = params()
@@ -137,20 +136,6 @@ def seed_store(made: Scratch, people: int, key: str) -> tuple[Any, Any, SecretBo
     hub = ConnectorHub(factory)
     sync_integration(factory, hub, INTEGRATION, clock=lambda: datetime.now(UTC))
     return engine, factory, SecretBox(key.encode())
-
-
-def complete_schema(engine: Engine) -> None:
-    """Migrate, then add the tables and columns of work in progress that have no migration yet."""
-    migrate.upgrade(engine)
-    Base.metadata.create_all(engine)
-    present = inspect(engine)
-    with engine.begin() as connection:
-        for table in Base.metadata.sorted_tables:
-            have = {c["name"] for c in present.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in have:
-                    kind = column.type.compile(engine.dialect)
-                    connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
 
 
 def new_key() -> str:

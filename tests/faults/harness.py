@@ -15,7 +15,7 @@ import psycopg
 from cryptography.fernet import Fernet
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from sluice.domain.states import Actual, Desired
@@ -23,27 +23,12 @@ from sluice.services.connector_hub import ConnectorHub
 from sluice.services.secrets import SecretBox
 from sluice.store import migrate
 from sluice.store.db import make_engine, make_session_factory, transaction
-from sluice.store.tables import Base, Grant, Identity, Integration
+from sluice.store.tables import Grant, Identity, Integration
 from sluice.store.types import new_id
 from sluice.tuning import Tuning
 from sluice.worker.loop import Worker
 
 TABLE = "orders"
-
-
-def complete_schema(engine: Engine) -> None:
-    """Migrate, then add what the models have and the migrations do not have yet (tables and columns
-    of work in progress), so that a store is complete whoever is ahead."""
-    migrate.upgrade(engine)
-    Base.metadata.create_all(engine)
-    present = inspect(engine)
-    with engine.begin() as connection:
-        for table in Base.metadata.sorted_tables:
-            have = {c["name"] for c in present.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in have:
-                    kind = column.type.compile(engine.dialect)
-                    connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
 
 
 def admin_params(url: str) -> dict[str, Any]:
@@ -124,7 +109,7 @@ class Setup:
     @classmethod
     def create(cls, store_url: str, home: Path) -> Setup:
         engine = make_engine(store_url)
-        complete_schema(engine)
+        migrate.upgrade(engine)
         factory = make_session_factory(engine)
         key = Fernet.generate_key().decode()
         setup = cls(store_url, engine, factory, SecretBox.load(home, key), home, key)
