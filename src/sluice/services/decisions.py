@@ -4,6 +4,7 @@ each locks the row, re-checks its state, and moves it with a guarded update; the
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -31,20 +32,26 @@ def lock_request(session: Session, request_id: str) -> AccessRequest:
     return request
 
 
-def _move(
+def _compare_and_set(
     session: Session, request: AccessRequest, expected: str, new: str, now: datetime, actor: str, reason: str
-) -> None:
-    """Compare-and-set on the status, so two racing decisions cannot both win (also on SQLite)."""
+) -> bool:
+    """Move the status from `expected` to `new`, or do nothing when it is no longer `expected`; so two
+    racing decisions cannot both win (also on SQLite). The row is re-read either way."""
     result = session.execute(
         update(AccessRequest)
         .where(AccessRequest.id == request.id, AccessRequest.status == expected)
         .values(status=new, decided_at=now, decided_by=actor, decision_reason=reason, pending_until=None)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        session.refresh(request)
-        raise Conflict(f"request {request.id} is already {request.status}")
     session.refresh(request)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _move(
+    session: Session, request: AccessRequest, expected: str, new: str, now: datetime, actor: str, reason: str
+) -> None:
+    if not _compare_and_set(session, request, expected, new, now, actor, reason):
+        raise Conflict(f"request {request.id} is already {request.status}")
 
 
 def _ensure_pending(request: AccessRequest) -> None:
@@ -183,6 +190,44 @@ def cancel_request(
     return request
 
 
+def close_pending(
+    session: Session,
+    request: AccessRequest,
+    *,
+    status: str,
+    now: datetime,
+    reason: str,
+    action: Action,
+    grants_reason: str,
+    event_reason: str | None = None,
+    **details: Any,
+) -> bool:
+    """Sluice itself ends a pending request (it expired, or can no longer be granted): the status is
+    compare-and-set, so a request decided meanwhile is left alone (False); else the event is written
+    and its grants are ended."""
+    if not _compare_and_set(session, request, RequestStatus.PENDING, status, now, "sluice", reason):
+        return False
+    record(
+        session,
+        now=now,
+        actor="sluice",
+        action=action,
+        subject_type="request",
+        subject_id=request.id,
+        reason=event_reason or reason,
+        **details,
+    )
+    end_grants(
+        session,
+        request.grants,
+        now=now,
+        actor="sluice",
+        action=Action.GRANT_REVOKE_REQUESTED,
+        reason=grants_reason,
+    )
+    return True
+
+
 def expire_pending_requests(session: Session, *, now: datetime) -> list[str]:
     """Pending requests nobody answered in time expire."""
     due = session.scalars(
@@ -190,34 +235,17 @@ def expire_pending_requests(session: Session, *, now: datetime) -> list[str]:
         .where(AccessRequest.status == RequestStatus.PENDING, AccessRequest.pending_until <= now)
         .with_for_update(skip_locked=True)
     ).all()
-    expired = []
-    for request in due:
-        pending_until = request.pending_until
-        _move(
+    return [
+        request.id
+        for request in due
+        if close_pending(
             session,
             request,
-            RequestStatus.PENDING,
-            RequestStatus.EXPIRED,
-            now,
-            "sluice",
-            "nobody approved it in time",
-        )
-        record(
-            session,
+            status=RequestStatus.EXPIRED,
             now=now,
-            actor="sluice",
+            reason="nobody approved it in time",
             action=Action.REQUEST_EXPIRED,
-            subject_type="request",
-            subject_id=request.id,
-            reason=f"no decision by {pending_until:%Y-%m-%d %H:%M:%S} UTC",
+            grants_reason="request expired",
+            event_reason=f"no decision by {request.pending_until:%Y-%m-%d %H:%M:%S} UTC",
         )
-        end_grants(
-            session,
-            request.grants,
-            now=now,
-            actor="sluice",
-            action=Action.GRANT_REVOKE_REQUESTED,
-            reason="request expired",
-        )
-        expired.append(request.id)
-    return expired
+    ]

@@ -25,7 +25,8 @@ from sluice.domain.flows import FlowSpec, Trigger
 from sluice.domain.people import Person, holds, miss
 from sluice.domain.policy import ResourceRef, covers, evaluate, is_requester, requesters_key
 from sluice.domain.states import Desired, RequestStatus
-from sluice.events.audit import Action, record
+from sluice.events.audit import Action
+from sluice.services.decisions import close_pending
 from sluice.services.grants import end_grants
 from sluice.services.policy import load_flows
 from sluice.services.tags import resource_refs
@@ -196,28 +197,16 @@ def _cancel_pending(
                     break
         if reason is None:
             continue
-        request.status = RequestStatus.CANCELLED
-        request.decided_at = now
-        request.decided_by = "sluice"
-        request.decision_reason = reason
-        request.pending_until = None
-        record(
+        if not close_pending(
             session,
+            request,
+            status=RequestStatus.CANCELLED,
             now=now,
-            actor="sluice",
+            reason=reason,
             action=Action.REQUEST_CANCELLED,
-            subject_type="request",
-            subject_id=request.id,
-            reason=reason,
-        )
-        end_grants(
-            session,
-            request.grants,
-            now=now,
-            actor="sluice",
-            action=Action.GRANT_REVOKE_REQUESTED,
-            reason=reason,
-        )
+            grants_reason=reason,
+        ):
+            continue
         cancelled.add(request.id)
         outcome.cancelled.append(request.id)
     return cancelled

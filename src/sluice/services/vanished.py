@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sluice.domain.states import RequestStatus
-from sluice.events.audit import Action, record
-from sluice.services.grants import end_grants
+from sluice.events.audit import Action
+from sluice.services.decisions import close_pending
 from sluice.store.tables import AccessRequest, Grant
 
 
@@ -36,37 +36,15 @@ def close_requests_on_vanished(
         for request in requests:
             gone = sorted({paths[g.resource_id] for g in request.grants if g.resource_id in paths})
             reason = f"resource no longer exists in the target: {', '.join(gone)}"
-            moved = session.execute(
-                update(AccessRequest)
-                .where(AccessRequest.id == request.id, AccessRequest.status == RequestStatus.PENDING)
-                .values(
-                    status=RequestStatus.CANCELLED,
-                    decided_at=now,
-                    decided_by="sluice",
-                    decision_reason=reason,
-                    pending_until=None,
-                )
-                .execution_options(synchronize_session="fetch")
-            )
-            if not getattr(moved, "rowcount", 0):
-                continue
-            record(
+            if close_pending(
                 session,
+                request,
+                status=RequestStatus.CANCELLED,
                 now=now,
-                actor="sluice",
+                reason=reason,
                 action=Action.REQUEST_CANCELLED,
-                subject_type="request",
-                subject_id=request.id,
-                reason=reason,
+                grants_reason=reason,
                 resources=gone,
-            )
-            end_grants(
-                session,
-                request.grants,
-                now=now,
-                actor="sluice",
-                action=Action.GRANT_REVOKE_REQUESTED,
-                reason=reason,
-            )
-            closed.append(request.id)
+            ):
+                closed.append(request.id)
     return closed
