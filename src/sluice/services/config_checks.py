@@ -183,9 +183,10 @@ class _Checker:
                 self._identity_refs.append((spec.manager, path, "manager"))
 
     def _flows(self) -> None:
+        targets = [t for flow in self.doc.flows for t in flow.targets]
+        targets += [t for bundle in self.doc.bundles for t in bundle.targets]
         self._known_store_integrations(
-            {t.integration for f in [*self.doc.flows, *self.doc.bundles] for t in f.targets if t.integration}
-            - set(self.integration_kinds)
+            {t.integration for t in targets if t.integration} - set(self.integration_kinds)
         )
         targeting_problems(self, self.doc, self.session)
         people_problems(self, self.doc, self.session)

@@ -104,5 +104,5 @@ def all_flows(session: Session) -> Sequence[AccessFlow]:
     return session.scalars(select(AccessFlow).order_by(AccessFlow.name)).all()
 
 
-def grants_of_request(request_id: str) -> Select[tuple[Grant]]:
+def grants_of_request(request_id: str) -> Select[Grant]:
     return select(Grant).where(Grant.request_id == request_id).order_by(Grant.id)
