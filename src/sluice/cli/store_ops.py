@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from sluice.cli.errors import EXIT_BAD_INPUT, CliError
 from sluice.cli.output import console
+from sluice.events.chain import ChainReport, Head, verify_chain
 from sluice.runtime import Runtime
 from sluice.services.apply_config import Plan, PlanEntry, apply_config, plan_config
 from sluice.services.config_file import ConfigDocument, ConfigError, load_config
@@ -121,3 +122,12 @@ def plan_file(runtime: Runtime, path: Path, *, apply: bool) -> Plan:
 def new_token(runtime: Runtime, *, email: str, admin: bool) -> str:
     with transaction(runtime.factory) as session:
         return create_token(session, email=email, admin=admin, actor=CLI_ACTOR, now=runtime.clock())
+
+
+def verify_audit(runtime: Runtime, *, expect: str | None) -> ChainReport:
+    try:
+        head = Head.parse(expect) if expect else None
+    except ValueError as exc:
+        raise CliError(f"--expect: {exc}", exit_code=EXIT_BAD_INPUT) from exc
+    with transaction(runtime.factory) as session:
+        return verify_chain(session, expect=head)

@@ -17,6 +17,7 @@ from sluice import metrics
 from sluice.connectors.base import AccessUnit
 from sluice.domain.errors import SluiceError
 from sluice.events.audit import Action, record
+from sluice.events.head_export import AuditHeadExport
 from sluice.services.connector_hub import ConnectorHub
 from sluice.services.decisions import expire_pending_requests
 from sluice.services.inventory import integrations_due_for_sync, next_sync_at, sync_integration
@@ -70,6 +71,7 @@ class Worker:
         self._last_orphan_sweep: datetime | None = None
         self.people = PeopleDuty(factory, hub=hub, clock=clock)
         self.webhooks = WebhookDuty(factory, clock=clock)
+        self.audit_head = AuditHeadExport(factory, clock=clock, every=self.tuning.audit_head_every)
 
     def run_once(self) -> int:
         """One pass: expire, reconcile everything that needs work now, sync, sweep. Returns the number
@@ -78,6 +80,7 @@ class Worker:
         with transaction(self.factory) as session:
             expire_pending_requests(session, now=self.clock())
         self.people.run()
+        self.audit_head.run()
         self.webhooks.run()
         self.expire_due()
         completed_before = self.dispatcher.completed
@@ -199,6 +202,7 @@ class Worker:
                 next_wakeup(session, now),
                 self.people.next_due(session, now),
                 self.webhooks.next_due(session, now),
+                self.audit_head.next_due(),
             ]
             if self.sync_inventory:
                 candidates.append(next_sync_at(session) or now)
