@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -154,23 +155,47 @@ def on_stop_signals(callback: Callable[[], None]) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def serve_api(runtime: Runtime, host: str, port: int) -> None:
+@dataclass(frozen=True)
+class Listen:
+    """Where and how the API listens: address, optional TLS files, and the reverse proxies whose
+    forwarded client address and scheme are believed (none by default)."""
+
+    host: str
+    port: int
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    trusted_proxies: str | None = None
+
+    @property
+    def url(self) -> str:
+        shown_host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls_cert else 'http'}://{shown_host}:{self.port}"
+
+
+def serve_api(runtime: Runtime, listen: Listen) -> None:
     # Imported here: `sluice worker` never serves HTTP and starts faster without the web stack.
     import uvicorn
 
     from sluice.api.app import create_app
 
     config = uvicorn.Config(
-        create_app(runtime), host=host, port=port, log_config=None, proxy_headers=False, server_header=False
+        create_app(runtime),
+        host=listen.host,
+        port=listen.port,
+        log_config=None,
+        server_header=False,
+        proxy_headers=listen.trusted_proxies is not None,
+        forwarded_allow_ips=listen.trusted_proxies or "",
+        ssl_certfile=str(listen.tls_cert) if listen.tls_cert else None,
+        ssl_keyfile=str(listen.tls_key) if listen.tls_key else None,
     )
     uvicorn.Server(config).run()
 
 
-def banner(runtime: Runtime, host: str, port: int, *, worker: bool) -> None:
-    shown_host = f"[{host}]" if ":" in host else host
+def banner(runtime: Runtime, listen: Listen, *, worker: bool) -> None:
     parts = "API and worker" if worker else "API"
     for line in (
-        f"[bold]Sluice[/bold] {parts} on http://{shown_host}:{port}",
+        f"[bold]Sluice[/bold] {parts} on {listen.url}",
         f"  store: {escape(store_label(runtime.settings))}",
         "  token: export SLUICE_TOKEN=$(sluice token create --email alice@example.com)",
         "  stop:  Ctrl-C",
@@ -183,9 +208,9 @@ def apply_file(runtime: Runtime, path: Path) -> None:
     log.info("applied %s: %s", path, plan.counts())
 
 
-def run_up(*, demo: bool, host: str, port: int, config: Path | None) -> None:
+def run_up(*, demo: bool, listen: Listen, config: Path | None) -> None:
     configure_logging()
-    ensure_port_free(host, port)
+    ensure_port_free(listen.host, listen.port)
     runtime = Runtime.from_settings(Settings.from_env())
     migrate_store(runtime)
     if config is not None:
@@ -195,26 +220,26 @@ def run_up(*, demo: bool, host: str, port: int, config: Path | None) -> None:
     runner = WorkerRunner(runtime)
     on_stop_signals(runner.stop)
     runner.start_in_thread()
-    banner(runtime, host, port, worker=True)
+    banner(runtime, listen, worker=True)
     try:
-        serve_api(runtime, host, port)
+        serve_api(runtime, listen)
     finally:
         runner.stop()
         runtime.engine.dispose()
 
 
-def run_server(*, host: str, port: int) -> None:
+def run_server(*, listen: Listen) -> None:
     configure_logging()
     settings = Settings.from_env()
     if settings.is_sqlite:
         log.warning("the store is SQLite: a separate worker only wakes for due times; `sluice up` is better")
-    ensure_port_free(host, port)
+    ensure_port_free(listen.host, listen.port)
     runtime = Runtime.from_settings(settings)
     migrate_store(runtime)
     on_stop_signals(lambda: None)  # uvicorn has stopped by the time a signal reaches this handler
-    banner(runtime, host, port, worker=False)
+    banner(runtime, listen, worker=False)
     try:
-        serve_api(runtime, host, port)
+        serve_api(runtime, listen)
     finally:
         runtime.engine.dispose()
 
