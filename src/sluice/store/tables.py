@@ -236,6 +236,15 @@ class AuditChain(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditStreamCursor(Base):
+    """How far one audit sink (syslog, a JSON-lines file) has taken the chain (events/stream.py)."""
+
+    __tablename__ = "audit_stream_cursors"
+
+    sink: Mapped[str] = mapped_column(String(300), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
 class OutboxMessage(Base):
     """A webhook payload written in the same transaction as its audit event; delivered later."""
 

@@ -1,4 +1,4 @@
-"""audit hash chain
+"""audit hash chain and stream cursors
 
 Revision ID: a7c3e9d14b20
 Revises: 31feb369b84f
@@ -42,10 +42,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_chain")),
     )
     op.bulk_insert(chain, [{"id": 1, "seq": 0, "hash": "0" * 64}])
+    op.create_table(
+        "audit_stream_cursors",
+        sa.Column("sink", sa.String(length=300), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("sink", name=op.f("pk_audit_stream_cursors")),
+    )
 
 
 def downgrade() -> None:
     _timeouts()
+    op.drop_table("audit_stream_cursors")
     op.drop_table("audit_chain")
     with op.batch_alter_table("audit_events") as batch:
         batch.drop_constraint(op.f("uq_audit_events_seq"), type_="unique")
