@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -79,3 +80,33 @@ def test_up_stops_cleanly_on_a_signal(tmp_path: Path, stop_with: signal.Signals)
     assert process.returncode == 0, text
     assert "worker stopped" in text
     assert "Traceback" not in text
+
+
+def test_json_log_mode_prints_only_json(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env |= {"SLUICE_HOME": str(tmp_path / "home"), "SLUICE_LOG_FORMAT": "json"}
+    process = subprocess.Popen(
+        [SLUICE, "up", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()[1].decode()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    records = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
+    started = [r for r in records if r.get("url") == f"http://127.0.0.1:{port}"]
+    assert started and "sluice.db" in started[0]["store"]
+    assert not any("SLUICE_TOKEN" in r["msg"] for r in records)  # no demo hint outside the demo

@@ -132,3 +132,19 @@ def test_token_for_unknown_identity_is_a_clean_error(invoke: Invoke) -> None:
     result = invoke("token", "create", "--email", "nobody@example.com")
     assert_clean_failure(result)
     assert "nobody@example.com" in result.stderr
+
+
+def test_db_upgrade_says_whether_it_migrated(invoke: Invoke) -> None:
+    first = invoke("db", "upgrade")
+    assert first.exit_code == 0
+    assert "migrated from revision none (empty) to " in first.stdout
+    again = invoke("db", "upgrade", "--json")
+    body = json.loads(again.stdout)
+    assert body["upgraded"] is False and body["from"] == body["to"]
+    assert "already up to date" in invoke("db", "upgrade").stdout
+
+
+def test_client_option_help_shows_its_defaults(invoke: Invoke) -> None:
+    text = invoke("access", "revoke", "--help").stdout
+    assert "$SLUICE_URL or" in text and "$SLUICE_TOKEN" in text
+    assert "--reason" in text

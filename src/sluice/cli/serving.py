@@ -192,14 +192,19 @@ def serve_api(runtime: Runtime, listen: Listen) -> None:
     uvicorn.Server(config).run()
 
 
-def banner(runtime: Runtime, listen: Listen, *, worker: bool) -> None:
+def banner(runtime: Runtime, listen: Listen, *, worker: bool, demo: bool = False) -> None:
+    """Where Sluice listens: a log record in JSON log mode (for the log pipeline), else lines for a
+    person. Only a demo suggests a token for one of its people."""
     parts = "API and worker" if worker else "API"
-    for line in (
-        f"[bold]Sluice[/bold] {parts} on {listen.url}",
-        f"  store: {escape(store_label(runtime.settings))}",
-        "  token: export SLUICE_TOKEN=$(sluice token create --email alice@example.com)",
-        "  stop:  Ctrl-C",
-    ):
+    store = store_label(runtime.settings)
+    if wants_json():
+        log.info("Sluice %s on %s", parts, listen.url, extra={"url": listen.url, "store": store})
+        return
+    lines = [f"[bold]Sluice[/bold] {parts} on {listen.url}", f"  store: {escape(store)}"]
+    if demo:
+        lines.append("  token: export SLUICE_TOKEN=$(sluice token create --email alice@example.com)")
+    lines.append("  stop:  Ctrl-C")
+    for line in lines:
         err_console.print(line, soft_wrap=True)
 
 
@@ -220,7 +225,7 @@ def run_up(*, demo: bool, listen: Listen, config: Path | None) -> None:
     runner = WorkerRunner(runtime)
     on_stop_signals(runner.stop)
     runner.start_in_thread()
-    banner(runtime, listen, worker=True)
+    banner(runtime, listen, worker=True, demo=demo)
     try:
         serve_api(runtime, listen)
     finally:

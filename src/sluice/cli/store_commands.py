@@ -24,12 +24,14 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
     from sluice.cli import store_ops
 
     runtime = store_ops.open_runtime()
-    store_ops.migrate_store(runtime)
+    before, after = store_ops.migrate_store(runtime)
     label = store_ops.store_label(runtime.settings)
     if as_json:
-        print_json({"store": label, "upgraded": True})
+        print_json({"store": label, "upgraded": before != after, "from": before, "to": after})
+    elif before == after:
+        print_line(f"store {label} was already up to date (revision {after})")
     else:
-        console.print(f"store {label} is up to date")
+        print_line(f"store {label} migrated from revision {before or 'none (empty)'} to {after}")
 
 
 def _plan(file: Path, *, apply: bool, as_json: bool) -> None:

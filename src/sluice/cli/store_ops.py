@@ -20,7 +20,7 @@ from sluice.services.config_file import ConfigDocument, ConfigError, load_config
 from sluice.services.tokens import create_token
 from sluice.settings import Settings
 from sluice.store.db import normalise_url, transaction
-from sluice.store.migrate import upgrade
+from sluice.store.migrate import current_revision, upgrade
 
 CLI_ACTOR = "sluice-cli"
 
@@ -36,10 +36,13 @@ def open_runtime() -> Runtime:
     return Runtime.from_settings(Settings.from_env())
 
 
-def migrate_store(runtime: Runtime) -> None:
+def migrate_store(runtime: Runtime) -> tuple[str | None, str | None]:
+    """Migrate the store to the newest revision; returns the revisions before and after."""
     if runtime.settings.is_sqlite:
         runtime.settings.home.mkdir(parents=True, exist_ok=True)
+    before = current_revision(runtime.engine)
     upgrade(runtime.engine)
+    return before, current_revision(runtime.engine)
 
 
 def config_problems(exc: ConfigError) -> list[str]:
