@@ -1,4 +1,4 @@
-"""tag layers
+"""tag layers and work signal
 
 Revision ID: 436486d78359
 Revises: 31feb369b84f
@@ -8,6 +8,9 @@ A resource tag keeps the value discovered in the target under an injected one
 (`resource_tags.discovered_value`), so removing the injected value brings the discovered one back.
 Existing discovered tags get their value copied; a discovered value an injected one replaced before
 this revision is read again by the next sync.
+
+`work_signal` is a one-row counter that every change raises on SQLite, so a worker in another process
+notices it.
 """
 
 from __future__ import annotations
@@ -37,10 +40,17 @@ def upgrade() -> None:
     with op.batch_alter_table("resource_tags") as batch:
         batch.add_column(sa.Column("discovered_value", sa.String(length=500), nullable=True))
     op.execute("UPDATE resource_tags SET discovered_value = value WHERE source = 'discovered'")
+    op.create_table(
+        "work_signal",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("generation", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_work_signal")),
+    )
 
 
 def downgrade() -> None:
     _timeouts()
+    op.drop_table("work_signal")
     # Back to one value per key: the effective value stays, the discovered layer under it is dropped.
     with op.batch_alter_table("resource_tags") as batch:
         batch.drop_column("discovered_value")
