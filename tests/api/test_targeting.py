@@ -127,7 +127,10 @@ def test_clearing_an_injected_tag_brings_the_discovered_value_back_at_once(api: 
     # A sync while it is overridden updates the discovered value underneath, not the effective one.
     discover(api.runtime, [*BASE_INVENTORY[:3], table("public", "orders", pii="yes"), *BASE_INVENTORY[4:]])
     assert tags_of(orders) == {"pii": ("false", "api:root@example.com", "yes")}
+    discover(api.runtime, [*BASE_INVENTORY[:3], table("public", "orders"), *BASE_INVENTORY[4:]])
+    assert tags_of(orders) == {"pii": ("false", "api:root@example.com", None)}
     discover(api.runtime, BASE_INVENTORY)
+    assert tags_of(orders) == {"pii": ("false", "api:root@example.com", "true")}
     cleared = put(api, "root", f"/resources/{orders}/tags", {"tags": {}})
     assert cleared.status_code == 200, cleared.text
     assert [(t["key"], t["value"], t["source"]) for t in cleared.json()["tags"]] == [

@@ -101,16 +101,18 @@ def sync_discovered_tags(
     changes = 0
     for (resource_id, key), tag in existing.items():
         value = wanted.get(resource_id, {}).get(key)
-        if value == tag.discovered_value:
-            continue
-        changes += 1
-        if tag.source != DISCOVERED:  # an injected value stays in effect
-            tag.discovered_value = value
+        if tag.source != DISCOVERED:  # an injected value stays in effect; the layer under it follows
+            if value != tag.discovered_value:
+                tag.discovered_value = value
+                changes += 1
         elif value is None:
             session.delete(tag)
+            changes += 1
         else:
-            tag.value = tag.discovered_value = value
-            tag.updated_at = now
+            if value != tag.value:
+                tag.value, tag.updated_at = value, now
+                changes += 1
+            tag.discovered_value = value  # equal to the effective value while nothing is injected
     for resource_id, tags in wanted.items():
         for key, value in tags.items():
             if (resource_id, key) not in existing:
