@@ -1,4 +1,5 @@
-"""The pieces `sluice up/server/worker` are made of: the PostgreSQL notice listener and shutdown."""
+"""The pieces `sluice up/server/worker` are made of: the PostgreSQL notice listener, the SQLite work
+signal poller and shutdown."""
 
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ import pytest
 from psycopg import sql
 
 from sluice.cli.errors import CliError
-from sluice.cli.serving import WorkNoticeListener, ensure_port_free
+from sluice.cli.serving import WorkNoticeListener, WorkSignalPoller, ensure_port_free
 from sluice.runtime import WORK_CHANNEL
+from sluice.store.db import make_engine, make_session_factory, transaction
+from sluice.store.tables import Base
+from sluice.store.work_signal import raise_work_signal
 from tests.target_servers import free_port
 
 SLUICE = str(Path(sys.executable).with_name("sluice"))
@@ -41,6 +45,26 @@ def test_listener_wakes_the_worker_on_each_notice(make_pg_database: Callable[[st
             assert wake.wait(5), "a NOTIFY from another connection wakes the worker"
     finally:
         listener.stop()
+
+
+def test_poller_wakes_the_worker_when_another_process_raises_the_signal(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine, other = make_engine(url), make_engine(url)  # the other stands for another process
+    Base.metadata.create_all(engine)
+    wake = threading.Event()
+    poller = WorkSignalPoller(make_session_factory(engine), wake)
+    poller.start()
+    try:
+        assert not wake.wait(2.5), "nothing changed: the poller does not wake the worker"
+        for _ in range(2):
+            with transaction(make_session_factory(other)) as session:
+                raise_work_signal(session)
+            assert wake.wait(3), "a change committed elsewhere wakes the worker within a second or so"
+            wake.clear()
+    finally:
+        poller.stop()
+        engine.dispose()
+        other.dispose()
 
 
 def test_a_busy_port_is_refused_before_anything_starts() -> None:

@@ -303,6 +303,8 @@ class WebhookDelivery(Base):
     webhook: Mapped[Webhook] = relationship()
 
 
-# Tags, bundles and scopes live in their own module; importing it here completes the metadata.
+# Tags, bundles and scopes, the people tables and the work signal live in their own modules;
+# importing them here completes the metadata.
 from sluice.store import people_tables as _people_tables  # noqa: E402,F401
 from sluice.store import targeting_tables as _targeting_tables  # noqa: E402,F401
+from sluice.store import work_signal as _work_signal  # noqa: E402,F401
