@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from sluice.connectors.registry import connector_class
 from sluice.domain.errors import NotFound
 from sluice.domain.policy import ResourceRef, evaluate, flow_for_units
+from sluice.services.approvals import would_approve
 from sluice.services.bundles import current_flows
-from sluice.services.policy import approvers_of
 from sluice.services.reads import resource_by_ref
 from sluice.services.tags import resource_refs
 from sluice.store.queries import identity_by_email, person_of
@@ -62,7 +62,7 @@ def explain(session: Session, *, email: str, resource: str, permission: str, now
         approvers: list[str] = []
         if verdict.allowed:
             allowing.append(flow)
-            approvers = [] if flow.auto_approve else approvers_of(session, flow, person, now)
+            approvers = would_approve(session, flow, requester=identity, resource_id=row.id, now=now)
         verdicts.append(
             FlowVerdict(
                 flow=flow.name,
