@@ -353,7 +353,7 @@ def would_approve(
     return [] if state is None else candidate_emails(session, state, now)
 
 
-def refuse_if_nobody_may_approve(
+def refuse_without_approver(
     session: Session,
     flow: FlowSpec,
     *,
@@ -404,7 +404,7 @@ __all__ = [
     "escalate_due_requests",
     "may_act",
     "refusal",
-    "refuse_if_nobody_may_approve",
+    "refuse_without_approver",
     "request_approval",
     "would_approve",
 ]
