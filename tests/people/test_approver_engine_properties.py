@@ -1,7 +1,9 @@
 """For random directories and approval policies, the approvers `explain` names for a resource are
 exactly the people who may then decide on the request that person makes for it: each is tried with
 a real approval, rolled back. A request nobody may approve is refused when made, and explain then
-names nobody."""
+names nobody. For a request made for someone else, those who may decide are exactly the approvers
+it shows and the people whose inbox holds it, and never the requester, the grantee or (when the
+flow says so) their direct reports."""
 
 from __future__ import annotations
 
@@ -21,10 +23,20 @@ from sluice.services.connector_hub import ConnectorHub
 from sluice.services.decisions import approve_request
 from sluice.services.explain import explain
 from sluice.services.inventory import sync_integration
+from sluice.services.reads import RequestScope, list_requests, request_approvers
 from sluice.services.requests import UnitAsked, submit_request
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.people_tables import Schedule
-from sluice.store.tables import AccessFlow, Base, Group, GroupMember, Identity, Integration, Resource
+from sluice.store.tables import (
+    AccessFlow,
+    AccessRequest,
+    Base,
+    Group,
+    GroupMember,
+    Identity,
+    Integration,
+    Resource,
+)
 from sluice.store.targeting_tables import ResourceTag
 
 NOW = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
@@ -152,6 +164,7 @@ def build_store(directory: Directory, policy: dict[str, Any]) -> sessionmaker[Se
             {
                 "name": "f",
                 "requesters": [{"attribute": "user", "contains": "@"}],
+                "grantees": [{"attribute": "user", "contains": "@"}],
                 "targets": [{"integration": "groups", "type": "group", "permissions": ["member"]}],
                 "max_duration": "8h",
                 "approval": policy,
@@ -196,25 +209,12 @@ def may_decide(factory: sessionmaker[Session], request_id: str, stem: str) -> bo
         return True
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(directory=directories(), policy=policies(), requester=st.sampled_from(STEMS))
-def test_explain_names_exactly_those_who_may_decide(
-    directory: Directory, policy: dict[str, Any], requester: str
-) -> None:
-    people = directory.people | {requester: replace(directory.people[requester], active=True)}
-    factory = build_store(replace(directory, people=people), policy)
-    with transaction(factory) as session:
-        result = explain(session, email=email(requester), resource=RESOURCE, permission="member", now=NOW)
-        (verdict,) = result.flows
-        assert verdict.allowed, verdict.reason
-        explained = verdict.approvers
+def submit(factory: sessionmaker[Session], requester: str, grantee: str) -> str | None:
+    """The request `requester` makes for `grantee`, or None when it is refused because nobody may
+    approve it."""
     try:
         with transaction(factory) as session:
-            request_id = submit_request(
+            return submit_request(
                 session,
                 hub=ConnectorHub(factory),
                 requester=session.get_one(Identity, f"id_{requester}"),
@@ -222,12 +222,85 @@ def test_explain_names_exactly_those_who_may_decide(
                 duration=timedelta(hours=1),
                 reason="property",
                 now=NOW,
+                grantee=session.get_one(Identity, f"id_{grantee}"),
             ).id
     except NotAllowed as refused:
         assert "nobody may approve this request" in str(refused)
-        assert explained == []
         event("refused: nobody may approve")
+        return None
+
+
+def in_inbox(factory: sessionmaker[Session], request_id: str, stem: str) -> bool:
+    with transaction(factory) as session:
+        page = list_requests(
+            session,
+            viewer=session.get_one(Identity, f"id_{stem}"),
+            is_admin=False,
+            scope=RequestScope.TO_APPROVE,
+            status=None,
+            limit=10,
+            offset=0,
+            now=NOW,
+        )
+        return request_id in [r.id for r in page.items]
+
+
+def with_active(directory: Directory, *stems: str) -> Directory:
+    people = directory.people | {s: replace(directory.people[s], active=True) for s in stems}
+    return replace(directory, people=people)
+
+
+PROPERTY = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@PROPERTY
+@given(directory=directories(), policy=policies(), requester=st.sampled_from(STEMS))
+def test_explain_names_exactly_those_who_may_decide(
+    directory: Directory, policy: dict[str, Any], requester: str
+) -> None:
+    factory = build_store(with_active(directory, requester), policy)
+    with transaction(factory) as session:
+        result = explain(session, email=email(requester), resource=RESOURCE, permission="member", now=NOW)
+        (verdict,) = result.flows
+        assert verdict.allowed, verdict.reason
+        explained = verdict.approvers
+    request_id = submit(factory, requester, requester)
+    if request_id is None:
+        assert explained == []
         return
     deciders = [email(stem) for stem in STEMS if may_decide(factory, request_id, stem)]
     assert explained == deciders
     event(f"{len(deciders)} may decide")
+
+
+@PROPERTY
+@given(
+    directory=directories(),
+    policy=policies(),
+    requester=st.sampled_from(STEMS),
+    grantee=st.sampled_from(STEMS),
+)
+def test_nobody_decides_on_access_for_themselves_whoever_asked(
+    directory: Directory, policy: dict[str, Any], requester: str, grantee: str
+) -> None:
+    directory = with_active(directory, requester, grantee)
+    factory = build_store(directory, policy)
+    request_id = submit(factory, requester, grantee)
+    if request_id is None:
+        return
+    deciders = [stem for stem in STEMS if may_decide(factory, request_id, stem)]
+    with transaction(factory) as session:
+        request = session.get_one(AccessRequest, request_id)
+        assert request_approvers(session, request, NOW) == [email(s) for s in deciders]
+    assert [s for s in STEMS if s != requester and in_inbox(factory, request_id, s)] == [
+        s for s in deciders if s != requester
+    ]
+    if not policy["self_approval"]:
+        assert requester not in deciders and grantee not in deciders
+    if "direct_reports" in policy["distinct_from"]:
+        assert all(directory.people[s].manager not in (requester, grantee) for s in deciders)
+    event(f"{'for someone else' if grantee != requester else 'for oneself'}, {len(deciders)} may decide")
