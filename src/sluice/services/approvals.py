@@ -316,41 +316,18 @@ def approves_grant(session: Session, grant: Grant, actor: Identity, now: datetim
     return request is not None and flow is not None and can_act_on(session, request, flow, actor, now)
 
 
-def _prospective(
-    session: Session,
-    flow: FlowSpec,
-    *,
-    requester: Identity,
-    grantee: Identity,
-    resource_ids: Sequence[str],
-    open_tiers: int,
-    now: datetime,
-) -> RequestApproval | None:
-    """The approval state a request by `requester` for `grantee` on `resource_ids` under `flow` would
-    have if it were made now, with `open_tiers` tiers open."""
-    policy = flow.approval_policy
-    if policy is None:
-        return None
-    ctx = approval_context(
-        session, requester=requester, grantee_ids=[grantee.id], resource_ids=resource_ids, now=now
-    )
-    return RequestApproval(flow.name, policy, ctx, open_tiers)
-
-
 def would_approve(
-    session: Session, flow: FlowSpec, *, requester: Identity, resource_id: str, now: datetime
-) -> list[str]:
-    """Who may approve a request `requester` made for themselves now on one resource (explain)."""
-    state = _prospective(
-        session,
-        flow,
-        requester=requester,
-        grantee=requester,
-        resource_ids=[resource_id],
-        open_tiers=1,
-        now=now,
+    session: Session, flows: Sequence[FlowSpec], *, requester: Identity, resource_id: str, now: datetime
+) -> dict[str, list[str]]:
+    """For each of `flows` that needs approval: who may approve a request `requester` made for
+    themselves now on one resource (what explain names)."""
+    needing = [(f.name, f.approval_policy) for f in flows if f.approval_policy is not None]
+    if not needing:
+        return {}
+    ctx = approval_context(
+        session, requester=requester, grantee_ids=[requester.id], resource_ids=[resource_id], now=now
     )
-    return [] if state is None else candidate_emails(session, state, now)
+    return {name: candidate_emails(session, RequestApproval(name, p, ctx, 1), now) for name, p in needing}
 
 
 def refuse_without_approver(
@@ -368,16 +345,11 @@ def refuse_without_approver(
     if policy is None:
         return
     tiers = policy.tiers()
-    state = _prospective(
-        session,
-        flow,
-        requester=requester,
-        grantee=grantee,
-        resource_ids=resource_ids,
-        open_tiers=len(tiers),
-        now=now,
+    ctx = approval_context(
+        session, requester=requester, grantee_ids=[grantee.id], resource_ids=resource_ids, now=now
     )
-    if state is None or candidate_emails(session, state, now):
+    state = RequestApproval(flow.name, policy, ctx, len(tiers))
+    if candidate_emails(session, state, now):
         return
     matching = _matching_people(session, state.context, _approvers_in(tiers), now)
     barred = [describe_bar(bar, p) for p in matching if (bar := bar_of(policy, p, state.context))]
