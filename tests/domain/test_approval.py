@@ -66,3 +66,12 @@ def test_a_barred_persons_approval_never_counts() -> None:
     assert not satisfied(policy, [ERIN], ctx, 1)
     assert not satisfied(policy, [ALICE], ctx, 1)
     assert satisfied(policy, [DAVE], ctx, 1)
+
+
+def test_a_policy_without_distinct_from_is_stored_as_before_the_key_existed() -> None:
+    """Flows stored earlier compare equal to the same flow read again, so `sluice plan` shows no
+    change for a config nobody edited."""
+    assert "distinct_from" not in _policy().model_dump(mode="json")
+    strict = _policy(distinct_from=["direct_reports"])
+    assert strict.model_dump(mode="json")["distinct_from"] == ["direct_reports"]
+    assert ApprovalPolicy.model_validate(strict.model_dump(mode="json")) == strict

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from sluice.domain.durations import parse_duration
 from sluice.domain.people import Person, Subject, holds
@@ -153,6 +154,15 @@ class ApprovalPolicy(_Strict):
                 f"{' and '.join(named)}; keep one of the two"
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_empty_distinct_from(self, handler: Any) -> dict[str, Any]:
+        """Leaves `distinct_from` out when empty, so a policy that does not use it reads (and is
+        stored, and compared by `sluice plan`) exactly as before the key existed."""
+        data: dict[str, Any] = handler(self)
+        if not data.get("distinct_from"):
+            data.pop("distinct_from", None)
+        return data
 
     @property
     def bars_direct_reports(self) -> bool:
