@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import Api, email, problem
-from tests.api.targeting_fixtures import PII_FLOW, targeting_api
+from tests.api.targeting_fixtures import PII_FLOW, put_flow, targeting_api
 from tests.conftest import Clock
 
 ORDERS = "pg/app/public/orders"
@@ -75,3 +75,20 @@ def test_a_request_only_its_grantee_could_approve_is_refused_with_the_reason(
         )
         assert api.get("dave", "/requests", scope="to_approve").json()["total"] == 0
         assert api.get("bob", "/requests").json()["total"] == 0
+
+
+def test_explain_names_the_approvers_of_a_flow_written_with_approval(api: Api) -> None:
+    """`GET /explain` asks the same engine as deciding: the owner a flow's `approval:` names (the
+    `owner` tag of pg/app/sales/leads) is named, and the person explained is left out."""
+    put_flow(
+        api.runtime,
+        PII_FLOW
+        | {
+            "name": "pii-owners",
+            "approvers": [],
+            "approval": {"groups": [{"approvers": [{"resource_owner": True}, {"user": email("alice")}]}]},
+        },
+    )
+    body = api.get("alice", "/explain", resource="pg/app/sales/leads", permission="read").json()
+    approvers = {f["flow"]: f["approvers"] for f in body["flows"] if f["allowed"]}
+    assert approvers == {"pii-owners": [email("bob")], "pii-read": [email("bob"), email("carol")]}
