@@ -5,7 +5,7 @@ early revoke has not reached its end time). `sealing_keys` lets a process with a
 refuse to start instead of failing on every credential it cannot open.
 
 Revision ID: 5e2c9a71d3f4
-Revises: bc0e4f71cd47
+Revises: 31feb369b84f
 Create Date: 2026-11-30 21:30:00.000000
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5e2c9a71d3f4"
-down_revision: str | Sequence[str] | None = "bc0e4f71cd47"
+down_revision: str | Sequence[str] | None = "31feb369b84f"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
