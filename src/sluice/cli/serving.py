@@ -22,10 +22,11 @@ from sqlalchemy.engine import make_url
 
 from sluice.cli.errors import CliError
 from sluice.cli.output import err_console
-from sluice.cli.store_ops import migrate_store, plan_file, store_label
+from sluice.cli.store_ops import check_secret_key, migrate_store, plan_file, store_label
 from sluice.demo import seed_demo
 from sluice.logs import JsonFormatter, wants_json
 from sluice.runtime import WORK_CHANNEL, Runtime, worker_id
+from sluice.services.secret_keys import require_configured_key
 from sluice.settings import Settings
 from sluice.store.db import normalise_url
 from sluice.worker.loop import Worker
@@ -188,6 +189,7 @@ def run_up(*, demo: bool, host: str, port: int, config: Path | None) -> None:
     ensure_port_free(host, port)
     runtime = Runtime.from_settings(Settings.from_env())
     migrate_store(runtime)
+    check_secret_key(runtime)
     if config is not None:
         apply_file(runtime, config)
     if demo:
@@ -208,9 +210,11 @@ def run_server(*, host: str, port: int) -> None:
     settings = Settings.from_env()
     if settings.is_sqlite:
         log.warning("the store is SQLite: a separate worker only wakes for due times; `sluice up` is better")
+    require_configured_key(is_sqlite=settings.is_sqlite, secret_key=settings.secret_key, command="server")
     ensure_port_free(host, port)
     runtime = Runtime.from_settings(settings)
     migrate_store(runtime)
+    check_secret_key(runtime)
     on_stop_signals(lambda: None)  # uvicorn has stopped by the time a signal reaches this handler
     banner(runtime, host, port, worker=False)
     try:
@@ -222,8 +226,10 @@ def run_server(*, host: str, port: int) -> None:
 def run_worker() -> None:
     configure_logging()
     settings = Settings.from_env()
+    require_configured_key(is_sqlite=settings.is_sqlite, secret_key=settings.secret_key, command="worker")
     runtime = Runtime.from_settings(settings)
     migrate_store(runtime)
+    check_secret_key(runtime)
     runner = WorkerRunner(runtime)
     on_stop_signals(runner.stop)
     log.info("worker %s on store %s", worker_id(), store_label(settings))
