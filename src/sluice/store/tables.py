@@ -167,6 +167,7 @@ class Grant(Base):
         Index("ix_grants_due", "desired", "ends_at"),
         Index("ix_grants_identity", "identity_id", "desired"),
         Index("ix_grants_principal", "principal"),
+        Index("ix_grants_claimed_by", "claimed_by"),  # each worker's heartbeat renews its claims by it
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -1,8 +1,9 @@
 """When a revoke was decided, and the fingerprints of the keys that sealed the store's secrets.
 
 `grants.revoke_requested_at` is what overdue revokes and the revocation lag are measured from (an
-early revoke has not reached its end time). `sealing_keys` lets a process with another secret key
-refuse to start instead of failing on every credential it cannot open.
+early revoke has not reached its end time); `ix_grants_claimed_by` serves each worker's heartbeat.
+`sealing_keys` lets a process with another secret key refuse to start instead of failing on every
+credential it cannot open.
 
 Revision ID: 5e2c9a71d3f4
 Revises: 31feb369b84f
@@ -39,6 +40,7 @@ def upgrade() -> None:
         "UPDATE grants SET revoke_requested_at = CASE WHEN ends_at IS NOT NULL AND ends_at < updated_at "
         "THEN ends_at ELSE updated_at END WHERE desired = 'revoked'"
     )
+    op.create_index("ix_grants_claimed_by", "grants", ["claimed_by"], unique=False)
     op.create_table(
         "sealing_keys",
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
@@ -50,5 +52,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     _timeouts()
     op.drop_table("sealing_keys")
+    op.drop_index("ix_grants_claimed_by", table_name="grants")
     with op.batch_alter_table("grants") as batch:
         batch.drop_column("revoke_requested_at")
