@@ -110,7 +110,9 @@ def test_a_revoke_held_by_a_killed_worker_is_taken_over_within_seconds(
         with transaction(setup.factory) as session:
             ada = session.get(Identity, "id_ada")
             assert ada is not None
-            revoke_grant(session, grant_id=grant_id, actor=ada, is_admin=False, reason="done", now=start)
+            revoke_grant(
+                session, grant_id=grant_id, actor=ada, is_admin=False, reason="done", now=datetime.now(UTC)
+            )
             session.execute(text("NOTIFY sluice_work"))
         waiting = wait_until(
             lambda: blocked_backends(postgres_admin_url, grant.principal), 10, "a worker's revoke waiting"
