@@ -46,7 +46,7 @@ class Runtime:
             engine=engine,
             factory=factory,
             hub=ConnectorHub(factory),
-            box=SecretBox.load(settings.home, settings.secret_key),
+            box=SecretBox.load(settings.home, settings.secret_key, settings.old_secret_keys),
         )
 
     def notify_work(self, session: Session) -> None:

@@ -21,7 +21,13 @@ Invoke = Callable[..., Result]
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "home"
     monkeypatch.setenv("SLUICE_HOME", str(path))
-    for name in ("SLUICE_DATABASE_URL", "SLUICE_SECRET_KEY", "SLUICE_TOKEN", "SLUICE_URL"):
+    for name in (
+        "SLUICE_DATABASE_URL",
+        "SLUICE_SECRET_KEY",
+        "SLUICE_OLD_SECRET_KEYS",
+        "SLUICE_TOKEN",
+        "SLUICE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     return path
 

@@ -25,10 +25,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.cli.errors import CliError
 from sluice.cli.output import err_console
-from sluice.cli.store_ops import migrate_store, plan_file, store_label
+from sluice.cli.store_ops import check_secret_key, migrate_store, plan_file, store_label
 from sluice.demo import seed_demo
 from sluice.logs import JsonFormatter, wants_json
 from sluice.runtime import WORK_CHANNEL, Runtime, worker_id
+from sluice.services.secret_keys import require_configured_key
 from sluice.settings import Settings
 from sluice.store.db import normalise_url, transaction
 from sluice.store.work_signal import work_signal_generation
@@ -254,6 +255,7 @@ def run_up(*, demo: bool, listen: Listen, config: Path | None) -> None:
     ensure_port_free(listen.host, listen.port)
     runtime = Runtime.from_settings(Settings.from_env())
     migrate_store(runtime)
+    check_secret_key(runtime)
     if config is not None:
         apply_file(runtime, config)
     if demo:
@@ -274,9 +276,11 @@ def run_server(*, listen: Listen) -> None:
     settings = Settings.from_env()
     if settings.is_sqlite:
         log.warning("the store is SQLite: one process serves best; `sluice up` runs the API and the worker")
+    require_configured_key(is_sqlite=settings.is_sqlite, secret_key=settings.secret_key, command="server")
     ensure_port_free(listen.host, listen.port)
     runtime = Runtime.from_settings(settings)
     migrate_store(runtime)
+    check_secret_key(runtime)
     on_stop_signals(lambda: None)  # uvicorn has stopped by the time a signal reaches this handler
     banner(runtime, listen, worker=False)
     try:
@@ -288,8 +292,10 @@ def run_server(*, listen: Listen) -> None:
 def run_worker() -> None:
     configure_logging()
     settings = Settings.from_env()
+    require_configured_key(is_sqlite=settings.is_sqlite, secret_key=settings.secret_key, command="worker")
     runtime = Runtime.from_settings(settings)
     migrate_store(runtime)
+    check_secret_key(runtime)
     runner = WorkerRunner(runtime)
     on_stop_signals(runner.stop)
     log.info("worker %s on store %s", worker_id(), store_label(settings))

@@ -21,8 +21,9 @@ def grant_is_live() -> ColumnElement[bool]:
     )
 
 
-def grant_needs_work(now: datetime) -> ColumnElement[bool]:
-    """Rows where what should be differs from what is known to be, and whose turn has come."""
+def grant_work_due(now: datetime) -> ColumnElement[bool]:
+    """Rows where what should be differs from what is known to be, and whose turn has come, whether
+    a worker holds them now or not."""
     differs = or_(
         and_(
             Grant.desired == Desired.ACTIVE,
@@ -31,8 +32,13 @@ def grant_needs_work(now: datetime) -> ColumnElement[bool]:
         and_(Grant.desired == Desired.REVOKED, Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN])),
     )
     turn = or_(Grant.next_attempt_at.is_(None), Grant.next_attempt_at <= now)
+    return and_(differs, turn)
+
+
+def grant_needs_work(now: datetime) -> ColumnElement[bool]:
+    """Rows whose work is due and that no worker holds (or whose holder's claim lapsed)."""
     unclaimed = or_(Grant.claimed_until.is_(None), Grant.claimed_until <= now)
-    return and_(differs, turn, unclaimed)
+    return and_(grant_work_due(now), unclaimed)
 
 
 def grant_due_to_expire(now: datetime) -> ColumnElement[bool]:

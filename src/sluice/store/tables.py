@@ -167,6 +167,7 @@ class Grant(Base):
         Index("ix_grants_due", "desired", "ends_at"),
         Index("ix_grants_identity", "identity_id", "desired"),
         Index("ix_grants_principal", "principal"),
+        Index("ix_grants_claimed_by", "claimed_by"),  # each worker's heartbeat renews its claims by it
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -197,6 +198,9 @@ class Grant(Base):
     granted_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(Text)
+    # When the revoke was decided: the end time for an expiry, the moment of asking for an early one.
+    # Overdue revokes and the revocation lag are measured from here.
+    revoke_requested_at: Mapped[datetime | None]
     flow_name: Mapped[str | None] = mapped_column(String(120), index=True)  # set for automatic grants
     extensions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     warned_at: Mapped[datetime | None]  # when the "ends soon" event was written
@@ -301,6 +305,17 @@ class WebhookDelivery(Base):
 
     outbox: Mapped[OutboxMessage] = relationship()
     webhook: Mapped[Webhook] = relationship()
+
+
+class SealingKey(Base):
+    """The fingerprint (never the key) of each secret key that may have sealed a value in this store.
+    A process starts only if it holds every key listed here, so a server and a worker with different
+    keys cannot both run on one store; `sluice keys rotate` leaves only the current key."""
+
+    __tablename__ = "sealing_keys"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    added_at: Mapped[datetime]
 
 
 # Tags, bundles and scopes, the people tables and the work signal live in their own modules;

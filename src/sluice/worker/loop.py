@@ -29,6 +29,7 @@ from sluice.store.db import transaction
 from sluice.store.queries import grant_is_live, next_wakeup
 from sluice.store.tables import Grant, Integration
 from sluice.tuning import Tuning
+from sluice.worker.claims import ClaimHeartbeat
 from sluice.worker.dispatch import Dispatcher
 from sluice.worker.people import PeopleDuty
 from sluice.worker.reconcile import Reconciler
@@ -69,6 +70,9 @@ class Worker:
             threads=self.tuning.threads,
             per_integration=self.tuning.per_integration,
             claim_ahead=self.tuning.claim_per_integration,
+        )
+        self.heartbeat = ClaimHeartbeat(
+            factory, worker_id=worker_id, clock=clock, lease=self.tuning.claim_lease
         )
         self._last_orphan_sweep: datetime | None = None
         self.people = PeopleDuty(factory, hub=hub, clock=clock)
@@ -224,6 +228,7 @@ class Worker:
         if self.tuning.reconcile_on_start:
             for difference in reconcile_targets(self.factory, self.hub, clock=self.clock, dry_run=False):
                 log.warning("reconciled at start: %s", difference.as_dict())
+        self.heartbeat.start()
         log.info("worker started")
         while not self.stop.is_set():
             self.wake.clear()
@@ -236,5 +241,6 @@ class Worker:
             if delay > 0:
                 self.wake.wait(min(delay + 0.05, IDLE_CEILING.total_seconds()))
         self.dispatcher.shutdown()
+        self.heartbeat.stop()
         self.audit_stream.close()
         log.info("worker stopped")
