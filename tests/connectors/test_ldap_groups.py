@@ -85,7 +85,7 @@ def test_the_last_member_of_a_group_of_names(harness: LdapHarness, slapd: Slapd)
     assert caught.value.retryable is True  # fixable in the config; the revoke keeps being retried
     placeholder = f"cn=empty,{slapd.base}"
     config = harness.config.model_copy(update={"empty_group_member": placeholder})
-    LdapGroupsConnector(NAME, config, ConnectorContext()).revoke(unit)
+    LdapGroupsConnector(NAME, config, ConnectorContext(installation="test-install")).revoke(unit)
     assert members(slapd, group) == {placeholder.lower()}
 
 
@@ -97,7 +97,7 @@ def test_users_can_be_found_by_search(harness: LdapHarness, slapd: Slapd) -> Non
             "user_search": {"base_dn": f"ou=people,{slapd.base}", "filter": "(mail={email})"},
         }
     )
-    by_search = LdapGroupsConnector(NAME, config, ConnectorContext())
+    by_search = LdapGroupsConnector(NAME, config, ConnectorContext(installation="test-install"))
     assert (
         by_search.principal_for("gr_1", "hopper@example.com").lower() == f"uid=hopper,ou=people,{slapd.base}"
     )
@@ -111,7 +111,7 @@ def test_list_managed_is_only_this_integrations_records(harness: LdapHarness) ->
     unit = unit_for(harness)
     harness.connector.grant(unit)
     assert any(m.grant_id == unit.grant_id for m in harness.connector.list_managed())
-    other = LdapGroupsConnector("other-ldap", harness.config, ConnectorContext())
+    other = LdapGroupsConnector("other-ldap", harness.config, ConnectorContext(installation="test-install"))
     assert all(m.grant_id != unit.grant_id for m in other.list_managed())
     harness.connector.revoke(unit)
 

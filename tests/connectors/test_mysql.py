@@ -152,7 +152,7 @@ def test_list_managed_reads_the_name_and_ignores_lookalike_accounts(harness: MyS
     managed = harness.connector.list_managed()
     assert [m.principal for m in managed] == [unit.principal]
     assert managed[0].grant_id == unit.grant_id
-    other = MySQLConnector("other-mysql", harness.config, ConnectorContext())
+    other = MySQLConnector("other-mysql", harness.config, ConnectorContext(installation="test-install"))
     assert other.list_managed() == []
     harness.connector.revoke(unit)
     with harness.admin() as conn, conn.cursor() as cur:
@@ -191,7 +191,7 @@ def test_admin_secrets_never_show_in_errors(harness: MySQLHarness, monkeypatch: 
     config = harness.config.model_copy(
         update={"user": "hunter2-secret", "password": SecretRef(env="SLUICE_TEST_MYSQL_PASSWORD")}
     )
-    bad = MySQLConnector(NAME, config, ConnectorContext())
+    bad = MySQLConnector(NAME, config, ConnectorContext(installation="test-install"))
     with pytest.raises(TargetError) as caught:
         bad.list_managed()
     assert "hunter2" not in str(caught.value) and caught.value.retryable is True
@@ -209,7 +209,7 @@ def test_check_says_what_a_weak_admin_account_lacks(harness: MySQLHarness) -> No
             config = harness.config.model_copy(
                 update={"user": weak, "password": SecretRef(env="SLUICE_TEST_WEAK")}
             )
-            problems = MySQLConnector(NAME, config, ConnectorContext()).check()
+            problems = MySQLConnector(NAME, config, ConnectorContext(installation="test-install")).check()
         text = " ".join(problems)
         assert "CREATE USER" in text and "CONNECTION ADMIN" in text and "GRANT OPTION" in text
     finally:

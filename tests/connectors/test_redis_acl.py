@@ -28,7 +28,7 @@ def harness(redis_server: dict[str, Any]) -> Iterator[RedisHarness]:
 
 def connector(harness: RedisHarness, **changes: Any) -> RedisConnector:
     config = RedisConfig.model_validate({**harness.config.model_dump(), **changes})
-    return RedisConnector(NAME, config, ConnectorContext())
+    return RedisConnector(NAME, config, ConnectorContext(installation="test-install"))
 
 
 def grant(conn: RedisConnector, path: str, permission: str) -> tuple[AccessUnit, redis.Redis]:
@@ -135,7 +135,7 @@ def test_users_that_are_not_the_grants_are_never_touched(harness: RedisHarness) 
             harness.connector.revoke(AccessUnit(**{**unit.__dict__, "principal": principal}))
         assert caught.value.retryable is False
     assert harness.admin().acl_getuser("default") is not None
-    other = RedisConnector("other-redis", harness.config, ConnectorContext())
+    other = RedisConnector("other-redis", harness.config, ConnectorContext(installation="test-install"))
     harness.connector.grant(unit)
     assert unit.principal not in {m.principal for m in other.list_managed()}
     harness.connector.revoke(unit)
@@ -166,7 +166,7 @@ def test_a_wrong_admin_password_is_retryable_and_never_shown(
         harness.config.model_copy(
             update={"username": "nobody", "password": SecretRef(env="SLUICE_TEST_BAD_REDIS")}
         ),
-        ConnectorContext(),
+        ConnectorContext(installation="test-install"),
     )
     with pytest.raises(TargetError) as caught:
         bad.list_managed()
