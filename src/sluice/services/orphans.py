@@ -163,7 +163,7 @@ def _rows_of(
             .options(selectinload(Grant.identity))
         )
         with transaction(factory) as session:
-            for grant, justified in session.execute(query).tuples():
+            for grant, justified in session.execute(query):
                 found[grant.id] = (grant, bool(justified))
     return found
 
