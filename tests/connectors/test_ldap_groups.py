@@ -158,3 +158,32 @@ def test_an_rdn_survives_the_trip_through_a_path(value: str) -> None:
 def test_server_escapes_and_ours_mean_the_same() -> None:
     assert ldap_dn.unescape(r"team \22a\22\3B b\2C c \C3\A9") == 'team "a"; b, c é'
     assert ldap_dn.same_dn(r"cn=team \"a\"\; b,dc=X", r"CN=team \22a\22\3B b,dc=x")
+
+
+def test_a_legacy_record_is_listed_as_legacy_and_still_revoked(harness: LdapHarness, slapd: Slapd) -> None:
+    """A bookkeeping record written before records named their installation."""
+    unit = unit_for(harness)
+    details = harness.connector.grant(unit)
+    conn = slapd.admin()
+    record_dn = f"cn={unit.grant_id},{harness.config.state_dn}"
+    legacy = f"sluice grant {unit.grant_id} added yes attribute {details['attribute']} integration {NAME}"
+    conn.modify(record_dn, {"description": [(ldap3.MODIFY_REPLACE, [legacy])]})
+    conn.unbind()
+    theirs = LdapGroupsConnector(NAME, harness.config, ConnectorContext(installation="staging-copy"))
+    for connector in (harness.connector, theirs):
+        found = [m for m in connector.list_managed() if m.grant_id == unit.grant_id]
+        assert [m.legacy for m in found] == [True]
+    harness.connector.revoke(unit)
+    assert not harness.can_use(unit, details)
+    assert unit.grant_id not in {m.grant_id for m in harness.connector.list_managed()}
+
+
+def test_another_installations_record_is_not_listed_nor_revoked(harness: LdapHarness) -> None:
+    unit = unit_for(harness)
+    details = harness.connector.grant(unit)
+    theirs = LdapGroupsConnector(NAME, harness.config, ConnectorContext(installation="staging-copy"))
+    assert unit.grant_id not in {m.grant_id for m in theirs.list_managed()}
+    theirs.revoke(unit)  # nothing of that installation's: nothing to take away
+    assert harness.can_use(unit, details)
+    harness.connector.revoke(unit)
+    assert not harness.can_use(unit, details)

@@ -13,9 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from sluice.connectors.base import AccessUnit, ConnectorContext, SecretRef
+from sluice.connectors.base import AccessUnit, ConnectorContext, ManagedPrincipal, SecretRef
 from sluice.connectors.mysql import MySQLConfig, MySQLConnector
 from sluice.connectors.mysql_sql import database_pattern, native_password_hash, quote_identifier
+from sluice.connectors.support import integration_tag
 from sluice.domain.errors import TargetError
 from tests.connectors.conformance.mysql import MySQLHarness, mysql_harness
 
@@ -215,3 +216,19 @@ def test_check_says_what_a_weak_admin_account_lacks(harness: MySQLHarness) -> No
     finally:
         with harness.admin() as conn, conn.cursor() as cur:
             cur.execute("DROP USER %s@'%%'", (weak,))
+
+
+def test_a_legacy_account_is_listed_as_legacy_and_still_revoked(harness: MySQLHarness) -> None:
+    """An account named before names carried the installation (`{prefix}{integration tag}_{grant}`)."""
+    grant_id = f"gr_{secrets.token_hex(6)}"
+    legacy_name = f"{harness.config.user_prefix}{integration_tag(NAME)}_{grant_id[3:]}"
+    with harness.admin() as conn, conn.cursor() as cur:
+        cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (legacy_name, secrets.token_urlsafe(12)))
+    try:
+        listed = [m for m in harness.connector.list_managed() if m.grant_id == grant_id]
+        assert listed == [ManagedPrincipal(legacy_name, grant_id, legacy=True)]
+        harness.connector.revoke(AccessUnit(grant_id, legacy_name, "", "", "", ""))
+        assert grant_id not in {m.grant_id for m in harness.connector.list_managed()}
+    finally:
+        with harness.admin() as conn, conn.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS %s@'%%'", (legacy_name,))

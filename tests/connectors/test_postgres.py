@@ -529,6 +529,62 @@ def test_list_managed_finds_login_roles_of_this_integration_only(
     assert unit.principal not in {m.principal for m in connector.list_managed()}
 
 
+def _comment(admin_params: dict[str, Any], role: str) -> str | None:
+    with _admin(admin_params) as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s", [role]
+        ).fetchone()
+    return row[0] if row else None
+
+
+def _set_comment(admin_params: dict[str, Any], role: str, comment: str) -> None:
+    with _admin(admin_params) as conn:
+        conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(role), sql.Literal(comment)))
+
+
+def test_another_installations_login_is_neither_listed_nor_touched(
+    connector: PostgresConnector, target_db: str, admin_params: dict[str, Any]
+) -> None:
+    unit = make_unit(connector, _path(target_db, "app", "orders"))
+    details = connector.grant(unit)
+    assert f"installation test-install integration {INTEGRATION}" in (
+        _comment(admin_params, unit.principal) or ""
+    )
+    theirs = PostgresConnector(INTEGRATION, connector.config, ConnectorContext(installation="staging-copy"))
+    assert unit.grant_id not in {m.grant_id for m in theirs.list_managed()}
+    for action in (theirs.revoke, theirs.grant):
+        with pytest.raises(TargetError) as caught:
+            action(unit)
+        assert caught.value.retryable is False
+    with login(details, unit) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    connector.revoke(unit)
+
+
+def test_a_legacy_login_is_listed_as_legacy_and_adopted_when_granted_again(
+    connector: PostgresConnector, target_db: str, admin_params: dict[str, Any]
+) -> None:
+    """A login made before markers named their installation: every installation lists it as legacy
+    (the orphan service decides whose it is); granting it again writes this installation's marker."""
+    unit = make_unit(connector, _path(target_db, "app", "orders"))
+    connector.grant(unit)
+    _set_comment(admin_params, unit.principal, f"sluice grant {unit.grant_id} integration {INTEGRATION}")
+    theirs = PostgresConnector(INTEGRATION, connector.config, ConnectorContext(installation="staging-copy"))
+    legacy = ManagedPrincipal(principal=unit.principal, grant_id=unit.grant_id, legacy=True)
+    assert legacy in connector.list_managed()
+    assert legacy in theirs.list_managed()
+
+    details = connector.grant(unit)
+    assert ManagedPrincipal(unit.principal, unit.grant_id) in connector.list_managed()
+    assert unit.grant_id not in {m.grant_id for m in theirs.list_managed()}
+    with login(details, unit) as conn:
+        assert conn.execute("SELECT count(*) FROM app.orders").fetchone() == (2,)
+
+    _set_comment(admin_params, unit.principal, f"sluice grant {unit.grant_id} integration {INTEGRATION}")
+    connector.revoke(unit)  # a grant made before the upgrade is still revoked by the worker
+    assert role_row(admin_params, unit.principal) is None
+
+
 @pytest.mark.parametrize(
     ("path", "resource_type", "permission"),
     [

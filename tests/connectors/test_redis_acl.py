@@ -12,8 +12,9 @@ import pytest
 import redis
 from pydantic import ValidationError
 
-from sluice.connectors.base import AccessUnit, ConnectorContext, SecretRef
+from sluice.connectors.base import AccessUnit, ConnectorContext, ManagedPrincipal, SecretRef
 from sluice.connectors.redis_acl import RedisConfig, RedisConnector
+from sluice.connectors.support import integration_tag
 from sluice.domain.errors import TargetError
 from tests.connectors.conformance.redis import RedisHarness, redis_harness
 
@@ -171,3 +172,18 @@ def test_a_wrong_admin_password_is_retryable_and_never_shown(
     with pytest.raises(TargetError) as caught:
         bad.list_managed()
     assert caught.value.retryable is True and "hunter2" not in str(caught.value)
+
+
+def test_a_legacy_user_is_listed_as_legacy_and_still_revoked(harness: RedisHarness) -> None:
+    """A user named before names carried the installation (`{prefix}{integration tag}_{grant}`)."""
+    grant_id = f"gr_{secrets.token_hex(6)}"
+    legacy_name = f"{harness.config.user_prefix}{integration_tag(NAME)}_{grant_id[3:]}"
+    unit = AccessUnit(grant_id, legacy_name, "ada@example.com", "", "", "")
+    harness.admin().execute_command("ACL", "SETUSER", legacy_name, "on", "nopass", "~legacy:*", "+get")
+    try:
+        listed = [m for m in harness.connector.list_managed() if m.grant_id == grant_id]
+        assert listed == [ManagedPrincipal(legacy_name, grant_id, legacy=True)]
+        harness.connector.revoke(unit)
+        assert harness.admin().acl_getuser(legacy_name) is None
+    finally:
+        harness.admin().execute_command("ACL", "DELUSER", legacy_name)
