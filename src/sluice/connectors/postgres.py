@@ -249,8 +249,10 @@ class PostgresConnector:
                     else:
                         self._require_marker(login, row[1], unit.grant_id)
                         admin.execute(sql.SQL("ALTER ROLE {} WITH ").format(ident) + options)
-                    # Written again on an existing role: a legacy marker gains this installation's id.
-                    admin.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, marker))
+                    if row is None or q.parse_grant_comment(row[1], self.name) != q.GrantMark(
+                        unit.grant_id, self.context.installation
+                    ):  # a new role, or a legacy marker that now gains this installation's id
+                        admin.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, marker))
                     admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(privilege), ident))
                 return
             except _ALREADY_THERE:
