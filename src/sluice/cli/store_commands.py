@@ -19,16 +19,18 @@ FileOpt = Annotated[Path, typer.Option("--file", "-f", help="The config file (YA
 
 @db_app.command("upgrade")
 def db_upgrade(as_json: JsonOpt = False) -> None:
-    """Create or migrate the store's tables to the newest version."""
+    """Create or migrate the store's tables to the newest version; show its installation id (the mark
+    on every principal it creates in targets)."""
     from sluice.cli import store_ops
 
     runtime = store_ops.open_runtime()
     store_ops.migrate_store(runtime)
     label = store_ops.store_label(runtime.settings)
+    installation = runtime.hub.installation
     if as_json:
-        print_json({"store": label, "upgraded": True})
+        print_json({"store": label, "upgraded": True, "installation": installation})
     else:
-        console.print(f"store {label} is up to date")
+        console.print(f"store {label} is up to date (installation {installation})")
 
 
 def _plan(file: Path, *, apply: bool, as_json: bool) -> None:
