@@ -1,5 +1,7 @@
 """Builds and caches one connector per integration, with its narrow context. Shared by the services
-(to name principals) and the worker (to act on targets)."""
+(to name principals) and the worker (to act on targets). The context carries the store's
+installation id, read once: every connector of every process on one store marks what it creates
+with the same id."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sluice.connectors.base import Connector, ConnectorContext
 from sluice.connectors.registry import build_connector
 from sluice.services.memberships import StoreMemberships, wall_clock
+from sluice.store.db import transaction
+from sluice.store.queries import installation_id
 from sluice.store.tables import Integration
 
 
@@ -30,6 +34,15 @@ class ConnectorHub:
         self._clock = clock
         self._cache: dict[str, tuple[str, Connector]] = {}
         self._lock = threading.Lock()
+        self._installation: str | None = None
+
+    @property
+    def installation(self) -> str:
+        """This store's installation id (read on first use; it never changes)."""
+        if self._installation is None:
+            with transaction(self._factory) as session:
+                self._installation = installation_id(session)
+        return self._installation
 
     def for_integration(self, integration: Integration) -> Connector:
         fingerprint = hashlib.sha256(
@@ -40,6 +53,7 @@ class ConnectorHub:
             if cached and cached[0] == fingerprint:
                 return cached[1]
             context = ConnectorContext(
+                installation=self.installation,
                 timeout_seconds=self._timeout,
                 memberships=StoreMemberships(self._factory, integration.name, clock=self._clock),
             )

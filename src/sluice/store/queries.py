@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session
 
 from sluice.domain.policy import Person
 from sluice.domain.states import Actual, Desired, RequestStatus
-from sluice.store.tables import AccessFlow, AccessRequest, Grant, Group, GroupMember, Identity
+from sluice.store.tables import (
+    AccessFlow,
+    AccessRequest,
+    Grant,
+    Group,
+    GroupMember,
+    Identity,
+    Installation,
+)
 
 
 def grant_is_live() -> ColumnElement[bool]:
@@ -19,6 +27,24 @@ def grant_is_live() -> ColumnElement[bool]:
         Grant.desired.in_([Desired.PENDING, Desired.ACTIVE]),
         Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN]),
     )
+
+
+def grant_justifies_principal() -> ColumnElement[bool]:
+    """A grant whose principal may rightly be in the target now: it should be active, or the worker
+    has yet to take it away. A principal of this installation that no such grant claims is an orphan;
+    a pending grant has touched nothing yet, so it justifies nothing either."""
+    return or_(
+        Grant.desired == Desired.ACTIVE,
+        and_(Grant.desired == Desired.REVOKED, Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN])),
+    )
+
+
+def installation_id(session: Session) -> str:
+    """This store's installation id (made with the schema; the same for every process on the store)."""
+    found = session.scalar(select(Installation.id))
+    if found is None:
+        raise RuntimeError("the store has no installation id: run `sluice db upgrade`")
+    return found
 
 
 def grant_work_due(now: datetime) -> ColumnElement[bool]:

@@ -5,10 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Connection,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+    insert,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from sluice.store.types import UTCDateTime
+from sluice.store.types import UTCDateTime, new_installation_id
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -22,6 +37,25 @@ NAMING_CONVENTION = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Installation(Base):
+    """Who this store is toward the targets: one row, made with the schema, never changed. Every
+    principal Sluice creates in a target carries this id, so two installations pointed at one server
+    never take each other's principals for orphans (docs/connectors.md, *Installations*)."""
+
+    __tablename__ = "installation"
+    __table_args__ = (CheckConstraint("only_row = 1", name="one_row"),)
+
+    only_row: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    id: Mapped[str] = mapped_column(String(32))
+
+
+@event.listens_for(Installation.__table__, "after_create")
+def _new_installation(table: Table, connection: Connection, **_: object) -> None:
+    """A store built from the models (rather than the migrations) gets its id as the migration gives
+    it: once, when the table is made."""
+    connection.execute(insert(table).values(only_row=1, id=new_installation_id()))
 
 
 class Identity(Base):
