@@ -9,6 +9,7 @@ validates with a message a person can act on and shows in the JSON schema as `ma
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sized
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -70,3 +71,13 @@ Reference = Annotated[str, Text(max_length=1000)]  # resource paths and ids, tag
 QueryText = Annotated[str, Text(max_length=4000, min_length=1)]
 
 MAX_ITEMS = 1000  # entries in any one list a caller sends, unless a field says otherwise
+
+
+def too_many_entries(error: Mapping[str, Any]) -> str | None:
+    """The words for a pydantic `too_long` error on a list or mapping; None for any other error."""
+    ctx = error.get("ctx") or {}
+    if error.get("type") != "too_long" or "max_length" not in ctx:
+        return None
+    given = error.get("input")
+    count = ctx.get("actual_length") or (len(given) if isinstance(given, Sized) else "too many")
+    return f"holds {count} entries; at most {ctx['max_length']} are allowed"

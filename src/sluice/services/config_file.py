@@ -29,6 +29,7 @@ from sluice.services.config_source import (
     problems_from_validation,
     read_yaml,
 )
+from sluice.services.directory import MAX_ATTRIBUTES, MAX_GROUPS_PER_IDENTITY
 from sluice.services.webhooks import WebhookSpec, webhook_problems
 
 __all__ = [
@@ -48,8 +49,6 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 # one SQL statement may bind (SQLite: 32,766 values), as every name is looked up in one query.
 MAX_IDENTITIES = 10_000
 MAX_GROUPS = 10_000
-MAX_GROUPS_PER_IDENTITY = 500
-MAX_ATTRIBUTES = 100
 _INTEGRATION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 

@@ -18,7 +18,7 @@ from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from sluice.domain.errors import InvalidInput
-from sluice.domain.text import INVALID_UNICODE
+from sluice.domain.text import INVALID_UNICODE, too_many_entries
 
 ConfigPath = tuple[str | int, ...]
 
@@ -328,10 +328,9 @@ def _message(error: Any, model: type[BaseModel], loc: ConfigPath) -> str:
         return f"missing required key {loc[-1]!r}" if loc else "missing"
     if kind == "enum":
         return f"{error['msg']}, got {error['input']!r}"
-    if kind == "too_long" and "actual_length" in error.get("ctx", {}):
-        return (
-            f"holds {error['ctx']['actual_length']} entries; at most {error['ctx']['max_length']} are allowed"
-        )
+    too_many = too_many_entries(error)
+    if too_many:
+        return too_many
     if kind == "string_unicode":
         return INVALID_UNICODE
     if kind in _TYPE_WORDS:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from sluice.api.auth import AdminDep, CallerDep, RuntimeDep
-from sluice.api.params import Limit, Offset
+from sluice.api.params import Limit, NamePath, Offset, RefPath
 from sluice.api.schemas import IntegrationList, ResourcePage, ResourceView, SyncView
 from sluice.api.views import integration_view, resource_views
 from sluice.services import reads
@@ -42,7 +42,7 @@ def list_resources(
 
 
 @router.get("/resources/{ref:path}", response_model=ResourceView, summary="Show a resource by id or path")
-def show_resource(ref: str, runtime: RuntimeDep, caller: CallerDep) -> ResourceView:
+def show_resource(ref: RefPath, runtime: RuntimeDep, caller: CallerDep) -> ResourceView:
     with transaction(runtime.factory) as session:
         return resource_views(session, [reads.resource_by_ref(session, ref)])[0]
 
@@ -54,7 +54,7 @@ def list_integrations(runtime: RuntimeDep, caller: CallerDep) -> IntegrationList
 
 
 @router.post("/integrations/{name}/sync", response_model=SyncView, summary="Discover resources now (admin)")
-def sync(name: str, runtime: RuntimeDep, caller: AdminDep) -> SyncView:
+def sync(name: NamePath, runtime: RuntimeDep, caller: AdminDep) -> SyncView:
     """Runs discovery against the target; a target that fails answers 502."""
     result = sync_integration(runtime.factory, runtime.hub, name, clock=runtime.clock)
     return SyncView(integration=result.integration, **result.as_dict())

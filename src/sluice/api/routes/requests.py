@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from sluice.api.auth import CallerDep, RuntimeDep, TokenDep, me
-from sluice.api.params import Limit, Offset, changing
+from sluice.api.params import IdPath, Limit, Offset, changing
 from sluice.api.schemas import DecisionBody, RequestCreate, RequestPage, RequestView
 from sluice.api.views import request_view
 from sluice.domain.durations import parse_duration
@@ -93,7 +93,7 @@ def list_requests(
 
 
 @router.get("/{request_id}", response_model=RequestView, summary="Show one request")
-def show_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -> RequestView:
+def show_request(request_id: IdPath, runtime: RuntimeDep, caller: CallerDep) -> RequestView:
     now = runtime.clock()
     with transaction(runtime.factory) as session:
         request = reads.visible_request(
@@ -116,7 +116,7 @@ def _decide(runtime: Runtime, caller: Caller, body: DecisionBody | None, decide:
 
 @router.post("/{request_id}/approve", response_model=RequestView, summary="Approve a pending request")
 def approve(
-    request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
+    request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
     return _decide(
         runtime,
@@ -130,7 +130,7 @@ def approve(
 
 @router.post("/{request_id}/reject", response_model=RequestView, summary="Reject a pending request")
 def reject(
-    request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
+    request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
     return _decide(
         runtime,
@@ -144,7 +144,7 @@ def reject(
 
 @router.post("/{request_id}/cancel", response_model=RequestView, summary="Withdraw your request")
 def cancel(
-    request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
+    request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
     return _decide(
         runtime,
@@ -158,7 +158,7 @@ def cancel(
 
 @router.post("/{request_id}/revoke", response_model=RequestView, summary="End a request's access now")
 def revoke(
-    request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
+    request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
     return _decide(
         runtime,
