@@ -9,6 +9,8 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from sluice.domain.errors import SluiceError
 
+KEY_FILE_NAME = "secret.key"
+
 
 class SecretBox:
     def __init__(self, key: str | bytes) -> None:
@@ -25,9 +27,9 @@ class SecretBox:
     def load(cls, home: Path, env_key: str | None) -> SecretBox:
         if env_key:
             return cls(env_key)
-        path = home / "secret.key"
+        path = home / KEY_FILE_NAME
         if not path.exists():
-            home.mkdir(parents=True, exist_ok=True)
+            home.mkdir(mode=0o700, parents=True, exist_ok=True)
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
