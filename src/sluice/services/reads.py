@@ -102,6 +102,27 @@ def visible_request(
     raise missing
 
 
+def visible_grant(
+    session: Session, *, grant_id: str, viewer: Identity, is_admin: bool, now: datetime
+) -> Grant:
+    """The grant, if the viewer holds it, may see its request (`visible_request`) or is an admin;
+    otherwise NotFound, the same answer as for an absent one. Acting on a grant checks this first, so
+    a refusal never tells a stranger that the id exists or which flow it belongs to."""
+    grant = session.get(Grant, grant_id)
+    missing = NotFound(f"no grant {grant_id!r}")
+    if grant is None:
+        raise missing
+    if is_admin or grant.identity_id == viewer.id:
+        return grant
+    if grant.request_id is None:
+        raise missing
+    try:
+        visible_request(session, request_id=grant.request_id, viewer=viewer, is_admin=False, now=now)
+    except NotFound:
+        raise missing from None
+    return grant
+
+
 def list_requests(
     session: Session,
     *,

@@ -56,10 +56,12 @@ def revoke_access(
 ) -> GrantView:
     now = runtime.clock()
     with changing(runtime) as session:
+        actor = me(session, caller)
+        reads.visible_grant(session, grant_id=grant_id, viewer=actor, is_admin=caller.is_admin, now=now)
         grant = revoke_grant(
             session,
             grant_id=grant_id,
-            actor=me(session, caller),
+            actor=actor,
             is_admin=caller.is_admin,
             reason=(body or DecisionBody()).reason,
             now=now,

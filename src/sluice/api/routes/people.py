@@ -25,6 +25,7 @@ from sluice.services.directory import (
     set_identity,
 )
 from sluice.services.extensions import extend_grant
+from sluice.services.reads import visible_grant
 from sluice.store.db import transaction
 from sluice.store.people_queries import on_call
 from sluice.store.people_tables import Schedule
@@ -166,10 +167,12 @@ def extend_access(grant_id: IdPath, body: ExtendBody, runtime: RuntimeDep, calle
     by = parse_duration(body.by)
     now = runtime.clock()
     with changing(runtime) as session:
+        actor = me(session, caller)
+        visible_grant(session, grant_id=grant_id, viewer=actor, is_admin=caller.is_admin, now=now)
         grant = extend_grant(
             session,
             grant_id=grant_id,
-            actor=me(session, caller),
+            actor=actor,
             is_admin=caller.is_admin,
             by=by,
             reason=body.reason,

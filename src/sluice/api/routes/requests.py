@@ -105,11 +105,16 @@ def show_request(request_id: IdPath, runtime: RuntimeDep, caller: CallerDep) -> 
 Decide = Callable[[Session, Identity, bool, str, datetime], AccessRequest]
 
 
-def _decide(runtime: Runtime, caller: Caller, body: DecisionBody | None, decide: Decide) -> RequestView:
-    """One decision in one transaction: the acting person, their admin flag and reason go to `decide`."""
+def _decide(
+    runtime: Runtime, caller: Caller, request_id: str, body: DecisionBody | None, decide: Decide
+) -> RequestView:
+    """One decision in one transaction: the acting person, their admin flag and reason go to `decide`.
+    Someone who may not see the request gets the 404 of an absent one, not a refusal that names it."""
     now = runtime.clock()
     with changing(runtime) as session:
-        request = decide(session, me(session, caller), caller.is_admin, (body or DecisionBody()).reason, now)
+        actor = me(session, caller)
+        reads.visible_request(session, request_id=request_id, viewer=actor, is_admin=caller.is_admin, now=now)
+        request = decide(session, actor, caller.is_admin, (body or DecisionBody()).reason, now)
         session.flush()
         return request_view(session, request, now)
 
@@ -121,6 +126,7 @@ def approve(
     return _decide(
         runtime,
         caller,
+        request_id,
         body,
         lambda session, actor, _admin, reason, now: decisions.approve_request(
             session, request_id=request_id, approver=actor, reason=reason, now=now
@@ -135,6 +141,7 @@ def reject(
     return _decide(
         runtime,
         caller,
+        request_id,
         body,
         lambda session, actor, _admin, reason, now: decisions.reject_request(
             session, request_id=request_id, approver=actor, reason=reason, now=now
@@ -149,6 +156,7 @@ def cancel(
     return _decide(
         runtime,
         caller,
+        request_id,
         body,
         lambda session, actor, admin, reason, now: decisions.cancel_request(
             session, request_id=request_id, actor=actor, is_admin=admin, reason=reason, now=now
@@ -163,6 +171,7 @@ def revoke(
     return _decide(
         runtime,
         caller,
+        request_id,
         body,
         lambda session, actor, admin, reason, now: revocation.revoke_request(
             session, request_id=request_id, actor=actor, is_admin=admin, reason=reason, now=now
