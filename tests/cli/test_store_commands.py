@@ -132,3 +132,17 @@ def test_token_for_unknown_identity_is_a_clean_error(invoke: Invoke) -> None:
     result = invoke("token", "create", "--email", "nobody@example.com")
     assert_clean_failure(result)
     assert "nobody@example.com" in result.stderr
+
+
+def test_plan_refuses_an_alias_bomb_at_its_line(invoke: Invoke, tmp_path: Path) -> None:
+    """493 bytes of nested YAML aliases once grew `sluice plan` past 20 GB."""
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"{c}: &{c} [" + ",".join([f"*{chr(ord(c) - 1)}"] * 9) + "]" for c in "bcdefghi"]
+    config = tmp_path / "bomb.yaml"
+    config.write_text("\n".join(levels) + "\nidentities: *i\n")
+    invoke("db", "upgrade")
+
+    result = invoke("plan", "-f", str(config))
+
+    assert_clean_failure(result, code=2)
+    assert f"  {config}:5:8: aliases (*d) repeat more than 10000 values in all" in result.stderr

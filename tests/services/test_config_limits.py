@@ -142,3 +142,15 @@ def test_problems_of_shape_and_of_reference_are_reported_together() -> None:
         f"sluice.yaml:{line_of(text, 'user: dan')}:18: flows[1].approvers[0].user: user "
         "'dan@example.com' is not an identity in this file",
     ]
+
+
+def test_groups_named_in_identities_count_towards_the_bound() -> None:
+    people = "".join(
+        f"  - email: u{n}@example.com\n    groups: [" + ", ".join(f"g{n}-{g}" for g in range(400)) + "]\n"
+        for n in range(26)
+    )
+    (problem,) = _problems("identities:\n" + people)
+    assert problem == (
+        "sluice.yaml:1:1: groups: the file names 10400 groups "
+        "(under groups:, in identities and in builtin_groups); at most 10000 are allowed"
+    )

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from sluice.connectors.builtin_groups import BuiltinGroupsConfig
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from sluice.services.config_file import ConfigDocument, IntegrationSpec
 
 CONFIG_SOURCE = "config"
+MAX_GROUPS = 10_000  # groups one file may name in all
+_LOOKUP_CHUNK = 5_000
 
 INLINE_ADMIN_KEY_MESSAGE = (
     "admin secrets are never written in the config: use password: {env: NAME} or {file: PATH}"
@@ -110,6 +112,7 @@ class _Checker:
         self.problems.append(self.source.problem(path, message))
 
     def run(self) -> list[ConfigProblem]:
+        self._group_count()
         self._duplicates()
         self._integrations()
         self._identities()
@@ -117,6 +120,16 @@ class _Checker:
         self._resolve_identities()
         self._resolve_groups()
         return self.problems
+
+    def _group_count(self) -> None:
+        """Groups named in identities' `groups` count too: each is created, and looked up in one query."""
+        count = len(self.file_groups)
+        if count > MAX_GROUPS:
+            self.add(
+                ("groups",),
+                f"the file names {count} groups (under groups:, in identities and in builtin_groups); "
+                f"at most {MAX_GROUPS} are allowed",
+            )
 
     def _duplicates(self) -> None:
         sections = (
@@ -295,18 +308,21 @@ class _Checker:
                 )
 
     def _store_emails(self, emails: Iterable[str]) -> set[str]:
-        wanted = sorted(emails)
-        if not wanted or self.session is None:
-            return set()
         lowered = func.lower(Identity.email)
-        return set(self.session.scalars(select(lowered).where(lowered.in_(wanted))))
+        return self._found(emails, lambda chunk: select(lowered).where(lowered.in_(chunk)))
 
     def _store_groups(self, names: Iterable[str]) -> set[str]:
-        wanted = sorted(names)
-        if not wanted or self.session is None:
-            return set()
-        return set(
-            self.session.scalars(
-                select(Group.name).where(Group.name.in_(wanted), Group.source != CONFIG_SOURCE)
-            )
+        return self._found(
+            names,
+            lambda chunk: select(Group.name).where(Group.name.in_(chunk), Group.source != CONFIG_SOURCE),
         )
+
+    def _found(self, values: Iterable[str], query: Callable[[list[str]], Select[Any]]) -> set[str]:
+        """Which of `values` the store holds, asked in chunks: one statement binds only so many values."""
+        wanted = sorted(values)
+        if self.session is None:
+            return set()
+        found: set[str] = set()
+        for start in range(0, len(wanted), _LOOKUP_CHUNK):
+            found.update(self.session.scalars(query(wanted[start : start + _LOOKUP_CHUNK])))
+        return found

@@ -21,7 +21,7 @@ from sluice.domain.errors import InvalidInput
 from sluice.domain.flows import FlowSpec
 from sluice.domain.shifts import ScheduleSpec
 from sluice.domain.text import MAX_ITEMS, MAX_NAME, Description, Email, Name, Text, Token, Value
-from sluice.services.config_checks import builtin_groups_config, check_document, secret_problems
+from sluice.services.config_checks import MAX_GROUPS, builtin_groups_config, check_document, secret_problems
 from sluice.services.config_source import (
     ConfigError,
     ConfigProblem,
@@ -48,7 +48,6 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 # A config file declares a small directory; a large one comes from SCIM or LDAP. Kept well below what
 # one SQL statement may bind (SQLite: 32,766 values), as every name is looked up in one query.
 MAX_IDENTITIES = 10_000
-MAX_GROUPS = 10_000
 _INTEGRATION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
