@@ -148,3 +148,12 @@ def test_a_group_named_with_a_slash_is_reachable(api: Api) -> None:
         "/api/v1/groups/team/db-admins", json={"add": ["alice@example.com"]}, headers=api.auth("root")
     )
     assert [m["email"] for m in patched.json()["members"]] == ["alice@example.com"]
+
+
+def test_query_filters_are_bounded_text_too(api: Api) -> None:
+    assert _location_and_message(api.get("alice", "/resources", q="x" * 1001))[0] == "query.q"
+    assert _location_and_message(api.get("alice", "/requestable", tag="t" * 1001))[0] == "query.tag"
+    assert _location_and_message(api.get("alice", "/explain", resource="", permission="member"))[0] == (
+        "query.resource"
+    )
+    assert api.get("alice", "/resources", q="x" * 1000).json()["total"] == 0

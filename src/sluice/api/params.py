@@ -26,6 +26,9 @@ EmailPath = Annotated[str, Path(description="An email address"), Text(max_length
 NamePath = Annotated[str, Path(description="A name"), Text(max_length=MAX_NAME, min_length=1)]
 IdPath = Annotated[str, Path(description="An id"), Text(max_length=64, min_length=1)]
 RefPath = Annotated[str, Path(description="A resource path or id"), Text(max_length=1000, min_length=1)]
+# Query filters: the same rules, so every string the API reads is bounded.
+FilterText = Annotated[str, Text(max_length=1000)]
+RequiredText = Annotated[str, Text(max_length=1000, min_length=1)]
 
 
 async def refuse_nul(request: Request) -> None:

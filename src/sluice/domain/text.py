@@ -63,6 +63,7 @@ class Text:
 
 
 Name = Annotated[str, Text(max_length=MAX_NAME, min_length=1)]
+PersonName = Annotated[str, Text(max_length=MAX_NAME)]  # a display name; may be left empty
 Description = Annotated[str, Text(max_length=MAX_DESCRIPTION)]
 Email = Annotated[str, Text(max_length=MAX_EMAIL, min_length=1)]
 Token = Annotated[str, Text(max_length=120)]  # short words: durations, clock times, zones, types, permissions

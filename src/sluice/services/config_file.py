@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from sqlalchemy.orm import Session
@@ -20,7 +20,7 @@ from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput
 from sluice.domain.flows import FlowSpec
 from sluice.domain.shifts import ScheduleSpec
-from sluice.domain.text import MAX_ITEMS, MAX_NAME, Description, Email, Name, Text, Token, Value
+from sluice.domain.text import MAX_ITEMS, Description, Email, Name, PersonName, Token, Value
 from sluice.services.config_checks import MAX_GROUPS, builtin_groups_config, check_document, secret_problems
 from sluice.services.config_source import (
     ConfigError,
@@ -69,7 +69,7 @@ class _Strict(BaseModel):
 
 class IdentitySpec(_Strict):
     email: Email
-    name: Annotated[str, Text(max_length=MAX_NAME)] = ""
+    name: PersonName = ""
     manager: Email | None = None
     groups: list[Name] = Field(default_factory=list, max_length=MAX_GROUPS_PER_IDENTITY)
     attributes: dict[Token, Value] = Field(default_factory=dict, max_length=MAX_ATTRIBUTES)

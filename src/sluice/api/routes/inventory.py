@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from sluice.api.auth import AdminDep, CallerDep, RuntimeDep
-from sluice.api.params import Limit, NamePath, Offset, RefPath
+from sluice.api.params import FilterText, Limit, NamePath, Offset, RefPath
 from sluice.api.schemas import IntegrationList, ResourcePage, ResourceView, SyncView
 from sluice.api.views import integration_view, resource_views
 from sluice.services import reads
@@ -21,10 +21,10 @@ router = APIRouter(tags=["inventory"])
 def list_resources(
     runtime: RuntimeDep,
     caller: CallerDep,
-    integration: str | None = None,
-    resource_type: Annotated[str | None, Query(alias="type")] = None,
-    path_prefix: str | None = None,
-    q: str | None = None,
+    integration: FilterText | None = None,
+    resource_type: Annotated[FilterText | None, Query(alias="type")] = None,
+    path_prefix: FilterText | None = None,
+    q: FilterText | None = None,
     include_deleted: bool = False,
     limit: Limit = 100,
     offset: Offset = 0,

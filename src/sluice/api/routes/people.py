@@ -16,7 +16,7 @@ from sluice.api.views import grant_view, group_views, identity_views
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput, NotFound
 from sluice.domain.shifts import ScheduleSpec
-from sluice.domain.text import MAX_NAME, Description, Email, Name, Text, Token, Value
+from sluice.domain.text import Description, Email, Name, PersonName, Token, Value
 from sluice.services.directory import (
     MAX_ATTRIBUTES,
     MAX_GROUPS_PER_IDENTITY,
@@ -37,7 +37,6 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-PersonName = Annotated[str, Text(max_length=MAX_NAME)]
 Attributes = Annotated[dict[Token, Value], Field(max_length=MAX_ATTRIBUTES)]
 GroupNames = Annotated[list[Name], Field(max_length=MAX_GROUPS_PER_IDENTITY)]
 Members = Annotated[list[Email], Field(max_length=MAX_MEMBERS)]

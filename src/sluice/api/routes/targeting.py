@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sluice.api.auth import AdminDep, CallerDep, RuntimeDep, me
-from sluice.api.params import Limit, NamePath, Offset, RefPath, changing
+from sluice.api.params import FilterText, Limit, NamePath, Offset, RefPath, RequiredText, changing
 from sluice.api.schemas import RequestView
 from sluice.api.targeting_schemas import (
     BatchView,
@@ -37,7 +37,6 @@ from sluice.api.views import request_view
 from sluice.domain.bundles import BundleSpec, ScopeSpec
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput, NotAllowed
-from sluice.domain.text import Text
 from sluice.services import bundles as bundle_service
 from sluice.services.bundle_requests import request_bundle
 from sluice.services.explain import explain
@@ -87,7 +86,7 @@ def show_resource_tags(ref: RefPath, runtime: RuntimeDep, caller: CallerDep) -> 
 
 @router.get("/tags", response_model=ResourceTags, summary="Show a resource's tags and their sources")
 def get_tags(
-    resource: Annotated[str, Query(description="A resource path or id"), Text(max_length=1000, min_length=1)],
+    resource: Annotated[RequiredText, Query(description="A resource path or id")],
     runtime: RuntimeDep,
     caller: CallerDep,
 ) -> ResourceTags:
@@ -222,11 +221,13 @@ def delete_scope(name: NamePath, runtime: RuntimeDep, caller: AdminDep) -> None:
 def list_requestable(
     runtime: RuntimeDep,
     caller: CallerDep,
-    integration: str | None = None,
-    resource_type: Annotated[str | None, Query(alias="type")] = None,
-    path_prefix: str | None = None,
-    tag: Annotated[str | None, Query(description="key=value, key, key != value, key in [a, b]")] = None,
-    q: str | None = None,
+    integration: FilterText | None = None,
+    resource_type: Annotated[FilterText | None, Query(alias="type")] = None,
+    path_prefix: FilterText | None = None,
+    tag: Annotated[
+        FilterText | None, Query(description="key=value, key, key != value, key in [a, b]")
+    ] = None,
+    q: FilterText | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> RequestablePageView:
@@ -262,9 +263,9 @@ def list_requestable(
 def explain_access(
     runtime: RuntimeDep,
     caller: CallerDep,
-    resource: Annotated[str, Query(min_length=1, description="A resource path or id")],
-    permission: Annotated[str, Query(min_length=1)],
-    identity: Annotated[str | None, Query(description="An email; yourself when left out")] = None,
+    resource: Annotated[RequiredText, Query(description="A resource path or id")],
+    permission: Annotated[RequiredText, Query()],
+    identity: Annotated[FilterText | None, Query(description="An email; yourself when left out")] = None,
 ) -> ExplanationView:
     """Anyone may explain their own access; explaining someone else's needs an admin token."""
     if identity and identity.strip().lower() != caller.identity.email.lower() and not caller.is_admin:
