@@ -154,3 +154,14 @@ def test_groups_named_in_identities_count_towards_the_bound() -> None:
         "sluice.yaml:1:1: groups: the file names 10400 groups "
         "(under groups:, in identities and in builtin_groups); at most 10000 are allowed"
     )
+
+
+def test_bytes_that_are_not_utf8_are_pointed_at(tmp_path: Path) -> None:
+    path = tmp_path / "sluice.yaml"
+    path.write_bytes(GOOD.replace("Bob Example", "Bob Ex\xe9mple").encode("latin-1"))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(raised.value) == (
+        f"{path}:{line_of(GOOD, 'Bob Example')}:17: not UTF-8 text: the byte 0xE9 cannot start or continue "
+        "a character"
+    )

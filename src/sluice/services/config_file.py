@@ -26,6 +26,7 @@ from sluice.services.config_source import (
     ConfigError,
     ConfigProblem,
     SourceMap,
+    position_of,
     problems_from_validation,
     read_yaml,
 )
@@ -302,9 +303,14 @@ def _names_of(data: dict[str, Any], dropped: dict[str, set[int]]) -> dict[str, s
 def load_config(path: Path, *, session: Session | None = None) -> ConfigDocument:
     """Read and check the config file at `path` (see `parse_config`)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError([ConfigProblem(str(path), None, None, "", f"cannot read: {exc.strerror}")]) from exc
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError([ConfigProblem(str(path), None, None, "", "not UTF-8 text")]) from exc
+        good = raw[: exc.start].decode("utf-8")
+        line, col = position_of(good, len(good))
+        message = f"not UTF-8 text: the byte 0x{raw[exc.start]:02X} cannot start or continue a character"
+        raise ConfigError([ConfigProblem(str(path), line, col, "", message)]) from exc
     return parse_config(text, str(path), session=session)
