@@ -35,14 +35,14 @@ def secure_store_files(settings: Settings) -> None:
     created empty here, 0600, before SQLite opens it: SQLite gives its WAL and shared-memory files
     the mode of the database file."""
     database = sqlite_path(settings)
-    folders = {database.parent} if database else set()
-    if settings.secret_key is None:
-        folders.add(settings.home)
-    for folder in sorted(folders):
-        if not folder.exists():
-            folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
-        _tighten(folder, FOLDER_MODE)
+    home = settings.home.resolve()
+    if settings.secret_key is None or (database is not None and database.resolve().parent == home):
+        home.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        _tighten(home, FOLDER_MODE)
     if database is not None:
+        # A database outside SLUICE_HOME: its folder is made private if Sluice makes it, but a folder
+        # that exists (the working directory, say) is the operator's and stays as it is.
+        database.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
             os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
         for suffix in _SQLITE_COMPANIONS:

@@ -81,3 +81,14 @@ def test_a_private_store_starts_without_a_word(tmp_path: Path, caplog: pytest.Lo
     with caplog.at_level(logging.WARNING, logger="sluice.store"):
         _start(home).engine.dispose()
     assert not [r for r in caplog.records if r.name == "sluice.store"]
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_a_database_outside_home_keeps_its_folder_as_the_operator_made_it(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{shared / 'x.db'}", secret_key=None)
+    Runtime.from_settings(settings).engine.dispose()
+    assert _mode(shared) == 0o755
+    assert _mode(shared / "x.db") == 0o600
+    assert _mode(tmp_path / "home") == 0o700  # it holds the secret key
