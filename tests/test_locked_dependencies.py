@@ -1,4 +1,4 @@
-"""Every dependency is installed at the version constraints.txt pins, so a fresh clone runs what was tested."""
+"""Every dependency is installed at the version constraints.txt pins: a fresh clone runs what was tested."""
 
 from __future__ import annotations
 

@@ -10,7 +10,17 @@ import logging
 import os
 from datetime import UTC, datetime
 
-CONTEXT_FIELDS = ("grant_id", "request_id", "integration", "operation", "worker_id", "attempts")
+CONTEXT_FIELDS = (
+    "grant_id",
+    "request_id",
+    "integration",
+    "operation",
+    "worker_id",
+    "attempts",
+    "url",
+    "store",
+    "audit_head",
+)
 
 
 class JsonFormatter(logging.Formatter):

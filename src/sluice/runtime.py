@@ -17,6 +17,7 @@ from sluice.services.connector_hub import ConnectorHub
 from sluice.services.secrets import SecretBox
 from sluice.settings import Settings
 from sluice.store.db import make_engine, make_session_factory
+from sluice.store.work_signal import raise_work_signal
 from sluice.store_files import secure_store_files
 
 WORK_CHANNEL = "sluice_work"
@@ -51,10 +52,13 @@ class Runtime:
         )
 
     def notify_work(self, session: Session) -> None:
-        """Tell workers something changed: in this process at once; on PostgreSQL, workers in other
-        processes hear it when the caller's transaction commits."""
+        """Tell workers something changed: in this process at once; in other processes when the
+        caller's transaction commits (on PostgreSQL by a notice, on SQLite by the work signal that a
+        worker polls every second)."""
         if self.engine.dialect.name == "postgresql":
             session.execute(text(f"NOTIFY {WORK_CHANNEL}"))
+        else:
+            raise_work_signal(session)
         self.wake.set()
 
 

@@ -43,6 +43,8 @@ class Tuning:
     orphan_sweep_every: timedelta = timedelta(minutes=5)
     # Compare targets with the store before the first pass (after a restore from backup).
     reconcile_on_start: bool = False
+    # How often the audit chain's head is written to the log and to webhooks (when it moved).
+    audit_head_every: timedelta = timedelta(hours=1)
 
     @classmethod
     def from_env(cls) -> Tuning:
@@ -57,4 +59,5 @@ class Tuning:
             orphan_sweep_every=timedelta(seconds=_seconds("SLUICE_ORPHAN_SWEEP_SECONDS", 300)),
             reconcile_on_start=os.environ.get("SLUICE_RECONCILE_ON_START", "").lower()
             in {"1", "true", "yes"},
+            audit_head_every=timedelta(seconds=_seconds("SLUICE_AUDIT_HEAD_SECONDS", 3600)),
         )

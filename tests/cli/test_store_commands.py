@@ -134,6 +134,22 @@ def test_token_for_unknown_identity_is_a_clean_error(invoke: Invoke) -> None:
     assert "nobody@example.com" in result.stderr
 
 
+def test_db_upgrade_says_whether_it_migrated(invoke: Invoke) -> None:
+    first = invoke("db", "upgrade")
+    assert first.exit_code == 0
+    assert "migrated from revision none (empty) to " in first.stdout
+    again = invoke("db", "upgrade", "--json")
+    body = json.loads(again.stdout)
+    assert body["upgraded"] is False and body["from"] == body["to"]
+    assert "already up to date" in invoke("db", "upgrade").stdout
+
+
+def test_client_option_help_shows_its_defaults(invoke: Invoke) -> None:
+    text = invoke("access", "revoke", "--help").stdout
+    assert "$SLUICE_URL or" in text and "$SLUICE_TOKEN" in text
+    assert "--reason" in text
+
+
 def test_plan_refuses_an_alias_bomb_at_its_line(invoke: Invoke, tmp_path: Path) -> None:
     """493 bytes of nested YAML aliases once grew `sluice plan` past 20 GB."""
     levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']

@@ -76,3 +76,7 @@ def test_metrics_health_and_json_logs(
     with TestClient(create_app(dead)) as client:
         assert client.get("/healthz").status_code == 200  # alive...
         assert client.get("/readyz").status_code == 503  # ...but not ready without its store
+        during_outage = client.get("/api/v1/me", headers={"Authorization": "Bearer slt_anything"})
+        assert during_outage.status_code == 503  # not a 500: the caller should come back
+        assert during_outage.headers["retry-after"] == "5"
+        assert during_outage.json()["type"] == "urn:sluice:problem:store-unavailable"

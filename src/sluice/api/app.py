@@ -3,30 +3,38 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from sluice import __version__
 from sluice.api import problems
+from sluice.api.edge import EdgeLimits, EdgeMiddleware
 from sluice.api.params import refuse_nul
 from sluice.api.routes import access, audit, directory, flows, inventory, meta, ops, requests, targeting
 from sluice.api.routes import grants as grant_routes
 from sluice.api.routes import integration_status as status_routes
 from sluice.api.routes import people as people_routes
+from sluice.api.routes import reports as report_routes
 from sluice.runtime import Runtime
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI:
     app = FastAPI(
         title="Sluice",
         version=__version__,
         summary="Just-in-time access: ask, approve, use, and have it taken away on time.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.state.runtime = runtime
     problems.install(app)
+    app.add_middleware(EdgeMiddleware, limits=limits or EdgeLimits.from_env())
+    _serve_docs(app)
 
     api = APIRouter(
         prefix=API_PREFIX, responses=problems.PROBLEM_RESPONSES, dependencies=[Depends(refuse_nul)]
@@ -35,7 +43,23 @@ def create_app(runtime: Runtime) -> FastAPI:
         api.include_router(module.router)
     api.include_router(grant_routes.router)
     api.include_router(people_routes.router)
+    api.include_router(report_routes.router)
     app.include_router(meta.health_router)
     app.include_router(ops.router)
     app.include_router(api)
     return app
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """Swagger UI from files shipped with the package: no CDN, works offline."""
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Sluice API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -233,7 +234,21 @@ class UnexpectedErrorMiddleware:
             await send({"type": "http.response.body", "body": body})
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The store cannot be reached or is busy: the caller should come back, not report a bug."""
+    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return problem_response(
+        status=503,
+        slug="store-unavailable",
+        title="Service unavailable",
+        detail="the store cannot be reached or is busy right now; nothing was changed. Try again shortly",
+        instance=request.url.path,
+        headers={"Retry-After": "5"},
+    )
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(OperationalError, _store_unavailable)
     app.add_exception_handler(SluiceError, _sluice_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

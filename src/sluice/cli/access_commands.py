@@ -85,10 +85,16 @@ def show(grant_id: str, as_json: JsonOpt = False, url: UrlOpt = None, token: Tok
 
 
 @access_app.command("revoke")
-def revoke(grant_id: str, as_json: JsonOpt = False, url: UrlOpt = None, token: TokenOpt = None) -> None:
-    """Give up one grant now."""
+def revoke(
+    grant_id: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")] = "",
+    as_json: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """End one grant now: your own, or one you may revoke as an approver or admin."""
     with ApiClient.from_options(url, token) as api:
-        item = api.post(f"/access/{grant_id}/revoke")
+        item = api.post(f"/access/{grant_id}/revoke", {"reason": reason})
     if as_json:
         print_json(item)
         return

@@ -11,6 +11,7 @@ from sluice.cli.errors import ErrorHandlingGroup
 from sluice.cli.grant_commands import grants_app
 from sluice.cli.integration_commands import integrations_app
 from sluice.cli.people_commands import register_people
+from sluice.cli.report_commands import report_app
 from sluice.cli.request_commands import request_app
 from sluice.cli.targeting_commands import register_targeting
 
@@ -36,8 +37,10 @@ app.add_typer(request_app, name="request")
 app.add_typer(access_app, name="access")
 app.add_typer(grants_app, name="grants")
 app.add_typer(inventory_app, name="inventory")
+audit_app.command("verify")(store_commands.audit_verify)
 app.add_typer(audit_app, name="audit")
 app.add_typer(integrations_app, name="integrations")
+app.add_typer(report_app, name="report")
 register_listings(app)
 register_targeting(app)
 register_people(app, access_app)

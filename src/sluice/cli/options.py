@@ -9,8 +9,8 @@ import typer
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 UrlOpt = Annotated[
     str | None,
-    typer.Option("--url", help="Sluice server URL [default: $SLUICE_URL or http://127.0.0.1:8080]."),
+    typer.Option("--url", help="Sluice server URL \\[default: $SLUICE_URL or http://127.0.0.1:8080]."),
 ]
 TokenOpt = Annotated[
-    str | None, typer.Option("--token", help="API token [default: $SLUICE_TOKEN].", show_default=False)
+    str | None, typer.Option("--token", help="API token \\[default: $SLUICE_TOKEN].", show_default=False)
 ]

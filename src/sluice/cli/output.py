@@ -15,6 +15,15 @@ from rich.table import Table
 # Both follow sys.stdout / sys.stderr as they are at print time (so test runners can capture them).
 console = Console(highlight=False, soft_wrap=False)
 err_console = Console(stderr=True, highlight=False)
+# Piped into a file or another program, a table is as wide as its content: nothing folds at 80 columns.
+PIPED_WIDTH = 10_000
+
+
+def _show(renderable: Table) -> None:
+    if console.is_terminal:
+        console.print(renderable)
+    else:
+        Console(file=console.file, highlight=False, soft_wrap=False, width=PIPED_WIDTH).print(renderable)
 
 
 def print_json(data: Any) -> None:
@@ -75,7 +84,7 @@ def print_table(
         table.add_column(heading, overflow="fold")
     for row in rows:
         table.add_row(*(cell(row.get(key)) for key, _ in columns))
-    console.print(table)
+    _show(table)
 
 
 def print_fields(data: Mapping[str, Any], *, title: str | None = None) -> None:
@@ -85,7 +94,7 @@ def print_fields(data: Mapping[str, Any], *, title: str | None = None) -> None:
     table.add_column(overflow="fold")
     for key, value in data.items():
         table.add_row(key, cell(value))
-    console.print(table)
+    _show(table)
 
 
 def items_of(payload: Any) -> list[dict[str, Any]]:

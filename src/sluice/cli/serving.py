@@ -1,5 +1,5 @@
 """The machinery behind `sluice up`, `sluice server` and `sluice worker`: the worker thread, the
-PostgreSQL notice listener, uvicorn, logging and the banner.
+PostgreSQL notice listener or the SQLite work signal poller, uvicorn, logging and the banner.
 
 Shutdown: uvicorn captures SIGINT/SIGTERM while it serves and re-raises them once it has stopped, so
 the handlers installed here run last and stop the worker cleanly in every mode."""
@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -19,6 +20,8 @@ import psycopg
 from psycopg import sql
 from rich.markup import escape
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.cli.errors import CliError
 from sluice.cli.output import err_console
@@ -27,13 +30,15 @@ from sluice.demo import seed_demo
 from sluice.logs import JsonFormatter, wants_json
 from sluice.runtime import WORK_CHANNEL, Runtime, worker_id
 from sluice.settings import Settings
-from sluice.store.db import normalise_url
+from sluice.store.db import normalise_url, transaction
+from sluice.store.work_signal import work_signal_generation
 from sluice.worker.loop import Worker
 
 log = logging.getLogger("sluice.cli")
 
 LISTEN_POLL_SECONDS = 1.0
 LISTEN_RETRY_CAP_SECONDS = 30.0
+SIGNAL_POLL_SECONDS = 1.0
 
 
 def configure_logging() -> None:
@@ -100,8 +105,43 @@ class WorkNoticeListener:
                 delay = min(delay * 2, LISTEN_RETRY_CAP_SECONDS)
 
 
+class WorkSignalPoller:
+    """Reads the store's work signal every second and sets `wake` when it moved, so a worker on a
+    SQLite store reacts within a second to a change another process made (`sluice apply`, a separate
+    `sluice server`). A read that fails is logged and tried again at the next tick."""
+
+    def __init__(self, factory: sessionmaker[Session], wake: threading.Event) -> None:
+        self._factory = factory
+        self._wake = wake
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sluice-signal", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=SIGNAL_POLL_SECONDS * 3)
+
+    def _run(self) -> None:
+        seen: int | None = None
+        delay = 0.0  # the first read, at once, is what later ones are compared with
+        while not self._stop.wait(delay):
+            delay = SIGNAL_POLL_SECONDS
+            try:
+                with transaction(self._factory) as session:
+                    generation = work_signal_generation(session)
+            except SQLAlchemyError as exc:
+                log.warning("could not read the work signal (%s); trying again", type(exc).__name__)
+                continue
+            if seen is not None and generation != seen:
+                self._wake.set()
+            seen = generation
+
+
 class WorkerRunner:
-    """The worker loop in a thread (or the calling thread), plus the notice listener on PostgreSQL."""
+    """The worker loop in a thread (or the calling thread), plus what wakes it for changes made by
+    other processes: the notice listener on PostgreSQL, the work signal poller on SQLite."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -113,22 +153,20 @@ class WorkerRunner:
             worker_id=worker_id(),
             wake=runtime.wake,
         )
-        self.listener = (
+        self.listener: WorkNoticeListener | WorkSignalPoller = (
             WorkNoticeListener(runtime.settings.database_url, runtime.wake)
             if runtime.engine.dialect.name == "postgresql"
-            else None
+            else WorkSignalPoller(runtime.factory, runtime.wake)
         )
         self._thread: threading.Thread | None = None
 
     def start_in_thread(self) -> None:
-        if self.listener:
-            self.listener.start()
+        self.listener.start()
         self._thread = threading.Thread(target=self.worker.run_forever, name="sluice-worker", daemon=True)
         self._thread.start()
 
     def run_here(self) -> None:
-        if self.listener:
-            self.listener.start()
+        self.listener.start()
         try:
             self.worker.run_forever()
         finally:
@@ -141,8 +179,7 @@ class WorkerRunner:
             self._thread.join(timeout=timeout)
             if self._thread.is_alive():
                 log.warning("the worker did not stop within %.0fs; leaving it", timeout)
-        if self.listener:
-            self.listener.stop()
+        self.listener.stop()
 
 
 def on_stop_signals(callback: Callable[[], None]) -> None:
@@ -154,27 +191,56 @@ def on_stop_signals(callback: Callable[[], None]) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def serve_api(runtime: Runtime, host: str, port: int) -> None:
+@dataclass(frozen=True)
+class Listen:
+    """Where and how the API listens: address, optional TLS files, and the reverse proxies whose
+    forwarded client address and scheme are believed (none by default)."""
+
+    host: str
+    port: int
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    trusted_proxies: str | None = None
+
+    @property
+    def url(self) -> str:
+        shown_host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls_cert else 'http'}://{shown_host}:{self.port}"
+
+
+def serve_api(runtime: Runtime, listen: Listen) -> None:
     # Imported here: `sluice worker` never serves HTTP and starts faster without the web stack.
     import uvicorn
 
     from sluice.api.app import create_app
 
     config = uvicorn.Config(
-        create_app(runtime), host=host, port=port, log_config=None, proxy_headers=False, server_header=False
+        create_app(runtime),
+        host=listen.host,
+        port=listen.port,
+        log_config=None,
+        server_header=False,
+        proxy_headers=listen.trusted_proxies is not None,
+        forwarded_allow_ips=listen.trusted_proxies or "",
+        ssl_certfile=str(listen.tls_cert) if listen.tls_cert else None,
+        ssl_keyfile=str(listen.tls_key) if listen.tls_key else None,
     )
     uvicorn.Server(config).run()
 
 
-def banner(runtime: Runtime, host: str, port: int, *, worker: bool) -> None:
-    shown_host = f"[{host}]" if ":" in host else host
+def banner(runtime: Runtime, listen: Listen, *, worker: bool, demo: bool = False) -> None:
+    """Where Sluice listens: a log record in JSON log mode (for the log pipeline), else lines for a
+    person. Only a demo suggests a token for one of its people."""
     parts = "API and worker" if worker else "API"
-    for line in (
-        f"[bold]Sluice[/bold] {parts} on http://{shown_host}:{port}",
-        f"  store: {escape(store_label(runtime.settings))}",
-        "  token: export SLUICE_TOKEN=$(sluice token create --email alice@example.com)",
-        "  stop:  Ctrl-C",
-    ):
+    store = store_label(runtime.settings)
+    if wants_json():
+        log.info("Sluice %s on %s", parts, listen.url, extra={"url": listen.url, "store": store})
+        return
+    lines = [f"[bold]Sluice[/bold] {parts} on {listen.url}", f"  store: {escape(store)}"]
+    if demo:
+        lines.append("  token: export SLUICE_TOKEN=$(sluice token create --email alice@example.com)")
+    lines.append("  stop:  Ctrl-C")
+    for line in lines:
         err_console.print(line, soft_wrap=True)
 
 
@@ -183,9 +249,9 @@ def apply_file(runtime: Runtime, path: Path) -> None:
     log.info("applied %s: %s", path, plan.counts())
 
 
-def run_up(*, demo: bool, host: str, port: int, config: Path | None) -> None:
+def run_up(*, demo: bool, listen: Listen, config: Path | None) -> None:
     configure_logging()
-    ensure_port_free(host, port)
+    ensure_port_free(listen.host, listen.port)
     runtime = Runtime.from_settings(Settings.from_env())
     migrate_store(runtime)
     if config is not None:
@@ -195,26 +261,26 @@ def run_up(*, demo: bool, host: str, port: int, config: Path | None) -> None:
     runner = WorkerRunner(runtime)
     on_stop_signals(runner.stop)
     runner.start_in_thread()
-    banner(runtime, host, port, worker=True)
+    banner(runtime, listen, worker=True, demo=demo)
     try:
-        serve_api(runtime, host, port)
+        serve_api(runtime, listen)
     finally:
         runner.stop()
         runtime.engine.dispose()
 
 
-def run_server(*, host: str, port: int) -> None:
+def run_server(*, listen: Listen) -> None:
     configure_logging()
     settings = Settings.from_env()
     if settings.is_sqlite:
-        log.warning("the store is SQLite: a separate worker only wakes for due times; `sluice up` is better")
-    ensure_port_free(host, port)
+        log.warning("the store is SQLite: one process serves best; `sluice up` runs the API and the worker")
+    ensure_port_free(listen.host, listen.port)
     runtime = Runtime.from_settings(settings)
     migrate_store(runtime)
     on_stop_signals(lambda: None)  # uvicorn has stopped by the time a signal reaches this handler
-    banner(runtime, host, port, worker=False)
+    banner(runtime, listen, worker=False)
     try:
-        serve_api(runtime, host, port)
+        serve_api(runtime, listen)
     finally:
         runtime.engine.dispose()
 

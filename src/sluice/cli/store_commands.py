@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from sluice.cli.errors import CliError
 from sluice.cli.options import JsonOpt
 from sluice.cli.output import console, note, print_json, print_line
 
@@ -23,12 +24,14 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
     from sluice.cli import store_ops
 
     runtime = store_ops.open_runtime()
-    store_ops.migrate_store(runtime)
+    before, after = store_ops.migrate_store(runtime)
     label = store_ops.store_label(runtime.settings)
     if as_json:
-        print_json({"store": label, "upgraded": True})
+        print_json({"store": label, "upgraded": before != after, "from": before, "to": after})
+    elif before == after:
+        print_line(f"store {label} was already up to date (revision {after})")
     else:
-        console.print(f"store {label} is up to date")
+        print_line(f"store {label} migrated from revision {before or 'none (empty)'} to {after}")
 
 
 def _plan(file: Path, *, apply: bool, as_json: bool) -> None:
@@ -73,3 +76,27 @@ def token_create(
     print_line(token)
     if console.is_terminal:
         note("[dim]use it with: export SLUICE_TOKEN=<the token above>[/dim]")
+
+
+def audit_verify(
+    expect: Annotated[
+        str | None,
+        typer.Option("--expect", help="A head exported earlier (SEQ:HASH): the chain must pass through it."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the audit log's hash chain on the store; exits 1 at the first edited, deleted or moved event."""
+    from sluice.cli import store_ops
+
+    report = store_ops.verify_audit(store_ops.open_runtime(), expect=expect)
+    if as_json:
+        print_json(report.as_dict())
+    elif report.ok:
+        unchained = f"; {report.unchained} older event(s) predate the chain" if report.unchained else ""
+        print_line(f"audit chain intact: {report.checked} event(s), head {report.head}{unchained}")
+    if not report.ok:
+        raise CliError(f"audit chain broken: {report.problem}", notes=_event_note(report.problem_event_id))
+
+
+def _event_note(event_id: int | None) -> list[str]:
+    return [f"first event that does not fit: id {event_id}"] if event_id is not None else []

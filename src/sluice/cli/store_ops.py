@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session
 
 from sluice.cli.errors import EXIT_BAD_INPUT, CliError
 from sluice.cli.output import console
+from sluice.events.chain import ChainReport, Head, verify_chain
 from sluice.runtime import Runtime
 from sluice.services.apply_config import Plan, PlanEntry, apply_config, plan_config
 from sluice.services.config_file import ConfigDocument, ConfigError, load_config
 from sluice.services.tokens import create_token
 from sluice.settings import Settings
 from sluice.store.db import normalise_url, transaction
-from sluice.store.migrate import upgrade
+from sluice.store.migrate import current_revision, upgrade
 
 CLI_ACTOR = "sluice-cli"
 
@@ -35,10 +36,13 @@ def open_runtime() -> Runtime:
     return Runtime.from_settings(Settings.from_env())
 
 
-def migrate_store(runtime: Runtime) -> None:
+def migrate_store(runtime: Runtime) -> tuple[str | None, str | None]:
+    """Migrate the store to the newest revision; returns the revisions before and after."""
     if runtime.settings.is_sqlite:
         runtime.settings.home.mkdir(parents=True, exist_ok=True)
+    before = current_revision(runtime.engine)
     upgrade(runtime.engine)
+    return before, current_revision(runtime.engine)
 
 
 def config_problems(exc: ConfigError) -> list[str]:
@@ -121,3 +125,12 @@ def plan_file(runtime: Runtime, path: Path, *, apply: bool) -> Plan:
 def new_token(runtime: Runtime, *, email: str, admin: bool) -> str:
     with transaction(runtime.factory) as session:
         return create_token(session, email=email, admin=admin, actor=CLI_ACTOR, now=runtime.clock())
+
+
+def verify_audit(runtime: Runtime, *, expect: str | None) -> ChainReport:
+    try:
+        head = Head.parse(expect) if expect else None
+    except ValueError as exc:
+        raise CliError(f"--expect: {exc}", exit_code=EXIT_BAD_INPUT) from exc
+    with transaction(runtime.factory) as session:
+        return verify_chain(session, expect=head)

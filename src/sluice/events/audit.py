@@ -4,13 +4,18 @@ one because nothing that is not named here is copied."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from sluice.events import chain  # noqa: F401 (chains every audit event as it is flushed)
 from sluice.store.tables import AuditEvent, OutboxMessage
+
+# Events recorded in one transaction take their places in the chain in the order they were recorded.
+_recorded = itertools.count()
 
 
 class Action(StrEnum):
@@ -42,6 +47,7 @@ class Action(StrEnum):
     INVENTORY_SYNCED = "inventory.synced"
     INVENTORY_SYNC_FAILED = "inventory.sync_failed"
     TAGS_CHANGED = "inventory.tags_changed"
+    AUDIT_HEAD = "audit.head"  # the chain's head, exported so that a rewrite of the log is detectable
 
 
 # The only detail keys an audit event or webhook may carry. Values must be plain data.
@@ -75,6 +81,7 @@ ALLOWED_DETAILS = frozenset(
         "choice",
         "tier",
         "approvers",  # emails of the people a request.escalated event newly asks
+        "head",  # an audit.head event's SEQ:HASH
     }
 )
 
@@ -102,6 +109,7 @@ def record(
         reason=reason,
         details=details,
     )
+    event._recorded_order = next(_recorded)  # type: ignore[attr-defined]
     session.add(event)
     session.add(
         OutboxMessage(

@@ -6,19 +6,28 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.connectors.base import Connector, ConnectorContext
 from sluice.connectors.registry import build_connector
-from sluice.services.memberships import StoreMemberships
+from sluice.services.memberships import StoreMemberships, wall_clock
 from sluice.store.tables import Integration
 
 
 class ConnectorHub:
-    def __init__(self, factory: sessionmaker[Session], *, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        *,
+        timeout_seconds: float = 10.0,
+        clock: Callable[[], datetime] = wall_clock,
+    ) -> None:
         self._factory = factory
         self._timeout = timeout_seconds
+        self._clock = clock
         self._cache: dict[str, tuple[str, Connector]] = {}
         self._lock = threading.Lock()
 
@@ -32,7 +41,7 @@ class ConnectorHub:
                 return cached[1]
             context = ConnectorContext(
                 timeout_seconds=self._timeout,
-                memberships=StoreMemberships(self._factory, integration.name),
+                memberships=StoreMemberships(self._factory, integration.name, clock=self._clock),
             )
             connector = build_connector(integration.kind, integration.name, integration.config, context)
             self._cache[integration.name] = (fingerprint, connector)

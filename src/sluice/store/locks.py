@@ -25,6 +25,7 @@ class Duty(IntEnum):
     """Advisory lock keys (signed 64-bit). Fixed forever: workers of different versions must agree."""
 
     PEOPLE = 0x736C_7569_6365_0001  # "sluice" + 1: re-evaluation and automatic flows
+    AUDIT_STREAM = 0x736C_7569_6365_0002  # streaming audit events to syslog and files
 
 
 def try_duty_lock(session: Session, duty: Duty) -> bool:

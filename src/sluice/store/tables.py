@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sluice.store.types import UTCDateTime
@@ -219,6 +219,30 @@ class AuditEvent(Base):
     subject_id: Mapped[str] = mapped_column(String(200), index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The event's place in the store's hash chain (events/chain.py); empty for events written before
+    # the store kept one.
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditChain(Base):
+    """The head of the audit hash chain: one row, locked by each transaction that adds events."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditStreamCursor(Base):
+    """How far one audit sink (syslog, a JSON-lines file) has taken the chain (events/stream.py)."""
+
+    __tablename__ = "audit_stream_cursors"
+
+    sink: Mapped[str] = mapped_column(String(300), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
 
 
 class OutboxMessage(Base):
@@ -279,6 +303,8 @@ class WebhookDelivery(Base):
     webhook: Mapped[Webhook] = relationship()
 
 
-# Tags, bundles and scopes live in their own module; importing it here completes the metadata.
+# Tags, bundles and scopes, the people tables and the work signal live in their own modules;
+# importing them here completes the metadata.
 from sluice.store import people_tables as _people_tables  # noqa: E402,F401
 from sluice.store import targeting_tables as _targeting_tables  # noqa: E402,F401
+from sluice.store import work_signal as _work_signal  # noqa: E402,F401

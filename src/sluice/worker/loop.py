@@ -17,6 +17,8 @@ from sluice import metrics
 from sluice.connectors.base import AccessUnit
 from sluice.domain.errors import SluiceError
 from sluice.events.audit import Action, record
+from sluice.events.head_export import AuditHeadExport
+from sluice.events.stream import AuditStream, Sink, sinks_from_env
 from sluice.services.connector_hub import ConnectorHub
 from sluice.services.decisions import expire_pending_requests
 from sluice.services.inventory import integrations_due_for_sync, next_sync_at, sync_integration
@@ -50,6 +52,7 @@ class Worker:
         wake: threading.Event | None = None,
         sync_inventory: bool = True,
         tuning: Tuning | None = None,
+        audit_sinks: list[Sink] | None = None,
     ) -> None:
         self.factory = factory
         self.hub = hub
@@ -70,6 +73,9 @@ class Worker:
         self._last_orphan_sweep: datetime | None = None
         self.people = PeopleDuty(factory, hub=hub, clock=clock)
         self.webhooks = WebhookDuty(factory, clock=clock)
+        self.audit_head = AuditHeadExport(factory, clock=clock, every=self.tuning.audit_head_every)
+        sinks = sinks_from_env() if audit_sinks is None else audit_sinks
+        self.audit_stream = AuditStream(factory, sinks, clock=clock)
 
     def run_once(self) -> int:
         """One pass: expire, reconcile everything that needs work now, sync, sweep. Returns the number
@@ -78,6 +84,8 @@ class Worker:
         with transaction(self.factory) as session:
             expire_pending_requests(session, now=self.clock())
         self.people.run()
+        self.audit_head.run()
+        self.audit_stream.run()
         self.webhooks.run()
         self.expire_due()
         completed_before = self.dispatcher.completed
@@ -199,6 +207,8 @@ class Worker:
                 next_wakeup(session, now),
                 self.people.next_due(session, now),
                 self.webhooks.next_due(session, now),
+                self.audit_head.next_due(),
+                self.audit_stream.next_due(),
             ]
             if self.sync_inventory:
                 candidates.append(next_sync_at(session) or now)
@@ -226,4 +236,5 @@ class Worker:
             if delay > 0:
                 self.wake.wait(min(delay + 0.05, IDLE_CEILING.total_seconds()))
         self.dispatcher.shutdown()
+        self.audit_stream.close()
         log.info("worker stopped")

@@ -1,0 +1,48 @@
+"""Reports for access reviews and auditors (admin)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from sluice.api.auth import AdminDep, RuntimeDep
+from sluice.api.params import Limit, Offset
+from sluice.domain.errors import InvalidInput
+from sluice.services.reports import AccessFilter, AccessRow, access_report
+from sluice.store.db import transaction
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+
+class AccessReportPage(BaseModel):
+    items: list[AccessRow]
+    total: int
+
+
+@router.get("/access", response_model=AccessReportPage, summary="Who had which access, when, and why (admin)")
+def access(
+    runtime: RuntimeDep,
+    caller: AdminDep,
+    person: Annotated[str | None, Query(max_length=320, description="Only this person (email)")] = None,
+    resource: Annotated[str | None, Query(max_length=1000, description="A resource path or prefix")] = None,
+    integration: Annotated[str | None, Query(max_length=120)] = None,
+    flow: Annotated[str | None, Query(max_length=120)] = None,
+    since: Annotated[datetime | None, Query(description="Access live from here …")] = None,
+    until: Annotated[datetime | None, Query(description="… to this one")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> AccessReportPage:
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise InvalidInput(f"{name} needs a time zone, e.g. 2026-11-01T00:00:00Z")
+    if since and until and since > until:
+        raise InvalidInput("since is after until")
+    spec = AccessFilter(
+        person=person, resource=resource, integration=integration, flow=flow, since=since, until=until
+    )
+    with transaction(runtime.factory) as session:
+        rows, total = access_report(session, spec, limit=limit, offset=offset)
+    return AccessReportPage(items=rows, total=total)
