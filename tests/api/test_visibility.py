@@ -6,7 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from sluice.domain.flows import FlowSpec
+from sluice.store.db import transaction
+from sluice.store.tables import AccessFlow
 from tests.api.conftest import Api, problem
 
 
@@ -62,3 +66,18 @@ def test_those_who_may_see_still_hear_why_not(api: Api) -> None:
     for who in ("alice", "carol", "root"):
         refused = problem(api.post(who, f"/access/{grant_id}/extend", {"by": "30m"}), 422)
         assert "flow 'oncall' does not allow extensions" in refused["detail"]
+
+
+def test_the_person_a_request_is_for_sees_it_and_may_revoke_it(api: Api) -> None:
+    with transaction(api.runtime.factory) as session:
+        row = session.scalar(select(AccessFlow).where(AccessFlow.name == "oncall"))
+        assert row is not None
+        spec = dict(row.spec) | {"grantees": [{"group": "engineers"}]}
+        row.spec = FlowSpec.model_validate(spec).model_dump(mode="json")
+    asked = api.ask("alice", for_user="dave@example.com")
+    assert api.post("bob", f"/requests/{asked['id']}/approve").status_code == 200
+    api.work()
+    assert api.get("dave", f"/requests/{asked['id']}").status_code == 200
+    revoked = api.post("dave", f"/requests/{asked['id']}/revoke", {"reason": "done"})
+    assert revoked.status_code == 200, revoked.text
+    problem(api.post("carol", f"/requests/{asked['id']}/cancel"), 403)  # an approver sees it, may not cancel

@@ -79,13 +79,18 @@ def request_approvers(session: Session, request: AccessRequest, now: datetime) -
 def visible_request(
     session: Session, *, request_id: str, viewer: Identity, is_admin: bool, now: datetime
 ) -> AccessRequest:
-    """The request, if the viewer is its requester, an approver of it or an admin; otherwise NotFound
-    (the same answer as for an absent one, so ids cannot be probed)."""
+    """The request, if the viewer is its requester, the person it is for, an approver of it or an
+    admin; otherwise NotFound (the same answer as for an absent one, so ids cannot be probed)."""
     request = session.get(AccessRequest, request_id)
     missing = NotFound(f"no request {request_id!r}")
     if request is None:
         raise missing
     if is_admin or request.requester_id == viewer.id:
+        return request
+    grantee = session.scalar(
+        select(Grant.id).where(Grant.request_id == request.id, Grant.identity_id == viewer.id).limit(1)
+    )
+    if grantee is not None:
         return request
     decided = session.scalar(
         select(Approval.id).where(Approval.request_id == request.id, Approval.approver_id == viewer.id)
