@@ -157,3 +157,9 @@ def test_query_filters_are_bounded_text_too(api: Api) -> None:
         "query.resource"
     )
     assert api.get("alice", "/resources", q="x" * 1000).json()["total"] == 0
+
+
+def test_report_filters_follow_the_same_rules(api: Api) -> None:
+    assert _location_and_message(api.get("root", "/reports/access", person="a" * 255))[0] == "query.person"
+    assert _location_and_message(api.get("root", "/reports/access", flow="f" * 121))[0] == "query.flow"
+    assert api.get("root", "/reports/access", person="alice@example.com").status_code == 200
