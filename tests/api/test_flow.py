@@ -17,8 +17,15 @@ def test_health_needs_no_token(api: Api) -> None:
 
 def test_me(api: Api) -> None:
     body = api.get("alice", "/me").json()
-    assert body == {"email": email("alice"), "name": "Alice", "admin": False, "groups": ["engineers"]}
+    assert body == {
+        "email": email("alice"),
+        "name": "Alice",
+        "admin": False,
+        "role": "user",
+        "groups": ["engineers"],
+    }
     assert api.get("root", "/me").json()["admin"] is True
+    assert api.get("root", "/me").json()["role"] == "admin"
 
 
 def test_request_approve_use_revoke(any_store_api: Api) -> None:
