@@ -44,6 +44,7 @@ class Action(StrEnum):
     OBJECT_CHANGED = "admin.changed"
     OBJECT_REMOVED = "admin.removed"
     TOKEN_CREATED = "token.created"  # noqa: S105 (an event name, not a secret)
+    DIRECTORY_CONFLICT = "directory.conflict"  # a source tried to write what another source owns
     INVENTORY_SYNCED = "inventory.synced"
     INVENTORY_SYNC_FAILED = "inventory.sync_failed"
     TAGS_CHANGED = "inventory.tags_changed"
@@ -82,6 +83,7 @@ ALLOWED_DETAILS = frozenset(
         "tier",
         "approvers",  # emails of the people a request.escalated event newly asks
         "head",  # an audit.head event's SEQ:HASH
+        "source",  # the directory source (config, scim:okta) an event is about
     }
 )
 

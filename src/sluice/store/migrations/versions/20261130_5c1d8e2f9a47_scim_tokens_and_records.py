@@ -57,7 +57,9 @@ def upgrade() -> None:
         ["source", "kind", "external_id"],
         unique=False,
     )
-    op.create_index("ix_scim_records_source_kind_key", "scim_records", ["source", "kind", "key"], unique=False)
+    op.create_index(
+        "ix_scim_records_source_kind_key", "scim_records", ["source", "kind", "key"], unique=False
+    )
 
 
 def downgrade() -> None:
