@@ -79,9 +79,17 @@ def add_config_identity(runtime: Runtime, email: str) -> None:
     now = runtime.clock()
     with transaction(runtime.factory) as session:
         session.add(
-            Identity(id=new_id("id"), email=email, name="Config", active=True, attributes={}, source="config",
-                     created_at=now, updated_at=now)
-        )  # fmt: skip
+            Identity(
+                id=new_id("id"),
+                email=email,
+                name="Config",
+                active=True,
+                attributes={},
+                source="config",
+                created_at=now,
+                updated_at=now,
+            )
+        )
 
 
 def scim_for(runtime: Runtime, source: str = "okta") -> Scim:

@@ -43,13 +43,14 @@ _MEMBER_FILTER = re.compile(r'^members\[\s*value\s+eq\s+"([^"]*)"\s*\]$', re.IGN
 def _members_of(session: Session, source: str, group_ids: Sequence[str]) -> dict[str, list[dict[str, str]]]:
     found: dict[str, list[dict[str, str]]] = defaultdict(list)
     rows = session.execute(
-        select(GroupMember.group_id, Identity.id, Identity.email)
+        select(GroupMember.group_id, Identity.id, ScimRecord.key)
         .join(Identity, Identity.id == GroupMember.identity_id)
+        .join(ScimRecord, ScimRecord.id == Identity.id)
         .where(GroupMember.source == source, GroupMember.group_id.in_(list(group_ids)))
-        .order_by(Identity.email)
+        .order_by(ScimRecord.key)
     )
-    for group_id, identity_id, email in rows:
-        found[group_id].append({"value": identity_id, "display": email, "type": USER})
+    for group_id, identity_id, user_name in rows:
+        found[group_id].append({"value": identity_id, "display": user_name, "type": USER})
     return found
 
 
@@ -260,9 +261,15 @@ def _set_members(
             now=now,
         )
     _audit(
-        session, source, row.key, ["members"], now, action=Action.OBJECT_CHANGED,
-        created=[emails.get(i, i) for i in sorted(added)], removed=[emails.get(i, i) for i in sorted(removed)],
-    )  # fmt: skip
+        session,
+        source,
+        row.key,
+        ["members"],
+        now,
+        action=Action.OBJECT_CHANGED,
+        created=[emails.get(i, i) for i in sorted(added)],
+        removed=[emails.get(i, i) for i in sorted(removed)],
+    )
 
 
 def _store(
@@ -289,9 +296,15 @@ def _store(
             session.add(holder)
             session.flush()
         row = ScimRecord(
-            id=holder.id, kind=GROUP, source=source, key=name, external_id=group.external_id,
-            payload=payload, created_at=now, updated_at=now,
-        )  # fmt: skip
+            id=holder.id,
+            kind=GROUP,
+            source=source,
+            key=name,
+            external_id=group.external_id,
+            payload=payload,
+            created_at=now,
+            updated_at=now,
+        )
         session.add(row)
         session.flush()
         _audit(session, source, name, ["created"], now, action=Action.OBJECT_CREATED)
@@ -324,6 +337,15 @@ def _audit(
 ) -> None:
     details: dict[str, Any] = {} if changed in (["created"], ["deleted"]) else {"changed": changed}
     record(
-        session, now=now, actor=source, action=action, subject_type="group", subject_id=name[:200],
-        kind="group", name=name, source=source, **details, **extra,
-    )  # fmt: skip
+        session,
+        now=now,
+        actor=source,
+        action=action,
+        subject_type="group",
+        subject_id=name[:200],
+        kind="group",
+        name=name,
+        source=source,
+        **details,
+        **extra,
+    )

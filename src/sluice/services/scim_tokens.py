@@ -33,9 +33,14 @@ def create_scim_token(session: Session, *, source: str, actor: str, now: datetim
     token = SCIM_TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ScimToken(id=new_id("stk"), source=full, token_hash=digest(token), created_at=now))
     record(
-        session, now=now, actor=actor, action=Action.TOKEN_CREATED, subject_type="scim_source",
-        subject_id=full, source=full,
-    )  # fmt: skip
+        session,
+        now=now,
+        actor=actor,
+        action=Action.TOKEN_CREATED,
+        subject_type="scim_source",
+        subject_id=full,
+        source=full,
+    )
     return token
 
 
@@ -50,9 +55,16 @@ def revoke_scim_tokens(session: Session, *, source: str, actor: str, now: dateti
     count = int(getattr(done, "rowcount", 0) or 0)
     if count:
         record(
-            session, now=now, actor=actor, action=Action.OBJECT_REMOVED, subject_type="scim_source",
-            subject_id=full, kind="scim_token", name=full, counts={"revoked": count},
-        )  # fmt: skip
+            session,
+            now=now,
+            actor=actor,
+            action=Action.OBJECT_REMOVED,
+            subject_type="scim_source",
+            subject_id=full,
+            kind="scim_token",
+            name=full,
+            counts={"revoked": count},
+        )
     return count
 
 

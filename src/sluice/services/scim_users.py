@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from sluice.events.audit import Action, record
 from sluice.services.scim_common import (
+    SCIM_PREFIX,
     Page,
     apply_patch,
     narrowed_records,
@@ -37,6 +38,7 @@ from sluice.store.types import new_id
 ScimUser = User[EnterpriseUser]
 USER = "User"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NOT_LOCAL = re.compile(r"[^a-z0-9._+-]+")
 # SCIM attribute -> the identity attribute flow conditions test (`{attribute: department, is: payments}`)
 _ENTERPRISE_ATTRIBUTES = {
     "employee_number": "employeeNumber",
@@ -48,13 +50,19 @@ _ENTERPRISE_ATTRIBUTES = {
 _CORE_ATTRIBUTES = {"title": "title", "user_type": "userType", "locale": "locale"}
 
 
-def _email_of(user: ScimUser) -> str:
+def _email_of(user: ScimUser, source: str) -> str:
+    """The primary email, else any email, else userName when it is an address; a user with none (a
+    service account, an employee number as userName) gets `<userName>@<source>.scim.invalid`, an
+    address that can never receive mail (RFC 2606)."""
     emails = user.emails or []
     candidates = [e.value for e in emails if e.primary] + [e.value for e in emails] + [user.user_name]
     for candidate in candidates:
         if candidate and _EMAIL.match(candidate.strip()):
             return candidate.strip().lower()
-    raise InvalidValueException(detail="a user needs an email address: as userName or in emails[].value")
+    local = _NOT_LOCAL.sub("-", (user.user_name or "").strip().lower()).strip("-.")[:200]
+    if not local:
+        raise InvalidValueException(detail="a user needs an email address: as userName or in emails[].value")
+    return f"{local}@{source.removeprefix(SCIM_PREFIX)}.scim.invalid"
 
 
 def _display_name(user: ScimUser) -> str:
@@ -127,13 +135,14 @@ def user_resources(session: Session, records: Sequence[ScimRecord]) -> list[Scim
         data = {
             **row.payload,
             "id": row.id,
-            "active": identity.active,
             "meta": {
                 "resourceType": USER,
                 "created": row.created_at.isoformat(),
                 "lastModified": row.updated_at.isoformat(),
             },
         }
+        if "active" in row.payload or not identity.active:  # left out by the provider: active
+            data["active"] = identity.active
         if groups.get(row.id):
             data["groups"] = groups[row.id]
         resources.append(ScimUser.model_validate(data))
@@ -209,9 +218,15 @@ def _identity_for(
     if own is not None:
         return own
     identity = Identity(
-        id=new_id("id"), email=email, name="", active=True, attributes={}, source=source,
-        created_at=now, updated_at=now,
-    )  # fmt: skip
+        id=new_id("id"),
+        email=email,
+        name="",
+        active=True,
+        attributes={},
+        source=source,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(identity)
     return identity
 
@@ -223,14 +238,20 @@ def _store(
     if not key:
         raise InvalidValueException(detail="userName is required")
     taken_key(session, source=source, kind=USER, key=key, other_than=row.id if row else None)
-    email = _email_of(user)
+    email = _email_of(user, source)
     identity = _identity_for(session, source=source, row=row, email=email, now=now)
     created = row is None
     if row is None:
         row = ScimRecord(
-            id=identity.id, kind=USER, source=source, key=key, external_id=None, payload={},
-            created_at=now, updated_at=now,
-        )  # fmt: skip
+            id=identity.id,
+            kind=USER,
+            source=source,
+            key=key,
+            external_id=None,
+            payload={},
+            created_at=now,
+            updated_at=now,
+        )
         session.add(row)
     row.key, row.external_id, row.payload, row.updated_at = key, user.external_id, _payload(user), now
     wanted = {
@@ -265,6 +286,14 @@ def _audit(
 ) -> None:
     extra: dict[str, Any] = {} if changed in (["created"], ["deleted"]) else {"changed": changed}
     record(
-        session, now=now, actor=source, action=action, subject_type="identity", subject_id=email[:200],
-        kind="identity", name=email, source=source, **extra,
-    )  # fmt: skip
+        session,
+        now=now,
+        actor=source,
+        action=action,
+        subject_type="identity",
+        subject_id=email[:200],
+        kind="identity",
+        name=email,
+        source=source,
+        **extra,
+    )

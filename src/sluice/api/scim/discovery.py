@@ -63,7 +63,7 @@ def service_provider_config(request: Request) -> Response:
         etag=ETag(supported=False),
         authentication_schemes=[
             AuthenticationScheme(
-                type="oauthbearertoken",
+                type=AuthenticationScheme.Type.oauthbearertoken,
                 name="SCIM bearer token",
                 description="A token from `sluice scim token create --source NAME`",
                 primary=True,

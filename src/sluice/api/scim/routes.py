@@ -51,8 +51,8 @@ def _shown(
     location = f"{base_url(request)}/{endpoint}/{resource.id}"
     if resource.meta is not None:
         resource.meta.location = location
-    parameters = ResponseParameters[model](  # type: ignore[valid-type]
-        attributes=attributes, excluded_attributes=excluded
+    parameters = ResponseParameters[model].model_validate(  # type: ignore[valid-type]
+        {"attributes": attributes, "excluded_attributes": excluded}
     )
     body = resource.model_dump(scim_ctx=context, response_parameters=parameters)
     headers = {"Location": location} if status == 201 else None
@@ -76,8 +76,8 @@ def _listed(
         items_per_page=len(page.items),
         resources=page.items,
     )
-    parameters = ResponseParameters[model](  # type: ignore[valid-type]
-        attributes=attributes, excluded_attributes=excluded
+    parameters = ResponseParameters[model].model_validate(  # type: ignore[valid-type]
+        {"attributes": attributes, "excluded_attributes": excluded}
     )
     return ScimResponse(listed.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters))
 
@@ -92,9 +92,15 @@ def _write(runtime: Runtime, do: Callable[[Session, datetime], T]) -> T:
 
 @router.get("/Users", summary="List or filter users")
 def list_users(
-    request: Request, runtime: RuntimeDep, source: SourceDep, filter_text: Filter = None,
-    start_index: StartIndex = None, count: Count = None, attributes: Attributes = None, excluded: Excluded = None,
-) -> Response:  # fmt: skip
+    request: Request,
+    runtime: RuntimeDep,
+    source: SourceDep,
+    filter_text: Filter = None,
+    start_index: StartIndex = None,
+    count: Count = None,
+    attributes: Attributes = None,
+    excluded: Excluded = None,
+) -> Response:
     with transaction(runtime.factory) as session:
         page = scim_users.list_users(
             session, source=source, filter_text=filter_text, start_index=start_index, count=count
@@ -104,9 +110,13 @@ def list_users(
 
 @router.get("/Users/{user_id}", summary="Show a user")
 def get_user(
-    user_id: str, request: Request, runtime: RuntimeDep, source: SourceDep,
-    attributes: Attributes = None, excluded: Excluded = None,
-) -> Response:  # fmt: skip
+    user_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    source: SourceDep,
+    attributes: Attributes = None,
+    excluded: Excluded = None,
+) -> Response:
     with transaction(runtime.factory) as session:
         user = scim_users.get_user(session, source=source, user_id=user_id)
     return _shown(request, scim_users.ScimUser, user, Context.RESOURCE_QUERY_RESPONSE, attributes, excluded)
@@ -149,9 +159,15 @@ def delete_user(user_id: str, runtime: RuntimeDep, source: SourceDep) -> Respons
 
 @router.get("/Groups", summary="List or filter groups")
 def list_groups(
-    request: Request, runtime: RuntimeDep, source: SourceDep, filter_text: Filter = None,
-    start_index: StartIndex = None, count: Count = None, attributes: Attributes = None, excluded: Excluded = None,
-) -> Response:  # fmt: skip
+    request: Request,
+    runtime: RuntimeDep,
+    source: SourceDep,
+    filter_text: Filter = None,
+    start_index: StartIndex = None,
+    count: Count = None,
+    attributes: Attributes = None,
+    excluded: Excluded = None,
+) -> Response:
     with transaction(runtime.factory) as session:
         page = scim_groups.list_groups(
             session, source=source, filter_text=filter_text, start_index=start_index, count=count
@@ -161,9 +177,13 @@ def list_groups(
 
 @router.get("/Groups/{group_id}", summary="Show a group")
 def get_group(
-    group_id: str, request: Request, runtime: RuntimeDep, source: SourceDep,
-    attributes: Attributes = None, excluded: Excluded = None,
-) -> Response:  # fmt: skip
+    group_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    source: SourceDep,
+    attributes: Attributes = None,
+    excluded: Excluded = None,
+) -> Response:
     with transaction(runtime.factory) as session:
         group = scim_groups.get_group(session, source=source, group_id=group_id)
     return _shown(request, scim_groups.Group, group, Context.RESOURCE_QUERY_RESPONSE, attributes, excluded)
