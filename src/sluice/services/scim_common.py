@@ -65,25 +65,37 @@ def owner_words(source: str) -> str:
     return {"config": "the config file", "api": "the directory API"}.get(source, f"source {source!r}")
 
 
+class ForeignOwner(UniquenessException):
+    """A source tried to write an identity or group another source owns: a 409 `uniqueness` error for
+    the provider to show, never a silent merge. The refused write is rolled back; the caller records
+    the conflict (`record`) in a transaction of its own, so the audit keeps it."""
+
+    def __init__(self, *, source: str, owner: str, kind: str, name: str, now: datetime) -> None:
+        detail = f"{kind} {name} is owned by {owner_words(owner)}; {owner_words(source)} cannot change it"
+        super().__init__(detail=detail)
+        self.source, self.kind, self.name, self.now = source, kind, name, now
+
+    def record(self, session: Session) -> None:
+        record(
+            session,
+            now=self.now,
+            actor=self.source,
+            action=Action.DIRECTORY_CONFLICT,
+            subject_type=self.kind,
+            subject_id=self.name[:200],
+            reason=self.detail,
+            kind=self.kind,
+            name=self.name,
+            source=self.source,
+        )
+        log.warning("SCIM conflict: %s", self.detail)
+
+
 def refuse_foreign(
     session: Session, *, source: str, owner: str, kind: str, name: str, now: datetime
-) -> UniquenessException:
-    """A source tried to write an identity or group another source owns: audited, and a 409
-    `uniqueness` error for the provider to show, never a silent merge."""
-    detail = f"{kind} {name} is owned by {owner_words(owner)}; {owner_words(source)} cannot change it"
-    record(
-        session,
-        now=now,
-        actor=source,
-        action=Action.DIRECTORY_CONFLICT,
-        subject_type=kind,
-        subject_id=name[:200],
-        reason=detail,
-        kind=kind,
-        name=name,
-    )
-    log.warning("SCIM conflict: %s", detail)
-    return UniquenessException(detail=detail)
+) -> ForeignOwner:
+    del session  # the refused transaction is rolled back; the conflict is recorded after it
+    return ForeignOwner(source=source, owner=owner, kind=kind, name=name, now=now)
 
 
 def validation_failure(exc: ValidationError) -> ScimError:
@@ -156,7 +168,7 @@ def narrowed_records(
             query = query.where(_NARROWING[name] == value)
         elif path.sub_attr is None and name == "externalid":
             query = query.where(ScimRecord.external_id == node.value)
-    return list(session.scalars(query.order_by(ScimRecord.created_at, ScimRecord.id)))
+    return list(session.scalars(query.order_by(ScimRecord.key, ScimRecord.id)))
 
 
 def page_of(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
+from scim2_models import SCIMException
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -23,7 +24,7 @@ SCIM_TOKEN_PREFIX = "slscim_"  # noqa: S105 (a visible marker, not a secret)
 def _source(name: str) -> str:
     try:
         return source_of(name)
-    except ValueError as exc:  # scim2-models' errors are ValueErrors too
+    except SCIMException as exc:
         raise InvalidInput(str(exc)) from exc
 
 

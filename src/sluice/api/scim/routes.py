@@ -18,7 +18,7 @@ from sluice.api.scim.auth import SourceDep
 from sluice.api.scim.responses import ScimResponse, ScimRoute, scim_body
 from sluice.runtime import Runtime
 from sluice.services import scim_groups, scim_users
-from sluice.services.scim_common import Page
+from sluice.services.scim_common import ForeignOwner, Page
 from sluice.store.db import transaction
 
 router = APIRouter(route_class=ScimRoute, tags=["scim"])
@@ -83,8 +83,13 @@ def _listed(
 
 
 def _write(runtime: Runtime, do: Callable[[Session, datetime], T]) -> T:
-    with changing(runtime) as session:
-        return do(session, runtime.clock())
+    try:
+        with changing(runtime) as session:
+            return do(session, runtime.clock())
+    except ForeignOwner as conflict:
+        with transaction(runtime.factory) as session:
+            conflict.record(session)
+        raise
 
 
 # -- Users -----------------------------------------------------------------------------------------
