@@ -108,3 +108,8 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
 @pytest.fixture
 def scim(runtime: Runtime) -> Scim:
     return scim_for(runtime)
+
+
+@pytest.fixture
+def store_without_scim(runtime: Runtime) -> Runtime:
+    return runtime

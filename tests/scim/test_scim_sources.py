@@ -9,8 +9,10 @@ from sqlalchemy import select
 
 from sluice.api.app import create_app
 from sluice.domain.errors import Conflict
+from sluice.runtime import Runtime
 from sluice.services.apply_config import apply_config
 from sluice.services.config_file import parse_config
+from sluice.services.config_source import ConfigError
 from sluice.services.directory import set_identity
 from sluice.services.tokens import create_token
 from sluice.store.db import transaction
@@ -159,3 +161,32 @@ def test_scim_and_api_tokens_are_kept_apart(scim: Scim) -> None:
     assert refused.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
     assert client.get("/scim/v2/Users").status_code == 401
     assert scim.call("GET", "/Users").status_code == 200
+
+
+PAYMENTS_FLOW = """\
+identities:
+  - {email: carol@example.com, groups: [managers]}
+flows:
+  - name: payments
+    requesters: [{attribute: department, is: payments}]
+    targets: [{integration: groups, type: group, permissions: [member]}]
+    approvers: [{group: managers}]
+    max_duration: 1h
+integrations:
+  - {name: groups, kind: builtin_groups, config: {groups: [{name: oncall}]}}
+"""
+
+
+def _apply(runtime: Runtime, text: str) -> None:
+    with transaction(runtime.factory) as session:
+        doc = parse_config(text, "sluice.yaml", session=session)
+        apply_config(session, doc, actor="admin", now=runtime.clock())
+
+
+def test_flows_may_test_scim_attributes_before_anyone_is_pushed(scim: Scim) -> None:
+    _apply(scim.runtime, PAYMENTS_FLOW)
+
+
+def test_without_a_scim_source_an_unknown_attribute_is_still_a_mistake(store_without_scim: Runtime) -> None:
+    with pytest.raises(ConfigError, match="unknown attribute 'department'"):
+        _apply(store_without_scim, PAYMENTS_FLOW)

@@ -31,7 +31,7 @@ from sluice.services.scim_common import (
 )
 from sluice.store.people_queries import record_people_change
 from sluice.store.queries import identity_by_email
-from sluice.store.scim_tables import ScimRecord
+from sluice.store.scim_tables import ScimRecord, ScimToken
 from sluice.store.tables import Group, GroupMember, Identity
 from sluice.store.types import new_id
 
@@ -48,6 +48,13 @@ _ENTERPRISE_ATTRIBUTES = {
     "department": "department",
 }
 _CORE_ATTRIBUTES = {"title": "title", "user_type": "userType", "locale": "locale"}
+SCIM_ATTRIBUTES = frozenset({*_ENTERPRISE_ATTRIBUTES.values(), *_CORE_ATTRIBUTES.values()})
+
+
+def scim_attributes(session: Session) -> frozenset[str]:
+    """The attributes SCIM users may carry, once a SCIM source exists: a flow may test them before the
+    identity provider has pushed anyone."""
+    return SCIM_ATTRIBUTES if session.scalar(select(ScimToken.id).limit(1)) is not None else frozenset()
 
 
 def _email_of(user: ScimUser, source: str) -> str:
