@@ -130,30 +130,30 @@ def _groups_of(session: Session, source: str, identity_ids: Sequence[str]) -> di
     return found
 
 
+def _resource(row: ScimRecord, identity: Identity, groups: list[dict[str, str]]) -> ScimUser:
+    data = {
+        **row.payload,
+        "id": row.id,
+        "meta": {
+            "resourceType": USER,
+            "created": row.created_at.isoformat(),
+            "lastModified": row.updated_at.isoformat(),
+        },
+    }
+    if "active" in row.payload or not identity.active:  # left out by the provider: active
+        data["active"] = identity.active
+    if groups:
+        data["groups"] = groups
+    return ScimUser.model_validate(data)
+
+
 def user_resources(session: Session, records: Sequence[ScimRecord]) -> list[ScimUser]:
     if not records:
         return []
     ids = [r.id for r in records]
     identities = {i.id: i for i in session.scalars(select(Identity).where(Identity.id.in_(ids)))}
     groups = _groups_of(session, records[0].source, ids)
-    resources = []
-    for row in records:
-        identity = identities[row.id]
-        data = {
-            **row.payload,
-            "id": row.id,
-            "meta": {
-                "resourceType": USER,
-                "created": row.created_at.isoformat(),
-                "lastModified": row.updated_at.isoformat(),
-            },
-        }
-        if "active" in row.payload or not identity.active:  # left out by the provider: active
-            data["active"] = identity.active
-        if groups.get(row.id):
-            data["groups"] = groups[row.id]
-        resources.append(ScimUser.model_validate(data))
-    return resources
+    return [_resource(row, identities[row.id], groups.get(row.id, [])) for row in records]
 
 
 def get_user(session: Session, *, source: str, user_id: str) -> ScimUser:
@@ -280,12 +280,11 @@ def _store(
         words = ["created"] if created else [c.removesuffix("_email") for c in changed]
         action = Action.OBJECT_CREATED if created else Action.OBJECT_CHANGED
         _audit(session, source, email, words, now, action=action)
-        session.flush()
         record_people_change(
             session, identity_id=identity.id, reason=f"{source} {', '.join(words)} {email}", now=now
         )
-    session.flush()
-    return user_resources(session, [row])[0]
+    groups = [] if created else _groups_of(session, source, [row.id]).get(row.id, [])
+    return _resource(row, identity, groups)
 
 
 def _audit(
