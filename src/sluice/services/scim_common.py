@@ -91,13 +91,6 @@ class ForeignOwner(UniquenessException):
         log.warning("SCIM conflict: %s", self.detail)
 
 
-def refuse_foreign(
-    session: Session, *, source: str, owner: str, kind: str, name: str, now: datetime
-) -> ForeignOwner:
-    del session  # the refused transaction is rolled back; the conflict is recorded after it
-    return ForeignOwner(source=source, owner=owner, kind=kind, name=name, now=now)
-
-
 def validation_failure(exc: ValidationError) -> ScimError:
     """A pydantic error from a scim2-models validation, as the first SCIM error it holds."""
     return ScimError(Error.from_validation_errors(exc)[0])
@@ -107,7 +100,7 @@ def parse_resource(model: type[ResourceT], body: Any, context: Context) -> Resou
     if not isinstance(body, dict):
         raise ScimError(Error(status=400, scim_type="invalidSyntax", detail="send a JSON object"))
     try:
-        return model.model_validate(_booleans(body, model), scim_ctx=context)
+        return model.model_validate(_booleans(body), scim_ctx=context)
     except ValidationError as exc:
         raise validation_failure(exc) from exc
 
@@ -193,7 +186,7 @@ def page_of(
 _TYPED_VALUE_PATH = re.compile(r'^(\w+)\[type eq "([^"]+)"\]\.(\w+)$', re.IGNORECASE)
 
 
-def _booleans(value: Any, model: type[Any] | None = None) -> Any:
+def _booleans(value: Any) -> Any:
     """Entra ID sends booleans as "True" / "False"; the attributes that hold booleans get real ones."""
     if isinstance(value, dict):
         return {k: _boolean_of(k, v) for k, v in value.items()}

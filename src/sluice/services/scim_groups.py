@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from sluice.events.audit import Action, record
 from sluice.services.scim_common import (
+    ForeignOwner,
     Page,
     ScimError,
     apply_patch,
@@ -26,7 +27,6 @@ from sluice.services.scim_common import (
     parse_filter,
     parse_resource,
     record_of,
-    refuse_foreign,
     taken_key,
 )
 from sluice.services.scim_users import USER
@@ -282,9 +282,7 @@ def _store(
     holder = session.scalar(select(GroupRow).where(GroupRow.name == name))
     if holder is not None and (row is None or holder.id != row.id):
         if holder.source != source:
-            raise refuse_foreign(
-                session, source=source, owner=holder.source, kind="group", name=name, now=now
-            )
+            raise ForeignOwner(source=source, owner=holder.source, kind="group", name=name, now=now)
         if session.get(ScimRecord, holder.id) is not None:
             raise UniquenessException(detail=f"a group named {name!r} exists already in this directory")
     payload = group.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)

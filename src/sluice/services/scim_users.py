@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from sluice.events.audit import Action, record
 from sluice.services.scim_common import (
     SCIM_PREFIX,
+    ForeignOwner,
     Page,
     apply_patch,
     narrowed_records,
@@ -26,7 +27,6 @@ from sluice.services.scim_common import (
     parse_filter,
     parse_resource,
     record_of,
-    refuse_foreign,
     taken_key,
 )
 from sluice.store.people_queries import record_people_change
@@ -216,9 +216,7 @@ def _identity_for(
     own = session.get(Identity, row.id) if row is not None else None
     if holder is not None and holder is not own:
         if holder.source != source:
-            raise refuse_foreign(
-                session, source=source, owner=holder.source, kind="identity", name=email, now=now
-            )
+            raise ForeignOwner(source=source, owner=holder.source, kind="identity", name=email, now=now)
         if session.get(ScimRecord, holder.id) is not None:
             raise UniquenessException(detail=f"another user of this directory has the email {email}")
         return holder  # deleted from SCIM earlier and provisioned again
