@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sluice.store.types import UTCDateTime
@@ -26,6 +38,8 @@ class Base(DeclarativeBase):
 
 class Identity(Base):
     __tablename__ = "identities"
+    # Emails are looked up case-insensitively (`queries.identity_by_email`): on every SCIM push too.
+    __table_args__ = (Index("ix_identities_lower_email", func.lower(text("email"))),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)

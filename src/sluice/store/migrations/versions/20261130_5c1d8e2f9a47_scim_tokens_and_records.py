@@ -1,4 +1,4 @@
-"""SCIM tokens and records
+"""SCIM tokens and records, and identities found by lower(email)
 
 Revision ID: 5c1d8e2f9a47
 Revises: a7c3e9d14b20
@@ -60,10 +60,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_scim_records_source_kind_key", "scim_records", ["source", "kind", "key"], unique=False
     )
+    # identities are looked up by lower(email) on every SCIM push
+    op.create_index("ix_identities_lower_email", "identities", [sa.text("lower(email)")], unique=False)
 
 
 def downgrade() -> None:
     _timeouts()
+    op.drop_index("ix_identities_lower_email", table_name="identities")
     op.drop_index("ix_scim_records_source_kind_key", table_name="scim_records")
     op.drop_index("ix_scim_records_source_kind_external_id", table_name="scim_records")
     op.drop_table("scim_records")
