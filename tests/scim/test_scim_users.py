@@ -57,9 +57,8 @@ def test_okta_deactivates_with_a_pathless_replace(scim: Scim) -> None:
     }
     assert scim.call("PATCH", f"/Users/{user['id']}", body).status_code == 200
     assert _identity(scim, "ben@example.com").active is False
-    assert scim.call(
-        "PATCH", f"/Users/{user['id']}", patch_body({"op": "REPLACE", "value": {"active": "True"}})
-    )
+    back = patch_body({"op": "REPLACE", "value": {"active": "True"}})
+    assert scim.call("PATCH", f"/Users/{user['id']}", back).status_code == 200
     assert _identity(scim, "ben@example.com").active is True
 
 
