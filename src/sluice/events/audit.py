@@ -66,6 +66,7 @@ class Action(StrEnum):
     OBJECT_CHANGED = "admin.changed"
     OBJECT_REMOVED = "admin.removed"
     TOKEN_CREATED = "token.created"  # noqa: S105 (an event name, not a secret)
+    DIRECTORY_CONFLICT = "directory.conflict"  # a source tried to write what another source owns
     INVENTORY_SYNCED = "inventory.synced"
     INVENTORY_SYNC_FAILED = "inventory.sync_failed"
     TAGS_CHANGED = "inventory.tags_changed"
@@ -108,6 +109,7 @@ ALLOWED_DETAILS = frozenset(
         "via",  # the token or session an API caller acted through, e.g. token:tok_3f9a0c1d2e4b
         "worker",  # the worker id (host:pid) that took over a claim
         "previous_worker",  # the worker whose claim lapsed
+        "source",  # the directory source (config, scim:okta) an event is about
     }
 )
 
