@@ -109,6 +109,15 @@ def test_repeated_bad_tokens_lock_the_address_out(strict) -> None:  # type: igno
     assert client.get("/healthz").status_code == 200  # health checks are not API calls
 
 
+def test_bad_scim_tokens_lock_the_address_out_too(strict) -> None:  # type: ignore[no-untyped-def]
+    client, _tokens = strict
+    for number in range(5):
+        assert client.get("/scim/v2/Users", headers=_bearer(f"wrong-{number}")).status_code == 401
+    locked = client.get("/scim/v2/Users", headers=_bearer("wrong-again"))
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) >= 1
+    assert locked.headers["cache-control"] == "no-store"
+
+
 def test_rate_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLUICE_MAX_BODY_BYTES", "2048")
     monkeypatch.setenv("SLUICE_RATE_PER_TOKEN", "30")

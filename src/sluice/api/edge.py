@@ -35,7 +35,8 @@ DOCS_CSP = (
     b"img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
 )
 HSTS = (b"strict-transport-security", b"max-age=31536000")
-MAX_TRACKED_KEYS = 50_000  # buckets kept per limiter; the least recently used go first
+MAX_TRACKED_KEYS = 50_000
+GUARDED = ("/api/", "/scim/")  # what rate limits, lockout and no-store cover  # buckets kept per limiter; the least recently used go first
 
 
 def _positive(name: str, default: float) -> float:
@@ -214,11 +215,16 @@ class EdgeMiddleware:
             done_acting(acting)
 
     def _refusal(self, scope: Scope, address: str) -> tuple[float, str] | None:
-        if not scope.get("path", "").startswith("/api/"):
+        """Bad-token lockout on the API and SCIM; rate limits on the API only (an identity provider
+        provisioning thousands of people through SCIM must not be slowed to a person's pace)."""
+        path = scope.get("path", "")
+        if not path.startswith(GUARDED):
             return None
         locked = self.failures.locked(address)
         if locked:
             return locked, "too many requests with a bad token from this address; wait and try again"
+        if not path.startswith("/api/"):
+            return None
         token = _token_key(scope)
         wait = self.by_token.take(token) if token else 0.0
         if wait:
@@ -243,7 +249,7 @@ class EdgeMiddleware:
                 names = {key.lower() for key, _ in headers}
                 extra = [h for h in API_HEADERS if h[0] not in names]
                 extra.append((b"content-security-policy", DOCS_CSP if docs else API_CSP))
-                if path.startswith("/api/"):  # personal data and credentials: never kept by a cache
+                if path.startswith(GUARDED):  # personal data and credentials: never kept by a cache
                     extra.append((b"cache-control", b"no-store"))
                 if scope.get("scheme") == "https":
                     extra.append(HSTS)
