@@ -35,8 +35,8 @@ DOCS_CSP = (
     b"img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
 )
 HSTS = (b"strict-transport-security", b"max-age=31536000")
-MAX_TRACKED_KEYS = 50_000
-GUARDED = ("/api/", "/scim/")  # what rate limits, lockout and no-store cover  # buckets kept per limiter; the least recently used go first
+MAX_TRACKED_KEYS = 50_000  # buckets kept per limiter; the least recently used go first
+GUARDED = ("/api/", "/scim/")  # what the lockout and no-store cover (rate limits: /api/ only)
 
 
 def _positive(name: str, default: float) -> float:
