@@ -151,7 +151,7 @@ def test_flows_identities_groups_integrations(api: Api) -> None:
     assert api.get("alice", "/flows/oncall").json() == flow
     problem(api.get("alice", "/flows/nope"), 404)
 
-    people = api.get("alice", "/identities").json()
+    people = api.get("root", "/identities").json()
     assert people["total"] == 5
     bob = next(p for p in people["items"] if p["email"] == email("bob"))
     assert bob == {
@@ -162,7 +162,9 @@ def test_flows_identities_groups_integrations(api: Api) -> None:
         "groups": ["leads"],
         "attributes": {"team": "platform"},
     }
-    assert api.get("alice", f"/identities/{email('BOB')}").json() == bob
+    assert api.get("root", f"/identities/{email('BOB')}").json() == bob
+    # Others' attributes are for those who read everything.
+    assert api.get("alice", f"/identities/{email('BOB')}").json() == {**bob, "attributes": {}}
     problem(api.get("alice", "/identities/nobody@example.com"), 404)
 
     groups = api.get("alice", "/groups").json()
@@ -213,5 +215,7 @@ def test_sync_target_failure_is_502(api: Api, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(BuiltinGroupsConnector, "discover", unreachable)
     body = problem(api.post("root", "/integrations/groups/sync"), 502)
     assert body["detail"] == "groups: connection refused"
-    [integration] = api.get("alice", "/integrations").json()["items"]
+    [integration] = api.get("root", "/integrations").json()["items"]
     assert integration["last_sync_error"] == "groups: connection refused"
+    [as_seen_by_alice] = api.get("alice", "/integrations").json()["items"]
+    assert as_seen_by_alice["last_sync_error"] is None  # a target's errors name its hosts

@@ -63,8 +63,10 @@ def test_check_is_for_admins_and_says_what_is_wrong(api: Api) -> None:
     assert (down["ok"], down["reachable"]) == (False, False)
     assert down["problems"][0].startswith("cannot connect") and down["seconds"] < 5
     problem(api.post("root", "/integrations/down-cache/sync"), 502)
-    after = api.get("alice", "/integrations/down-cache/status").json()
+    after = api.get("root", "/integrations/down-cache/status").json()
     assert after["reachable"] is False and after["last_error"].startswith("sync: ")
+    as_seen_by_alice = api.get("alice", "/integrations/down-cache/status").json()
+    assert as_seen_by_alice["reachable"] is False and as_seen_by_alice["last_error"] is None
     problem(api.post("root", "/integrations/nope/check"), 404)
 
 

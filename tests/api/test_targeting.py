@@ -157,6 +157,22 @@ def test_tag_injection_refusals(api: Api) -> None:
     problem(put(api, "root", "/resources/pg/app/public/logs/tags", {"tags": {}, "extra": 1}), 422)
 
 
+def test_one_resource_cannot_grow_past_its_tag_cap_a_few_tags_at_a_time(api: Api) -> None:
+    logs = "/resources/pg/app/public/logs/tags"
+    for start in range(0, 200, 50):
+        batch = {
+            "changes": [
+                {"resource": "pg/app/public/logs", "set": {f"k{n}": "v" for n in range(start, start + 50)}}
+            ]
+        }
+        assert api.post("root", "/tags/batch", batch).status_code == 200
+    one_more = {"changes": [{"resource": "pg/app/public/logs", "set": {"last": "straw"}}]}
+    assert "at most 200 are allowed" in problem(api.post("root", "/tags/batch", one_more), 422)["detail"]
+    # Replacing the tags with fewer is always possible, and so is changing a value already there.
+    assert put(api, "root", logs, {"tags": {"k1": "changed"}}).status_code == 200
+    assert api.post("root", "/tags/batch", one_more).status_code == 200
+
+
 def test_batch_is_atomic(api: Api) -> None:
     ok = api.post(
         "root",

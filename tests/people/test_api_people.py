@@ -41,6 +41,11 @@ def test_directory_changes_through_the_api_are_re_evaluated(api: Api) -> None:
     response = patch(api, "root", f"/identities/{email('alice')}", {"attributes": {"department": "risk"}})
     assert response.status_code == 200, response.text
     assert response.json()["attributes"] == {"department": "risk"}
+    # Attributes are for those who read everything, and for the person themselves.
+    assert api.get("alice", f"/identities/{email('alice')}").json()["attributes"] == {"department": "risk"}
+    assert api.get("dave", f"/identities/{email('alice')}").json()["attributes"] == {}
+    listed = {i["email"]: i for i in api.get("dave", "/identities").json()["items"]}
+    assert listed[email("alice")]["attributes"] == {} and listed[email("alice")]["groups"]
     api.work()
     assert api.get("alice", f"/requests/{request['id']}").json()["state"] == "active"
     # Alice leaves the engineers group: what she holds through the flow is taken away, with the reason.

@@ -119,7 +119,12 @@ def resource_views(session: Session, resources: Sequence[Resource]) -> list[Reso
     ]
 
 
-def identity_views(session: Session, identities: Sequence[Identity], now: datetime) -> list[IdentityView]:
+def identity_views(
+    session: Session, identities: Sequence[Identity], now: datetime, *, private_to: str | None = None
+) -> list[IdentityView]:
+    """With `private_to` (the id of a viewer who may not read everything), other people's attributes
+    (department, employee number, cost centre…) are left out: names, managers and groups are what a
+    person needs to see who approves what."""
     groups = reads.group_names_by_identity(session, identities, now)
     return [
         IdentityView(
@@ -128,7 +133,7 @@ def identity_views(session: Session, identities: Sequence[Identity], now: dateti
             active=i.active,
             manager=i.manager_email,
             groups=groups.get(i.id, []),
-            attributes=dict(i.attributes or {}),
+            attributes=dict(i.attributes or {}) if private_to in (None, i.id) else {},
         )
         for i in identities
     ]
@@ -150,14 +155,15 @@ def group_views(session: Session, groups: Sequence[Group], now: datetime) -> lis
     ]
 
 
-def integration_view(integration: Integration) -> IntegrationView:
+def integration_view(integration: Integration, *, with_errors: bool = True) -> IntegrationView:
+    """Errors from a target name its hosts and accounts: only those who read everything see them."""
     return IntegrationView(
         name=integration.name,
         kind=integration.kind,
         owner=integration.owner,
         sync_interval_seconds=integration.sync_interval_seconds,
         last_sync_at=integration.last_sync_at,
-        last_sync_error=integration.last_sync_error,
+        last_sync_error=integration.last_sync_error if with_errors else None,
         resource_count=integration.resource_count,
     )
 

@@ -30,6 +30,7 @@ from sluice.store.targeting_tables import DISCOVERED, ResourceTag
 TAG_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}$")
 MAX_VALUE = 500
 MAX_BATCH = 10_000
+MAX_TAGS_PER_RESOURCE = 200  # tags of one resource, discovered and injected together
 _CHUNK = 500
 
 
@@ -205,6 +206,7 @@ def apply_tag_changes(
             deletes.add(key)
     source = injected_source(actor)
     current = _current_tags(session, list(merged))
+    _within_cap(merged, current, replace=replace)
     set_count = deleted = 0
     for resource_id, (sets, deletes) in merged.items():
         have = current.get(resource_id, {})
@@ -243,6 +245,25 @@ def apply_tag_changes(
     )
     session.flush()
     return result
+
+
+def _within_cap(
+    merged: dict[str, tuple[dict[str, str], set[str]]],
+    current: dict[str, dict[str, ResourceTag]],
+    *,
+    replace: bool,
+) -> None:
+    """Refuse, before any write, a change that would leave a resource with more tags than the cap: a
+    caller adding a few tags a call cannot grow one resource without bound."""
+    for resource_id, (sets, deletes) in merged.items():
+        have = current.get(resource_id, {})
+        kept = {k for k, t in have.items() if not (replace and t.source != DISCOVERED and k not in sets)}
+        removed = {k for k in deletes if k in have and have[k].discovered_value is None}
+        total = len((kept - removed) | set(sets))
+        if total > MAX_TAGS_PER_RESOURCE:
+            raise InvalidInput(
+                f"resource {resource_id} would hold {total} tags; at most {MAX_TAGS_PER_RESOURCE} are allowed"
+            )
 
 
 def _remove_injected(session: Session, resource_id: str, tags: Sequence[ResourceTag], now: datetime) -> int:

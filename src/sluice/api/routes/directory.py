@@ -9,9 +9,14 @@ from sluice.api.params import EmailPath, Limit, NamePath, Offset
 from sluice.api.schemas import GroupPage, GroupView, IdentityPage, IdentityView
 from sluice.api.views import group_views, identity_views
 from sluice.services import reads
+from sluice.services.tokens import Caller
 from sluice.store.db import transaction
 
 router = APIRouter(tags=["directory"])
+
+
+def _private_to(caller: Caller) -> str | None:
+    return None if caller.role.reads_everything else caller.identity.id
 
 
 @router.get("/identities", response_model=IdentityPage, summary="List identities")
@@ -20,13 +25,15 @@ def list_identities(
 ) -> IdentityPage:
     with transaction(runtime.factory) as session:
         page = reads.list_identities(session, limit=limit, offset=offset)
-        return IdentityPage(items=identity_views(session, page.items, runtime.clock()), total=page.total)
+        views = identity_views(session, page.items, runtime.clock(), private_to=_private_to(caller))
+        return IdentityPage(items=views, total=page.total)
 
 
 @router.get("/identities/{email:path}", response_model=IdentityView, summary="Show one identity")
 def show_identity(email: EmailPath, runtime: RuntimeDep, caller: CallerDep) -> IdentityView:
     with transaction(runtime.factory) as session:
-        return identity_views(session, [reads.identity(session, email)], runtime.clock())[0]
+        found = [reads.identity(session, email)]
+        return identity_views(session, found, runtime.clock(), private_to=_private_to(caller))[0]
 
 
 @router.get("/groups", response_model=GroupPage, summary="List groups and their members")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -14,6 +15,7 @@ from sluice.services.integration_status import (
     integration_status,
     integration_statuses,
 )
+from sluice.services.tokens import Caller
 from sluice.store.db import transaction
 
 router = APIRouter(tags=["inventory"])
@@ -54,9 +56,8 @@ class IntegrationCheckView(BaseModel):
 )
 def list_status(runtime: RuntimeDep, caller: CallerDep) -> IntegrationStatusList:
     with transaction(runtime.factory) as session:
-        return IntegrationStatusList(
-            items=[IntegrationStatusView(**s.as_dict()) for s in integration_statuses(session)]
-        )
+        statuses = integration_statuses(session)
+    return IntegrationStatusList(items=[_status_view(s.as_dict(), caller) for s in statuses])
 
 
 @router.get(
@@ -64,7 +65,15 @@ def list_status(runtime: RuntimeDep, caller: CallerDep) -> IntegrationStatusList
 )
 def show_status(name: NamePath, runtime: RuntimeDep, caller: CallerDep) -> IntegrationStatusView:
     with transaction(runtime.factory) as session:
-        return IntegrationStatusView(**integration_status(session, name).as_dict())
+        status = integration_status(session, name)
+    return _status_view(status.as_dict(), caller)
+
+
+def _status_view(status: dict[str, Any], caller: Caller) -> IntegrationStatusView:
+    """Errors from a target name its hosts and accounts: only those who read everything see them."""
+    if not caller.role.reads_everything:
+        status = {**status, "last_sync_error": None, "last_error": None}
+    return IntegrationStatusView(**status)
 
 
 @router.post(

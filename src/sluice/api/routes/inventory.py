@@ -50,7 +50,10 @@ def show_resource(ref: RefPath, runtime: RuntimeDep, caller: CallerDep) -> Resou
 @router.get("/integrations", response_model=IntegrationList, summary="List integrations")
 def list_integrations(runtime: RuntimeDep, caller: CallerDep) -> IntegrationList:
     with transaction(runtime.factory) as session:
-        return IntegrationList(items=[integration_view(i) for i in reads.list_integrations(session)])
+        errors = caller.role.reads_everything
+        return IntegrationList(
+            items=[integration_view(i, with_errors=errors) for i in reads.list_integrations(session)]
+        )
 
 
 @router.post("/integrations/{name}/sync", response_model=SyncView, summary="Discover resources now (admin)")
