@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.services.connector_hub import ConnectorHub
 from sluice.services.secrets import SecretBox
+from sluice.services.signin.provider import OpenIdProvider
+from sluice.services.signin.settings import SignInSettings
 from sluice.settings import Settings
 from sluice.store.db import make_engine, make_session_factory
 
@@ -35,17 +37,21 @@ class Runtime:
     wake: threading.Event = field(default_factory=threading.Event)
     # The time source every use case reads; tests put a clock they move by hand here.
     clock: Callable[[], datetime] = utc_now
+    # The OpenID Provider people sign in with; None when sign-in is not configured (API tokens only).
+    signin: OpenIdProvider | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         engine = make_engine(settings.database_url)
         factory = make_session_factory(engine)
+        signin_settings = SignInSettings.from_env()
         return cls(
             settings=settings,
             engine=engine,
             factory=factory,
             hub=ConnectorHub(factory),
             box=SecretBox.load(settings.home, settings.secret_key),
+            signin=OpenIdProvider(signin_settings) if signin_settings else None,
         )
 
     def notify_work(self, session: Session) -> None:

@@ -17,6 +17,7 @@ from sluice.api.routes import grants as grant_routes
 from sluice.api.routes import integration_status as status_routes
 from sluice.api.routes import people as people_routes
 from sluice.api.routes import reports as report_routes
+from sluice.api.routes import signin as signin_routes
 from sluice.runtime import Runtime
 
 API_PREFIX = "/api/v1"
@@ -46,6 +47,7 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
     api.include_router(report_routes.router)
     app.include_router(meta.health_router)
     app.include_router(ops.router)
+    app.include_router(signin_routes.router)
     app.include_router(api)
     return app
 

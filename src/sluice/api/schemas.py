@@ -59,6 +59,8 @@ class Me(BaseModel):
     name: str
     admin: bool
     groups: list[str]
+    signed_in_with: str = Field(description="`token` (an API token) or the sign-in: `web`, `cli`, `device`")
+    expires_at: datetime | None = Field(default=None, description="when this session ends (tokens: never)")
 
 
 class GrantView(BaseModel):

@@ -25,8 +25,14 @@ def _digest(token: str) -> str:
 
 @dataclass(frozen=True)
 class Caller:
+    """Who is calling and how: an API token (`method="token"`) or a sign-in session (`web`, `cli`,
+    `device`), which ends at `expires_at`."""
+
     identity: Identity
     is_admin: bool
+    method: str = "token"
+    expires_at: datetime | None = None
+    session_id: str | None = None
 
 
 def create_token(session: Session, *, email: str, admin: bool, actor: str, now: datetime) -> str:

@@ -304,5 +304,6 @@ class WebhookDelivery(Base):
 
 
 # Tags, bundles and scopes live in their own module; importing it here completes the metadata.
+from sluice.store import auth_tables as _auth_tables  # noqa: E402,F401
 from sluice.store import people_tables as _people_tables  # noqa: E402,F401
 from sluice.store import targeting_tables as _targeting_tables  # noqa: E402,F401

@@ -23,4 +23,11 @@ def whoami(runtime: RuntimeDep, caller: CallerDep) -> Me:
     with transaction(runtime.factory) as session:
         identity = me(session, caller)
         groups = sorted(group_names_of(session, identity.id, runtime.clock()))
-        return Me(email=identity.email, name=identity.name, admin=caller.is_admin, groups=groups)
+        return Me(
+            email=identity.email,
+            name=identity.name,
+            admin=caller.is_admin,
+            groups=groups,
+            signed_in_with=caller.method,
+            expires_at=caller.expires_at,
+        )
