@@ -151,10 +151,13 @@ def callback(
     code: str | None = Query(default=None, max_length=4000),
     error: str | None = Query(default=None, max_length=200),
     error_description: str | None = Query(default=None, max_length=1000),
+    iss: str | None = Query(default=None, max_length=2000),
 ) -> Response:
     provider = _provider(runtime)
     now = runtime.clock()
     try:
+        if iss is not None and iss != provider.metadata().issuer:  # RFC 9207: a mixed-up answer
+            raise SignInRefused(f"this answer comes from another identity provider ({iss})")
         if error:
             said = f": {error_description}" if error_description else ""
             raise SignInRefused(f"the identity provider refused the sign-in ({error}){said}")

@@ -127,11 +127,10 @@ def claim_attempt(
     attempt = session.scalar(select(LoginAttempt).where(LoginAttempt.state_hash == digest(state)))
     if attempt is None or attempt.kind == "device":
         raise SignInRefused("this sign-in is not known here (mismatched state); start again")
-    if attempt.kind == "web" and (
-        binding is None
-        or attempt.browser_hash is None
-        or not hmac.compare_digest(digest(binding), attempt.browser_hash)
-    ):
+    if attempt.used_at is not None:
+        raise SignInRefused("this sign-in was already completed once (a replayed answer); start again")
+    bound = binding is not None and hmac.compare_digest(digest(binding), attempt.browser_hash or "")
+    if attempt.kind == "web" and not bound:
         raise SignInRefused(
             "this sign-in was started in another browser (state does not match this browser); start again"
         )

@@ -36,7 +36,7 @@ def open_session(
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     row = SignInSession(
         id=new_id("ses"),
-        identity_id=identity.id,
+        identity=identity,
         token_hash=digest(token),
         method=method,
         admin=admin,
