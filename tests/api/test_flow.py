@@ -17,7 +17,14 @@ def test_health_needs_no_token(api: Api) -> None:
 
 def test_me(api: Api) -> None:
     body = api.get("alice", "/me").json()
-    assert body == {"email": email("alice"), "name": "Alice", "admin": False, "groups": ["engineers"]}
+    assert body == {
+        "email": email("alice"),
+        "name": "Alice",
+        "admin": False,
+        "groups": ["engineers"],
+        "signed_in_with": "token",
+        "expires_at": None,
+    }
     assert api.get("root", "/me").json()["admin"] is True
 
 

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,6 +89,9 @@ def make_signin(tmp_path: Path, provider: RunningProvider, **changes: Any) -> It
         yield SignIn(client=client, runtime=runtime, provider=provider, clock=clock, tokens=tokens)
     oidc.close()
     runtime.engine.dispose()
+
+
+sluice_signing_in = contextmanager(make_signin)
 
 
 @pytest.fixture

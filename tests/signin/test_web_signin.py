@@ -13,7 +13,7 @@ from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent, Group, GroupMember, Identity
 from tests.api.conftest import problem
 from tests.oidc_provider import RunningProvider
-from tests.signin.conftest import SignIn, make_signin
+from tests.signin.conftest import SignIn, sluice_signing_in
 
 ASK = {"resources": ["groups/oncall"], "permission": "member", "duration": "1h", "reason": "incident 7"}
 SAME_SITE = {"X-Requested-With": "sluice"}
@@ -118,7 +118,7 @@ def test_an_unknown_person_is_refused_unless_new_people_are_allowed(
 ) -> None:
     _refused(signin.sign_in("mallory@example.com"), "not in Sluice's directory")
 
-    for allowing in make_signin(tmp_path / "open", openid_provider, create_unknown=True):
+    with sluice_signing_in(tmp_path / "open", openid_provider, create_unknown=True) as allowing:
         assert allowing.sign_in("mallory@example.com").status_code == 200
         me = allowing.client.get("/api/v1/me").json()
         assert me["email"] == "mallory@example.com" and me["name"] == "Mallory"
@@ -168,6 +168,6 @@ def test_sign_in_off_is_a_clear_not_found(signin: SignIn) -> None:
 def test_the_cookie_is_secure_when_sluice_is_served_over_https(
     tmp_path: Path, openid_provider: RunningProvider
 ) -> None:
-    for secure in make_signin(tmp_path, openid_provider, public_url="https://sluice.test"):
+    with sluice_signing_in(tmp_path, openid_provider, public_url="https://sluice.test") as secure:
         login = secure.client.get("/auth/login", follow_redirects=False)
         assert "secure" in login.headers["set-cookie"].lower()
