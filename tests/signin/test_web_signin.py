@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import select
 
 from sluice.api.auth import SESSION_COOKIE
-from sluice.store.auth_tables import SignInSession
+from sluice.store.auth_tables import LoginAttempt, SignInSession
 from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent, Group, GroupMember, Identity
 from tests.api.conftest import problem
@@ -171,3 +171,30 @@ def test_the_cookie_is_secure_when_sluice_is_served_over_https(
     with sluice_signing_in(tmp_path, openid_provider, public_url="https://sluice.test") as secure:
         login = secure.client.get("/auth/login", follow_redirects=False)
         assert "secure" in login.headers["set-cookie"].lower()
+
+
+def test_an_admin_ends_every_session_of_a_person(signin: SignIn) -> None:
+    assert signin.sign_in("alice@example.com").status_code == 200
+    alices = signin.client.cookies.get(SESSION_COOKIE)
+    signin.client.cookies.clear()
+
+    as_bob = {"Authorization": f"Bearer {signin.tokens['bob']}"}
+    problem(signin.client.delete("/api/v1/identities/alice@example.com/sessions", headers=as_bob), 403)
+    as_root = {"Authorization": f"Bearer {signin.tokens['root']}"}
+    ended = signin.client.delete("/api/v1/identities/alice@example.com/sessions", headers=as_root)
+    assert ended.status_code == 200 and ended.json() == {"ended": 1}
+
+    signin.client.cookies.set(SESSION_COOKIE, alices)
+    problem(signin.client.get("/api/v1/me"), 401)
+    missing = signin.client.delete("/api/v1/identities/nobody@example.com/sessions", headers=as_root)
+    problem(missing, 404)
+
+
+def test_old_attempts_and_sessions_are_cleared_by_later_sign_ins(signin: SignIn) -> None:
+    signin.start()  # abandoned at the provider
+    assert signin.sign_in("bob@example.com").status_code == 200
+    signin.clock.advance(days=8)
+    signin.start()
+    with transaction(signin.runtime.factory) as session:
+        assert session.scalars(select(SignInSession)).all() == []
+        assert len(session.scalars(select(LoginAttempt)).all()) == 1  # the one just started

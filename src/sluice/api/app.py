@@ -45,6 +45,7 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
     api.include_router(grant_routes.router)
     api.include_router(people_routes.router)
     api.include_router(report_routes.router)
+    api.include_router(signin_routes.sessions_router)
     app.include_router(meta.health_router)
     app.include_router(ops.router)
     app.include_router(signin_routes.router)

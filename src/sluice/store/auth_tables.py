@@ -49,7 +49,7 @@ class SignInSession(Base):
     method: Mapped[str] = mapped_column(String(10))
     admin: Mapped[bool]
     created_at: Mapped[datetime]
-    expires_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
     revoked_at: Mapped[datetime | None]
 
     identity: Mapped[Identity] = relationship()

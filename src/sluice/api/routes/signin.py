@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
-from sluice.api.auth import SESSION_COOKIE, CredentialDep, RuntimeDep
+from sluice.api.auth import SESSION_COOKIE, AdminDep, CredentialDep, RuntimeDep
 from sluice.domain.errors import InvalidInput, NotFound
 from sluice.events.audit import Action, record
 from sluice.runtime import Runtime
@@ -29,11 +29,13 @@ from sluice.services.signin.flows import (
 )
 from sluice.services.signin.id_tokens import SignInRefused
 from sluice.services.signin.provider import OpenIdProvider
-from sluice.services.signin.sessions import end_session, is_session_token
+from sluice.services.signin.sessions import end_session, end_sessions_of, is_session_token
 from sluice.store.auth_tables import SignInSession
 from sluice.store.db import transaction
 
 router = APIRouter(prefix="/auth", tags=["sign-in"])
+# Under /api/v1, beside the directory: an administrator ends a person's sessions.
+sessions_router = APIRouter(tags=["sign-in"])
 
 LOGIN_COOKIE = "sluice_login"
 LOGIN_COOKIE_PATH = "/auth"
@@ -77,6 +79,10 @@ class DevicePoll(BaseModel):
 
 class DevicePending(BaseModel):
     status: str = "authorization_pending"
+
+
+class SessionsEnded(BaseModel):
+    ended: int
 
 
 def _provider(runtime: Runtime) -> OpenIdProvider:
@@ -270,3 +276,12 @@ def device_token(runtime: RuntimeDep, body: DevicePoll) -> SessionView | JSONRes
     except SignInRefused as exc:
         _refused(runtime, exc, now)
         raise
+
+
+@sessions_router.delete(
+    "/identities/{email}/sessions", response_model=SessionsEnded, summary="End a person's sessions (admin)"
+)
+def end_sessions(email: str, runtime: RuntimeDep, caller: AdminDep) -> SessionsEnded:
+    with transaction(runtime.factory) as session:
+        ended = end_sessions_of(session, email=email, actor=caller.identity.email, now=runtime.clock())
+    return SessionsEnded(ended=ended)

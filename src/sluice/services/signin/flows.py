@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from sluice.domain.errors import InvalidInput
@@ -74,6 +74,7 @@ def begin_browser_sign_in(
         raise SignInRefused("the provider does not support PKCE with S256, which Sluice requires")
     state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(64)
     binding = None if cli_challenge else secrets.token_urlsafe(32)
+    forget_finished(session, now=now)
     if cli_challenge is not None and not 43 <= len(cli_challenge) <= 128:
         raise InvalidInput("code_challenge must be an S256 PKCE challenge (43 characters)")
     session.add(
@@ -105,6 +106,13 @@ def begin_browser_sign_in(
         params["login_hint"] = login_hint[:320]
     endpoint = metadata.authorization_endpoint
     return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}", binding
+
+
+def forget_finished(session: Session, *, now: datetime) -> None:
+    """Attempts past their time and sessions ended a week ago are of no use: each new sign-in
+    clears them (one indexed delete), so neither table grows without bound."""
+    session.execute(delete(LoginAttempt).where(LoginAttempt.expires_at < now))
+    session.execute(delete(SignInSession).where(SignInSession.expires_at < now - timedelta(days=7)))
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from sluice.domain.errors import NotAuthenticated
+from sluice.domain.errors import NotAuthenticated, NotFound
 from sluice.events.audit import Action, record
 from sluice.services.tokens import Caller
 from sluice.store.auth_tables import SignInSession
+from sluice.store.queries import identity_by_email
 from sluice.store.tables import Identity
 from sluice.store.types import new_id
 
@@ -104,11 +105,25 @@ def end_session(session: Session, *, token: str, now: datetime) -> bool:
     return True
 
 
-def end_sessions_of(session: Session, *, identity_id: str, now: datetime) -> int:
-    """End every open session of a person (an administrator's lever, or a deactivation)."""
+def end_sessions_of(session: Session, *, email: str, actor: str, now: datetime) -> int:
+    """End every open session of a person at once (an administrator's lever); how many ended."""
+    identity = identity_by_email(session, email)
+    if identity is None:
+        raise NotFound(f"no identity {email!r}")
     result = session.execute(
         update(SignInSession)
-        .where(SignInSession.identity_id == identity_id, SignInSession.revoked_at.is_(None))
+        .where(SignInSession.identity_id == identity.id, SignInSession.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    ended = int(getattr(result, "rowcount", 0) or 0)
+    record(
+        session,
+        now=now,
+        actor=actor,
+        action=Action.SIGNED_OUT,
+        subject_type="identity",
+        subject_id=identity.email,
+        kind="all",
+        removed=ended,
+    )
+    return ended

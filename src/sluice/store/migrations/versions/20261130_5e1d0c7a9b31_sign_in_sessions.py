@@ -78,10 +78,12 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_sign_in_sessions_identity_id"), "sign_in_sessions", ["identity_id"], unique=False
     )
+    op.create_index(op.f("ix_sign_in_sessions_expires_at"), "sign_in_sessions", ["expires_at"], unique=False)
 
 
 def downgrade() -> None:
     _timeouts()
+    op.drop_index(op.f("ix_sign_in_sessions_expires_at"), table_name="sign_in_sessions")
     op.drop_index(op.f("ix_sign_in_sessions_identity_id"), table_name="sign_in_sessions")
     op.drop_table("sign_in_sessions")
     op.drop_index(op.f("ix_login_attempts_expires_at"), table_name="login_attempts")
