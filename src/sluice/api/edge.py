@@ -162,6 +162,10 @@ async def _problem(send: Send, status: int, title: str, detail: str, path: str, 
     await send({"type": "http.response.body", "body": body})
 
 
+# The API and sign-in (whose unauthenticated starts write a row each) are rate limited.
+LIMITED_PREFIXES = ("/api/", "/auth/")
+
+
 class EdgeMiddleware:
     def __init__(
         self, app: ASGIApp, *, limits: EdgeLimits, clock: Callable[[], float] = time.monotonic
@@ -209,7 +213,7 @@ class EdgeMiddleware:
         await self.app(scope, body.receive, guarded_send)
 
     def _refusal(self, scope: Scope, address: str) -> tuple[float, str] | None:
-        if not scope.get("path", "").startswith("/api/"):
+        if not scope.get("path", "").startswith(LIMITED_PREFIXES):
             return None
         locked = self.failures.locked(address)
         if locked:

@@ -124,6 +124,8 @@ def _device_sign_in(api: ApiClient) -> dict[str, Any]:
         )
         if "token" in answer:
             return answer
+        if answer.get("status") == "slow_down":  # RFC 8628 3.5
+            interval += 5
     raise CliError(
         "the device code expired before the sign-in was approved; run `sluice login --device` again"
     )

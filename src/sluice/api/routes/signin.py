@@ -78,7 +78,7 @@ class DevicePoll(BaseModel):
 
 
 class DevicePending(BaseModel):
-    status: str = "authorization_pending"
+    status: str = Field(description="`authorization_pending`, or `slow_down`: poll 5 s less often")
 
 
 class SessionsEnded(BaseModel):
@@ -266,8 +266,8 @@ def device_token(runtime: RuntimeDep, body: DevicePoll) -> SessionView | JSONRes
         with transaction(runtime.factory) as session:
             device_code = device.device_code_for(session, runtime.box, poll_token=body.poll_token, now=now)
         claims = device.poll_provider(provider, device_code, now=now)
-        if claims is None:
-            return JSONResponse(DevicePending().model_dump(), status_code=202)
+        if isinstance(claims, str):
+            return JSONResponse(DevicePending(status=claims).model_dump(), status_code=202)
         with transaction(runtime.factory) as session:
             token, row = device.finish_device_sign_in(
                 session, provider, claims, poll_token=body.poll_token, now=now

@@ -83,15 +83,16 @@ def device_code_for(session: Session, box: SecretBox, *, poll_token: str, now: d
     return box.open(attempt.sealed_device_code or "")
 
 
-def poll_provider(provider: OpenIdProvider, device_code: str, *, now: datetime) -> dict[str, Any] | None:
-    """The verified claims once the person approved; None while they have not yet. Calls the
-    provider: outside any transaction."""
+def poll_provider(provider: OpenIdProvider, device_code: str, *, now: datetime) -> dict[str, Any] | str:
+    """The verified claims once the person approved; while they have not, the provider's word for
+    it (`authorization_pending`, or `slow_down`: poll less often). Calls the provider: outside any
+    transaction."""
     status, body = provider.token({"grant_type": DEVICE_GRANT, "device_code": device_code})
     if status == 200:
         return claims_from_tokens(provider, body, nonce=None, now=now)
     error = body.get("error")
-    if error in PENDING_ERRORS:
-        return None
+    if isinstance(error, str) and error in PENDING_ERRORS:
+        return error
     if error == "access_denied":
         raise SignInRefused("the sign-in was denied at the provider")
     if error == "expired_token":
