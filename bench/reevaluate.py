@@ -340,7 +340,7 @@ def connector_floor(params: dict[str, Any], database: str, prefix: str, count: i
         role_prefix=prefix,
         databases=[database],
     )
-    connector = PostgresConnector("pg", config, ConnectorContext())
+    connector = PostgresConnector("pg", config, ConnectorContext(installation="bench-install"))
     start = time.perf_counter()
     for principal, grant_id in roles:
         connector.revoke(

@@ -95,14 +95,16 @@ class DocumentStore:
         principal = str(body["principal"])
         with self.lock:
             account = self.accounts.get(principal)
-            if account is not None and (account["grant_id"], account["integration"]) != (
+            if account is not None and _owner(account) != (
                 body["grant_id"],
                 body.get("integration"),
+                body.get("installation"),
             ):
                 raise Refused(409, "that principal belongs to another grant")
             salt = secrets.token_bytes(16)
             self.accounts[principal] = {
                 "integration": body.get("integration"),
+                "installation": body.get("installation"),
                 "grant_id": body["grant_id"],
                 "salt": salt,
                 "hash": _hash_password(body["secret"], salt),
@@ -121,16 +123,21 @@ class DocumentStore:
                 return {"revoked": False}  # already gone: that is success
             if body.get("grant_id") and account["grant_id"] != body["grant_id"]:
                 raise Refused(409, "that principal belongs to another grant")
+            if account["installation"] not in (None, body.get("installation")):
+                raise Refused(409, "that principal belongs to another installation of Sluice")
             self.remove_account(principal)
         return {"revoked": True}
 
     def list_managed(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self.lock:  # only the accounts this integration made: two may share one endpoint
+        # Only the accounts this integration of this installation made (or accounts made before calls
+        # named their installation): two integrations, or two installations, may share one endpoint.
+        with self.lock:
             return {
                 "principals": [
                     {"principal": p, "grant_id": a["grant_id"]}
                     for p, a in self.accounts.items()
                     if a["integration"] == body.get("integration")
+                    and a["installation"] in (None, body.get("installation"))
                 ]
             }
 
@@ -157,6 +164,10 @@ class DocumentStore:
     def allows(self, account: dict[str, Any], path: tuple[str, ...], write: bool) -> bool:
         covered = path[: len(account["path"])] == account["path"]
         return covered and (not write or account["permission"] in ("write", "admin"))
+
+
+def _owner(account: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return account["grant_id"], account["integration"], account["installation"]
 
 
 OPERATIONS = {

@@ -11,12 +11,12 @@ from datetime import datetime
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.domain.states import Actual, Desired, grant_state
 from sluice.store.db import transaction
-from sluice.store.queries import grant_needs_work
+from sluice.store.queries import grant_work_due
 from sluice.store.tables import Grant, Integration
 
 TARGET_OPERATIONS = Counter(
@@ -36,9 +36,15 @@ TARGET_RETRIES = Counter(
 )
 REVOCATION_LAG = Histogram(
     "sluice_revocation_lag_seconds",
-    "From a grant's end time until its access is gone from the target.",
+    "From when a revoke was decided (a grant's end time, or the moment an early revoke was asked) "
+    "until its access is gone from the target.",
     ["integration"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
+)
+CLAIM_TAKEOVERS = Counter(
+    "sluice_claim_takeovers_total",
+    "Grant rows taken over from a worker whose claim lapsed (it died or lost the store).",
+    ["integration"],
 )
 ORPHANS_REMOVED = Counter(
     "sluice_orphans_removed_total",
@@ -65,11 +71,14 @@ class StoreCollector(Collector):
             "sluice_grants", "Grants by derived state and integration.", labels=["integration", "state"]
         )
         depth = GaugeMetricFamily(
-            "sluice_queue_depth", "Grant rows whose target work is due now.", labels=["integration"]
+            "sluice_queue_depth",
+            "Grant rows whose target work is due now, held by a worker or waiting for one.",
+            labels=["integration"],
         )
         overdue = GaugeMetricFamily(
             "sluice_oldest_overdue_revoke_seconds",
-            "Seconds since the end time of the oldest grant whose access is not yet gone (0 if none).",
+            "Seconds since the oldest revoke not yet done was decided: a grant's end time, or the moment "
+            "an early revoke was asked (0 if none).",
             labels=["integration"],
         )
         with transaction(self.factory) as session:
@@ -94,22 +103,26 @@ class StoreCollector(Collector):
                 row[0]: int(row[1])
                 for row in session.execute(
                     select(Grant.integration_id, func.count())
-                    .where(grant_needs_work(now))
+                    .where(grant_work_due(now))
                     .group_by(Grant.integration_id)
                 )
             }
-            still_there = or_(
-                Grant.desired == Desired.ACTIVE,
-                and_(Grant.desired == Desired.REVOKED, Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN])),
-            )
-            oldest = {
-                row[0]: row[1]
-                for row in session.execute(
-                    select(Grant.integration_id, func.min(Grant.ends_at))
-                    .where(still_there, Grant.ends_at <= now)
-                    .group_by(Grant.integration_id)
-                )
-            }
+            oldest: dict[str, datetime] = {}
+            decided = func.coalesce(Grant.revoke_requested_at, Grant.ends_at)
+            due_since = [
+                # Ended in the store, not yet in the target: since the revoke was decided.
+                select(Grant.integration_id, func.min(decided))
+                .where(Grant.desired == Desired.REVOKED, Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN]))
+                .group_by(Grant.integration_id),
+                # Past its end time and not even ended in the store yet.
+                select(Grant.integration_id, func.min(Grant.ends_at))
+                .where(Grant.desired == Desired.ACTIVE, Grant.ends_at <= now)
+                .group_by(Grant.integration_id),
+            ]
+            for query in due_since:
+                for integration_id, since in session.execute(query):
+                    if since is not None and (integration_id not in oldest or since < oldest[integration_id]):
+                        oldest[integration_id] = since
         for (integration, state), count in sorted(counts.items()):
             by_state.add_metric([integration, state], count)
         for integration_id, name in sorted(names.items(), key=lambda item: item[1]):

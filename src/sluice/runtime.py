@@ -19,6 +19,7 @@ from sluice.services.signin.provider import OpenIdProvider
 from sluice.services.signin.settings import SignInSettings
 from sluice.settings import Settings
 from sluice.store.db import make_engine, make_session_factory
+from sluice.store.work_signal import raise_work_signal
 
 WORK_CHANNEL = "sluice_work"
 
@@ -50,15 +51,18 @@ class Runtime:
             engine=engine,
             factory=factory,
             hub=ConnectorHub(factory),
-            box=SecretBox.load(settings.home, settings.secret_key),
+            box=SecretBox.load(settings.home, settings.secret_key, settings.old_secret_keys),
             signin=OpenIdProvider(signin_settings) if signin_settings else None,
         )
 
     def notify_work(self, session: Session) -> None:
-        """Tell workers something changed: in this process at once; on PostgreSQL, workers in other
-        processes hear it when the caller's transaction commits."""
+        """Tell workers something changed: in this process at once; in other processes when the
+        caller's transaction commits (on PostgreSQL by a notice, on SQLite by the work signal that a
+        worker polls every second)."""
         if self.engine.dialect.name == "postgresql":
             session.execute(text(f"NOTIFY {WORK_CHANNEL}"))
+        else:
+            raise_work_signal(session)
         self.wake.set()
 
 

@@ -28,8 +28,10 @@ def _count(name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class Tuning:
-    # How long a worker holds a claimed row before another worker may take it over.
-    claim_lease: timedelta = timedelta(minutes=2)
+    # How long a claim lasts without renewal. A live worker renews its claims every third of this
+    # (`worker/claims.ClaimHeartbeat`), however long a target call takes; a dead worker's claims are
+    # taken over by another worker once this has passed since its last renewal.
+    claim_lease: timedelta = timedelta(seconds=6)
     # Capped exponential backoff between attempts on one row.
     backoff_base: timedelta = timedelta(seconds=1)
     backoff_cap: timedelta = timedelta(seconds=60)
@@ -49,7 +51,7 @@ class Tuning:
     @classmethod
     def from_env(cls) -> Tuning:
         return cls(
-            claim_lease=timedelta(seconds=_seconds("SLUICE_CLAIM_LEASE_SECONDS", 120)),
+            claim_lease=timedelta(seconds=_seconds("SLUICE_CLAIM_LEASE_SECONDS", 6)),
             backoff_base=timedelta(seconds=_seconds("SLUICE_BACKOFF_BASE_SECONDS", 1)),
             backoff_cap=timedelta(seconds=_seconds("SLUICE_BACKOFF_CAP_SECONDS", 60)),
             revoke_failed_after=timedelta(seconds=_seconds("SLUICE_REVOKE_FAILED_AFTER_SECONDS", 1200)),

@@ -110,6 +110,46 @@ def test_injected_tags_survive_discovery_and_keep_their_source(api: Api) -> None
     }
 
 
+def test_clearing_an_injected_tag_brings_the_discovered_value_back_at_once(api: Api) -> None:
+    """An injected value overrides a discovered one without erasing it: clearing the injected tags
+    puts the discovered value back in effect at once, not at the next inventory sync."""
+    orders = "pg/app/public/orders"
+
+    def tags_of(path: str) -> dict[str, tuple[str, str, str | None]]:
+        shown = api.get("alice", "/tags", resource=path).json()["tags"]
+        return {t["key"]: (t["value"], t["source"], t["discovered_value"]) for t in shown}
+
+    assert tags_of(orders) == {"pii": ("true", "discovered", "true")}
+    overridden = put(api, "root", f"/resources/{orders}/tags", {"tags": {"pii": "false"}})
+    assert overridden.status_code == 200, overridden.text
+    assert tags_of(orders) == {"pii": ("false", "api:root@example.com", "true")}
+    assert orders not in requestable_paths(api)
+    # A sync while it is overridden updates the discovered value underneath, not the effective one.
+    discover(api.runtime, [*BASE_INVENTORY[:3], table("public", "orders", pii="yes"), *BASE_INVENTORY[4:]])
+    assert tags_of(orders) == {"pii": ("false", "api:root@example.com", "yes")}
+    discover(api.runtime, [*BASE_INVENTORY[:3], table("public", "orders"), *BASE_INVENTORY[4:]])
+    assert tags_of(orders) == {"pii": ("false", "api:root@example.com", None)}
+    discover(api.runtime, BASE_INVENTORY)
+    assert tags_of(orders) == {"pii": ("false", "api:root@example.com", "true")}
+    cleared = put(api, "root", f"/resources/{orders}/tags", {"tags": {}})
+    assert cleared.status_code == 200, cleared.text
+    assert [(t["key"], t["value"], t["source"]) for t in cleared.json()["tags"]] == [
+        ("pii", "true", "discovered")
+    ]
+    assert orders in requestable_paths(api)
+    # Deleting through a batch removes only an injected value; a discovered one follows the target.
+    api.post("root", "/tags/batch", {"changes": [{"resource": orders, "set": {"pii": "no"}}]})
+    deleted = api.post("root", "/tags/batch", {"changes": [{"resource": orders, "delete": ["pii"]}]})
+    assert deleted.json() == {"resources": 1, "set": 0, "deleted": 1}
+    again = api.post("root", "/tags/batch", {"changes": [{"resource": orders, "delete": ["pii"]}]})
+    assert again.json() == {"resources": 1, "set": 0, "deleted": 0}
+    assert tags_of(orders) == {"pii": ("true", "discovered", "true")}
+    # An injected tag with nothing discovered under it goes away entirely.
+    put(api, "root", "/resources/pg/app/public/logs/tags", {"tags": {"pii": "true"}})
+    put(api, "root", "/resources/pg/app/public/logs/tags", {"tags": {}})
+    assert tags_of("pg/app/public/logs") == {}
+
+
 def test_tag_injection_refusals(api: Api) -> None:
     assert put(api, "alice", "/resources/pg/app/public/logs/tags", {"tags": {}}).status_code == 403
     problem(put(api, "root", "/resources/pg/app/nope/tags", {"tags": {"a": "b"}}), 404)
@@ -124,12 +164,12 @@ def test_batch_is_atomic(api: Api) -> None:
         {
             "changes": [
                 {"resource": "pg/app/public/logs", "set": {"pii": "true", "class": "c1"}},
-                {"resource": "pg/app/public/orders", "delete": ["pii"]},
+                {"resource": "pg/app/public/orders", "set": {"pii": "false"}},
             ]
         },
     )
     assert ok.status_code == 200, ok.text
-    assert ok.json() == {"resources": 2, "set": 2, "deleted": 1}
+    assert ok.json() == {"resources": 2, "set": 3, "deleted": 0}
     assert requestable_paths(api) == ["pg/app/public/logs", "pg/app/sales/leads"]
     # One change names a missing resource: nothing at all is applied.
     bad = api.post(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from typer.testing import CliRunner, Result
 
+from sluice.cli.client import ApiClient
 from sluice.cli.main import app
+from tests.api.conftest import Api, make_api
+from tests.conftest import Clock
 
 Invoke = Callable[..., Result]
 
@@ -18,7 +22,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "home"
     monkeypatch.setenv("SLUICE_HOME", str(path))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no stored `sluice login` session
-    for name in ("SLUICE_DATABASE_URL", "SLUICE_SECRET_KEY", "SLUICE_TOKEN", "SLUICE_URL"):
+    for name in (
+        "SLUICE_DATABASE_URL",
+        "SLUICE_SECRET_KEY",
+        "SLUICE_OLD_SECRET_KEYS",
+        "SLUICE_TOKEN",
+        "SLUICE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     return path
 
@@ -39,3 +49,18 @@ def assert_clean_failure(result: Result, code: int = 1) -> None:
     assert result.stderr.startswith("error: "), result.stderr
     assert "Traceback" not in result.output
     assert result.stdout == ""
+
+
+def api_in_process(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch, *commands: ModuleType
+) -> Iterator[Api]:
+    """The API on a SQLite store, served in-process to the client of each command module given."""
+    for served in make_api(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, clock):
+        transport = served.client._transport
+
+        def client(url: str | None, token: str | None, transport: object = transport) -> ApiClient:
+            return ApiClient("http://testserver", token or "", transport=transport)  # type: ignore[arg-type]
+
+        for module in commands:
+            monkeypatch.setattr(module.ApiClient, "from_options", staticmethod(client))
+        yield served

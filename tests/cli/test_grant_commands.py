@@ -11,26 +11,18 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from sluice.cli import grant_commands, output
-from sluice.cli.client import ApiClient
 from sluice.cli.main import app
-from tests.api.conftest import Api, email, make_api
+from tests.api.conftest import Api, email
 from tests.api.grant_fixtures import mixed_grants
-from tests.cli.conftest import assert_clean_failure
+from tests.cli.conftest import api_in_process, assert_clean_failure
 from tests.conftest import Clock
 
 
 @pytest.fixture
 def api(tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    for served in make_api(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, clock):
-        transport = served.client._transport
-
-        def client(url: str | None, token: str | None, transport: object = transport) -> ApiClient:
-            return ApiClient("http://testserver", token or "", transport=transport)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(grant_commands.ApiClient, "from_options", staticmethod(client))
-        # A wide terminal of its own: no folded cells, whatever width other tests left the shared one at.
-        monkeypatch.setattr(output, "console", Console(width=300, highlight=False, soft_wrap=False))
-        yield served
+    # A wide terminal of its own: no folded cells, whatever width other tests left the shared one at.
+    monkeypatch.setattr(output, "console", Console(width=300, highlight=False, soft_wrap=False))
+    yield from api_in_process(tmp_path, clock, monkeypatch, grant_commands)
 
 
 @pytest.fixture

@@ -13,23 +13,15 @@ import pytest
 from typer.testing import CliRunner
 
 from sluice.cli import report_commands
-from sluice.cli.client import ApiClient
 from sluice.cli.main import app
-from tests.api.conftest import Api, email, make_api, problem
-from tests.cli.conftest import assert_clean_failure
+from tests.api.conftest import Api, email, problem
+from tests.cli.conftest import api_in_process, assert_clean_failure
 from tests.conftest import Clock
 
 
 @pytest.fixture
 def api(tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    for served in make_api(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, clock):
-        transport = served.client._transport
-
-        def client(url: str | None, token: str | None, transport: object = transport) -> ApiClient:
-            return ApiClient("http://testserver", token or "", transport=transport)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(report_commands.ApiClient, "from_options", staticmethod(client))
-        yield served
+    yield from api_in_process(tmp_path, clock, monkeypatch, report_commands)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The pieces `sluice up/server/worker` are made of: the PostgreSQL notice listener and shutdown."""
+"""The pieces `sluice up/server/worker` are made of: the PostgreSQL notice listener, the SQLite work
+signal poller and shutdown."""
 
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ import pytest
 from psycopg import sql
 
 from sluice.cli.errors import CliError
-from sluice.cli.serving import WorkNoticeListener, ensure_port_free
+from sluice.cli.serving import WorkNoticeListener, WorkSignalPoller, ensure_port_free
 from sluice.runtime import WORK_CHANNEL
+from sluice.store.db import make_engine, make_session_factory, transaction
+from sluice.store.tables import Base
+from sluice.store.work_signal import raise_work_signal
+from tests.target_servers import free_port
 
 SLUICE = str(Path(sys.executable).with_name("sluice"))
 
@@ -42,6 +47,26 @@ def test_listener_wakes_the_worker_on_each_notice(make_pg_database: Callable[[st
         listener.stop()
 
 
+def test_poller_wakes_the_worker_when_another_process_raises_the_signal(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine, other = make_engine(url), make_engine(url)  # the other stands for another process
+    Base.metadata.create_all(engine)
+    wake = threading.Event()
+    poller = WorkSignalPoller(make_session_factory(engine), wake)
+    poller.start()
+    try:
+        assert not wake.wait(2.5), "nothing changed: the poller does not wake the worker"
+        for _ in range(2):
+            with transaction(make_session_factory(other)) as session:
+                raise_work_signal(session)
+            assert wake.wait(3), "a change committed elsewhere wakes the worker within a second or so"
+            wake.clear()
+    finally:
+        poller.stop()
+        engine.dispose()
+        other.dispose()
+
+
 def test_a_busy_port_is_refused_before_anything_starts() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -51,13 +76,13 @@ def test_a_busy_port_is_refused_before_anything_starts() -> None:
             ensure_port_free("127.0.0.1", port)
 
 
-@pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM])
-def test_up_stops_cleanly_on_a_signal(tmp_path: Path, stop_with: signal.Signals) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def run_up_until_healthy(
+    tmp_path: Path, port: int, stop_with: signal.Signals, *, extra_env: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """Start `sluice up` on its own SLUICE_HOME, wait until it answers /healthz, stop it with a signal;
+    returns its exit code and what it wrote to stderr."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-    env["SLUICE_HOME"] = str(tmp_path / "home")
+    env |= {"SLUICE_HOME": str(tmp_path / "home"), **(extra_env or {})}
     process = subprocess.Popen(
         [SLUICE, "up", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -76,37 +101,23 @@ def test_up_stops_cleanly_on_a_signal(tmp_path: Path, stop_with: signal.Signals)
         if process.poll() is None:
             process.kill()
             process.wait()
-    text = err.decode()
-    assert process.returncode == 0, text
+    return process.returncode, err.decode()
+
+
+@pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM])
+def test_up_stops_cleanly_on_a_signal(tmp_path: Path, stop_with: signal.Signals) -> None:
+    code, text = run_up_until_healthy(tmp_path, free_port(), stop_with)
+    assert code == 0, text
     assert "worker stopped" in text
     assert "Traceback" not in text
 
 
 def test_json_log_mode_prints_only_json(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-    env |= {"SLUICE_HOME": str(tmp_path / "home"), "SLUICE_LOG_FORMAT": "json"}
-    process = subprocess.Popen(
-        [SLUICE, "up", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    port = free_port()
+    _code, text = run_up_until_healthy(
+        tmp_path, port, signal.SIGTERM, extra_env={"SLUICE_LOG_FORMAT": "json"}
     )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.communicate()[1].decode()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    records = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
+    records = [json.loads(line) for line in text.splitlines() if line.strip()]
     started = [r for r in records if r.get("url") == f"http://127.0.0.1:{port}"]
     assert started and "sluice.db" in started[0]["store"]
     assert not any("SLUICE_TOKEN" in r["msg"] for r in records)  # no demo hint outside the demo

@@ -75,6 +75,15 @@ def test_db_upgrade_then_apply_plan_and_dry_run(invoke: Invoke, tmp_path: Path) 
     }
 
 
+def test_db_upgrade_shows_the_installation_id_which_stays_the_same(invoke: Invoke) -> None:
+    first = invoke("db", "upgrade", "--json")
+    assert first.exit_code == 0, first.output
+    installation = json.loads(first.stdout)["installation"]
+    assert re.fullmatch(r"[0-9a-f]{16}", installation)
+    again = invoke("db", "upgrade")
+    assert again.exit_code == 0 and f"installation {installation})" in again.stdout
+
+
 def test_apply_bad_file_lists_every_problem_and_applies_nothing(invoke: Invoke, tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text(BAD)

@@ -38,7 +38,7 @@ def unit(connector: HttpConnector, path: str = f"{NAME}/billing/invoices") -> Ac
 
 def connector_for(url: str, secret_file: Path, **extra: Any) -> HttpConnector:
     config = HttpConfig(url=url, secret=SecretRef(file=str(secret_file)), **extra)
-    return HttpConnector(NAME, config, ConnectorContext())
+    return HttpConnector(NAME, config, ConnectorContext(installation="test-install"))
 
 
 @pytest.fixture

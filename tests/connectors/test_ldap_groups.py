@@ -85,7 +85,7 @@ def test_the_last_member_of_a_group_of_names(harness: LdapHarness, slapd: Slapd)
     assert caught.value.retryable is True  # fixable in the config; the revoke keeps being retried
     placeholder = f"cn=empty,{slapd.base}"
     config = harness.config.model_copy(update={"empty_group_member": placeholder})
-    LdapGroupsConnector(NAME, config, ConnectorContext()).revoke(unit)
+    LdapGroupsConnector(NAME, config, ConnectorContext(installation="test-install")).revoke(unit)
     assert members(slapd, group) == {placeholder.lower()}
 
 
@@ -97,7 +97,7 @@ def test_users_can_be_found_by_search(harness: LdapHarness, slapd: Slapd) -> Non
             "user_search": {"base_dn": f"ou=people,{slapd.base}", "filter": "(mail={email})"},
         }
     )
-    by_search = LdapGroupsConnector(NAME, config, ConnectorContext())
+    by_search = LdapGroupsConnector(NAME, config, ConnectorContext(installation="test-install"))
     assert (
         by_search.principal_for("gr_1", "hopper@example.com").lower() == f"uid=hopper,ou=people,{slapd.base}"
     )
@@ -111,7 +111,7 @@ def test_list_managed_is_only_this_integrations_records(harness: LdapHarness) ->
     unit = unit_for(harness)
     harness.connector.grant(unit)
     assert any(m.grant_id == unit.grant_id for m in harness.connector.list_managed())
-    other = LdapGroupsConnector("other-ldap", harness.config, ConnectorContext())
+    other = LdapGroupsConnector("other-ldap", harness.config, ConnectorContext(installation="test-install"))
     assert all(m.grant_id != unit.grant_id for m in other.list_managed())
     harness.connector.revoke(unit)
 
@@ -158,3 +158,32 @@ def test_an_rdn_survives_the_trip_through_a_path(value: str) -> None:
 def test_server_escapes_and_ours_mean_the_same() -> None:
     assert ldap_dn.unescape(r"team \22a\22\3B b\2C c \C3\A9") == 'team "a"; b, c é'
     assert ldap_dn.same_dn(r"cn=team \"a\"\; b,dc=X", r"CN=team \22a\22\3B b,dc=x")
+
+
+def test_a_legacy_record_is_listed_as_legacy_and_still_revoked(harness: LdapHarness, slapd: Slapd) -> None:
+    """A bookkeeping record written before records named their installation."""
+    unit = unit_for(harness)
+    details = harness.connector.grant(unit)
+    conn = slapd.admin()
+    record_dn = f"cn={unit.grant_id},{harness.config.state_dn}"
+    legacy = f"sluice grant {unit.grant_id} added yes attribute {details['attribute']} integration {NAME}"
+    conn.modify(record_dn, {"description": [(ldap3.MODIFY_REPLACE, [legacy])]})
+    conn.unbind()
+    theirs = LdapGroupsConnector(NAME, harness.config, ConnectorContext(installation="staging-copy"))
+    for connector in (harness.connector, theirs):
+        found = [m for m in connector.list_managed() if m.grant_id == unit.grant_id]
+        assert [m.legacy for m in found] == [True]
+    harness.connector.revoke(unit)
+    assert not harness.can_use(unit, details)
+    assert unit.grant_id not in {m.grant_id for m in harness.connector.list_managed()}
+
+
+def test_another_installations_record_is_not_listed_nor_revoked(harness: LdapHarness) -> None:
+    unit = unit_for(harness)
+    details = harness.connector.grant(unit)
+    theirs = LdapGroupsConnector(NAME, harness.config, ConnectorContext(installation="staging-copy"))
+    assert unit.grant_id not in {m.grant_id for m in theirs.list_managed()}
+    theirs.revoke(unit)  # nothing of that installation's: nothing to take away
+    assert harness.can_use(unit, details)
+    harness.connector.revoke(unit)
+    assert not harness.can_use(unit, details)

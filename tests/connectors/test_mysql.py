@@ -13,9 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from sluice.connectors.base import AccessUnit, ConnectorContext, SecretRef
+from sluice.connectors.base import AccessUnit, ConnectorContext, ManagedPrincipal, SecretRef
 from sluice.connectors.mysql import MySQLConfig, MySQLConnector
 from sluice.connectors.mysql_sql import database_pattern, native_password_hash, quote_identifier
+from sluice.connectors.support import integration_tag
 from sluice.domain.errors import TargetError
 from tests.connectors.conformance.mysql import MySQLHarness, mysql_harness
 
@@ -152,7 +153,7 @@ def test_list_managed_reads_the_name_and_ignores_lookalike_accounts(harness: MyS
     managed = harness.connector.list_managed()
     assert [m.principal for m in managed] == [unit.principal]
     assert managed[0].grant_id == unit.grant_id
-    other = MySQLConnector("other-mysql", harness.config, ConnectorContext())
+    other = MySQLConnector("other-mysql", harness.config, ConnectorContext(installation="test-install"))
     assert other.list_managed() == []
     harness.connector.revoke(unit)
     with harness.admin() as conn, conn.cursor() as cur:
@@ -191,7 +192,7 @@ def test_admin_secrets_never_show_in_errors(harness: MySQLHarness, monkeypatch: 
     config = harness.config.model_copy(
         update={"user": "hunter2-secret", "password": SecretRef(env="SLUICE_TEST_MYSQL_PASSWORD")}
     )
-    bad = MySQLConnector(NAME, config, ConnectorContext())
+    bad = MySQLConnector(NAME, config, ConnectorContext(installation="test-install"))
     with pytest.raises(TargetError) as caught:
         bad.list_managed()
     assert "hunter2" not in str(caught.value) and caught.value.retryable is True
@@ -209,9 +210,25 @@ def test_check_says_what_a_weak_admin_account_lacks(harness: MySQLHarness) -> No
             config = harness.config.model_copy(
                 update={"user": weak, "password": SecretRef(env="SLUICE_TEST_WEAK")}
             )
-            problems = MySQLConnector(NAME, config, ConnectorContext()).check()
+            problems = MySQLConnector(NAME, config, ConnectorContext(installation="test-install")).check()
         text = " ".join(problems)
         assert "CREATE USER" in text and "CONNECTION ADMIN" in text and "GRANT OPTION" in text
     finally:
         with harness.admin() as conn, conn.cursor() as cur:
             cur.execute("DROP USER %s@'%%'", (weak,))
+
+
+def test_a_legacy_account_is_listed_as_legacy_and_still_revoked(harness: MySQLHarness) -> None:
+    """An account named before names carried the installation (`{prefix}{integration tag}_{grant}`)."""
+    grant_id = f"gr_{secrets.token_hex(6)}"
+    legacy_name = f"{harness.config.user_prefix}{integration_tag(NAME)}_{grant_id[3:]}"
+    with harness.admin() as conn, conn.cursor() as cur:
+        cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (legacy_name, secrets.token_urlsafe(12)))
+    try:
+        listed = [m for m in harness.connector.list_managed() if m.grant_id == grant_id]
+        assert listed == [ManagedPrincipal(legacy_name, grant_id, legacy=True)]
+        harness.connector.revoke(AccessUnit(grant_id, legacy_name, "", "", "", ""))
+        assert grant_id not in {m.grant_id for m in harness.connector.list_managed()}
+    finally:
+        with harness.admin() as conn, conn.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS %s@'%%'", (legacy_name,))

@@ -114,7 +114,11 @@ def _config(admin_params: dict[str, Any], **overrides: Any) -> PostgresConfig:
 
 @pytest.fixture(scope="module")
 def connector(admin_params: dict[str, Any], target_db: str) -> PostgresConnector:
-    return PostgresConnector(INTEGRATION, _config(admin_params, databases=[target_db]), ConnectorContext())
+    return PostgresConnector(
+        INTEGRATION,
+        _config(admin_params, databases=[target_db]),
+        ConnectorContext(installation="test-install"),
+    )
 
 
 def make_unit(
@@ -360,7 +364,7 @@ def test_valid_until_is_the_end_plus_the_margin_whatever_the_session_time_zone(
     """The admin URL sets the session time zone to Auckland: the explicit UTC offset must still win."""
     monkeypatch.setenv("SLUICE_TEST_PG_URL", _url(admin_params, options="-c TimeZone=Pacific/Auckland"))
     config = _config(admin_params, url=SecretRef(env="SLUICE_TEST_PG_URL"), expiry_margin_seconds=90)
-    conn_ = PostgresConnector(INTEGRATION, config, ConnectorContext())
+    conn_ = PostgresConnector(INTEGRATION, config, ConnectorContext(installation="test-install"))
     ends_at = datetime(2031, 7, 1, 12, 30, 15, 250000, tzinfo=UTC)
     unit = make_unit(conn_, _path(target_db, "app", "orders"), ends_at=ends_at)
     conn_.grant(unit)
@@ -519,10 +523,66 @@ def test_list_managed_finds_login_roles_of_this_integration_only(
     managed = connector.list_managed()
     assert ManagedPrincipal(principal=unit.principal, grant_id=unit.grant_id) in managed
     assert all(not m.principal.startswith(PREFIX + "p_") for m in managed)
-    other = PostgresConnector("other-pg", connector.config, ConnectorContext())
+    other = PostgresConnector("other-pg", connector.config, ConnectorContext(installation="test-install"))
     assert unit.principal not in {m.principal for m in other.list_managed()}
     connector.revoke(unit)
     assert unit.principal not in {m.principal for m in connector.list_managed()}
+
+
+def _comment(admin_params: dict[str, Any], role: str) -> str | None:
+    with _admin(admin_params) as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s", [role]
+        ).fetchone()
+    return row[0] if row else None
+
+
+def _set_comment(admin_params: dict[str, Any], role: str, comment: str) -> None:
+    with _admin(admin_params) as conn:
+        conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(role), sql.Literal(comment)))
+
+
+def test_another_installations_login_is_neither_listed_nor_touched(
+    connector: PostgresConnector, target_db: str, admin_params: dict[str, Any]
+) -> None:
+    unit = make_unit(connector, _path(target_db, "app", "orders"))
+    details = connector.grant(unit)
+    assert f"installation test-install integration {INTEGRATION}" in (
+        _comment(admin_params, unit.principal) or ""
+    )
+    theirs = PostgresConnector(INTEGRATION, connector.config, ConnectorContext(installation="staging-copy"))
+    assert unit.grant_id not in {m.grant_id for m in theirs.list_managed()}
+    for action in (theirs.revoke, theirs.grant):
+        with pytest.raises(TargetError) as caught:
+            action(unit)
+        assert caught.value.retryable is False
+    with login(details, unit) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    connector.revoke(unit)
+
+
+def test_a_legacy_login_is_listed_as_legacy_and_adopted_when_granted_again(
+    connector: PostgresConnector, target_db: str, admin_params: dict[str, Any]
+) -> None:
+    """A login made before markers named their installation: every installation lists it as legacy
+    (the orphan service decides whose it is); granting it again writes this installation's marker."""
+    unit = make_unit(connector, _path(target_db, "app", "orders"))
+    connector.grant(unit)
+    _set_comment(admin_params, unit.principal, f"sluice grant {unit.grant_id} integration {INTEGRATION}")
+    theirs = PostgresConnector(INTEGRATION, connector.config, ConnectorContext(installation="staging-copy"))
+    legacy = ManagedPrincipal(principal=unit.principal, grant_id=unit.grant_id, legacy=True)
+    assert legacy in connector.list_managed()
+    assert legacy in theirs.list_managed()
+
+    details = connector.grant(unit)
+    assert ManagedPrincipal(unit.principal, unit.grant_id) in connector.list_managed()
+    assert unit.grant_id not in {m.grant_id for m in theirs.list_managed()}
+    with login(details, unit) as conn:
+        assert conn.execute("SELECT count(*) FROM app.orders").fetchone() == (2,)
+
+    _set_comment(admin_params, unit.principal, f"sluice grant {unit.grant_id} integration {INTEGRATION}")
+    connector.revoke(unit)  # a grant made before the upgrade is still revoked by the worker
+    assert role_row(admin_params, unit.principal) is None
 
 
 @pytest.mark.parametrize(
@@ -556,7 +616,7 @@ def test_a_missing_table_is_a_lasting_error(connector: PostgresConnector, target
 
 def test_an_unreachable_server_is_a_retryable_error(admin_params: dict[str, Any], target_db: str) -> None:
     config = _config(admin_params, port=_closed_port(), connect_timeout_seconds=2)
-    down = PostgresConnector(INTEGRATION, config, ConnectorContext())
+    down = PostgresConnector(INTEGRATION, config, ConnectorContext(installation="test-install"))
     unit = make_unit(down, _path(target_db, "app", "orders"))
     started = time.monotonic()
     actions = [
@@ -577,7 +637,9 @@ def test_an_unreachable_server_is_a_retryable_error(admin_params: dict[str, Any]
 def test_admin_secrets_never_show_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLUICE_TEST_BAD_URL", "postgresql://admin:hunter2%zz@127.0.0.1:5432/postgres")
     bad = PostgresConnector(
-        INTEGRATION, PostgresConfig(url=SecretRef(env="SLUICE_TEST_BAD_URL")), ConnectorContext()
+        INTEGRATION,
+        PostgresConfig(url=SecretRef(env="SLUICE_TEST_BAD_URL")),
+        ConnectorContext(installation="test-install"),
     )
     with pytest.raises(TargetError) as caught:
         bad.list_managed()
@@ -592,7 +654,7 @@ def test_check_is_empty_on_a_good_config(connector: PostgresConnector) -> None:
 
 def test_check_reports_a_missing_database(admin_params: dict[str, Any]) -> None:
     config = _config(admin_params, databases=["sluice_no_such_db"])
-    problems = PostgresConnector(INTEGRATION, config, ConnectorContext()).check()
+    problems = PostgresConnector(INTEGRATION, config, ConnectorContext(installation="test-install")).check()
     assert problems and "sluice_no_such_db" in problems[0]
 
 
@@ -659,7 +721,7 @@ def test_passwords_and_valid_until_hold_on_a_scram_server(scram_server: dict[str
         role_prefix=PREFIX,
         expiry_margin_seconds=0,
     )
-    scram = PostgresConnector("scram-pg", config, ConnectorContext())
+    scram = PostgresConnector("scram-pg", config, ConnectorContext(installation="test-install"))
     assert scram.check() == []
     path = "scram-pg/postgres/public/notes"
     with psycopg.connect(

@@ -12,8 +12,9 @@ import pytest
 import redis
 from pydantic import ValidationError
 
-from sluice.connectors.base import AccessUnit, ConnectorContext, SecretRef
+from sluice.connectors.base import AccessUnit, ConnectorContext, ManagedPrincipal, SecretRef
 from sluice.connectors.redis_acl import RedisConfig, RedisConnector
+from sluice.connectors.support import integration_tag
 from sluice.domain.errors import TargetError
 from tests.connectors.conformance.redis import RedisHarness, redis_harness
 
@@ -28,7 +29,7 @@ def harness(redis_server: dict[str, Any]) -> Iterator[RedisHarness]:
 
 def connector(harness: RedisHarness, **changes: Any) -> RedisConnector:
     config = RedisConfig.model_validate({**harness.config.model_dump(), **changes})
-    return RedisConnector(NAME, config, ConnectorContext())
+    return RedisConnector(NAME, config, ConnectorContext(installation="test-install"))
 
 
 def grant(conn: RedisConnector, path: str, permission: str) -> tuple[AccessUnit, redis.Redis]:
@@ -135,7 +136,7 @@ def test_users_that_are_not_the_grants_are_never_touched(harness: RedisHarness) 
             harness.connector.revoke(AccessUnit(**{**unit.__dict__, "principal": principal}))
         assert caught.value.retryable is False
     assert harness.admin().acl_getuser("default") is not None
-    other = RedisConnector("other-redis", harness.config, ConnectorContext())
+    other = RedisConnector("other-redis", harness.config, ConnectorContext(installation="test-install"))
     harness.connector.grant(unit)
     assert unit.principal not in {m.principal for m in other.list_managed()}
     harness.connector.revoke(unit)
@@ -166,8 +167,23 @@ def test_a_wrong_admin_password_is_retryable_and_never_shown(
         harness.config.model_copy(
             update={"username": "nobody", "password": SecretRef(env="SLUICE_TEST_BAD_REDIS")}
         ),
-        ConnectorContext(),
+        ConnectorContext(installation="test-install"),
     )
     with pytest.raises(TargetError) as caught:
         bad.list_managed()
     assert caught.value.retryable is True and "hunter2" not in str(caught.value)
+
+
+def test_a_legacy_user_is_listed_as_legacy_and_still_revoked(harness: RedisHarness) -> None:
+    """A user named before names carried the installation (`{prefix}{integration tag}_{grant}`)."""
+    grant_id = f"gr_{secrets.token_hex(6)}"
+    legacy_name = f"{harness.config.user_prefix}{integration_tag(NAME)}_{grant_id[3:]}"
+    unit = AccessUnit(grant_id, legacy_name, "ada@example.com", "", "", "")
+    harness.admin().execute_command("ACL", "SETUSER", legacy_name, "on", "nopass", "~legacy:*", "+get")
+    try:
+        listed = [m for m in harness.connector.list_managed() if m.grant_id == grant_id]
+        assert listed == [ManagedPrincipal(legacy_name, grant_id, legacy=True)]
+        harness.connector.revoke(unit)
+        assert harness.admin().acl_getuser(legacy_name) is None
+    finally:
+        harness.admin().execute_command("ACL", "DELUSER", legacy_name)

@@ -198,10 +198,22 @@ def test_request_approve_use_expire(tmp_path: Path, harness: ConnectorHarness) -
 def test_the_orphan_sweep_removes_what_no_grant_row_explains(
     tmp_path: Path, harness: ConnectorHarness
 ) -> None:
+    """Only this installation's orphans: a principal another installation of Sluice (another store)
+    made on the same target is not this store's to judge, and survives the sweep."""
     setup = Setup(tmp_path, harness)
-    orphan = harness.unit()  # made in the target as by a grant whose row is gone (a restored backup, say)
-    details = harness.connector.grant(orphan)
+    ours = harness.sibling(installation=setup.hub.installation)
+    orphan = harness.unit(connector=ours)  # as by a grant whose row is gone (a restored backup, say)
+    details = ours.grant(orphan)
+    # The harness connector works for another installation; another resource, so that a membership
+    # both would need (LDAP) does not blur what each sweep removed.
+    theirs = harness.unit(harness.hostile, email=harness.hostile_email)
+    their_details = harness.connector.grant(theirs)
     assert harness.can_use(orphan, details)
-    assert setup.worker.sweep_orphans() >= 1
-    assert not harness.can_use(orphan, details)
-    assert orphan.principal not in {m.principal for m in harness.connector.list_managed()}
+    try:
+        assert setup.worker.sweep_orphans() == 1
+        assert not harness.can_use(orphan, details)
+        assert orphan.grant_id not in {m.grant_id for m in ours.list_managed()}
+        assert harness.can_use(theirs, their_details), "the sweep removed another installation's access"
+        assert theirs.grant_id in {m.grant_id for m in harness.connector.list_managed()}
+    finally:
+        harness.connector.revoke(theirs)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,12 +76,14 @@ class Sluice:
         return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
 
 
-@pytest.fixture
-def sluice(tmp_path: Path, postgres_admin_url: str) -> Iterator[Sluice]:
+@contextmanager
+def running_demo(where: Path, postgres_admin_url: str) -> Iterator[Sluice]:
+    """`sluice up --demo` with its own SLUICE_HOME under `where`, until the block ends."""
     port = _free_port()
+    where.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-    env.update(SLUICE_HOME=str(tmp_path / "home"), SLUICE_DEMO_POSTGRES_URL=postgres_admin_url)
-    stdout, stderr = tmp_path / "server.out", tmp_path / "server.err"
+    env.update(SLUICE_HOME=str(where / "home"), SLUICE_DEMO_POSTGRES_URL=postgres_admin_url)
+    stdout, stderr = where / "server.out", where / "server.err"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(
             [SLUICE, "up", "--demo", "--port", str(port)], env=env, stdout=out, stderr=err
@@ -106,6 +109,12 @@ def sluice(tmp_path: Path, postgres_admin_url: str) -> Iterator[Sluice]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+
+
+@pytest.fixture
+def sluice(tmp_path: Path, postgres_admin_url: str) -> Iterator[Sluice]:
+    with running_demo(tmp_path, postgres_admin_url) as server:
+        yield server
 
 
 def _connect(creds: dict[str, Any]) -> psycopg.Connection[Any]:
@@ -226,3 +235,49 @@ def test_request_approve_use_and_expire(sluice: Sluice, postgres_admin_url: str)
     logs = sluice.logs()
     assert "worker stopped" in logs
     assert password not in logs
+
+
+def _active_login(sluice: Sluice) -> tuple[dict[str, Any], str]:
+    """Alice asks for the orders table, Carol approves: the grant's credentials, and an admin token."""
+    alice = sluice.cli("token", "create", "--email", "alice@example.com").stdout.strip()
+    carol = sluice.cli("token", "create", "--email", "carol@example.com").stdout.strip()
+    admin = sluice.json("token", "create", "--email", "bob@example.com", "--admin", token="")["token"]
+    request_id = sluice.cli(
+        "request", "create", "--resource", ORDERS, "--permission", "read",
+        "--duration", "1h", "--reason", "two demos", token=alice,
+    ).stdout.strip()  # fmt: skip
+    sluice.cli("request", "approve", request_id, token=carol)
+
+    def active() -> dict[str, Any] | None:
+        for item in sluice.json("access", "list", token=alice):
+            if item["request_id"] == request_id and item["state"] == "active":
+                return dict(item)
+        return None
+
+    grant = _wait_for("the grant to become active", active, 30, interval=0.5)
+    return sluice.json("access", "show", grant["id"], token=alice), admin
+
+
+def _orphans_removed(sluice: Sluice, admin: str) -> list[dict[str, Any]]:
+    raw = sluice.cli("audit", "list", "--limit", "500", "--json", token=admin).stdout
+    return [e for e in json.loads(raw) if e["action"] == "target.orphan_removed"]
+
+
+def test_a_second_demo_on_the_same_server_leaves_the_first_ones_logins_alone(
+    tmp_path: Path, postgres_admin_url: str
+) -> None:
+    """Two `sluice up --demo` in different homes, one PostgreSQL: the second one's start-up sweep
+    once dropped the first one's live login as its own orphan."""
+    with running_demo(tmp_path / "first", postgres_admin_url) as first:
+        creds, first_admin = _active_login(first)
+        with running_demo(tmp_path / "second", postgres_admin_url) as second:
+            second_admin = second.json("token", "create", "--email", "bob@example.com", "--admin", token="")
+            # The second one's worker sweeps at its first pass; give it time to have done so.
+            _wait_for("the second demo's first worker pass", lambda: "worker started" in second.logs(), 30)
+            time.sleep(3)
+            reconcile = json.loads(second.cli("reconcile", "--dry-run", "--json").stdout)
+            assert [d for d in reconcile["differences"] if d["principal"] == creds["username"]] == []
+            assert _orphans_removed(second, second_admin["token"]) == []
+            with _connect(creds) as held:
+                assert held.execute("SELECT count(*) FROM public.orders").fetchone()[0] >= 1  # type: ignore[index]
+        assert _orphans_removed(first, first_admin) == []

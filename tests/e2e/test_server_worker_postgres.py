@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -58,7 +59,12 @@ def _until(what: str, check: Callable[[], Any], timeout: float) -> Any:
 @pytest.fixture
 def env(tmp_path: Path, make_pg_database: Callable[[str], str]) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-    return dict(base, SLUICE_HOME=str(tmp_path / "home"), SLUICE_DATABASE_URL=make_pg_database("sluice_e2e"))
+    return dict(
+        base,
+        SLUICE_HOME=str(tmp_path / "home"),
+        SLUICE_DATABASE_URL=make_pg_database("sluice_e2e"),
+        SLUICE_SECRET_KEY=Fernet.generate_key().decode(),  # every server and worker shares one
+    )
 
 
 def _run(env: dict[str, str], *args: str, token: str | None = None) -> str:

@@ -58,6 +58,11 @@ def _sql(engine: Engine, statement: str, **params: object) -> None:
         connection.execute(text(statement), params)
 
 
+def _delete_events(engine: Engine, where: str) -> None:
+    _sql(engine, f"DELETE FROM outbox WHERE event_id IN (SELECT id FROM audit_events WHERE {where})")
+    _sql(engine, f"DELETE FROM audit_events WHERE {where}")
+
+
 def test_an_untouched_chain_verifies(store) -> None:  # type: ignore[no-untyped-def]
     _engine, factory = store
     _write(factory, 7)
@@ -102,8 +107,7 @@ def test_an_edited_event_is_found(store) -> None:  # type: ignore[no-untyped-def
 def test_a_deleted_event_is_found(store) -> None:  # type: ignore[no-untyped-def]
     engine, factory = store
     _write(factory, 6)
-    _sql(engine, "DELETE FROM outbox WHERE event_id IN (SELECT id FROM audit_events WHERE seq = 3)")
-    _sql(engine, "DELETE FROM audit_events WHERE seq = 3")
+    _delete_events(engine, "seq = 3")
     report = _verify(factory)
     assert not report.ok and "seq 3 to 3 are missing" in (report.problem or "")
 
@@ -111,8 +115,7 @@ def test_a_deleted_event_is_found(store) -> None:  # type: ignore[no-untyped-def
 def test_deleting_the_newest_events_is_found(store) -> None:  # type: ignore[no-untyped-def]
     engine, factory = store
     _write(factory, 5)
-    _sql(engine, "DELETE FROM outbox WHERE event_id IN (SELECT id FROM audit_events WHERE seq >= 4)")
-    _sql(engine, "DELETE FROM audit_events WHERE seq >= 4")
+    _delete_events(engine, "seq >= 4")
     report = _verify(factory)
     assert not report.ok and "newest event(s) were deleted" in (report.problem or "")
 

@@ -197,10 +197,13 @@ class Fleet:
     started: list[Worker] = field(default_factory=list)
     _zygote: Zygote | None = None
 
-    def start(self, name: str, *args: str) -> Proc:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
+        """A `sluice` command with this fleet's environment (plus `env`, for this process alone)."""
         path = self.logs / f"{name}.log"
         log = path.open("wb")
-        process = subprocess.Popen([SLUICE, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [SLUICE, *args], env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+        )
         proc = Proc(name, process, path, log)
         self.started.append(proc)
         return proc

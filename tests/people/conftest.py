@@ -178,6 +178,6 @@ def people(tmp_path: Path, clock: Clock) -> People:
     Base.metadata.create_all(engine)
     factory = make_session_factory(engine)
     seed(factory, clock())
-    hub = ConnectorHub(factory)
+    hub = ConnectorHub(factory, clock=clock)
     sync_integration(factory, hub, "groups", clock=clock)
     return People(factory, hub, SecretBox.load(tmp_path, None), clock)

@@ -23,6 +23,7 @@ from sluice.services.decisions import approve_request
 from sluice.services.directory import set_group, set_identity
 from sluice.services.inventory import sync_integration
 from sluice.services.requests import UnitAsked, submit_request
+from sluice.services.revocation import revoke_grant
 from sluice.services.secrets import SecretBox
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.people_tables import Schedule
@@ -194,12 +195,24 @@ def world(make_pg_database: Callable[[str], str], target: Target, tmp_path: Any)
                 },
             )
         )
-    hub = ConnectorHub(factory)
+        session.add(
+            Integration(
+                id="int_groups",
+                name="groups",
+                kind="builtin_groups",
+                owner=email("carol"),
+                created_at=now,
+                updated_at=now,
+                config={"groups": [{"name": "responders"}]},
+            )
+        )
+    hub = ConnectorHub(factory, clock=clock)
     worker = Worker(
         factory, hub=hub, box=SecretBox.load(tmp_path, None), clock=clock, worker_id="w", sync_inventory=False
     )
     w = World(factory, hub, worker, clock, target)
     w.sync()
+    sync_integration(factory, hub, "groups", clock=clock)
     yield w
     engine.dispose()
 
@@ -370,3 +383,66 @@ def test_owner_approval_then_deactivation_revokes_in_the_target(world: World) ->
     world.worker.run_once()
     assert world.grants("alice") == []
     assert world.target.roles_of(grants) == set()
+
+
+def test_a_table_grant_ends_on_the_next_pass_after_the_group_membership_that_allowed_it(
+    world: World,
+) -> None:
+    """Alice joins `responders` through a built-in group grant, and `responders` may read the ledger.
+    Revoking the membership grant takes the ledger away on the worker's next pass (same instant), not
+    at the periodic full re-evaluation five minutes on."""
+    world.flow(
+        {
+            "name": "sre-responders",
+            "requesters": [{"group": "sre"}],
+            "targets": [{"integration": "groups", "type": "group", "permissions": ["member"]}],
+            "max_duration": "8h",
+        }
+    )
+    world.flow(
+        {
+            "name": "responders-ledger",
+            "requesters": [{"group": "responders"}],
+            "targets": [
+                {
+                    "integration": "pg",
+                    "type": "table",
+                    "select": {"names": ["ledger"]},
+                    "permissions": ["read"],
+                }
+            ],
+            "max_duration": "8h",
+        }
+    )
+    ledger = f"pg/{world.target.first}/public/ledger"
+    for resource, permission in (("groups/responders", "member"), (ledger, "read")):
+        with transaction(world.factory) as session:
+            submit_request(
+                session,
+                hub=world.hub,
+                requester=world.identity(session, "alice"),
+                reason="incident",
+                now=world.clock(),
+                units=[UnitAsked(resource, permission)],
+                duration=timedelta(hours=2),
+            )
+        world.worker.run_once()
+    membership, table = sorted(world.grants("alice"), key=lambda g: g.resource_path != "groups/responders")
+    assert table.resource_path == ledger
+    assert world.target.can(table.principal, "read", "public.ledger")
+
+    with transaction(world.factory) as session:
+        revoke_grant(
+            session,
+            grant_id=membership.id,
+            actor=world.identity(session, "alice"),
+            is_admin=False,
+            reason="incident over",
+            now=world.clock(),
+        )
+    world.worker.run_once()  # the membership ends in Sluice's group table
+    world.worker.run_once()  # the next pass: the ledger grant is no longer allowed
+    assert world.grants("alice") == []
+    assert not world.target.can(table.principal, "read", "public.ledger")
+    (ended,) = [g for g in world.grants("alice", live=False) if g.id == table.id]
+    assert ended.end_reason == "no longer eligible: not in group responders"

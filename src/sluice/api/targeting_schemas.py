@@ -33,8 +33,12 @@ class TagBatch(Body):
 
 class TagView(BaseModel):
     key: str
-    value: str
-    source: str
+    value: str = Field(description="The effective value: the injected one if set, else the discovered one")
+    source: str = Field(description="Where the effective value comes from: `discovered` or `api:<email>`")
+    discovered_value: str | None = Field(
+        description="What the last sync read in the target (null if nothing): in effect again once no "
+        "injected value overrides it"
+    )
     updated_at: datetime
 
 

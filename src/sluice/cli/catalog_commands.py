@@ -12,6 +12,7 @@ from sluice.cli.client import PAGE_SIZE, ApiClient
 from sluice.cli.errors import CliError
 from sluice.cli.options import JsonOpt, TokenOpt, UrlOpt
 from sluice.cli.output import err_console, items_of, print_fields, print_json, print_table
+from sluice.domain.approval import ApprovalPolicy
 
 inventory_app = typer.Typer(help="Discovered resources.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
@@ -163,12 +164,29 @@ def describe_target(target: dict[str, Any]) -> str:
     return f"{target.get('integration')} {target.get('type')} ({which}): {permissions}"
 
 
+def describe_approvers(flow: dict[str, Any]) -> list[str] | str:
+    """Who approves under a flow, as it names them: its `approval:` policy tier by tier, or the older
+    `approvers:` list; a flow with neither approves automatically."""
+    approval = flow.get("approval")
+    if not approval:
+        return [describe_subject(s) for s in flow.get("approvers") or []] or "none (automatic)"
+    try:
+        tiers = ApprovalPolicy.model_validate(approval).tiers()
+    except ValueError:  # written by a newer server than this client knows
+        return str(approval)
+    return [
+        (f"after {tier.after}: " if tier.after else "") + group.describe()
+        for tier in tiers
+        for group in tier.groups
+    ]
+
+
 def flow_row(flow: dict[str, Any]) -> dict[str, Any]:
     return {
         **flow,
         "requesters": [describe_subject(s) for s in flow.get("requesters") or []],
         "targets": [describe_target(t) for t in flow.get("targets") or []],
-        "approvers": [describe_subject(s) for s in flow.get("approvers") or []] or "none (automatic)",
+        "approvers": describe_approvers(flow),
     }
 
 

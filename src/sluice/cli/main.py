@@ -10,6 +10,7 @@ from sluice.cli.catalog_commands import audit_app, inventory_app, register_listi
 from sluice.cli.errors import ErrorHandlingGroup
 from sluice.cli.grant_commands import grants_app
 from sluice.cli.integration_commands import integrations_app
+from sluice.cli.key_commands import keys_app
 from sluice.cli.people_commands import register_people
 from sluice.cli.report_commands import report_app
 from sluice.cli.request_commands import request_app
@@ -35,6 +36,7 @@ app.command("apply")(store_commands.apply_command)
 app.command("plan")(store_commands.plan_command)
 app.command("reconcile")(reconcile_command.reconcile)
 app.add_typer(store_commands.token_app, name="token")
+app.add_typer(keys_app, name="keys")
 app.add_typer(request_app, name="request")
 app.add_typer(access_app, name="access")
 app.add_typer(grants_app, name="grants")

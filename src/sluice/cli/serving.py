@@ -1,5 +1,5 @@
 """The machinery behind `sluice up`, `sluice server` and `sluice worker`: the worker thread, the
-PostgreSQL notice listener, uvicorn, logging and the banner.
+PostgreSQL notice listener or the SQLite work signal poller, uvicorn, logging and the banner.
 
 Shutdown: uvicorn captures SIGINT/SIGTERM while it serves and re-raises them once it has stopped, so
 the handlers installed here run last and stop the worker cleanly in every mode."""
@@ -20,21 +20,26 @@ import psycopg
 from psycopg import sql
 from rich.markup import escape
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.cli.errors import CliError
 from sluice.cli.output import err_console
-from sluice.cli.store_ops import migrate_store, plan_file, store_label
+from sluice.cli.store_ops import check_secret_key, migrate_store, plan_file, store_label
 from sluice.demo import seed_demo
 from sluice.logs import JsonFormatter, wants_json
 from sluice.runtime import WORK_CHANNEL, Runtime, worker_id
+from sluice.services.secret_keys import require_configured_key
 from sluice.settings import Settings
-from sluice.store.db import normalise_url
+from sluice.store.db import normalise_url, transaction
+from sluice.store.work_signal import work_signal_generation
 from sluice.worker.loop import Worker
 
 log = logging.getLogger("sluice.cli")
 
 LISTEN_POLL_SECONDS = 1.0
 LISTEN_RETRY_CAP_SECONDS = 30.0
+SIGNAL_POLL_SECONDS = 1.0
 
 
 def configure_logging() -> None:
@@ -101,8 +106,43 @@ class WorkNoticeListener:
                 delay = min(delay * 2, LISTEN_RETRY_CAP_SECONDS)
 
 
+class WorkSignalPoller:
+    """Reads the store's work signal every second and sets `wake` when it moved, so a worker on a
+    SQLite store reacts within a second to a change another process made (`sluice apply`, a separate
+    `sluice server`). A read that fails is logged and tried again at the next tick."""
+
+    def __init__(self, factory: sessionmaker[Session], wake: threading.Event) -> None:
+        self._factory = factory
+        self._wake = wake
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sluice-signal", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=SIGNAL_POLL_SECONDS * 3)
+
+    def _run(self) -> None:
+        seen: int | None = None
+        delay = 0.0  # the first read, at once, is what later ones are compared with
+        while not self._stop.wait(delay):
+            delay = SIGNAL_POLL_SECONDS
+            try:
+                with transaction(self._factory) as session:
+                    generation = work_signal_generation(session)
+            except SQLAlchemyError as exc:
+                log.warning("could not read the work signal (%s); trying again", type(exc).__name__)
+                continue
+            if seen is not None and generation != seen:
+                self._wake.set()
+            seen = generation
+
+
 class WorkerRunner:
-    """The worker loop in a thread (or the calling thread), plus the notice listener on PostgreSQL."""
+    """The worker loop in a thread (or the calling thread), plus what wakes it for changes made by
+    other processes: the notice listener on PostgreSQL, the work signal poller on SQLite."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -114,22 +154,20 @@ class WorkerRunner:
             worker_id=worker_id(),
             wake=runtime.wake,
         )
-        self.listener = (
+        self.listener: WorkNoticeListener | WorkSignalPoller = (
             WorkNoticeListener(runtime.settings.database_url, runtime.wake)
             if runtime.engine.dialect.name == "postgresql"
-            else None
+            else WorkSignalPoller(runtime.factory, runtime.wake)
         )
         self._thread: threading.Thread | None = None
 
     def start_in_thread(self) -> None:
-        if self.listener:
-            self.listener.start()
+        self.listener.start()
         self._thread = threading.Thread(target=self.worker.run_forever, name="sluice-worker", daemon=True)
         self._thread.start()
 
     def run_here(self) -> None:
-        if self.listener:
-            self.listener.start()
+        self.listener.start()
         try:
             self.worker.run_forever()
         finally:
@@ -142,8 +180,7 @@ class WorkerRunner:
             self._thread.join(timeout=timeout)
             if self._thread.is_alive():
                 log.warning("the worker did not stop within %.0fs; leaving it", timeout)
-        if self.listener:
-            self.listener.stop()
+        self.listener.stop()
 
 
 def on_stop_signals(callback: Callable[[], None]) -> None:
@@ -218,6 +255,7 @@ def run_up(*, demo: bool, listen: Listen, config: Path | None) -> None:
     ensure_port_free(listen.host, listen.port)
     runtime = Runtime.from_settings(Settings.from_env())
     migrate_store(runtime)
+    check_secret_key(runtime)
     if config is not None:
         apply_file(runtime, config)
     if demo:
@@ -237,10 +275,12 @@ def run_server(*, listen: Listen) -> None:
     configure_logging()
     settings = Settings.from_env()
     if settings.is_sqlite:
-        log.warning("the store is SQLite: a separate worker only wakes for due times; `sluice up` is better")
+        log.warning("the store is SQLite: one process serves best; `sluice up` runs the API and the worker")
+    require_configured_key(is_sqlite=settings.is_sqlite, secret_key=settings.secret_key, command="server")
     ensure_port_free(listen.host, listen.port)
     runtime = Runtime.from_settings(settings)
     migrate_store(runtime)
+    check_secret_key(runtime)
     on_stop_signals(lambda: None)  # uvicorn has stopped by the time a signal reaches this handler
     banner(runtime, listen, worker=False)
     try:
@@ -252,8 +292,10 @@ def run_server(*, listen: Listen) -> None:
 def run_worker() -> None:
     configure_logging()
     settings = Settings.from_env()
+    require_configured_key(is_sqlite=settings.is_sqlite, secret_key=settings.secret_key, command="worker")
     runtime = Runtime.from_settings(settings)
     migrate_store(runtime)
+    check_secret_key(runtime)
     runner = WorkerRunner(runtime)
     on_stop_signals(runner.stop)
     log.info("worker %s on store %s", worker_id(), store_label(settings))

@@ -20,18 +20,31 @@ FileOpt = Annotated[Path, typer.Option("--file", "-f", help="The config file (YA
 
 @db_app.command("upgrade")
 def db_upgrade(as_json: JsonOpt = False) -> None:
-    """Create or migrate the store's tables to the newest version."""
+    """Create or migrate the store's tables to the newest version; show its installation id (the mark
+    on every principal it creates in targets)."""
     from sluice.cli import store_ops
 
     runtime = store_ops.open_runtime()
     before, after = store_ops.migrate_store(runtime)
     label = store_ops.store_label(runtime.settings)
+    installation = runtime.hub.installation
     if as_json:
-        print_json({"store": label, "upgraded": before != after, "from": before, "to": after})
+        print_json(
+            {
+                "store": label,
+                "upgraded": before != after,
+                "from": before,
+                "to": after,
+                "installation": installation,
+            }
+        )
     elif before == after:
-        print_line(f"store {label} was already up to date (revision {after})")
+        print_line(f"store {label} was already up to date (revision {after}, installation {installation})")
     else:
-        print_line(f"store {label} migrated from revision {before or 'none (empty)'} to {after}")
+        print_line(
+            f"store {label} migrated from revision {before or 'none (empty)'} to {after} "
+            f"(installation {installation})"
+        )
 
 
 def _plan(file: Path, *, apply: bool, as_json: bool) -> None:

@@ -17,6 +17,7 @@ from sluice.events.chain import ChainReport, Head, verify_chain
 from sluice.runtime import Runtime
 from sluice.services.apply_config import Plan, PlanEntry, apply_config, plan_config
 from sluice.services.config_file import ConfigDocument, ConfigError, load_config
+from sluice.services.secret_keys import check_and_record_key
 from sluice.services.tokens import create_token
 from sluice.settings import Settings
 from sluice.store.db import normalise_url, transaction
@@ -34,6 +35,12 @@ def store_label(settings: Settings) -> str:
 
 def open_runtime() -> Runtime:
     return Runtime.from_settings(Settings.from_env())
+
+
+def check_secret_key(runtime: Runtime) -> None:
+    """Refuse to serve with a key that cannot open what the store holds; record a new store's key."""
+    with transaction(runtime.factory) as session:
+        check_and_record_key(session, runtime.box, now=runtime.clock())
 
 
 def migrate_store(runtime: Runtime) -> tuple[str | None, str | None]:

@@ -1,13 +1,17 @@
 """The connector contract.
 
 A connector talks to one kind of target. It gets its integration's name, its validated config and a
-narrow `ConnectorContext`; it never sees the store. Every operation must be idempotent: granting what
-exists succeeds, revoking what is gone succeeds. Errors are raised as `TargetError` (with `retryable`).
+narrow `ConnectorContext`; it never sees the store. The context names the installation (the store)
+the connector works for: every principal it creates carries that id, and `list_managed` reports only
+this installation's principals, plus the `legacy` ones made before principals carried it. Every
+operation must be idempotent: granting what exists succeeds, revoking what is gone succeeds. Errors
+are raised as `TargetError` (with `retryable`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,10 +48,16 @@ class AccessUnit:
 
 @dataclass(frozen=True)
 class ManagedPrincipal:
-    """Something Sluice created in the target, as the target reports it."""
+    """Something this installation of Sluice created in the target, as the target reports it.
+
+    `legacy`: the principal carries Sluice's mark for this integration but no installation id (it
+    was made before principals carried one), so it may be another installation's. The orphan sweep
+    touches a legacy principal only when this store has a grant row for it (docs/connectors.md).
+    A principal marked with another installation's id is never reported."""
 
     principal: str
     grant_id: str | None
+    legacy: bool = False
 
 
 class MembershipCapability(Protocol):
@@ -62,10 +72,22 @@ class MembershipCapability(Protocol):
     def groups(self) -> list[tuple[str, str]]: ...  # (name, description)
 
 
+_INSTALLATION = re.compile(r"^[a-z0-9][a-z0-9_-]{3,31}$")
+
+
 @dataclass
 class ConnectorContext:
+    # The id of the store this connector works for (`installation` table): marks what it creates.
+    installation: str
     timeout_seconds: float = 10.0
     memberships: MembershipCapability | None = None
+
+    def __post_init__(self) -> None:
+        if not _INSTALLATION.match(self.installation):
+            raise ValueError(
+                "installation is 4 to 32 lower-case letters, digits, '_' or '-', starting with a letter"
+                " or digit"
+            )
 
 
 @runtime_checkable

@@ -2,7 +2,9 @@
 
 A grant makes the grantee a member of the group until it is revoked; flows that name the group as
 requesters or approvers see the membership at once. Memberships live in Sluice's own group table and
-are reached only through the narrow `MembershipCapability`.
+are reached only through the narrow `MembershipCapability`. That table is this installation's own
+store, so another installation of Sluice can never see or remove these memberships: nothing here
+needs an installation mark.
 """
 
 from __future__ import annotations
@@ -86,8 +88,9 @@ class BuiltinGroupsConnector:
         return {"group": group, "member": unit.grantee_email}
 
     def revoke(self, unit: AccessUnit) -> None:
+        # Without a resource path (an orphan), the principal list_managed reported names the group.
         prefix = self.name + "/"
-        group = unit.resource_path[len(prefix) :]
+        group = unit.resource_path[len(prefix) :] if unit.resource_path else unit.principal.rpartition(":")[0]
         self.memberships.remove(group=group, grant_id=unit.grant_id)
 
     def list_managed(self) -> list[ManagedPrincipal]:

@@ -18,7 +18,8 @@ import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,13 +63,15 @@ class ConnectorHarness(ABC):
         """The integration name the connector was built with (override if it keeps it elsewhere)."""
         return str(getattr(self.connector, "name", ""))
 
-    def unit(self, sample: Sample | None = None, *, email: str | None = None) -> AccessUnit:
+    def unit(
+        self, sample: Sample | None = None, *, email: str | None = None, connector: Connector | None = None
+    ) -> AccessUnit:
         sample = sample or self.sample
         email = email or self.grantee_email
         grant_id = f"gr_{secrets.token_hex(6)}"
         return AccessUnit(
             grant_id=grant_id,
-            principal=self.connector.principal_for(grant_id, email),
+            principal=(connector or self.connector).principal_for(grant_id, email),
             grantee_email=email,
             resource_type=sample.resource_type,
             resource_path=sample.path,
@@ -95,6 +98,17 @@ class ConnectorHarness(ABC):
     @abstractmethod
     def pointed_at(self, port: int, timeout_seconds: float) -> Connector:
         """The same connector, with the given timeouts, aimed at 127.0.0.1:`port`."""
+
+    def sibling(self, *, integration: str | None = None, installation: str | None = None) -> Connector:
+        """The same connector on the same server, for another integration name or working for another
+        installation of Sluice (another store). Override if the constructor differs."""
+        context = getattr(self.connector, "context", None)
+        if not isinstance(context, ConnectorContext):
+            raise ConformanceError("the connector keeps no `context`: override ConnectorHarness.sibling")
+        if installation is not None:
+            context = replace(context, installation=installation)
+        cls: Any = type(self.connector)
+        return cls(integration or self.integration, self.config, context)  # type: ignore[no-any-return]
 
 
 # --- the checks
@@ -189,8 +203,7 @@ def check_orphans_are_listed_and_removed_by_principal(h: ConnectorHarness) -> No
     details = h.connector.grant(unit)
     listed = [m for m in h.connector.list_managed() if m.principal == unit.principal]
     expect(listed == [ManagedPrincipal(unit.principal, unit.grant_id)], f"list_managed reports {listed}")
-    cls: Any = type(h.connector)
-    other = cls("other-" + h.integration, h.config, ConnectorContext())
+    other = h.sibling(integration="other-" + h.integration)
     expect(
         unit.principal not in _principals(other.list_managed()), "another integration claims the principal"
     )
@@ -198,6 +211,40 @@ def check_orphans_are_listed_and_removed_by_principal(h: ConnectorHarness) -> No
     h.connector.revoke(AccessUnit(orphan.grant_id or "", orphan.principal, "", "", "", ""))
     expect(not h.can_use(unit, details), "the orphan still has access")
     expect(unit.principal not in _principals(h.connector.list_managed()), "the orphan is still listed")
+
+
+def check_another_installations_principals_are_left_alone(h: ConnectorHarness) -> None:
+    """Two installations of Sluice (two stores, a staging one beside production, say) on one target:
+    neither lists the other's principal, so neither orphan sweep removes it, and neither's revoke
+    takes the other's access away."""
+    theirs = h.sibling(installation=f"other{secrets.token_hex(6)}")
+    unit = h.unit()
+    details = h.connector.grant(unit)
+    expect(
+        unit.grant_id not in _grant_ids(theirs.list_managed()),
+        "another installation lists this installation's principal: its orphan sweep would remove it",
+    )
+    # What that installation's sweep would do, had it listed the principal; refusing is right too.
+    with suppress(TargetError):
+        theirs.revoke(AccessUnit(unit.grant_id, unit.principal, "", "", "", ""))
+    expect(h.can_use(unit, details), "another installation's revoke took this installation's access away")
+    expect(unit.grant_id in _grant_ids(h.connector.list_managed()), "the principal is no longer listed")
+
+    other_unit = h.unit(connector=theirs)
+    other_details = theirs.grant(other_unit)
+    expect(
+        other_unit.grant_id not in _grant_ids(h.connector.list_managed()),
+        "this installation lists another installation's principal",
+    )
+    listed = [m for m in theirs.list_managed() if m.grant_id == other_unit.grant_id]
+    expect(
+        listed == [ManagedPrincipal(other_unit.principal, other_unit.grant_id)],
+        f"an installation does not list its own principal as its own: {listed}",
+    )
+    h.connector.revoke(unit)
+    expect(h.can_use(other_unit, other_details), "revoking one installation's grant ended the other's")
+    theirs.revoke(AccessUnit(other_unit.grant_id, other_unit.principal, "", "", "", ""))
+    expect(not h.can_use(other_unit, other_details), "the other installation's own orphan was not removed")
 
 
 def check_hostile_names_are_data(h: ConnectorHarness) -> None:
@@ -253,6 +300,10 @@ def _principals(managed: list[ManagedPrincipal]) -> set[str]:
     return {m.principal for m in managed}
 
 
+def _grant_ids(managed: list[ManagedPrincipal]) -> set[str | None]:
+    return {m.grant_id for m in managed}
+
+
 CHECKS: tuple[Callable[[ConnectorHarness], None], ...] = (
     check_contract_shape,
     check_check_passes,
@@ -262,6 +313,7 @@ CHECKS: tuple[Callable[[ConnectorHarness], None], ...] = (
     check_revoke_of_what_was_removed_by_hand_succeeds,
     check_revoke_ends_logins_and_sessions,
     check_orphans_are_listed_and_removed_by_principal,
+    check_another_installations_principals_are_left_alone,
     check_hostile_names_are_data,
     check_unreachable_target_is_a_quick_retryable_error,
 )

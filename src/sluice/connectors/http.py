@@ -33,7 +33,14 @@ from sluice.connectors.base import (
     SecretRef,
 )
 from sluice.connectors.paths import path_segment, split_path
-from sluice.connectors.support import PRINCIPAL_PREFIX, resolved_secrets, scrub, tagged_principal
+from sluice.connectors.support import (
+    PRINCIPAL_PREFIX,
+    managed_by_name,
+    require_own_name,
+    resolved_secrets,
+    scrub,
+    tagged_principal,
+)
 from sluice.domain.errors import InvalidInput, TargetError
 
 PROTOCOL_VERSION = "v1"
@@ -152,7 +159,7 @@ class HttpConnector:
     # --- the contract
 
     def principal_for(self, grant_id: str, grantee_email: str) -> str:
-        return tagged_principal(self.config.principal_prefix, self.name, grant_id)
+        return tagged_principal(self.config.principal_prefix, self.name, self.context.installation, grant_id)
 
     def discover(self) -> list[DiscoveredResource]:
         answer = self._call("list-resources", {}, _Resources)
@@ -184,7 +191,13 @@ class HttpConnector:
 
     def list_managed(self) -> list[ManagedPrincipal]:
         answer = self._call("list-managed", {}, _Principals)
-        return [ManagedPrincipal(principal=p.principal, grant_id=p.grant_id) for p in answer.principals]
+        # The name is the marker: whatever else the endpoint lists, only this installation's names
+        # (and legacy ones, from before names carried it) are reported.
+        found = [
+            managed_by_name(self.config.principal_prefix, self.name, self.context.installation, p.principal)
+            for p in answer.principals
+        ]
+        return [m for m in found if m is not None]
 
     def check(self) -> list[str]:
         try:
@@ -201,6 +214,8 @@ class HttpConnector:
         return "/".join([self.name, *(path_segment(n) for n in names)])
 
     def _unit_body(self, unit: AccessUnit, *, required: bool) -> dict[str, Any]:
+        prefix, installation = self.config.principal_prefix, self.context.installation
+        require_own_name(prefix, self.name, installation, unit.principal, unit.grant_id, "a principal")
         body: dict[str, Any] = {"grant_id": unit.grant_id, "principal": unit.principal}
         if not unit.resource_path and not required:
             body.update(resource=None, permission=None)  # the orphan sweep knows the principal only
@@ -228,7 +243,9 @@ class HttpConnector:
             secret = self.config.secret.resolve(f"{self.name} secret")
         except InvalidInput as exc:
             raise TargetError(f"{self.name}: {exc.detail}", retryable=True) from None
-        payload = json.dumps({"integration": self.name, **body}, sort_keys=True).encode()
+        payload = json.dumps(
+            {"integration": self.name, "installation": self.context.installation, **body}, sort_keys=True
+        ).encode()
         key = key or f"{operation}-{uuid.uuid4()}"
         url = self.config.url.rstrip("/") + "/" + operation
         timeout = httpx.Timeout(self.config.timeout_seconds, connect=self.config.connect_timeout_seconds)

@@ -21,7 +21,7 @@ from sluice.connectors.paths import path_segment
 _SPECIAL = set(',+"\\<>;=#')
 RECORD = re.compile(
     r"^sluice grant (?P<grant>\S+) added (?P<added>yes|no) attribute (?P<attr>member|uniqueMember)"
-    r" integration (?P<integration>.+)$"
+    r"(?: installation (?P<installation>\S+))? integration (?P<integration>.+)$"
 )
 
 
@@ -103,18 +103,25 @@ class Record:
     group: str
     attribute: str
     added: bool
+    installation: str | None = None  # None: written before records named their installation
 
 
-def record_description(grant_id: str, added: bool, attribute: str, integration: str) -> str:
+def record_description(
+    grant_id: str, added: bool, attribute: str, integration: str, installation: str
+) -> str:
     said = "yes" if added else "no"
-    return f"sluice grant {grant_id} added {said} attribute {attribute} integration {integration}"
+    return (
+        f"sluice grant {grant_id} added {said} attribute {attribute}"
+        f" installation {installation} integration {integration}"
+    )
 
 
-def parse_record(dn: str, attrs: dict[str, list[object]], integration: str) -> Record | None:
+def parse_record(dn: str, attrs: dict[str, list[object]], integration: str | None) -> Record | None:
+    """The bookkeeping record an entry holds, when it is one of `integration` (of any, when None)."""
     occupant, group = attrs.get("roleOccupant") or [], attrs.get("seeAlso") or []
     for description in attrs.get("description") or []:
         match = RECORD.match(str(description))
-        if match and match["integration"] == integration and occupant and group:
+        if match and integration in (None, match["integration"]) and occupant and group:
             return Record(
                 dn=dn,
                 grant_id=match["grant"],
@@ -122,5 +129,6 @@ def parse_record(dn: str, attrs: dict[str, list[object]], integration: str) -> R
                 group=str(group[0]),
                 attribute=match["attr"],
                 added=match["added"] == "yes",
+                installation=match["installation"],
             )
     return None

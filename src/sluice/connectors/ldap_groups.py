@@ -8,11 +8,13 @@ between the base and a group are `ou` resources, so groups keep their place. Tag
 A grant adds the grantee's DN (from `user_dn_template` or `user_search`) to the group's `member` (a
 `groupOfNames`) or `uniqueMember` (a `groupOfUniqueNames`). A member value carries no marker, so Sluice
 keeps one small bookkeeping entry per grant under `state_dn` (an `organizationalRole`: roleOccupant =
-member, seeAlso = group, description = grant, integration, and whether Sluice added the value), written
-before the group is touched. A grantee who was already a member, with no grant of Sluice behind it, is
-recorded as "added no", and revoking that grant leaves them be: Sluice only takes away values it
-added, and only when no other of its grants still needs the same membership. `list_managed` lists the
-bookkeeping entries; a member value added by hand is never Sluice's.
+member, seeAlso = group, description = grant, installation, integration, and whether Sluice added
+the value), written before the group is touched. A grantee who was already a member, with no grant of
+Sluice behind it, is recorded as "added no", and revoking that grant leaves them be: Sluice only takes
+away values it added, and only when no other grant still needs the same membership (a record of any
+integration or installation of Sluice counts). `list_managed` lists this installation's bookkeeping
+entries (and legacy ones, written before records named their installation); a member value added by
+hand is never Sluice's.
 """
 
 from __future__ import annotations
@@ -197,8 +199,12 @@ class LdapGroupsConnector:
 
     def list_managed(self) -> list[ManagedPrincipal]:
         with self._errors(), self._connection() as conn:
-            records = self._records(conn, "(objectClass=organizationalRole)")
-        return [ManagedPrincipal(principal=r.member, grant_id=r.grant_id) for r in records]
+            records = self._records(conn, "(objectClass=organizationalRole)", self.name)
+        return [
+            ManagedPrincipal(principal=r.member, grant_id=r.grant_id, legacy=r.installation is None)
+            for r in records
+            if self._ours(r)
+        ]
 
     def check(self) -> list[str]:
         problems = []
@@ -230,25 +236,31 @@ class LdapGroupsConnector:
             )
         except lx.LDAPNoSuchObjectResult:
             return None
-        records = self._parsed(conn)
+        records = [r for r in self._parsed(conn, self.name) if self._ours(r)]
         return records[0] if records else None
 
+    def _ours(self, record: Record) -> bool:
+        """Written by this installation, or by one before records named their installation."""
+        return record.installation in (self.context.installation, None)
+
     def _records_for(self, conn: ldap3.Connection, group: str, member: str) -> list[Record]:
+        """Every record of Sluice about this membership, whichever integration or installation wrote
+        it: a value another grant still needs is never taken away."""
         query = (
             f"(&(objectClass=organizationalRole)(seeAlso={escape_filter_chars(group)})"
             f"(roleOccupant={escape_filter_chars(member)}))"
         )
-        return self._records(conn, query)
+        return self._records(conn, query, None)
 
-    def _records(self, conn: ldap3.Connection, query: str) -> list[Record]:
+    def _records(self, conn: ldap3.Connection, query: str, integration: str | None) -> list[Record]:
         try:
             conn.search(self.config.state_dn, query, ldap3.LEVEL, attributes=_RECORD_ATTRIBUTES)
         except lx.LDAPNoSuchObjectResult:
             return []
-        return self._parsed(conn)
+        return self._parsed(conn, integration)
 
-    def _parsed(self, conn: ldap3.Connection) -> list[Record]:
-        found = [dn.parse_record(e.entry_dn, e.entry_attributes_as_dict, self.name) for e in conn.entries]
+    def _parsed(self, conn: ldap3.Connection, integration: str | None) -> list[Record]:
+        found = [dn.parse_record(e.entry_dn, e.entry_attributes_as_dict, integration) for e in conn.entries]
         return [r for r in found if r is not None]
 
     def _write_record(
@@ -259,7 +271,9 @@ class LdapGroupsConnector:
             "cn": grant_id,
             "roleOccupant": member,
             "seeAlso": group,
-            "description": dn.record_description(grant_id, added, attribute, self.name),
+            "description": dn.record_description(
+                grant_id, added, attribute, self.name, self.context.installation
+            ),
         }
         try:
             conn.add(record_dn, ["organizationalRole"], attributes)
@@ -270,7 +284,7 @@ class LdapGroupsConnector:
                     f"{self.name}: {record_dn} exists and is not ours", retryable=False
                 ) from None
             return existing
-        return Record(record_dn, grant_id, member, group, attribute, added)
+        return Record(record_dn, grant_id, member, group, attribute, added, self.context.installation)
 
     def _ensure_state_container(self, conn: ldap3.Connection) -> None:
         kind, value = dn.rdns(self.config.state_dn)[0]

@@ -4,13 +4,15 @@ Resources are databases and their tables (views count as tables), with paths
 `{integration}/{database}/{table}` whose segments escape `/` and `%`. Tags come from a `sluice: k=v`
 line in a table's comment (and a database's, on MariaDB, which keeps one).
 
-A grant creates the account `'{prefix}{tag}_{grant hex}'@'{user_host}'` (tag: four hex digits of the
-integration's name) and grants `read`, `write` or `admin` on a database or a table. Neither MariaDB
-nor MySQL 8 can both hold a comment on an account, so the name is the marker: `list_managed` finds the
-accounts whose name carries this integration's prefix and tag, and reads the grant id back from it. On
-MariaDB the server is given the `mysql_native_password` hash, never the password. Revoking locks the
-account, kills its connections, drops it and kills again (a login that raced the drop). MySQL has no
-native expiry to set as a second lock (`PASSWORD EXPIRE` still lets a session in, to change it).
+A grant creates the account `'{prefix}{tag}_{grant hex}'@'{user_host}'` (tag: seven hex digits of
+the installation id and the integration's name) and grants `read`, `write` or `admin` on a database
+or a table. Neither MariaDB nor MySQL 8 can both hold a comment on an account, so the name is the
+marker: `list_managed` finds the accounts whose name carries this installation's and integration's
+tag (or the legacy tag of the integration alone, from before names carried the installation), and
+reads the grant id back from it. On MariaDB the server is given the `mysql_native_password` hash,
+never the password. Revoking locks the account, kills its connections, drops it and kills again (a
+login that raced the drop). MySQL has no native expiry to set as a second lock (`PASSWORD EXPIRE`
+still lets a session in, to change it).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from sluice.connectors.mysql_sql import Statement, Target
 from sluice.connectors.paths import parse_tags, path_segment, split_path
 from sluice.connectors.support import (
     PRINCIPAL_PREFIX,
-    grant_of_principal,
+    managed_by_name,
+    require_own_name,
     resolved_secrets,
     scrub,
     tagged_principal,
@@ -96,7 +99,7 @@ class MySQLConnector:
     # --- the contract
 
     def principal_for(self, grant_id: str, grantee_email: str) -> str:
-        return tagged_principal(self.config.user_prefix, self.name, grant_id)
+        return tagged_principal(self.config.user_prefix, self.name, self.context.installation, grant_id)
 
     def discover(self) -> Iterable[DiscoveredResource]:
         with self._errors(), self._cursor() as cur:
@@ -155,13 +158,12 @@ class MySQLConnector:
 
     def list_managed(self) -> list[ManagedPrincipal]:
         with self._errors(), self._cursor() as cur:
-            users = [row[0] for row in _rows(cur, Statement(q.MANAGED_USERS, (q.like_prefix(self._head),)))]
-        found = []
-        for user in users:
-            grant_id = grant_of_principal(self.config.user_prefix, self.name, user)
-            if grant_id is not None:
-                found.append(ManagedPrincipal(principal=user, grant_id=grant_id))
-        return found
+            pattern = q.like_prefix(self.config.user_prefix)
+            users = [row[0] for row in _rows(cur, Statement(q.MANAGED_USERS, (pattern,)))]
+        found = [
+            managed_by_name(self.config.user_prefix, self.name, self.context.installation, u) for u in users
+        ]
+        return [m for m in found if m is not None]
 
     def check(self) -> list[str]:
         try:
@@ -196,11 +198,6 @@ class MySQLConnector:
 
     # --- steps and helpers
 
-    @property
-    def _head(self) -> str:
-        """What every account name of this integration starts with."""
-        return self.principal_for("gr_0000", "")[: -len("0000")]
-
     def _require_exists(self, cur: Cursor, target: Target) -> None:
         if target.table is None:
             present = _rows(cur, Statement(q.DATABASE_EXISTS, (target.database,)))
@@ -234,13 +231,14 @@ class MySQLConnector:
         return target
 
     def _principal(self, unit: AccessUnit) -> str:
-        grant_id = grant_of_principal(self.config.user_prefix, self.name, unit.principal)
-        if grant_id is None or (unit.grant_id and grant_id != unit.grant_id):
-            raise TargetError(
-                f"{unit.principal!r} is not an account {self.name} made for grant {unit.grant_id}",
-                retryable=False,
-            )
-        return unit.principal
+        return require_own_name(
+            self.config.user_prefix,
+            self.name,
+            self.context.installation,
+            unit.principal,
+            unit.grant_id,
+            "an account",
+        )
 
     @contextmanager
     def _errors(self, *extra: str | None) -> Iterator[None]:

@@ -7,10 +7,11 @@ tables count as tables), with paths `{integration}/{db}/{schema}/{table}` whose 
 Scale: privileges are never granted to the per-grant login roles. Each (resource, permission) has one
 shared NOLOGIN privilege role (`{prefix}p_{hash}`) holding the privileges; a grant creates a LOGIN role
 (`{prefix}{grant id}`) that is a member of it, so an object's ACL does not grow with the number of
-grants. The login role's password is a SCRAM verifier computed here, so the plaintext never reaches
-the server; `VALID UNTIL` is set to the grant's end plus a margin as a second lock. Revoking turns
-login off, ends the role's sessions, then drops what it owns and the role itself; the shared privilege
-role stays for the other grants.
+grants. The login role's COMMENT marks it with its grant, integration and installation (the store
+that made it), which is how `list_managed` finds it. Its password is a SCRAM verifier computed here,
+so the plaintext never reaches the server; `VALID UNTIL` is set to the grant's end plus a margin as a
+second lock. Revoking turns login off, ends the role's sessions, then drops what it owns and the role
+itself; the shared privilege role stays for the other grants.
 """
 
 from __future__ import annotations
@@ -169,9 +170,10 @@ class PostgresConnector:
             rows = admin.execute(q.MANAGED_ROLES, [self.config.role_prefix]).fetchall()
         found = []
         for role, comment in rows:
-            grant_id = q.parse_grant_comment(comment, self.name)
-            if grant_id is not None:
-                found.append(ManagedPrincipal(principal=role, grant_id=grant_id))
+            mark = q.parse_grant_comment(comment, self.name)
+            if mark is not None and mark.installation in (self.context.installation, None):
+                legacy = mark.installation is None
+                found.append(ManagedPrincipal(principal=role, grant_id=mark.grant_id, legacy=legacy))
         return found
 
     def check(self) -> list[str]:
@@ -237,17 +239,20 @@ class PostgresConnector:
         options = sql.SQL("LOGIN INHERIT PASSWORD {} VALID UNTIL {}").format(
             sql.Literal(verifier), sql.Literal(self._valid_until(unit.ends_at))
         )
-        marker = sql.Literal(q.grant_comment(unit.grant_id, self.name))
+        marker = sql.Literal(q.grant_comment(unit.grant_id, self.name, self.context.installation))
         for attempt in range(2):
             try:
                 with admin.transaction():
                     row = admin.execute(q.ROLE, [login]).fetchone()
                     if row is None:
                         admin.execute(sql.SQL("CREATE ROLE {} WITH ").format(ident) + options)
-                        admin.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, marker))
                     else:
                         self._require_marker(login, row[1], unit.grant_id)
                         admin.execute(sql.SQL("ALTER ROLE {} WITH ").format(ident) + options)
+                    if row is None or q.parse_grant_comment(row[1], self.name) != q.GrantMark(
+                        unit.grant_id, self.context.installation
+                    ):  # a new role, or a legacy marker that now gains this installation's id
+                        admin.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, marker))
                     admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(privilege), ident))
                 return
             except _ALREADY_THERE:
@@ -291,9 +296,17 @@ class PostgresConnector:
         return name
 
     def _require_marker(self, login: str, comment: str | None, grant_id: str) -> None:
-        if q.parse_grant_comment(comment, self.name) != grant_id:
+        """A role is touched only when it is marked as this grant of this integration, made by this
+        installation (or by one before markers named their installation)."""
+        mark = q.parse_grant_comment(comment, self.name)
+        if (
+            mark is None
+            or mark.grant_id != grant_id
+            or mark.installation not in (self.context.installation, None)
+        ):
             raise TargetError(
-                f"role {login!r} exists but is not marked as grant {grant_id} of {self.name}; left untouched",
+                f"role {login!r} exists but is not marked as grant {grant_id} of {self.name} in this "
+                "installation; left untouched",
                 retryable=False,
             )
 

@@ -94,17 +94,31 @@ def privilege_comment(path: str, permission: str) -> str:
     return f"sluice privilege: {path} {permission}"
 
 
-def grant_comment(grant_id: str, integration: str) -> str:
-    return f"sluice grant {grant_id} integration {integration}"
+def grant_comment(grant_id: str, integration: str, installation: str) -> str:
+    return f"sluice grant {grant_id} installation {installation} integration {integration}"
 
 
-def parse_grant_comment(comment: str | None, integration: str) -> str | None:
-    """The grant id in a login role's marker comment, when the marker names this integration."""
+@dataclass(frozen=True)
+class GrantMark:
+    """What a login role's marker comment says. `installation` is None on a legacy marker, written
+    before markers named their installation: `sluice grant {id} integration {name}`."""
+
+    grant_id: str
+    installation: str | None
+
+
+def parse_grant_comment(comment: str | None, integration: str) -> GrantMark | None:
+    """The grant (and installation) in a login role's marker comment, when it names this integration."""
     head = "sluice grant "
     if not comment or not comment.startswith(head):
         return None
-    grant_id, sep, name = comment[len(head) :].partition(" integration ")
-    return grant_id if sep and grant_id and name == integration else None
+    grant_id, _, rest = comment[len(head) :].partition(" ")
+    installation = None
+    if rest.startswith("installation "):
+        installation, _, rest = rest[len("installation ") :].partition(" ")
+    if not grant_id or installation == "" or rest != f"integration {integration}":
+        return None
+    return GrantMark(grant_id, installation)
 
 
 _TABLE_RIGHTS = {"read": ("SELECT",), "write": ("SELECT", "INSERT", "UPDATE", "DELETE")}

@@ -8,7 +8,8 @@ A grant creates the ACL user `{prefix}{tag}_{grant hex}` with `reset`, the SHA-2
 (`#…`: Redis never sees the password itself), no pub/sub channels, the key pattern of the namespace
 (`%R~` read-only for `read`, `%RW~` for `write`) and the command rules of the permission. Rules are
 built from validated tokens, never by escaping: a prefix with a space or a control character is
-refused. Redis keeps no comment on an ACL user, so the name is the marker `list_managed` reads.
+refused. Redis keeps no comment on an ACL user, so the name is the marker `list_managed` reads: the
+tag is seven hex digits of the installation id and the integration's name (`installation_tag`).
 Revoking turns the user off, kills its clients and deletes it; a user already gone is success.
 """
 
@@ -36,7 +37,8 @@ from sluice.connectors.base import (
 from sluice.connectors.paths import path_segment, split_path
 from sluice.connectors.support import (
     PRINCIPAL_PREFIX,
-    grant_of_principal,
+    managed_by_name,
+    require_own_name,
     resolved_secrets,
     scrub,
     tagged_principal,
@@ -134,7 +136,7 @@ class RedisConnector:
     # --- the contract
 
     def principal_for(self, grant_id: str, grantee_email: str) -> str:
-        return tagged_principal(self.config.user_prefix, self.name, grant_id)
+        return tagged_principal(self.config.user_prefix, self.name, self.context.installation, grant_id)
 
     def discover(self) -> Iterable[DiscoveredResource]:
         found = {ns.name: dict(ns.tags) for ns in self.config.namespaces}
@@ -185,12 +187,11 @@ class RedisConnector:
     def list_managed(self) -> list[ManagedPrincipal]:
         with self._errors(), self._client() as client:
             users = [_text(u) for u in client.execute_command("ACL", "USERS")]
-        found = []
-        for user in sorted(users):
-            grant_id = grant_of_principal(self.config.user_prefix, self.name, user)
-            if grant_id is not None:
-                found.append(ManagedPrincipal(principal=user, grant_id=grant_id))
-        return found
+        found = [
+            managed_by_name(self.config.user_prefix, self.name, self.context.installation, u)
+            for u in sorted(users)
+        ]
+        return [m for m in found if m is not None]
 
     def check(self) -> list[str]:
         try:
@@ -259,13 +260,14 @@ class RedisConnector:
         raise TargetError(f"{self.name} has no namespace {name!r}", retryable=False)
 
     def _principal(self, unit: AccessUnit) -> str:
-        grant_id = grant_of_principal(self.config.user_prefix, self.name, unit.principal)
-        if grant_id is None or (unit.grant_id and grant_id != unit.grant_id):
-            raise TargetError(
-                f"{unit.principal!r} is not a user {self.name} made for grant {unit.grant_id}",
-                retryable=False,
-            )
-        return unit.principal
+        return require_own_name(
+            self.config.user_prefix,
+            self.name,
+            self.context.installation,
+            unit.principal,
+            unit.grant_id,
+            "a user",
+        )
 
     def _save(self, client: redis.Redis) -> None:
         if self.config.save_acl:

@@ -7,6 +7,10 @@ still act). A tier holds approver groups combined as `any_of` (one satisfied gro
 `all_of` (every group); a group is satisfied when `count` distinct people who match one of its
 approvers have approved. A request is approved once any open tier is satisfied; a rejection by anyone
 entitled to approve rejects it.
+
+Separation of duties: nobody approves access for themselves, whoever asked. The requester and the
+grantee(s) of a request never decide on it (unless the flow says `self_approval: true`), and a flow may
+bar their direct reports too (`distinct_from: [requester, grantee, direct_reports]`).
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from sluice.domain.durations import parse_duration
 from sluice.domain.people import Person, Subject, holds
@@ -24,6 +29,17 @@ from sluice.domain.people import Person, Subject, holds
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Bar(StrEnum):
+    """Why separation of duties keeps someone from deciding on a request."""
+
+    REQUESTER = "requester"
+    GRANTEE = "grantee"
+    DIRECT_REPORT = "direct_reports"
+
+
+DISTINCT_FROM = ("requester", "grantee", "direct_reports")
 
 
 class Mode(StrEnum):
@@ -112,7 +128,45 @@ class ApprovalPolicy(_Strict):
     groups: list[ApproverGroup] = Field(min_length=1)
     escalation: list[ApprovalTier] = Field(default_factory=list)
     reason_required: bool = False
-    self_approval: bool = False  # may a requester approve their own request? never, by default
+    self_approval: bool = False  # may the requester and grantee approve their own access? never, by default
+    # who approvals must come from someone other than; the requester and grantee are always barred
+    # unless `self_approval`, so what this adds is `direct_reports` (of the requester and the grantee)
+    distinct_from: list[str] = Field(default_factory=list)
+
+    @field_validator("distinct_from")
+    @classmethod
+    def _known_parties(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for name in value:
+            if name not in DISTINCT_FROM:
+                raise ValueError(f"{name!r} is not one of: {', '.join(DISTINCT_FROM)}")
+            if name in seen:
+                raise ValueError(f"{name!r} is named twice in distinct_from")
+            seen.add(name)
+        return value
+
+    @model_validator(mode="after")
+    def _self_approval_or_distinct(self) -> ApprovalPolicy:
+        named = [p for p in ("requester", "grantee") if p in self.distinct_from]
+        if self.self_approval and named:
+            raise ValueError(
+                "self_approval: true lets the requester and the grantee approve, but distinct_from bars "
+                f"{' and '.join(named)}; keep one of the two"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_empty_distinct_from(self, handler: Any) -> dict[str, Any]:
+        """Leaves `distinct_from` out when empty, so a policy that does not use it reads (and is
+        stored, and compared by `sluice plan`) exactly as before the key existed."""
+        data: dict[str, Any] = handler(self)
+        if not data.get("distinct_from"):
+            data.pop("distinct_from", None)
+        return data
+
+    @property
+    def bars_direct_reports(self) -> bool:
+        return "direct_reports" in self.distinct_from
 
     @field_validator("escalation")
     @classmethod
@@ -143,10 +197,12 @@ class ApprovalPolicy(_Strict):
 
 @dataclass(frozen=True)
 class ApprovalContext:
-    """What approver kinds are measured against, for one request: the requester, and for each
+    """What approver kinds are measured against, for one request: the requester, the emails of the
+    grantees (who the access is for; the requester when they ask for themselves), and for each
     requested resource its owners (emails and group names) and its integration's owners."""
 
     requester: Person
+    grantees: frozenset[str] = frozenset()  # lower-cased emails
     resource_owners: tuple[frozenset[str], ...] = ()
     integration_owners: tuple[frozenset[str], ...] = ()
 
@@ -173,13 +229,32 @@ def approver_matches(approver: Approver, person: Person, ctx: ApprovalContext) -
     return bool(owners) and all(_owns(person, o) for o in owners)
 
 
-def _is_requester(person: Person, ctx: ApprovalContext) -> bool:
-    return person.email.lower() == ctx.requester.email.lower()
+def bar_of(policy: ApprovalPolicy, person: Person, ctx: ApprovalContext) -> Bar | None:
+    """Why separation of duties keeps this person from deciding on the request; None when it does not.
+    The requester is named first: a person asking for themselves is "the requester"."""
+    email = person.email.lower()
+    if not policy.self_approval:
+        if email == ctx.requester.email.lower():
+            return Bar.REQUESTER
+        if email in ctx.grantees:
+            return Bar.GRANTEE
+    parties = {ctx.requester.email.lower(), *ctx.grantees}
+    if policy.bars_direct_reports and person.manager and person.manager.lower() in parties:
+        return Bar.DIRECT_REPORT
+    return None
+
+
+def describe_bar(bar: Bar, person: Person) -> str:
+    if bar == Bar.REQUESTER:
+        return f"{person.email} is the requester"
+    if bar == Bar.GRANTEE:
+        return f"{person.email} is the grantee"
+    return f"{person.email} reports to {person.manager}"
 
 
 def entitled(policy: ApprovalPolicy, person: Person, ctx: ApprovalContext, open_tiers: int) -> bool:
     """May this person act (approve or reject) on the request now?"""
-    if not person.active or (_is_requester(person, ctx) and not policy.self_approval):
+    if not person.active or bar_of(policy, person, ctx) is not None:
         return False
     return any(
         approver_matches(a, person, ctx)
@@ -200,7 +275,7 @@ def satisfied(
     policy: ApprovalPolicy, approvals: Sequence[Person], ctx: ApprovalContext, open_tiers: int
 ) -> bool:
     """Do the approvals given so far (by these people, as they are now) approve the request?"""
-    counted = [p for p in approvals if policy.self_approval or not _is_requester(p, ctx)]
+    counted = [p for p in approvals if bar_of(policy, p, ctx) is None]
     for tier in policy.tiers()[:open_tiers]:
         met = [_group_met(g, counted, ctx) for g in tier.groups]
         if all(met) if tier.mode == Mode.ALL_OF else any(met):

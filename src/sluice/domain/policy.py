@@ -1,5 +1,5 @@
-"""The policy evaluator: which flows allow an access unit, and who may approve it. Pure functions over
-snapshots of the directory and the inventory taken *now* by the caller."""
+"""The policy evaluator: which flows allow an access unit. Pure functions over snapshots of the
+directory and the inventory taken *now* by the caller. Who may approve is `domain.approval`'s."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sluice.domain import criteria
-from sluice.domain.approval import ApprovalContext, approvals_needed, entitled
+from sluice.domain.approval import approvals_needed
 from sluice.domain.criteria import first_miss
 from sluice.domain.flows import FlowSpec, Subject, Target, Trigger
 from sluice.domain.people import Person, any_holds, holds
 from sluice.domain.people import miss as person_miss
 
-__all__ = ["Person", "ResourceRef", "Verdict", "evaluate", "flow_for_units", "may_approve"]
+__all__ = ["Person", "ResourceRef", "Verdict", "evaluate", "flow_for_units"]
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,3 @@ def flow_for_units(
         key=lambda f: (approvals_needed(f.approval_policy), -f.max_duration_delta.total_seconds(), f.name)
     )
     return candidates[0]
-
-
-def may_approve(flow: FlowSpec, approver: Person, requester: Person) -> bool:
-    """Approver rights come from the flow, checked against the acting person (first tier, no resource
-    owners known). A requester never approves their own request unless the flow says so."""
-    policy = flow.approval_policy
-    return policy is not None and entitled(policy, approver, ApprovalContext(requester), 1)

@@ -38,6 +38,7 @@ class Action(StrEnum):
     GRANT_REVOKE_FAILED = "grant.revoke_attempt_failed"
     GRANT_REVOKE_STUCK = "grant.revoke_failed"  # failing longer than the window; still retried
     GRANT_RECONCILED = "grant.reconciled"
+    GRANT_CLAIM_TAKEN_OVER = "grant.claim_taken_over"  # its worker's claim lapsed; another took it
     ORPHAN_REMOVED = "target.orphan_removed"
     CONFIG_APPLIED = "config.applied"
     OBJECT_CREATED = "admin.created"
@@ -85,6 +86,8 @@ ALLOWED_DETAILS = frozenset(
         "tier",
         "approvers",  # emails of the people a request.escalated event newly asks
         "head",  # an audit.head event's SEQ:HASH
+        "worker",  # the worker id (host:pid) that took over a claim
+        "previous_worker",  # the worker whose claim lapsed
     }
 )
 

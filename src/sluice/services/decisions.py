@@ -16,7 +16,7 @@ from sluice.services.approvals import (
     RequestApproval,
     already_decided,
     approvals_enough,
-    may_act,
+    refusal,
     request_approval,
 )
 from sluice.services.grants import activate_request_grants, end_grants
@@ -62,13 +62,20 @@ def _ensure_pending(request: AccessRequest) -> None:
 def _entitled_state(
     session: Session, request: AccessRequest, actor: Identity, now: datetime
 ) -> RequestApproval:
-    """The request's approval state, once `actor` is shown to be entitled to act on it now."""
+    """The request's approval state, once `actor` is shown to be entitled to act on it now (the
+    approver engine says who is, and why not)."""
     flow = load_flow(session, request.flow_name)
     state = request_approval(session, request, flow, now)
-    if actor.id == request.requester_id and (state is None or not state.policy.self_approval):
-        raise NotAllowed("you cannot approve your own request")
-    if state is None or not may_act(session, state, actor, now):
-        raise NotAllowed(f"{actor.email} is not an approver of flow {flow.name!r} for this request")
+    if state is None:  # the flow no longer asks for approval: nobody holds approver rights on it
+        own = actor.id == request.requester_id
+        raise NotAllowed(
+            "you cannot approve your own request"
+            if own
+            else f"{actor.email} is not an approver of flow {flow.name!r} for this request"
+        )
+    why_not = refusal(session, state, actor, now)
+    if why_not is not None:
+        raise NotAllowed(why_not)
     if already_decided(request, actor) is not None:
         raise Conflict(f"{actor.email} has already decided on request {request.id}")
     return state

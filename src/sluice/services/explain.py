@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from sluice.connectors.registry import connector_class
 from sluice.domain.errors import NotFound
 from sluice.domain.policy import ResourceRef, evaluate, flow_for_units
+from sluice.services.approvals import would_approve
 from sluice.services.bundles import current_flows
-from sluice.services.policy import approvers_of
 from sluice.services.reads import resource_by_ref
 from sluice.services.tags import resource_refs
 from sluice.store.queries import identity_by_email, person_of
@@ -55,24 +55,20 @@ def explain(session: Session, *, email: str, resource: str, permission: str, now
     person = person_of(session, identity, now)
     flows = current_flows(session)
     granted = connector_class(row.integration.kind).permissions.get(row.type, ())
-    verdicts: list[FlowVerdict] = []
-    allowing = []
-    for flow in flows:
-        verdict = evaluate(flow, person, ref, permission)
-        approvers: list[str] = []
-        if verdict.allowed:
-            allowing.append(flow)
-            approvers = [] if flow.auto_approve else approvers_of(session, flow, person, now)
-        verdicts.append(
-            FlowVerdict(
-                flow=flow.name,
-                allowed=verdict.allowed,
-                reason=verdict.reason,
-                max_duration=flow.max_duration,
-                approval_required=not flow.auto_approve,
-                approvers=approvers,
-            )
+    judged = [(flow, evaluate(flow, person, ref, permission)) for flow in flows]
+    allowing = [flow for flow, verdict in judged if verdict.allowed]
+    approvers = would_approve(session, allowing, requester=identity, resource_id=row.id, now=now)
+    verdicts = [
+        FlowVerdict(
+            flow=flow.name,
+            allowed=verdict.allowed,
+            reason=verdict.reason,
+            max_duration=flow.max_duration,
+            approval_required=not flow.auto_approve,
+            approvers=approvers.get(flow.name, []),
         )
+        for flow, verdict in judged
+    ]
     chosen = flow_for_units(allowing, person, [(ref, permission)]) if allowing else None
     if permission not in granted:
         summary = (

@@ -13,7 +13,7 @@ from sluice.domain.durations import format_duration, parse_duration
 from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from sluice.domain.states import Actual, Desired
 from sluice.events.audit import Action, record
-from sluice.services.approvals import can_act_on
+from sluice.services.approvals import approves_grant
 from sluice.services.policy import load_flow
 from sluice.store.tables import Grant, Identity
 
@@ -57,7 +57,7 @@ def extend_grant(
     rules = flow.extensions
     if rules is None or rules.max_count == 0:
         raise InvalidInput(f"flow {flow.name!r} does not allow extensions")
-    approver = can_act_on(session, grant.request, flow, actor, now) if rules.approval_required else False
+    approver = approves_grant(session, grant, actor, now) if rules.approval_required else False
     if rules.approval_required and not (approver or is_admin):
         raise NotAllowed(
             f"extensions under flow {flow.name!r} need approval: one of its approvers extends it"

@@ -47,6 +47,9 @@ def end_grants(
             continue
         grant.desired = Desired.REVOKED
         grant.end_reason = reason
+        # An expiry was due at the end time; an early revoke is due now.
+        due = grant.ends_at if grant.ends_at is not None and grant.ends_at < now else now
+        grant.revoke_requested_at = due
         grant.next_attempt_at = None
         grant.attempts = 0
         grant.updated_at = now

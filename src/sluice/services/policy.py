@@ -1,8 +1,7 @@
-"""Policy questions asked against the store *now*: the flows, who may approve a request."""
+"""Policy questions asked against the store *now*: the flows, and whether asking depends on shifts.
+Who may approve, revoke or extend is `services.approvals`' question alone."""
 
 from __future__ import annotations
-
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,10 +9,8 @@ from sqlalchemy.orm import Session
 from sluice.domain.errors import Conflict
 from sluice.domain.flows import FlowSpec
 from sluice.domain.people import Subject
-from sluice.domain.policy import Person, may_approve
 from sluice.services.bundles import current_flows
-from sluice.store.queries import group_names_of, person_of
-from sluice.store.tables import AccessFlow, Group, GroupMember, Identity
+from sluice.store.tables import AccessFlow
 
 
 def load_flows(session: Session) -> list[FlowSpec]:
@@ -36,42 +33,14 @@ def requesting_needs_shifts(flows: list[FlowSpec]) -> bool:
     )
 
 
-def load_flow(session: Session, name: str) -> FlowSpec:
+def find_flow(session: Session, name: str) -> FlowSpec | None:
+    """The flow named `name` as stored, or None when it no longer exists."""
     row = session.scalar(select(AccessFlow).where(AccessFlow.name == name))
-    if row is None:
+    return None if row is None else FlowSpec.model_validate(row.spec)
+
+
+def load_flow(session: Session, name: str) -> FlowSpec:
+    flow = find_flow(session, name)
+    if flow is None:
         raise Conflict(f"the access flow {name!r} no longer exists, so nobody can act on this request")
-    return FlowSpec.model_validate(row.spec)
-
-
-def approvers_of(session: Session, flow: FlowSpec, requester: Person, now: datetime) -> list[str]:
-    """Emails of everyone who may approve a request by `requester` under `flow`, as of now."""
-    emails: set[str] = set()
-    for subject in flow.approvers:
-        if subject.user:
-            emails.add(subject.user)
-        elif subject.group:
-            emails.update(
-                session.scalars(
-                    select(Identity.email)
-                    .join(GroupMember, GroupMember.identity_id == Identity.id)
-                    .join(Group, Group.id == GroupMember.group_id)
-                    .where(Group.name == subject.group)
-                )
-            )
-        elif subject.manager and requester.manager:
-            emails.add(requester.manager)
-    result = []
-    for email in sorted(emails):
-        identity = session.scalar(select(Identity).where(Identity.email == email))
-        if identity is None:
-            continue
-        candidate = Person(identity.email, identity.active, group_names_of(session, identity.id, now))
-        if may_approve(flow, candidate, requester):
-            result.append(identity.email)
-    return result
-
-
-def can_approve(
-    session: Session, flow: FlowSpec, approver: Identity, requester: Identity, now: datetime
-) -> bool:
-    return may_approve(flow, person_of(session, approver, now), person_of(session, requester, now))
+    return flow

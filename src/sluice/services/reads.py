@@ -13,11 +13,11 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from sluice.domain.errors import NotAllowed, NotFound, SluiceError
+from sluice.domain.errors import NotAllowed, NotFound
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import Actual, Desired, GrantState, RequestStatus
 from sluice.services.approvals import approvers_of_request, can_act_on
-from sluice.services.policy import load_flow
+from sluice.services.policy import find_flow
 from sluice.store.queries import grant_is_live, identity_by_email
 from sluice.store.tables import (
     AccessFlow,
@@ -60,16 +60,9 @@ def _membership_filter(now: datetime) -> Any:
 # Requests ---------------------------------------------------------------------------------------
 
 
-def _flow_or_none(session: Session, name: str) -> FlowSpec | None:
-    try:
-        return load_flow(session, name)
-    except SluiceError:
-        return None
-
-
 def may_decide(session: Session, request: AccessRequest, viewer: Identity, now: datetime) -> bool:
     """True when `viewer` holds approver rights on the request's flow (whatever its status)."""
-    flow = _flow_or_none(session, request.flow_name)
+    flow = find_flow(session, request.flow_name)
     return flow is not None and can_act_on(session, request, flow, viewer, now)
 
 
@@ -77,7 +70,7 @@ def request_approvers(session: Session, request: AccessRequest, now: datetime) -
     """Who may approve the request now: nobody once it is decided."""
     if request.status != RequestStatus.PENDING:
         return []
-    flow = _flow_or_none(session, request.flow_name)
+    flow = find_flow(session, request.flow_name)
     if flow is None:
         return []
     return approvers_of_request(session, request, flow, now)
@@ -132,7 +125,7 @@ def list_requests(
     mine: list[AccessRequest] = []
     for request in pending:
         if request.flow_name not in flows:
-            flows[request.flow_name] = _flow_or_none(session, request.flow_name)
+            flows[request.flow_name] = find_flow(session, request.flow_name)
         flow = flows[request.flow_name]
         if flow is not None and can_act_on(session, request, flow, viewer, now):
             mine.append(request)

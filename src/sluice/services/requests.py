@@ -15,6 +15,7 @@ from sluice.domain.flows import FlowSpec
 from sluice.domain.policy import Person, ResourceRef, evaluate, flow_for_units
 from sluice.domain.states import Actual, Desired, RequestStatus
 from sluice.events.audit import Action, record
+from sluice.services.approvals import refuse_without_approver
 from sluice.services.connector_hub import ConnectorHub
 from sluice.services.grants import activate_request_grants
 from sluice.services.policy import load_flows, requesting_needs_shifts
@@ -165,6 +166,10 @@ def submit_request(
             raise Conflict(
                 f"you already hold or have asked for {permission} on {resource.path} (grant {duplicate})"
             )
+
+    refuse_without_approver(
+        session, flow, requester=requester, grantee=grantee, resource_ids=[r.id for r, _ in resolved], now=now
+    )
 
     # The request, its grants and their audit events are written together, in one flush at the end.
     # The relationships are set from the objects in hand, so reading the new request back (its

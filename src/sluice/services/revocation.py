@@ -10,21 +10,15 @@ from sqlalchemy.orm import Session, selectinload
 from sluice.domain.errors import Conflict, NotAllowed, NotFound
 from sluice.domain.states import Desired
 from sluice.events.audit import Action
+from sluice.services.approvals import approves_grant
 from sluice.services.grants import end_grants
-from sluice.services.policy import can_approve, load_flows
 from sluice.store.locks import lock_grants
 from sluice.store.queries import grant_due_to_expire
 from sluice.store.tables import AccessRequest, Grant, Identity
 
 
 def _may_revoke(session: Session, grant: Grant, actor: Identity, is_admin: bool, now: datetime) -> bool:
-    if is_admin or actor.id == grant.identity_id:
-        return True
-    request = grant.request
-    if request is None:
-        return False
-    flows = [f for f in load_flows(session) if f.name == request.flow_name]
-    return any(can_approve(session, f, actor, request.requester, now) for f in flows)
+    return is_admin or actor.id == grant.identity_id or approves_grant(session, grant, actor, now)
 
 
 def revoke_grant(

@@ -1,8 +1,11 @@
 """Resource tags: the ones connectors discover, and the ones other tools inject through the API.
 
-Each tag keeps its source: `discovered` (replaced by every sync of the integration) or `api:<email>`
-(the holder of the token that set it; kept across syncs). One value per key; an injected value wins
-over a discovered one, so a sync never overwrites what a classification tool said.
+A tag key on a resource has two layers: the value discovered in the target (replaced by every sync of
+the integration) and the value injected through the API (source `api:<email>`, the holder of the
+token that set it; kept across syncs). The effective value, which selectors and the policy read, is
+the injected one if there is one, else the discovered one. Removing an injected value brings the
+discovered one back at once; a sync updates the discovered layer under an injected value without
+touching it. Every change through the API queues a re-evaluation of everyone.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sluice.connectors.base import DiscoveredResource
 from sluice.domain.errors import InvalidInput, NotFound
 from sluice.domain.policy import ResourceRef
 from sluice.events.audit import Action, record
+from sluice.store.people_queries import record_people_change
 from sluice.store.tables import Resource
 from sluice.store.targeting_tables import DISCOVERED, ResourceTag
 
@@ -77,9 +81,10 @@ def sync_discovered_tags(
     found: Sequence[DiscoveredResource],
     now: datetime,
 ) -> int:
-    """Make the discovered tags of an integration's resources match what the connector reported.
-    `rows` maps paths to resource rows (with ids). Injected tags are left alone. Returns the number of
-    tags added, changed or removed."""
+    """Make the discovered layer of an integration's tags match what the connector reported.
+    `rows` maps paths to resource rows (with ids). Injected values stay in effect; the discovered
+    value under them is kept up to date. Returns the number of discovered values added, changed or
+    removed."""
     wanted: dict[str, dict[str, str]] = {}
     for item in found:
         row = rows.get(item.path)
@@ -95,21 +100,30 @@ def sync_discovered_tags(
     }
     changes = 0
     for (resource_id, key), tag in existing.items():
-        if tag.source != DISCOVERED:
-            continue
         value = wanted.get(resource_id, {}).get(key)
-        if value is None:
+        if tag.source != DISCOVERED:  # an injected value stays in effect; the layer under it follows
+            if value != tag.discovered_value:
+                tag.discovered_value = value
+                changes += 1
+        elif value is None:
             session.delete(tag)
             changes += 1
-        elif value != tag.value:
-            tag.value, tag.updated_at = value, now
-            changes += 1
+        else:
+            if value != tag.value:
+                tag.value, tag.updated_at = value, now
+                changes += 1
+            tag.discovered_value = value  # equal to the effective value while nothing is injected
     for resource_id, tags in wanted.items():
         for key, value in tags.items():
             if (resource_id, key) not in existing:
                 session.add(
                     ResourceTag(
-                        resource_id=resource_id, key=key, value=value, source=DISCOVERED, updated_at=now
+                        resource_id=resource_id,
+                        key=key,
+                        value=value,
+                        source=DISCOVERED,
+                        discovered_value=value,
+                        updated_at=now,
                     )
                 )
                 changes += 1
@@ -155,8 +169,10 @@ def apply_tag_changes(
     session: Session, changes: Sequence[TagChange], *, actor: str, now: datetime, replace: bool = False
 ) -> BatchResult:
     """Set and delete injected tags on many resources, all or nothing: every change is checked (each
-    resource exists, keys and values are valid) before the first write. With `replace`, a resource's
-    injected tags not named in `set` are removed (the PUT of one resource's tags)."""
+    resource exists, keys and values are valid) before the first write. Deleting a key removes its
+    injected value, and a discovered value under it takes effect again; a discovered value itself is
+    not deleted (it follows the target). With `replace`, a resource's injected tags not named in
+    `set` are removed (the PUT of one resource's tags). Any change queues a re-evaluation."""
     if len(changes) > MAX_BATCH:
         raise InvalidInput(f"a batch holds at most {MAX_BATCH} changes; split it")
     for number, change in enumerate(changes):
@@ -194,17 +210,19 @@ def apply_tag_changes(
         have = current.get(resource_id, {})
         if replace:
             deletes |= {k for k, t in have.items() if t.source != DISCOVERED and k not in sets}
-        gone = [k for k in deletes if k in have]
-        if gone:
-            session.execute(
-                delete(ResourceTag).where(ResourceTag.resource_id == resource_id, ResourceTag.key.in_(gone))
-            )
-            deleted += len(gone)
+        deleted += _remove_injected(session, resource_id, [have[k] for k in deletes if k in have], now)
         for key, value in sets.items():
             tag = have.get(key)
             if tag is None:
                 session.add(
-                    ResourceTag(resource_id=resource_id, key=key, value=value, source=source, updated_at=now)
+                    ResourceTag(
+                        resource_id=resource_id,
+                        key=key,
+                        value=value,
+                        source=source,
+                        discovered_value=None,
+                        updated_at=now,
+                    )
                 )
             elif (tag.value, tag.source) != (value, source):
                 tag.value, tag.source, tag.updated_at = value, source, now
@@ -212,6 +230,8 @@ def apply_tag_changes(
                 continue
             set_count += 1
     result = BatchResult(len(merged), set_count, deleted)
+    if set_count or deleted:
+        record_people_change(session, identity_id=None, reason="resource tags changed", now=now)
     record(
         session,
         now=now,
@@ -223,6 +243,21 @@ def apply_tag_changes(
     )
     session.flush()
     return result
+
+
+def _remove_injected(session: Session, resource_id: str, tags: Sequence[ResourceTag], now: datetime) -> int:
+    """Remove the injected value of these tags: a discovered value under one takes effect again, a tag
+    with none is deleted. Returns how many injected values were removed."""
+    injected = [t for t in tags if t.source != DISCOVERED]
+    for tag in injected:
+        if tag.discovered_value is not None:
+            tag.value, tag.source, tag.updated_at = tag.discovered_value, DISCOVERED, now
+    gone = [t.key for t in injected if t.discovered_value is None]
+    if gone:
+        session.execute(
+            delete(ResourceTag).where(ResourceTag.resource_id == resource_id, ResourceTag.key.in_(gone))
+        )
+    return len(injected)
 
 
 def _current_tags(session: Session, resource_ids: Sequence[str]) -> dict[str, dict[str, ResourceTag]]:

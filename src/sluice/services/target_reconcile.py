@@ -2,8 +2,11 @@
 toward the safer side. Run after the store was restored from an older backup (`sluice reconcile`),
 or at worker start (`SLUICE_RECONCILE_ON_START=1`), before any stale row is acted on.
 
-- `orphan`: the target holds a principal Sluice made that no live grant justifies (a grant made
-  after the backup, a lost row): it is removed from the target.
+- `orphan`: the target holds a principal this installation made that no grant justifies (a grant
+  made after the backup, a lost row): it is removed from the target. Which principals are ours and
+  which are justified is decided in one place, `services/orphans.py`, shared with the worker's sweep.
+- `unclaimed`: a principal marked before principals carried their installation, that this store has
+  no grant row for: maybe another installation's, so it is shown and left alone.
 - `missing`: a row says the access is active, but the target does not hold it (it was revoked after
   the backup, or by hand): the row is ended, never re-created from stale data.
 Everything else (rows still being granted, pending, already ended) is left to the worker."""
@@ -18,24 +21,24 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from sluice.connectors.base import AccessUnit, Connector
-from sluice.domain.errors import SluiceError
 from sluice.domain.states import Actual, Desired
 from sluice.events.audit import Action, record
 from sluice.services.connector_hub import ConnectorHub
+from sluice.services.orphans import find_orphans, integrations, remove_orphan
 from sluice.store.db import transaction
 from sluice.store.tables import Grant, Integration
 
 log = logging.getLogger("sluice.reconcile")
 
 ORPHAN = "orphan"
+UNCLAIMED = "unclaimed"
 MISSING = "missing"
 
 
 @dataclass(frozen=True)
 class Difference:
     integration: str
-    kind: str  # orphan | missing | unreachable
+    kind: str  # orphan | unclaimed | missing | unreachable
     principal: str
     grant_id: str | None
     action: str  # what was (or, in a dry run, would be) done
@@ -53,9 +56,7 @@ def reconcile_targets(
     dry_run: bool,
 ) -> list[Difference]:
     found: list[Difference] = []
-    with transaction(factory) as session:
-        integrations = list(session.scalars(select(Integration).order_by(Integration.name)))
-    for integration in integrations:
+    for integration in integrations(factory):
         found.extend(_one(factory, hub, integration, clock=clock, dry_run=dry_run))
     return found
 
@@ -69,33 +70,35 @@ def _one(
     dry_run: bool,
 ) -> list[Difference]:
     connector = hub.for_integration(integration)
-    try:
-        held = {p.principal: p for p in connector.list_managed()}
-    except SluiceError as exc:
-        log.warning("reconcile: cannot list %s: %s", integration.name, exc.detail)
-        return [Difference(integration.name, "unreachable", "", None, f"not compared: {exc.detail}")]
-    with transaction(factory) as session:
-        rows = {
-            g.principal: (g.id, g.desired, g.actual)
-            for g in session.scalars(select(Grant).where(Grant.integration_id == integration.id))
-        }
+    findings = find_orphans(factory, connector, integration)
+    if findings.error is not None:
+        log.warning("reconcile: cannot list %s: %s", integration.name, findings.error)
+        return [Difference(integration.name, "unreachable", "", None, f"not compared: {findings.error}")]
     found = []
-    for principal, managed in sorted(held.items()):
-        row = rows.get(principal)
-        justified = row is not None and (
-            row[1] == Desired.ACTIVE
-            or (row[1] == Desired.REVOKED and row[2] in (Actual.ACTIVE, Actual.UNKNOWN))
-        )
-        if justified:
-            continue  # live, or being revoked by the worker anyway
+    for orphan in sorted(findings.orphans, key=lambda o: o.principal):
         difference = Difference(
-            integration.name, ORPHAN, principal, managed.grant_id, "remove from the target"
+            integration.name, ORPHAN, orphan.principal, orphan.grant_id, "remove from the target"
         )
         if not dry_run:
-            difference = _remove(factory, connector, integration.name, difference, clock)
+            reason = "reconcile: no live grant justifies it"
+            failed = remove_orphan(factory, connector, orphan, clock=clock, reason=reason)
+            action = f"removal failed: {failed}" if failed else difference.action
+            difference = replace(difference, action=action, done=failed is None)
         found.append(difference)
-    for principal, (grant_id, desired, actual) in sorted(rows.items()):
-        if desired == Desired.ACTIVE and actual == Actual.ACTIVE and principal not in held:
+    for managed in sorted(findings.unclaimed, key=lambda m: m.principal):
+        action = "left alone: made before installation marks, and no grant of this store made it"
+        found.append(Difference(integration.name, UNCLAIMED, managed.principal, managed.grant_id, action))
+    held = {m.grant_id for m in findings.held}
+    with transaction(factory) as session:
+        active = session.execute(
+            select(Grant.id, Grant.principal).where(
+                Grant.integration_id == integration.id,
+                Grant.desired == Desired.ACTIVE,
+                Grant.actual == Actual.ACTIVE,
+            )
+        ).all()
+    for grant_id, principal in sorted(active, key=lambda row: row.principal):
+        if grant_id not in held:
             difference = Difference(
                 integration.name, MISSING, principal, grant_id, "end the grant (not re-created)"
             )
@@ -103,41 +106,6 @@ def _one(
                 difference = _end(factory, difference, clock)
             found.append(difference)
     return found
-
-
-def _remove(
-    factory: sessionmaker[Session],
-    connector: Connector,
-    integration: str,
-    difference: Difference,
-    clock: Callable[[], datetime],
-) -> Difference:
-    unit = AccessUnit(
-        grant_id=difference.grant_id or "",
-        principal=difference.principal,
-        grantee_email="",
-        resource_type="",
-        resource_path="",
-        permission="",
-    )
-    try:
-        connector.revoke(unit)
-    except SluiceError as exc:
-        return replace(difference, action=f"removal failed: {exc.detail}")
-    with transaction(factory) as session:
-        record(
-            session,
-            now=clock(),
-            actor="sluice",
-            action=Action.ORPHAN_REMOVED,
-            subject_type="integration",
-            subject_id=integration,
-            reason="reconcile: no live grant justifies it",
-            integration=integration,
-            principal=difference.principal,
-            grant_id=difference.grant_id,
-        )
-    return replace(difference, done=True)
 
 
 def _end(factory: sessionmaker[Session], difference: Difference, clock: Callable[[], datetime]) -> Difference:

@@ -25,7 +25,8 @@ class Duty(IntEnum):
     """Advisory lock keys (signed 64-bit). Fixed forever: workers of different versions must agree."""
 
     PEOPLE = 0x736C_7569_6365_0001  # "sluice" + 1: re-evaluation and automatic flows
-    AUDIT_STREAM = 0x736C_7569_6365_0002  # streaming audit events to syslog and files
+    SEALING_KEYS = 0x736C_7569_6365_0002  # processes starting together record their key one at a time
+    AUDIT_STREAM = 0x736C_7569_6365_0003  # streaming audit events to syslog and files
 
 
 def try_duty_lock(session: Session, duty: Duty) -> bool:
@@ -34,6 +35,12 @@ def try_duty_lock(session: Session, duty: Duty) -> bool:
     if session.get_bind().dialect.name != "postgresql":
         return True
     return bool(session.scalar(select(func.pg_try_advisory_xact_lock(int(duty)))))
+
+
+def wait_for_duty_lock(session: Session, duty: Duty) -> None:
+    """Take the duty's lock for the rest of this transaction, waiting for another holder to finish."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(int(duty))))
 
 
 def lock_grants(session: Session, grants: Iterable[Grant]) -> None:

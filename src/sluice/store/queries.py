@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session
 
 from sluice.domain.policy import Person
 from sluice.domain.states import Actual, Desired, RequestStatus
-from sluice.store.tables import AccessFlow, AccessRequest, Grant, Group, GroupMember, Identity
+from sluice.store.tables import (
+    AccessFlow,
+    AccessRequest,
+    Grant,
+    Group,
+    GroupMember,
+    Identity,
+    Installation,
+)
 
 
 def grant_is_live() -> ColumnElement[bool]:
@@ -21,8 +29,27 @@ def grant_is_live() -> ColumnElement[bool]:
     )
 
 
-def grant_needs_work(now: datetime) -> ColumnElement[bool]:
-    """Rows where what should be differs from what is known to be, and whose turn has come."""
+def grant_justifies_principal() -> ColumnElement[bool]:
+    """A grant whose principal may rightly be in the target now: it should be active, or the worker
+    has yet to take it away. A principal of this installation that no such grant claims is an orphan;
+    a pending grant has touched nothing yet, so it justifies nothing either."""
+    return or_(
+        Grant.desired == Desired.ACTIVE,
+        and_(Grant.desired == Desired.REVOKED, Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN])),
+    )
+
+
+def installation_id(session: Session) -> str:
+    """This store's installation id (made with the schema; the same for every process on the store)."""
+    found = session.scalar(select(Installation.id))
+    if found is None:
+        raise RuntimeError("the store has no installation id: run `sluice db upgrade`")
+    return found
+
+
+def grant_work_due(now: datetime) -> ColumnElement[bool]:
+    """Rows where what should be differs from what is known to be, and whose turn has come, whether
+    a worker holds them now or not."""
     differs = or_(
         and_(
             Grant.desired == Desired.ACTIVE,
@@ -31,8 +58,13 @@ def grant_needs_work(now: datetime) -> ColumnElement[bool]:
         and_(Grant.desired == Desired.REVOKED, Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN])),
     )
     turn = or_(Grant.next_attempt_at.is_(None), Grant.next_attempt_at <= now)
+    return and_(differs, turn)
+
+
+def grant_needs_work(now: datetime) -> ColumnElement[bool]:
+    """Rows whose work is due and that no worker holds (or whose holder's claim lapsed)."""
     unclaimed = or_(Grant.claimed_until.is_(None), Grant.claimed_until <= now)
-    return and_(differs, turn, unclaimed)
+    return and_(grant_work_due(now), unclaimed)
 
 
 def grant_due_to_expire(now: datetime) -> ColumnElement[bool]:

@@ -6,6 +6,9 @@ make it case-insensitive; "under a parent" is a range over the path (`path >= 'p
 `0` being the character after `/`), which the path index serves and which is exact under a binary
 (SQLite) or C collation (PostgreSQL store databases are created with one); on PostgreSQL it is paired
 with a `LIKE` prefix that is exact under any collation.
+
+Tag conditions read `resource_tags.value`, the effective value (an injected value over a discovered
+one; see `targeting_tables.ResourceTag`), so they keep the `(key, value)` index.
 """
 
 from __future__ import annotations

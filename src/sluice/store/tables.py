@@ -5,10 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Connection,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+    insert,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from sluice.store.types import UTCDateTime
+from sluice.store.types import UTCDateTime, new_installation_id
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -22,6 +37,25 @@ NAMING_CONVENTION = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Installation(Base):
+    """Who this store is toward the targets: one row, made with the schema, never changed. Every
+    principal Sluice creates in a target carries this id, so two installations pointed at one server
+    never take each other's principals for orphans (docs/connectors.md, *Installations*)."""
+
+    __tablename__ = "installation"
+    __table_args__ = (CheckConstraint("only_row = 1", name="one_row"),)
+
+    only_row: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    id: Mapped[str] = mapped_column(String(32))
+
+
+@event.listens_for(Installation.__table__, "after_create")
+def _new_installation(table: Table, connection: Connection, **_: object) -> None:
+    """A store built from the models (rather than the migrations) gets its id as the migration gives
+    it: once, when the table is made."""
+    connection.execute(insert(table).values(only_row=1, id=new_installation_id()))
 
 
 class Identity(Base):
@@ -167,6 +201,7 @@ class Grant(Base):
         Index("ix_grants_due", "desired", "ends_at"),
         Index("ix_grants_identity", "identity_id", "desired"),
         Index("ix_grants_principal", "principal"),
+        Index("ix_grants_claimed_by", "claimed_by"),  # each worker's heartbeat renews its claims by it
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -197,6 +232,9 @@ class Grant(Base):
     granted_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(Text)
+    # When the revoke was decided: the end time for an expiry, the moment of asking for an early one.
+    # Overdue revokes and the revocation lag are measured from here.
+    revoke_requested_at: Mapped[datetime | None]
     flow_name: Mapped[str | None] = mapped_column(String(120), index=True)  # set for automatic grants
     extensions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     warned_at: Mapped[datetime | None]  # when the "ends soon" event was written
@@ -303,7 +341,20 @@ class WebhookDelivery(Base):
     webhook: Mapped[Webhook] = relationship()
 
 
-# Tags, bundles and scopes live in their own module; importing it here completes the metadata.
+class SealingKey(Base):
+    """The fingerprint (never the key) of each secret key that may have sealed a value in this store.
+    A process starts only if it holds every key listed here, so a server and a worker with different
+    keys cannot both run on one store; `sluice keys rotate` leaves only the current key."""
+
+    __tablename__ = "sealing_keys"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    added_at: Mapped[datetime]
+
+
+# Tags, bundles and scopes, the people tables and the work signal live in their own modules;
+# importing them here completes the metadata.
 from sluice.store import auth_tables as _auth_tables  # noqa: E402,F401
 from sluice.store import people_tables as _people_tables  # noqa: E402,F401
 from sluice.store import targeting_tables as _targeting_tables  # noqa: E402,F401
+from sluice.store import work_signal as _work_signal  # noqa: E402,F401

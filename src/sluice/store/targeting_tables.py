@@ -15,9 +15,14 @@ DISCOVERED = "discovered"
 
 
 class ResourceTag(Base):
-    """One tag on a resource. `source` is `discovered` (read from the target, replaced by every sync)
-    or `api:<email>` (injected through the API by a token's holder, kept across syncs). One value per
-    key: an injected value wins over a discovered one."""
+    """One tag key on a resource, with its two layers: the value discovered in the target and the
+    value injected through the API. An injected value wins while it is there.
+
+    `value` and `source` are the effective tag, the one selectors and the policy read: the injected
+    value with `source` = `api:<email>` (the token holder who set it), or else the discovered one with
+    `source` = `discovered`. `discovered_value` is what the last sync read from the target (NULL when
+    the target has none), kept under an injected value, so that removing the injected value brings
+    it back at once. A row with neither layer is deleted."""
 
     __tablename__ = "resource_tags"
     __table_args__ = (Index("ix_resource_tags_key_value", "key", "value"),)
@@ -26,6 +31,7 @@ class ResourceTag(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[str] = mapped_column(String(500))
     source: Mapped[str] = mapped_column(String(360))
+    discovered_value: Mapped[str | None] = mapped_column(String(500))
     updated_at: Mapped[datetime]
 
 

@@ -37,3 +37,8 @@ def new_id(prefix: str) -> str:
     """A short random id with a kind prefix, e.g. `gr_3f9a0c1d2e4b`. Lower-case hex, so it can be part
     of a principal name in any target."""
     return f"{prefix}_{secrets.token_hex(6)}"
+
+
+def new_installation_id() -> str:
+    """Sixteen random lower-case hex digits: what marks this store's principals in every target."""
+    return secrets.token_hex(8)

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+from sluice.domain.errors import TargetError
 from sluice.worker.reconcile import Job, Outcome
 
 log = logging.getLogger("sluice.worker")
@@ -26,7 +27,7 @@ class Dispatcher:
         self._cap = per_integration
         self._queues: dict[str, deque[Job]] = {}
         self._running: dict[str, int] = {}
-        self._futures: dict[Future[Outcome], str] = {}
+        self._futures: dict[Future[Outcome], Job] = {}
         self._lock = threading.Lock()
         self.completed = 0
 
@@ -57,7 +58,7 @@ class Dispatcher:
                 if queue and self._running.get(integration_id, 0) < self._cap:
                     job = queue.popleft()
                     self._running[integration_id] = self._running.get(integration_id, 0) + 1
-                    self._futures[self._pool.submit(self._run, job)] = integration_id
+                    self._futures[self._pool.submit(self._run, job)] = job
                     started = True
 
     @property
@@ -75,15 +76,18 @@ class Dispatcher:
         outcomes = []
         with self._lock:
             for future in done:
-                integration_id = self._futures.pop(future)
-                self._running[integration_id] -= 1
+                job = self._futures.pop(future)
+                self._running[job.integration_id] -= 1
                 error = future.exception()
                 if error is None:
                     outcomes.append(future.result())
                 else:
-                    # A target error is an outcome; this is the store failing before the call. The row
-                    # keeps its claim until the lease lapses, then it is done again.
+                    # A target error is an outcome already; this is the store failing before the call.
+                    # Recorded as a failed attempt, the row is released (the heartbeat would otherwise
+                    # renew its claim for as long as this worker lives) and retried after a backoff.
                     log.error("a target job failed: %r", error, exc_info=error)
+                    failed = TargetError(f"the job failed: {type(error).__name__}")
+                    outcomes.append(Outcome(job, error=failed))
             self.completed += len(done)
             self._pump()
         return outcomes

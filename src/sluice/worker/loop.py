@@ -7,28 +7,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from sluice import metrics
-from sluice.connectors.base import AccessUnit
 from sluice.domain.errors import SluiceError
-from sluice.events.audit import Action, record
 from sluice.events.head_export import AuditHeadExport
 from sluice.events.stream import AuditStream, Sink, sinks_from_env
 from sluice.services.connector_hub import ConnectorHub
 from sluice.services.decisions import expire_pending_requests
 from sluice.services.inventory import integrations_due_for_sync, next_sync_at, sync_integration
+from sluice.services.orphans import sweep_orphans
 from sluice.services.revocation import expire_due_grants
 from sluice.services.secrets import SecretBox
 from sluice.services.target_reconcile import reconcile_targets
 from sluice.store.db import transaction
-from sluice.store.queries import grant_is_live, next_wakeup
-from sluice.store.tables import Grant, Integration
+from sluice.store.queries import next_wakeup
 from sluice.tuning import Tuning
+from sluice.worker.claims import ClaimHeartbeat
 from sluice.worker.dispatch import Dispatcher
 from sluice.worker.people import PeopleDuty
 from sluice.worker.reconcile import Reconciler
@@ -69,6 +67,9 @@ class Worker:
             threads=self.tuning.threads,
             per_integration=self.tuning.per_integration,
             claim_ahead=self.tuning.claim_per_integration,
+        )
+        self.heartbeat = ClaimHeartbeat(
+            factory, worker_id=worker_id, clock=clock, lease=self.tuning.claim_lease
         )
         self._last_orphan_sweep: datetime | None = None
         self.people = PeopleDuty(factory, hub=hub, clock=clock)
@@ -134,71 +135,10 @@ class Worker:
                 log.warning("sync of %s failed: %s", name, exc.detail)
 
     def sweep_orphans(self) -> int:
-        """Remove from each target whatever Sluice manages there that no live grant justifies."""
+        """Remove from each target what this installation made there and no grant justifies (the
+        rule lives in `services/orphans.py`; the worker only schedules it)."""
         self._last_orphan_sweep = self.clock()
-        removed = 0
-        with transaction(self.factory) as session:
-            integrations = list(session.scalars(select(Integration)))
-        for integration in integrations:
-            connector = self.hub.for_integration(integration)
-            try:
-                managed = connector.list_managed()
-            except SluiceError as exc:
-                log.warning("orphan sweep could not list %s: %s", integration.name, exc.detail)
-                continue
-            live, known = self._justified(principal.grant_id for principal in managed)
-            for principal in managed:
-                if principal.grant_id in live:
-                    continue
-                grant = known.get(principal.grant_id or "")
-                unit = AccessUnit(
-                    grant_id=principal.grant_id or "",
-                    principal=grant.principal if grant else principal.principal,
-                    grantee_email=grant.identity.email if grant else "",
-                    resource_type=grant.resource_type if grant else "",
-                    resource_path=grant.resource_path if grant else "",
-                    permission=grant.permission if grant else "",
-                )
-                try:
-                    connector.revoke(unit)
-                except SluiceError as exc:
-                    log.warning(
-                        "orphan %s in %s not removed yet: %s",
-                        principal.principal,
-                        integration.name,
-                        exc.detail,
-                    )
-                    continue
-                removed += 1
-                metrics.ORPHANS_REMOVED.labels(integration.name).inc()
-                with transaction(self.factory) as session:
-                    record(
-                        session,
-                        now=self.clock(),
-                        actor="sluice",
-                        action=Action.ORPHAN_REMOVED,
-                        subject_type="integration",
-                        subject_id=integration.name,
-                        integration=integration.name,
-                        principal=unit.principal,
-                        grant_id=unit.grant_id,
-                    )
-        return removed
-
-    def _justified(self, grant_ids: Iterable[str | None]) -> tuple[set[str], dict[str, Grant]]:
-        """Of these grant ids, the live ones, and the rows of the others that still exist (loaded
-        with their grantee, detached), read in chunks rather than a query per principal."""
-        wanted = sorted({g for g in grant_ids if g})
-        live: set[str] = set()
-        known: dict[str, Grant] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            with transaction(self.factory) as session:
-                live.update(session.scalars(select(Grant.id).where(Grant.id.in_(chunk), grant_is_live())))
-                ended = select(Grant).where(Grant.id.in_(set(chunk) - live))
-                for grant in session.scalars(ended.options(selectinload(Grant.identity))):
-                    known[grant.id] = grant
-        return live, known
+        return sweep_orphans(self.factory, self.hub, clock=self.clock)
 
     def seconds_until_next(self) -> float:
         now = self.clock()
@@ -224,6 +164,7 @@ class Worker:
         if self.tuning.reconcile_on_start:
             for difference in reconcile_targets(self.factory, self.hub, clock=self.clock, dry_run=False):
                 log.warning("reconciled at start: %s", difference.as_dict())
+        self.heartbeat.start()
         log.info("worker started")
         while not self.stop.is_set():
             self.wake.clear()
@@ -236,5 +177,6 @@ class Worker:
             if delay > 0:
                 self.wake.wait(min(delay + 0.05, IDLE_CEILING.total_seconds()))
         self.dispatcher.shutdown()
+        self.heartbeat.stop()
         self.audit_stream.close()
         log.info("worker stopped")

@@ -26,6 +26,7 @@ from sluice.store.db import transaction
 from sluice.store.queries import grant_needs_work
 from sluice.store.tables import Grant
 from sluice.tuning import Tuning
+from sluice.worker.claims import record_takeover
 
 log = logging.getLogger("sluice.worker")
 
@@ -126,9 +127,10 @@ class Reconciler:
     def claim(self, limit: int | None = None, *, room: Callable[[str], int] | None = None) -> list[Job]:
         """Take rows that need work, integration by integration so that every target gets its turn:
         at most `limit` per integration, and no more than `room(integration_id)` (what this worker can
-        start on it now). On PostgreSQL rows other workers hold are skipped; the claim is a lease that
-        lapses if this worker dies. Before a first grant the row records that the target is about to be
-        touched (and the generated secret, sealed): no untracked credential."""
+        start on it now). On PostgreSQL rows other workers hold are skipped; the claim is a short lease
+        that this worker's heartbeat renews and that lapses soon after it dies (`worker/claims.py`).
+        Before a first grant the row records that the target is about to be touched (and the
+        generated secret, sealed): no untracked credential."""
         now = self.clock()
         per_integration = limit or self.tuning.claim_per_integration
         jobs = []
@@ -152,6 +154,8 @@ class Reconciler:
                     ).all()
                 )
             for grant in rows:
+                if grant.claimed_by is not None and grant.claimed_by != self.worker_id:
+                    record_takeover(session, grant, worker_id=self.worker_id, now=now)
                 grant.claimed_by = self.worker_id
                 grant.claimed_until = now + self.tuning.claim_lease
                 operation = "grant" if grant.desired == Desired.ACTIVE else "revoke"
@@ -267,8 +271,10 @@ class Reconciler:
             grant.revoked_at = now
             grant.credentials = None  # the secret is useless now; keep nothing
             action = Action.GRANT_REVOKED
-            if grant.ends_at is not None and grant.ends_at <= now:
-                lag = (now - grant.ends_at).total_seconds()
+            # Every revoke counts, early ones too: from when it was decided until access is gone.
+            decided = grant.revoke_requested_at or grant.ends_at
+            if decided is not None and decided <= now:
+                lag = (now - decided).total_seconds()
                 metrics.REVOCATION_LAG.labels(job.integration_name).observe(lag)
         _audit(
             session,

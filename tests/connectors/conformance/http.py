@@ -29,7 +29,7 @@ class HttpHarness(ConnectorHarness):
             ca_file=endpoint.ca_file,
             max_attempts=2,
         )
-        self.connector = HttpConnector(NAME, self.config, ConnectorContext())
+        self.connector = HttpConnector(NAME, self.config, ConnectorContext(installation="test-install"))
         self.sample = Sample("resource", f"{NAME}/billing/invoices", "read")
         self.hostile = Sample(
             "resource", f"{NAME}/{path_segment(HOSTILE_TEAM)}/{path_segment(HOSTILE_DOC)}", "write"
@@ -78,4 +78,4 @@ class HttpHarness(ConnectorHarness):
                 "max_attempts": 1,  # the bounded retry itself is tested in test_http.py
             }
         )
-        return HttpConnector(NAME, config, ConnectorContext())
+        return HttpConnector(NAME, config, ConnectorContext(installation="test-install"))

@@ -40,7 +40,7 @@ class LdapHarness(ConnectorHarness):
             user_dn_template=f"uid={{local}},ou=people,{slapd.base}",
             state_dn=f"ou=sluice-{tag},{slapd.base}",
         )
-        self.connector = LdapGroupsConnector(NAME, self.config, ConnectorContext())
+        self.connector = LdapGroupsConnector(NAME, self.config, ConnectorContext(installation="test-install"))
         self.sample = Sample("group", f"{NAME}/cn=readers", "member")
         hostile_path = f"{NAME}/{path_segment('ou=' + self.team)}/{path_segment('cn=' + self.hostile_group)}"
         self.hostile = Sample("group", hostile_path, "member")
@@ -81,7 +81,7 @@ class LdapHarness(ConnectorHarness):
                 "timeout_seconds": timeout_seconds,
             }
         )
-        return LdapGroupsConnector(NAME, config, ConnectorContext())
+        return LdapGroupsConnector(NAME, config, ConnectorContext(installation="test-install"))
 
 
 def add_person(conn: ldap3.Connection, base: str, local: str) -> str:

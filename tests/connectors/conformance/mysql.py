@@ -35,7 +35,7 @@ class MySQLHarness(ConnectorHarness):
             databases=[database, hostile_db],
             user_prefix=prefix,
         )
-        self.connector = MySQLConnector(NAME, self.config, ConnectorContext())
+        self.connector = MySQLConnector(NAME, self.config, ConnectorContext(installation="test-install"))
         self.sample = Sample("table", f"{NAME}/{database}/orders", "read")
         self.hostile = Sample(
             "table", f"{NAME}/{path_segment(hostile_db)}/{path_segment(HOSTILE_TABLE)}", "write"
@@ -88,7 +88,7 @@ class MySQLHarness(ConnectorHarness):
         config = self.config.model_copy(
             update={"port": port, "connect_timeout_seconds": seconds, "statement_timeout_seconds": seconds}
         )
-        return MySQLConnector(NAME, config, ConnectorContext())
+        return MySQLConnector(NAME, config, ConnectorContext(installation="test-install"))
 
 
 def mysql_harness(server: dict[str, Any]) -> Iterator[MySQLHarness]:

@@ -34,7 +34,7 @@ class PostgresHarness(ConnectorHarness):
             databases=[database],
             role_prefix=prefix,
         )
-        self.connector = PostgresConnector(NAME, self.config, ConnectorContext())
+        self.connector = PostgresConnector(NAME, self.config, ConnectorContext(installation="test-install"))
         db = path_segment(database)
         self.sample = Sample("table", f"{NAME}/{db}/app/orders", "read")
         self.hostile = Sample(
@@ -81,7 +81,7 @@ class PostgresHarness(ConnectorHarness):
         config = self.config.model_copy(
             update={"port": port, "connect_timeout_seconds": 2, "statement_timeout_seconds": 2}
         )
-        return PostgresConnector(NAME, config, ConnectorContext())
+        return PostgresConnector(NAME, config, ConnectorContext(installation="test-install"))
 
 
 def postgres_harness(admin_url: str) -> Iterator[PostgresHarness]:

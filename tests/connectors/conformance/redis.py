@@ -36,7 +36,7 @@ class RedisHarness(ConnectorHarness):
                 ],
             }
         )
-        self.connector = RedisConnector(NAME, self.config, ConnectorContext())
+        self.connector = RedisConnector(NAME, self.config, ConnectorContext(installation="test-install"))
         self.sample = Sample("namespace", f"{NAME}/orders", "read")
         self.hostile = Sample("namespace", f"{NAME}/{path_segment(HOSTILE)}", "write")
         self.tagged = (f"{NAME}/orders", {"pii": "true"})
@@ -91,7 +91,7 @@ class RedisHarness(ConnectorHarness):
                 "timeout_seconds": timeout_seconds,
             }
         )
-        return RedisConnector(NAME, config, ConnectorContext())
+        return RedisConnector(NAME, config, ConnectorContext(installation="test-install"))
 
 
 def redis_harness(server: dict[str, Any]) -> Iterator[RedisHarness]:

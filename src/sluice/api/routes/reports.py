@@ -11,33 +11,14 @@ from pydantic import BaseModel
 from sluice.api.auth import AdminDep, RuntimeDep
 from sluice.api.params import Limit, Offset
 from sluice.domain.errors import InvalidInput
-from sluice.services.reports import AccessFilter, access_report
+from sluice.services.reports import AccessFilter, AccessRow, access_report
 from sluice.store.db import transaction
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
 
-class AccessReportRow(BaseModel):
-    grant_id: str
-    person: str
-    integration: str
-    resource: str
-    permission: str
-    flow: str | None
-    request_id: str | None
-    requested_by: str | None
-    requested_at: datetime | None
-    reason: str | None
-    approved_by: list[str]
-    granted_at: datetime | None
-    planned_end: datetime | None
-    ended_at: datetime | None
-    state: str
-    end_reason: str | None
-
-
 class AccessReportPage(BaseModel):
-    items: list[AccessReportRow]
+    items: list[AccessRow]
     total: int
 
 
@@ -64,4 +45,4 @@ def access(
     )
     with transaction(runtime.factory) as session:
         rows, total = access_report(session, spec, limit=limit, offset=offset)
-    return AccessReportPage(items=[AccessReportRow(**row.as_dict()) for row in rows], total=total)
+    return AccessReportPage(items=rows, total=total)

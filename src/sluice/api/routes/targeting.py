@@ -64,8 +64,9 @@ def _spec(model: type[SpecT], data: dict[str, object]) -> SpecT:
     "/resources/{ref:path}/tags", response_model=ResourceTags, summary="Set a resource's injected tags"
 )
 def put_tags(ref: str, body: TagsPut, runtime: RuntimeDep, caller: AdminDep) -> ResourceTags:
-    """Replaces the tags this API has set on the resource; discovered tags stay unless a key is set."""
-    with transaction(runtime.factory) as session:
+    """Replaces the tags this API has set on the resource. A discovered value is overridden while an
+    injected value for its key is set, and in effect again once that key is left out."""
+    with changing(runtime) as session:
         resource = resource_for_tags(session, ref)
         change = TagChange(resource.id, set=dict(body.tags))
         apply_tag_changes(session, [change], actor=caller.identity.email, now=runtime.clock(), replace=True)
@@ -83,7 +84,7 @@ def get_tags(resource: str, runtime: RuntimeDep, caller: CallerDep) -> ResourceT
 def batch_tags(body: TagBatch, runtime: RuntimeDep, caller: AdminDep) -> BatchView:
     """All or nothing: a change naming a missing resource or a bad key fails the whole batch."""
     changes = [TagChange(c.resource, set=dict(c.set), delete=list(c.delete)) for c in body.changes]
-    with transaction(runtime.factory) as session:
+    with changing(runtime) as session:
         result = apply_tag_changes(session, changes, actor=caller.identity.email, now=runtime.clock())
         return BatchView(**result.as_dict())
 
@@ -93,7 +94,16 @@ def _tags_view(session: Session, resource_id: str, path: str) -> ResourceTags:
     return ResourceTags(
         resource=resource_id,
         path=path,
-        tags=[TagView(key=t.key, value=t.value, source=t.source, updated_at=t.updated_at) for t in rows],
+        tags=[
+            TagView(
+                key=t.key,
+                value=t.value,
+                source=t.source,
+                discovered_value=t.discovered_value,
+                updated_at=t.updated_at,
+            )
+            for t in rows
+        ],
     )
 
 
