@@ -12,8 +12,8 @@ from sluice.store.auth_tables import LoginAttempt, SignInSession
 from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent, Group, GroupMember, Identity
 from tests.api.conftest import problem
-from tests.oidc_provider import RunningProvider
-from tests.signin.conftest import SignIn, sluice_signing_in
+from tests.oidc_provider import RunningProvider, free_port
+from tests.signin.conftest import SignIn, settings_for, sluice_signing_in
 
 ASK = {"resources": ["groups/oncall"], "permission": "member", "duration": "1h", "reason": "incident 7"}
 SAME_SITE = {"X-Requested-With": "sluice"}
@@ -198,3 +198,14 @@ def test_old_attempts_and_sessions_are_cleared_by_later_sign_ins(signin: SignIn)
     with transaction(signin.runtime.factory) as session:
         assert session.scalars(select(SignInSession)).all() == []
         assert len(session.scalars(select(LoginAttempt)).all()) == 1  # the one just started
+
+
+def test_a_provider_that_cannot_be_reached_or_names_another_issuer_is_a_clear_502(
+    signin: SignIn, openid_provider: RunningProvider
+) -> None:
+    signin.use(settings_for(openid_provider, issuer=f"http://127.0.0.1:{free_port()}"))
+    assert "cannot reach the identity provider" in problem(signin.client.get("/auth/login"), 502)["detail"]
+
+    # A provider whose discovery document names another issuer (the configured URL is not its issuer).
+    signin.use(settings_for(openid_provider, issuer=openid_provider.issuer.replace("127.0.0.1", "localhost")))
+    assert "set SLUICE_OIDC_ISSUER" in problem(signin.client.get("/auth/login"), 502)["detail"]

@@ -108,19 +108,18 @@ class OpenIdProvider:
         jwks_uri = self.metadata().jwks_uri
         with self._lock:
             now = self._monotonic()
-            cached = self._keys
-            fresh = cached is not None and now - cached[0] <= self._keys_ttl
-            known = cached is not None and _has_kid(cached[1], kid)
-            may_refetch = cached is None or now - cached[0] >= self._refetch_cooldown
-            if (not fresh or not known) and may_refetch:
-                try:
-                    keys = KeySet.import_key_set(self._get_json(jwks_uri))
-                except (JoseError, ValueError, TypeError, KeyError) as exc:
-                    raise ProviderError(f"the provider's key set at {jwks_uri} is not usable: {exc}") from exc
-                self.key_fetches += 1
-                self._keys = cached = (now, keys)
-            assert cached is not None  # fetched above when there was nothing
-            return cached[1]
+            if self._keys is not None:
+                fetched_at, keys = self._keys
+                current = now - fetched_at <= self._keys_ttl and _has_kid(keys, kid)
+                if current or now - fetched_at < self._refetch_cooldown:
+                    return keys
+            try:
+                keys = KeySet.import_key_set(self._get_json(jwks_uri))
+            except (JoseError, ValueError, TypeError, KeyError) as exc:
+                raise ProviderError(f"the provider's key set at {jwks_uri} is not usable: {exc}") from exc
+            self.key_fetches += 1
+            self._keys = (now, keys)
+            return keys
 
     def token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """POST to the token endpoint with the client's credentials (client_secret_basic); the status
