@@ -4,7 +4,9 @@ real provider in a stand-in browser, then asking for access as the person it sig
 from __future__ import annotations
 
 import json
+import re
 import stat
+import sys
 import threading
 import time
 import webbrowser
@@ -19,6 +21,7 @@ from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from sluice.api.app import create_app
+from sluice.cli import login_commands
 from sluice.cli.main import app
 from tests.oidc_provider import SLUICE_URL, Browser, RunningProvider, free_port
 from tests.signin.conftest import sluice_signing_in
@@ -131,3 +134,38 @@ def test_login_against_a_server_without_sign_in_says_so(
             result = CliRunner().invoke(app, ["login", "--url", base, "--no-browser"])
         assert result.exit_code == 1
         assert "not configured" in result.stderr
+
+
+def test_sluice_login_device(
+    tmp_path: Path, openid_provider: RunningProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--device`: the CLI prints a code and a URL; the person enters it in a browser elsewhere while
+    the CLI polls."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    entered: list[str] = []
+
+    def meanwhile_in_a_browser(_seconds: float) -> None:
+        """The CLI waits between polls; the first wait is when the person acts on what it printed."""
+        if entered:
+            return
+        printed = sys.stderr.buffer.getvalue().decode()  # type: ignore[attr-defined]
+        url = re.search(r"Visit (\S+)", printed)
+        code = re.search(r"enter the code: (\S+)", printed)
+        assert url and code, printed
+        browser = Browser(openid_provider.issuer)
+        try:
+            browser.enter_device_code(url.group(1), code.group(1), "dave@example.com")
+        finally:
+            browser.close()
+        entered.append(code.group(1))
+
+    monkeypatch.setattr(login_commands, "sleep", meanwhile_in_a_browser)
+    with (
+        sluice_signing_in(tmp_path, openid_provider) as signin,
+        serving(create_app(signin.runtime)) as base,
+    ):
+        result = CliRunner().invoke(app, ["login", "--url", base, "--device"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert entered and "dave@example.com" in result.stdout
+        whoami = CliRunner().invoke(app, ["whoami", "--url", base, "--json"], catch_exceptions=False)
+        assert json.loads(whoami.stdout)["signed_in_with"] == "device"

@@ -13,9 +13,9 @@ import hashlib
 import html
 import secrets
 import threading
-import time
 import webbrowser
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from time import monotonic, sleep
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -115,10 +115,10 @@ def _device_sign_in(api: ApiClient) -> dict[str, Any]:
     target = started.get("verification_uri_complete") or started["verification_uri"]
     err_console.print(f"Visit {target}", soft_wrap=True, markup=False, highlight=False)
     err_console.print(f"and enter the code: {started['user_code']}", markup=False, highlight=False)
-    deadline = time.monotonic() + int(started["expires_in"])
+    deadline = monotonic() + int(started["expires_in"])
     interval = max(1, int(started["interval"]))
-    while time.monotonic() < deadline:
-        time.sleep(interval)
+    while monotonic() < deadline:
+        sleep(interval)
         answer: dict[str, Any] = api.send(
             "POST", "/auth/device/token", body={"poll_token": started["poll_token"]}
         )

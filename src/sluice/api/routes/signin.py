@@ -7,6 +7,7 @@ The provider is called between transactions, never while one is open."""
 from __future__ import annotations
 
 import html
+from dataclasses import asdict
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -250,7 +251,7 @@ def device_start(runtime: RuntimeDep) -> DeviceStarted:
     answer = device.ask_device_code(provider)
     with transaction(runtime.factory) as session:
         started = device.begin_device_sign_in(session, runtime.box, answer, now=runtime.clock())
-    return DeviceStarted(**started.__dict__)
+    return DeviceStarted(**asdict(started))
 
 
 @router.post(
