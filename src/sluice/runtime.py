@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from sluice.services.connector_hub import ConnectorHub
 from sluice.services.secrets import SecretBox
 from sluice.services.signin.provider import OpenIdProvider
-from sluice.services.signin.settings import SignInSettings
 from sluice.settings import Settings
 from sluice.store.db import make_engine, make_session_factory
 from sluice.store.work_signal import raise_work_signal
@@ -39,20 +38,19 @@ class Runtime:
     # The time source every use case reads; tests put a clock they move by hand here.
     clock: Callable[[], datetime] = utc_now
     # The OpenID Provider people sign in with; None when sign-in is not configured (API tokens only).
+    # Only processes that serve the API set it (see `cli/serving.py`): a worker needs no client secret.
     signin: OpenIdProvider | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         engine = make_engine(settings.database_url)
         factory = make_session_factory(engine)
-        signin_settings = SignInSettings.from_env()
         return cls(
             settings=settings,
             engine=engine,
             factory=factory,
             hub=ConnectorHub(factory),
             box=SecretBox.load(settings.home, settings.secret_key, settings.old_secret_keys),
-            signin=OpenIdProvider(signin_settings) if signin_settings else None,
         )
 
     def notify_work(self, session: Session) -> None:
