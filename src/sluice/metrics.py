@@ -4,6 +4,7 @@ scrape time, so every server reports the same truth whichever process did the wo
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -12,12 +13,15 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, s
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.domain.states import Actual, Desired, grant_state
 from sluice.store.db import transaction
 from sluice.store.queries import grant_work_due
 from sluice.store.tables import Grant, Integration
+
+log = logging.getLogger("sluice.metrics")
 
 TARGET_OPERATIONS = Counter(
     "sluice_target_operations_total",
@@ -66,6 +70,21 @@ class StoreCollector(Collector):
         self.clock = clock
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The store gauges, and `sluice_store_up`: while the store cannot be read the scrape still
+        answers, with the process's own metrics and `sluice_store_up 0` instead of the gauges."""
+        up = GaugeMetricFamily("sluice_store_up", "1 when the store answered this scrape, else 0.")
+        try:
+            gauges = list(self._gauges())
+        except OperationalError as exc:
+            log.warning("metrics: the store cannot be read: %s", type(exc).__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from gauges
+
+    def _gauges(self) -> Iterator[GaugeMetricFamily]:
         now = self.clock()
         by_state = GaugeMetricFamily(
             "sluice_grants", "Grants by derived state and integration.", labels=["integration", "state"]

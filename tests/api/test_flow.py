@@ -21,6 +21,7 @@ def test_me(api: Api) -> None:
         "email": email("alice"),
         "name": "Alice",
         "admin": False,
+        "role": "user",
         "groups": ["engineers"],
         "signed_in_with": "token",
         "expires_at": None,

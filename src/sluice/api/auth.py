@@ -104,12 +104,26 @@ CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
 async def admin_caller(caller: CallerDep) -> Caller:
-    if not caller.is_admin:
+    if not caller.role.administers:
         raise NotAllowed("this needs an admin token")
     return caller
 
 
+async def operator_caller(caller: CallerDep) -> Caller:
+    if not caller.role.operates:
+        raise NotAllowed("this needs an operator or admin token")
+    return caller
+
+
+async def auditor_caller(caller: CallerDep) -> Caller:
+    if not caller.role.reads_everything:
+        raise NotAllowed("this needs an auditor, operator or admin token")
+    return caller
+
+
 AdminDep = Annotated[Caller, Depends(admin_caller)]
+OperatorDep = Annotated[Caller, Depends(operator_caller)]
+AuditorDep = Annotated[Caller, Depends(auditor_caller)]
 
 
 def me(session: Session, caller: Caller) -> Identity:

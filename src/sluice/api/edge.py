@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sluice.api.problems import PROBLEM_MEDIA_TYPE, TYPE_PREFIX
+from sluice.events.audit import acting_through, done_acting
 
 API_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -210,7 +211,11 @@ class EdgeMiddleware:
             if not replaced:
                 await secure_send(message)
 
-        await self.app(scope, body.receive, guarded_send)
+        acting = acting_through()
+        try:
+            await self.app(scope, body.receive, guarded_send)
+        finally:
+            done_acting(acting)
 
     def _refusal(self, scope: Scope, address: str) -> tuple[float, str] | None:
         if not scope.get("path", "").startswith(LIMITED_PREFIXES):

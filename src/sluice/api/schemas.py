@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from sluice.domain.roles import Role
 from sluice.services.requests import MAX_REASON_LENGTH, MAX_UNITS_PER_REQUEST
 
 
@@ -58,6 +59,7 @@ class Me(BaseModel):
     email: str
     name: str
     admin: bool
+    role: Role = Field(description="what the token may do beyond the caller's own access (domain/roles.py)")
     groups: list[str]
     signed_in_with: str = Field(description="`token` (an API token) or the sign-in: `web`, `cli`, `device`")
     expires_at: datetime | None = Field(default=None, description="when this session ends (tokens: never)")

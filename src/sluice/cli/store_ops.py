@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from sluice.cli.errors import EXIT_BAD_INPUT, CliError
 from sluice.cli.output import console
+from sluice.domain.roles import Role
 from sluice.events.chain import ChainReport, Head, verify_chain
 from sluice.runtime import Runtime
 from sluice.services.apply_config import Plan, PlanEntry, apply_config, plan_config
@@ -129,9 +130,9 @@ def plan_file(runtime: Runtime, path: Path, *, apply: bool) -> Plan:
         return plan
 
 
-def new_token(runtime: Runtime, *, email: str, admin: bool) -> str:
+def new_token(runtime: Runtime, *, email: str, role: Role) -> str:
     with transaction(runtime.factory) as session:
-        return create_token(session, email=email, admin=admin, actor=CLI_ACTOR, now=runtime.clock())
+        return create_token(session, email=email, role=role, actor=CLI_ACTOR, now=runtime.clock())
 
 
 def verify_audit(runtime: Runtime, *, expect: str | None) -> ChainReport:

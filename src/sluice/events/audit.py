@@ -5,6 +5,7 @@ one because nothing that is not named here is copied."""
 from __future__ import annotations
 
 import itertools
+from contextvars import ContextVar, Token
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -16,6 +17,26 @@ from sluice.store.tables import AuditEvent, OutboxMessage
 
 # Events recorded in one transaction take their places in the chain in the order they were recorded.
 _recorded = itertools.count()
+
+# Which token or session an API request acts through. The server's edge opens a holder for each
+# request (`acting_through`); authentication fills it (`acting_via`), and every event the request
+# records carries it as `via`. A holder, not a value: authentication runs in another thread's copy of
+# the context, and the copies share the holder.
+_via: ContextVar[dict[str, str] | None] = ContextVar("sluice_audit_via", default=None)
+
+
+def acting_through() -> Token[dict[str, str] | None]:
+    return _via.set({})
+
+
+def done_acting(token: Token[dict[str, str] | None]) -> None:
+    _via.reset(token)
+
+
+def acting_via(via: str) -> None:
+    holder = _via.get()
+    if holder is not None:
+        holder["via"] = via
 
 
 class Action(StrEnum):
@@ -86,6 +107,8 @@ ALLOWED_DETAILS = frozenset(
         "tier",
         "approvers",  # emails of the people a request.escalated event newly asks
         "head",  # an audit.head event's SEQ:HASH
+        "role",  # a new token's role
+        "via",  # the token or session an API caller acted through, e.g. token:tok_3f9a0c1d2e4b
         "worker",  # the worker id (host:pid) that took over a claim
         "previous_worker",  # the worker whose claim lapsed
     }
@@ -103,6 +126,9 @@ def record(
     reason: str | None = None,
     **details: Any,
 ) -> AuditEvent:
+    holder = _via.get()
+    if holder and "via" in holder and "via" not in details:
+        details["via"] = holder["via"]
     unknown = set(details) - ALLOWED_DETAILS
     if unknown:
         raise ValueError(f"audit details not on the allow-list: {sorted(unknown)}")

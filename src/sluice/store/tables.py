@@ -101,7 +101,7 @@ class ApiToken(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     identity_id: Mapped[str] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    role: Mapped[str] = mapped_column(String(20), default="user", server_default="user")  # domain/roles.py
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
 

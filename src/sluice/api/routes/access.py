@@ -60,7 +60,7 @@ def revoke_access(
             session,
             grant_id=grant_id,
             actor=me(session, caller),
-            is_admin=caller.is_admin,
+            is_admin=caller.role.operates,
             reason=(body or DecisionBody()).reason,
             now=now,
         )

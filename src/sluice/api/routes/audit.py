@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from sluice.api.auth import AdminDep, RuntimeDep
+from sluice.api.auth import AuditorDep, RuntimeDep
 from sluice.api.params import MAX_ID, Limit
 from sluice.api.schemas import AuditPage
 from sluice.api.views import audit_view
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 @router.get("", response_model=AuditPage, summary="Read the audit log (admin)")
 def list_audit(
     runtime: RuntimeDep,
-    caller: AdminDep,
+    caller: AuditorDep,
     limit: Limit = 100,
     before_id: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="Page on: events older than this id")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from sluice.api.auth import AdminDep, RuntimeDep
+from sluice.api.auth import AuditorDep, RuntimeDep
 from sluice.api.params import Limit, Offset
 from sluice.api.schemas import AdminGrantPage, AdminGrantView
 from sluice.api.views import grant_view
@@ -29,7 +29,7 @@ def admin_grant_view(grant: Grant) -> AdminGrantView:
 @router.get("", response_model=AdminGrantPage, summary="List everyone's grants (admin)")
 def list_grants(
     runtime: RuntimeDep,
-    caller: AdminDep,
+    caller: AuditorDep,
     state: Annotated[
         GrantState | None, Query(description="Only grants in this state, e.g. revoke_failed")
     ] = None,

@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from sluice.api.auth import AdminDep, CallerDep, RuntimeDep
+from sluice.api.auth import CallerDep, OperatorDep, RuntimeDep
 from sluice.services.integration_status import (
     check_integration,
     integration_status,
@@ -71,7 +71,7 @@ def show_status(name: str, runtime: RuntimeDep, caller: CallerDep) -> Integratio
     response_model=IntegrationCheckView,
     summary="Test the connection and the admin rights now (admin)",
 )
-def check(name: str, runtime: RuntimeDep, caller: AdminDep) -> IntegrationCheckView:
+def check(name: str, runtime: RuntimeDep, caller: OperatorDep) -> IntegrationCheckView:
     """Problems are part of the answer (200), in words: what is missing and why it matters."""
     result = check_integration(runtime.factory, runtime.hub, name, now=runtime.clock())
     return IntegrationCheckView(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from sluice.api.auth import AdminDep, CallerDep, RuntimeDep
+from sluice.api.auth import CallerDep, OperatorDep, RuntimeDep
 from sluice.api.params import Limit, Offset
 from sluice.api.schemas import IntegrationList, ResourcePage, ResourceView, SyncView
 from sluice.api.views import integration_view, resource_views
@@ -54,7 +54,7 @@ def list_integrations(runtime: RuntimeDep, caller: CallerDep) -> IntegrationList
 
 
 @router.post("/integrations/{name}/sync", response_model=SyncView, summary="Discover resources now (admin)")
-def sync(name: str, runtime: RuntimeDep, caller: AdminDep) -> SyncView:
+def sync(name: str, runtime: RuntimeDep, caller: OperatorDep) -> SyncView:
     """Runs discovery against the target; a target that fails answers 502."""
     result = sync_integration(runtime.factory, runtime.hub, name, clock=runtime.clock)
     return SyncView(integration=result.integration, **result.as_dict())

@@ -27,6 +27,7 @@ def whoami(runtime: RuntimeDep, caller: CallerDep) -> Me:
             email=identity.email,
             name=identity.name,
             admin=caller.is_admin,
+            role=caller.role,
             groups=groups,
             signed_in_with=caller.method,
             expires_at=caller.expires_at,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
+import os
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from sluice.domain.errors import NotAuthenticated
 from sluice.metrics import registry_with_store
 from sluice.runtime import Runtime
 
@@ -18,8 +22,19 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
+def _scraper_allowed(request: Request) -> bool:
+    """With `SLUICE_METRICS_TOKEN` set, `/metrics` answers only `Authorization: Bearer <that token>`."""
+    expected = os.environ.get("SLUICE_METRICS_TOKEN", "")
+    if not expected:
+        return True
+    sent = request.headers.get("authorization", "")
+    return hmac.compare_digest(sent.encode(), f"Bearer {expected}".encode())
+
+
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 def metrics(request: Request) -> Response:
+    if not _scraper_allowed(request):
+        raise NotAuthenticated("send the metrics token as `Authorization: Bearer <SLUICE_METRICS_TOKEN>`")
     runtime = _runtime(request)
     registry = getattr(request.app.state, "metrics_registry", None)
     if registry is None:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from sluice.api.auth import AdminDep, RuntimeDep
+from sluice.api.auth import AuditorDep, RuntimeDep
 from sluice.api.params import Limit, Offset
 from sluice.domain.errors import InvalidInput
 from sluice.services.reports import AccessFilter, AccessRow, access_report
@@ -25,7 +25,7 @@ class AccessReportPage(BaseModel):
 @router.get("/access", response_model=AccessReportPage, summary="Who had which access, when, and why (admin)")
 def access(
     runtime: RuntimeDep,
-    caller: AdminDep,
+    caller: AuditorDep,
     person: Annotated[str | None, Query(max_length=320, description="Only this person (email)")] = None,
     resource: Annotated[str | None, Query(max_length=1000, description="A resource path or prefix")] = None,
     integration: Annotated[str | None, Query(max_length=120)] = None,

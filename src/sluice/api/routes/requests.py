@@ -16,6 +16,7 @@ from sluice.api.schemas import DecisionBody, RequestCreate, RequestPage, Request
 from sluice.api.views import request_view
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput
+from sluice.domain.roles import Role
 from sluice.domain.states import RequestStatus
 from sluice.runtime import Runtime
 from sluice.services import decisions, reads, revocation
@@ -82,7 +83,7 @@ def list_requests(
         page = reads.list_requests(
             session,
             viewer=me(session, caller),
-            is_admin=caller.is_admin,
+            is_admin=caller.role.reads_everything,
             scope=scope,
             status=status,
             limit=limit,
@@ -97,19 +98,23 @@ def show_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -> Req
     now = runtime.clock()
     with transaction(runtime.factory) as session:
         request = reads.visible_request(
-            session, request_id=request_id, viewer=me(session, caller), is_admin=caller.is_admin, now=now
+            session,
+            request_id=request_id,
+            viewer=me(session, caller),
+            is_admin=caller.role.reads_everything,
+            now=now,
         )
         return request_view(session, request, now)
 
 
-Decide = Callable[[Session, Identity, bool, str, datetime], AccessRequest]
+Decide = Callable[[Session, Identity, Role, str, datetime], AccessRequest]
 
 
 def _decide(runtime: Runtime, caller: Caller, body: DecisionBody | None, decide: Decide) -> RequestView:
-    """One decision in one transaction: the acting person, their admin flag and reason go to `decide`."""
+    """One decision in one transaction: the acting person, their token's role and reason go to `decide`."""
     now = runtime.clock()
     with changing(runtime) as session:
-        request = decide(session, me(session, caller), caller.is_admin, (body or DecisionBody()).reason, now)
+        request = decide(session, me(session, caller), caller.role, (body or DecisionBody()).reason, now)
         session.flush()
         return request_view(session, request, now)
 
@@ -122,7 +127,7 @@ def approve(
         runtime,
         caller,
         body,
-        lambda session, actor, _admin, reason, now: decisions.approve_request(
+        lambda session, actor, _role, reason, now: decisions.approve_request(
             session, request_id=request_id, approver=actor, reason=reason, now=now
         ),
     )
@@ -136,7 +141,7 @@ def reject(
         runtime,
         caller,
         body,
-        lambda session, actor, _admin, reason, now: decisions.reject_request(
+        lambda session, actor, _role, reason, now: decisions.reject_request(
             session, request_id=request_id, approver=actor, reason=reason, now=now
         ),
     )
@@ -150,8 +155,8 @@ def cancel(
         runtime,
         caller,
         body,
-        lambda session, actor, admin, reason, now: decisions.cancel_request(
-            session, request_id=request_id, actor=actor, is_admin=admin, reason=reason, now=now
+        lambda session, actor, role, reason, now: decisions.cancel_request(
+            session, request_id=request_id, actor=actor, is_admin=role.administers, reason=reason, now=now
         ),
     )
 
@@ -164,7 +169,7 @@ def revoke(
         runtime,
         caller,
         body,
-        lambda session, actor, admin, reason, now: revocation.revoke_request(
-            session, request_id=request_id, actor=actor, is_admin=admin, reason=reason, now=now
+        lambda session, actor, role, reason, now: revocation.revoke_request(
+            session, request_id=request_id, actor=actor, is_admin=role.operates, reason=reason, now=now
         ),
     )

@@ -12,7 +12,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from sluice.domain.errors import NotAuthenticated, NotFound
-from sluice.events.audit import Action, record
+from sluice.domain.roles import Role
+from sluice.events.audit import Action, acting_via, record
 from sluice.services.tokens import Caller
 from sluice.store.auth_tables import SignInSession
 from sluice.store.queries import identity_by_email
@@ -78,8 +79,13 @@ def session_caller(session: Session, token: str, *, now: datetime) -> Caller:
         raise NotAuthenticated(f"the session ended at {row.expires_at.isoformat()}; sign in again")
     if not identity.active:
         raise NotAuthenticated(f"{identity.email} is not active")
+    acting_via(f"session:{row.id}")
     return Caller(
-        identity=identity, is_admin=row.admin, method=row.method, expires_at=row.expires_at, session_id=row.id
+        identity=identity,
+        role=Role.ADMIN if row.admin else Role.USER,
+        token_id=row.id,
+        method=row.method,
+        expires_at=row.expires_at,
     )
 
 

@@ -1,7 +1,7 @@
 """sign-in attempts and sessions (OpenID Connect)
 
 Revision ID: 5e1d0c7a9b31
-Revises: 7a3c91e4d5b2
+Revises: c41d7e2a9f60
 Create Date: 2026-11-30 21:50:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5e1d0c7a9b31"
-down_revision: str | Sequence[str] | None = "7a3c91e4d5b2"
+down_revision: str | Sequence[str] | None = "c41d7e2a9f60"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
