@@ -19,6 +19,7 @@ from sluice.services.signin.provider import OpenIdProvider
 from sluice.settings import Settings
 from sluice.store.db import make_engine, make_session_factory
 from sluice.store.work_signal import raise_work_signal
+from sluice.store_files import secure_store_files
 
 WORK_CHANNEL = "sluice_work"
 
@@ -43,6 +44,7 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
+        secure_store_files(settings)
         engine = make_engine(settings.database_url)
         factory = make_session_factory(engine)
         return cls(

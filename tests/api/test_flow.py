@@ -27,6 +27,7 @@ def test_me(api: Api) -> None:
         "expires_at": None,
     }
     assert api.get("root", "/me").json()["admin"] is True
+    assert api.get("root", "/me").json()["role"] == "admin"
 
 
 def test_request_approve_use_revoke(any_store_api: Api) -> None:

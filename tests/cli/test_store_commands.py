@@ -132,7 +132,7 @@ def test_token_create_prints_only_the_token(invoke: Invoke, tmp_path: Path) -> N
     runtime = Runtime.from_settings(Settings.from_env())
     with transaction(runtime.factory) as session:
         tokens = session.scalars(select(ApiToken)).all()
-        assert sorted(t.admin for t in tokens) == [False, True]
+        assert sorted(t.role for t in tokens) == ["admin", "user"]
         assert all(plain.stdout.strip() not in t.token_hash for t in tokens)
 
 
@@ -157,3 +157,29 @@ def test_client_option_help_shows_its_defaults(invoke: Invoke) -> None:
     text = invoke("access", "revoke", "--help").stdout
     assert "$SLUICE_URL or" in text and "$SLUICE_TOKEN" in text
     assert "--reason" in text
+
+
+def test_plan_refuses_an_alias_bomb_at_its_line(invoke: Invoke, tmp_path: Path) -> None:
+    """493 bytes of nested YAML aliases once grew `sluice plan` past 20 GB."""
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"{c}: &{c} [" + ",".join([f"*{chr(ord(c) - 1)}"] * 9) + "]" for c in "bcdefghi"]
+    config = tmp_path / "bomb.yaml"
+    config.write_text("\n".join(levels) + "\nidentities: *i\n")
+    invoke("db", "upgrade")
+
+    result = invoke("plan", "-f", str(config))
+
+    assert_clean_failure(result, code=2)
+    assert f"  {config}:5:8: aliases (*d) repeat more than 10000 values in all" in result.stderr
+
+
+def test_token_create_takes_a_role(invoke: Invoke, tmp_path: Path) -> None:
+    config = tmp_path / "sluice.yaml"
+    config.write_text(GOOD)
+    invoke("db", "upgrade")
+    invoke("apply", "-f", str(config))
+    auditor = invoke("token", "create", "--email", "carol@example.com", "--role", "auditor")
+    assert auditor.exit_code == 0, auditor.output
+    clash = invoke("token", "create", "--email", "carol@example.com", "--admin", "--role", "auditor")
+    assert_clean_failure(clash, code=2)
+    assert "--admin and --role auditor disagree" in clash.stderr

@@ -43,6 +43,7 @@ def test_the_cli_gets_a_session_for_its_verifier_once(signin: SignIn) -> None:
     session = answer.json()
     assert session["email"] == "alice@example.com" and session["method"] == "cli"
     assert session["token"].startswith("sls_")
+    assert answer.headers["cache-control"] == "no-store"
 
     signin.client.cookies.clear()
     headers = {"Authorization": f"Bearer {session['token']}"}

@@ -163,7 +163,8 @@ async def _problem(send: Send, status: int, title: str, detail: str, path: str, 
     await send({"type": "http.response.body", "body": body})
 
 
-# The API and sign-in (whose unauthenticated starts write a row each) are rate limited.
+# The API and sign-in (whose unauthenticated starts write a row each) are rate limited, and their
+# answers (personal data, credentials, session tokens) are never kept by a cache.
 LIMITED_PREFIXES = ("/api/", "/auth/")
 
 
@@ -247,7 +248,7 @@ class EdgeMiddleware:
                 names = {key.lower() for key, _ in headers}
                 extra = [h for h in API_HEADERS if h[0] not in names]
                 extra.append((b"content-security-policy", DOCS_CSP if docs else API_CSP))
-                if path.startswith("/api/"):  # personal data and credentials: never kept by a cache
+                if path.startswith(LIMITED_PREFIXES):
                     extra.append((b"cache-control", b"no-store"))
                 if scope.get("scheme") == "https":
                     extra.append(HSTS)

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import Query, Request
+from fastapi import Path, Query, Request
 from sqlalchemy.orm import Session
 
 from sluice.domain.errors import InvalidInput
+from sluice.domain.text import MAX_EMAIL, MAX_NAME, Text
 from sluice.runtime import Runtime
 from sluice.store.db import transaction
 
@@ -19,6 +20,15 @@ MAX_ID = 2**63 - 1
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"At most this many items (1..{MAX_PAGE})")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Skip this many items")]
+
+# Path segments are text a caller sends like any other: bounded, without NUL or lone surrogates.
+EmailPath = Annotated[str, Path(description="An email address"), Text(max_length=MAX_EMAIL, min_length=1)]
+NamePath = Annotated[str, Path(description="A name"), Text(max_length=MAX_NAME, min_length=1)]
+IdPath = Annotated[str, Path(description="An id"), Text(max_length=64, min_length=1)]
+RefPath = Annotated[str, Path(description="A resource path or id"), Text(max_length=1000, min_length=1)]
+# Query filters: the same rules, so every string the API reads is bounded.
+FilterText = Annotated[str, Text(max_length=1000)]
+RequiredText = Annotated[str, Text(max_length=1000, min_length=1)]
 
 
 async def refuse_nul(request: Request) -> None:

@@ -20,6 +20,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sluice.domain.errors import NotAuthenticated, SluiceError
+from sluice.domain.text import INVALID_UNICODE, too_many_entries
 
 log = logging.getLogger("sluice.api")
 
@@ -76,25 +77,48 @@ def _location(loc: Sequence[Any]) -> str:
     return ".".join(str(part) for part in loc) or "request"
 
 
-def _message(error: dict[str, Any]) -> str:
-    message = str(error.get("msg", "is not valid"))
-    # Pydantic prefixes messages from our own validators; the prefix helps nobody.
+def _unwrapped(message: str) -> str:
+    """Pydantic prefixes the messages of our own validators (`Value error, …`); the prefix helps nobody,
+    wherever the message travelled since (a service may wrap a ValidationError in a domain error)."""
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     return message
 
 
+def _message(error: dict[str, Any]) -> str:
+    too_many = too_many_entries(error)
+    if too_many:
+        return too_many
+    if error.get("type") == "string_unicode":
+        return INVALID_UNICODE
+    return _unwrapped(str(error.get("msg", "is not valid")))
+
+
+def _field_errors(errors: Any) -> Any:
+    if not isinstance(errors, list):
+        return errors
+    return [
+        {**e, "message": _unwrapped(e["message"])}
+        if isinstance(e, dict) and isinstance(e.get("message"), str)
+        else e
+        for e in errors
+    ]
+
+
 async def _sluice_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SluiceError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
+    extra = dict(exc.extra)
+    if "errors" in extra:
+        extra["errors"] = _field_errors(extra["errors"])
     return problem_response(
         status=exc.status,
         slug=exc.slug,
         title=exc.title,
-        detail=exc.detail,
+        detail=_unwrapped(exc.detail),
         instance=request.url.path,
         headers=headers,
-        **exc.extra,
+        **extra,
     )
 
 

@@ -6,29 +6,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sluice.domain.roles import Role
+from sluice.domain.text import Email, Text
 from sluice.services.requests import MAX_REASON_LENGTH, MAX_UNITS_PER_REQUEST
 
-
-def _storable(value: str) -> str:
-    """Text every store accepts: no NUL character, no unpaired surrogate."""
-    if "\x00" in value:
-        raise ValueError("must not contain a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("must be valid Unicode text") from exc
-    return value
-
-
-_Storable = AfterValidator(_storable)
-PathText = Annotated[str, Field(min_length=1, max_length=1000), _Storable]
-PermissionText = Annotated[str, Field(min_length=1, max_length=60), _Storable]
-DurationText = Annotated[str, Field(min_length=1, max_length=40), _Storable]
-FlowName = Annotated[str, Field(min_length=1, max_length=120), _Storable]
-ReasonText = Annotated[str, Field(max_length=MAX_REASON_LENGTH), _Storable]
+# Every string a caller sends is `Text`: bounded, without NUL or lone surrogates (see domain/text.py).
+PathText = Annotated[str, Text(max_length=1000, min_length=1)]
+PermissionText = Annotated[str, Text(max_length=60, min_length=1)]
+DurationText = Annotated[str, Text(max_length=40, min_length=1)]
+FlowName = Annotated[str, Text(max_length=120, min_length=1)]
+ReasonText = Annotated[str, Text(max_length=MAX_REASON_LENGTH)]
 
 
 class Body(BaseModel):
@@ -44,7 +33,7 @@ class RequestCreate(Body):
     reason: ReasonText = ""
     flow: FlowName | None = Field(default=None, description="Use this flow rather than the best match")
     starts_at: datetime | None = Field(default=None, description="Start later (ISO 8601 with a zone)")
-    for_user: str | None = Field(default=None, max_length=320, description="Ask for someone else (email)")
+    for_user: Email | None = Field(default=None, description="Ask for someone else (email)")
 
 
 class DecisionBody(Body):

@@ -7,24 +7,27 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from sluice.api.schemas import Body, DurationText, FlowName, PathText, ReasonText, _Storable
-from sluice.domain.flows import Target
+from sluice.api.schemas import Body, DurationText, FlowName, PathText, ReasonText
+from sluice.domain.flows import MAX_TARGETS, Target
+from sluice.domain.text import Description, QueryText, Text
 from sluice.services.requests import MAX_UNITS_PER_REQUEST
 from sluice.services.tags import MAX_BATCH, MAX_VALUE
 
-TagKey = Annotated[str, Field(min_length=1, max_length=200), _Storable]
-TagValue = Annotated[str, Field(max_length=MAX_VALUE), _Storable]
-NameText = Annotated[str, Field(min_length=1, max_length=120), _Storable]
+TagKey = Annotated[str, Text(max_length=200, min_length=1)]
+TagValue = Annotated[str, Text(max_length=MAX_VALUE)]
+MAX_TAGS = 100  # tags set, or deleted, on one resource in one call
 
 
 class TagsPut(Body):
-    tags: dict[TagKey, TagValue] = Field(description="The resource's injected tags, exactly")
+    tags: dict[TagKey, TagValue] = Field(
+        max_length=MAX_TAGS, description="The resource's injected tags, exactly"
+    )
 
 
 class TagChangeBody(Body):
     resource: PathText = Field(description="A resource path or id")
-    set: dict[TagKey, TagValue] = Field(default_factory=dict)
-    delete: list[TagKey] = Field(default_factory=list)
+    set: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
+    delete: list[TagKey] = Field(default_factory=list, max_length=MAX_TAGS)
 
 
 class TagBatch(Body):
@@ -55,8 +58,8 @@ class BatchView(BaseModel):
 
 
 class BundleBody(Body):
-    description: Annotated[str, Field(max_length=2000), _Storable] = ""
-    targets: list[Target] = Field(min_length=1, max_length=200)
+    description: Description = ""
+    targets: list[Target] = Field(min_length=1, max_length=MAX_TARGETS)
 
 
 class BundleView(BaseModel):
@@ -79,8 +82,8 @@ class BundleRequestBody(Body):
 
 
 class ScopeBody(Body):
-    description: Annotated[str, Field(max_length=2000), _Storable] = ""
-    query: Annotated[str, Field(min_length=1, max_length=4000), _Storable]
+    description: Description = ""
+    query: QueryText
 
 
 class ScopeView(BaseModel):

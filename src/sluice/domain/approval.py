@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serial
 
 from sluice.domain.durations import parse_duration
 from sluice.domain.people import Person, Subject, holds
+from sluice.domain.text import MAX_ITEMS, Email, Name, Token
 
 
 class _Strict(BaseModel):
@@ -52,12 +53,12 @@ class Approver(_Strict):
     resources (their `owner` tag, else their integration's owner), the integration owner, whoever is
     on call for a schedule, or anyone matching an identity condition."""
 
-    user: str | None = None
-    group: str | None = None
+    user: Email | None = None
+    group: Name | None = None
     manager: bool = False
     resource_owner: bool = False
     integration_owner: bool = False
-    shift: str | None = None
+    shift: Token | None = None
     condition: Subject | None = None
 
     @model_validator(mode="after")
@@ -98,9 +99,9 @@ class Approver(_Strict):
 
 
 class ApproverGroup(_Strict):
-    approvers: list[Approver] = Field(min_length=1)
+    approvers: list[Approver] = Field(min_length=1, max_length=MAX_ITEMS)
     count: int = Field(default=1, ge=1, le=20)
-    name: str = ""
+    name: Token = ""
 
     def describe(self) -> str:
         who = " or ".join(a.describe() for a in self.approvers)
@@ -109,8 +110,8 @@ class ApproverGroup(_Strict):
 
 class ApprovalTier(_Strict):
     mode: Mode = Mode.ANY_OF
-    groups: list[ApproverGroup] = Field(min_length=1)
-    after: str | None = None  # escalation tiers: how long after the previous tier this one opens
+    groups: list[ApproverGroup] = Field(min_length=1, max_length=MAX_ITEMS)
+    after: Token | None = None  # escalation tiers: how long after the previous tier this one opens
 
     @field_validator("after")
     @classmethod
@@ -125,8 +126,8 @@ class ApprovalTier(_Strict):
 
 class ApprovalPolicy(_Strict):
     mode: Mode = Mode.ANY_OF
-    groups: list[ApproverGroup] = Field(min_length=1)
-    escalation: list[ApprovalTier] = Field(default_factory=list)
+    groups: list[ApproverGroup] = Field(min_length=1, max_length=MAX_ITEMS)
+    escalation: list[ApprovalTier] = Field(default_factory=list, max_length=MAX_ITEMS)
     reason_required: bool = False
     self_approval: bool = False  # may the requester and grantee approve their own access? never, by default
     # who approvals must come from someone other than; the requester and grantee are always barred

@@ -16,9 +16,10 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sluice.domain.flows import FlowSpec, Target
+from sluice.domain.flows import MAX_TARGETS, FlowSpec, Target
 from sluice.domain.query_language import readable_query
 from sluice.domain.selectors import Exclusion, Selector
+from sluice.domain.text import Description, QueryText, Token
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -37,9 +38,9 @@ class _Strict(BaseModel):
 
 
 class ScopeSpec(_Strict):
-    name: str
-    description: str = ""
-    query: str = Field(min_length=1)
+    name: Token
+    description: Description = ""
+    query: QueryText
 
     _valid_name = field_validator("name")(_name)
 
@@ -50,9 +51,9 @@ class ScopeSpec(_Strict):
 
 
 class BundleSpec(_Strict):
-    name: str
-    description: str = ""
-    targets: list[Target] = Field(min_length=1, max_length=200)
+    name: Token
+    description: Description = ""
+    targets: list[Target] = Field(min_length=1, max_length=MAX_TARGETS)
 
     _valid_name = field_validator("name")(_name)
 

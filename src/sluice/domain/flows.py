@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -16,9 +17,12 @@ from sluice.domain.approval import ApprovalPolicy, Approver, ApproverGroup
 from sluice.domain.durations import parse_duration
 from sluice.domain.people import Subject
 from sluice.domain.selectors import Selector
+from sluice.domain.text import MAX_ITEMS, Description, Text, Token
 from sluice.domain.windows import Extensions, TimeWindow
 
 __all__ = ["FlowSpec", "Selector", "Subject", "Target", "Trigger"]
+
+MAX_TARGETS = 200
 
 
 class _Strict(BaseModel):
@@ -34,12 +38,12 @@ class Target(_Strict):
     """One of: `{integration, type, select, permissions}` (resources of one type in one integration);
     `{scope, permissions}` (whatever a saved scope matches); `{bundle}` (a bundle's targets)."""
 
-    integration: str | None = None
-    type: str | None = None
+    integration: Token | None = None
+    type: Token | None = None
     select: Selector = Field(default_factory=Selector)
-    permissions: list[str] = Field(default_factory=list)
-    bundle: str | None = None
-    scope: str | None = None
+    permissions: list[Token] = Field(default_factory=list, max_length=50)
+    bundle: Token | None = None
+    scope: Token | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> Target:
@@ -60,20 +64,21 @@ class Target(_Strict):
 
 
 class FlowSpec(_Strict):
-    name: str = Field(min_length=1, max_length=120)
-    description: str = ""
+    name: Annotated[str, Text(max_length=120, min_length=1)]
+    description: Description = ""
     active: bool = True
     trigger: Trigger = Trigger.SELF_SERVE
-    requesters: list[Subject] = Field(min_length=1)
-    targets: list[Target] = Field(min_length=1)
-    approvers: list[Subject] = Field(default_factory=list)
-    max_duration: str = "1h"
+    requesters: list[Subject] = Field(min_length=1, max_length=MAX_ITEMS)
+    targets: list[Target] = Field(min_length=1, max_length=MAX_TARGETS)
+    approvers: list[Subject] = Field(default_factory=list, max_length=MAX_ITEMS)
+    max_duration: Token = "1h"
     justification_required: bool = True
-    pending_timeout: str = "24h"
+    pending_timeout: Token = "24h"
     approval: ApprovalPolicy | None = None  # richer than `approvers`; name one or the other
     window: TimeWindow | None = None
     extensions: Extensions | None = None
-    grantees: list[Subject] | None = None  # requests for others matching these (None: only oneself)
+    # requests for others matching these (None: only oneself)
+    grantees: list[Subject] | None = Field(default=None, max_length=MAX_ITEMS)
     for_direct_reports: bool = False
 
     @field_validator("max_duration", "pending_timeout")

@@ -22,6 +22,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
+from sluice.domain.text import MAX_ITEMS, Email, Name, Token, Value
+
 BUILTIN_ATTRIBUTES = ("user", "name", "group", "manager", "shift")
 MULTI_VALUED = frozenset({"group", "shift"})
 OPERATORS = ("is", "is_not", "in", "contains", "starts_with")
@@ -60,18 +62,18 @@ class Subject(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    user: str | None = None
-    group: str | None = None
-    shift: str | None = None
+    user: Email | None = None
+    group: Name | None = None
+    shift: Token | None = None
     manager: bool = False
-    attribute: str | None = None
-    is_: str | None = Field(default=None, alias="is")
-    is_not: str | None = None
-    in_: list[str] | None = Field(default=None, alias="in")
-    contains: str | None = None
-    starts_with: str | None = None
-    all: list[Subject] | None = None
-    any: list[Subject] | None = None
+    attribute: Token | None = None
+    is_: Value | None = Field(default=None, alias="is")
+    is_not: Value | None = None
+    in_: list[Value] | None = Field(default=None, alias="in", max_length=MAX_ITEMS)
+    contains: Value | None = None
+    starts_with: Value | None = None
+    all: list[Subject] | None = Field(default=None, max_length=MAX_ITEMS)
+    any: list[Subject] | None = Field(default=None, max_length=MAX_ITEMS)
 
     @model_validator(mode="after")
     def _one_shape(self) -> Subject:

@@ -21,10 +21,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from sluice.domain.criteria import EVERYTHING, AllOf, AnyOf, Condition, Criteria, Not, Op, condition
 from sluice.domain.query_language import parse_query, readable_query
+from sluice.domain.text import MAX_ITEMS, QueryText, Reference, Token
 
 _TAG_KEY = r"[A-Za-z0-9][A-Za-z0-9_.:/-]*"
 _TAG_RULE = re.compile(
@@ -70,12 +71,12 @@ class _Parts(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    names: list[str] | None = None
-    ids: list[str] | None = None
-    tags: list[str] | None = None
-    under: list[str] | None = None
-    query: str | None = None
-    scope: str | None = None
+    names: list[Reference] | None = Field(default=None, max_length=MAX_ITEMS)
+    ids: list[Reference] | None = Field(default=None, max_length=MAX_ITEMS)
+    tags: list[Reference] | None = Field(default=None, max_length=MAX_ITEMS)
+    under: list[Reference] | None = Field(default=None, max_length=MAX_ITEMS)
+    query: QueryText | None = None
+    scope: Token | None = None
 
     @field_validator("names", "ids", "tags", "under")
     @classmethod

@@ -12,11 +12,13 @@ import itertools
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sluice.domain.durations import parse_duration
+from sluice.domain.text import MAX_ITEMS, Email, Text, Token
 from sluice.domain.windows import check_timezone, parse_clock
 
 
@@ -32,7 +34,7 @@ class Shift:
 
 
 class Override(_Strict):
-    user: str
+    user: Email
     start: datetime
     end: datetime
 
@@ -46,13 +48,13 @@ class Override(_Strict):
 
 
 class ScheduleSpec(_Strict):
-    name: str = Field(min_length=1, max_length=120)
-    members: list[str] = Field(default_factory=list)
-    rotation: str = "7d"
-    handoff: str = "09:00"
-    timezone: str = "UTC"
+    name: Annotated[str, Text(max_length=120, min_length=1)]
+    members: list[Email] = Field(default_factory=list, max_length=MAX_ITEMS)
+    rotation: Token = "7d"
+    handoff: Token = "09:00"
+    timezone: Token = "UTC"
     start: date = date(2026, 1, 5)
-    overrides: list[Override] = Field(default_factory=list)
+    overrides: list[Override] = Field(default_factory=list, max_length=MAX_ITEMS)
     ical: str | None = None  # a file path or an http(s) URL of an iCalendar feed
 
     @field_validator("rotation")

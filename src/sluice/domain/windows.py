@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sluice.domain.durations import parse_duration
+from sluice.domain.text import Token
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -37,10 +38,10 @@ def parse_clock(value: str) -> time:
 
 
 class TimeWindow(_Strict):
-    days: list[str] = Field(default_factory=lambda: list(DAYS))
-    start: str = "00:00"
-    end: str = "24:00"
-    timezone: str = "UTC"
+    days: list[Token] = Field(default_factory=lambda: list(DAYS), max_length=7)
+    start: Token = "00:00"
+    end: Token = "24:00"
+    timezone: Token = "UTC"
 
     @field_validator("days")
     @classmethod
@@ -98,8 +99,8 @@ class Extensions(_Strict):
     past `ceiling` after it started; with or without approval."""
 
     max_count: int = Field(default=1, ge=0, le=100)
-    length: str = "1h"
-    ceiling: str = "24h"
+    length: Token = "1h"
+    ceiling: Token = "24h"
     approval_required: bool = False
 
     @field_validator("length", "ceiling")

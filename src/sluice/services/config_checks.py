@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from sluice.connectors.builtin_groups import BuiltinGroupsConfig
 from sluice.connectors.registry import connector_class, validate_config
 from sluice.domain.errors import InvalidInput
 from sluice.domain.flows import Target
+from sluice.domain.text import storable_text
 from sluice.services.config_people import people_problems
 from sluice.services.config_source import ConfigPath, ConfigProblem, SourceMap, problems_from_validation
 from sluice.services.config_targeting import targeting_problems
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from sluice.services.config_file import ConfigDocument, IntegrationSpec
 
 CONFIG_SOURCE = "config"
+MAX_GROUPS = 10_000  # groups one file may name in all
+_LOOKUP_CHUNK = 5_000
 
 INLINE_ADMIN_KEY_MESSAGE = (
     "admin secrets are never written in the config: use password: {env: NAME} or {file: PATH}"
@@ -65,6 +68,26 @@ def secret_problems(config: Any, path: ConfigPath, source: SourceMap) -> list[Co
     return problems
 
 
+def text_problems(config: Any, path: ConfigPath, source: SourceMap) -> list[ConfigProblem]:
+    """Text no store takes (a NUL, a lone surrogate) anywhere in a free-form config, keys included."""
+    problems: list[ConfigProblem] = []
+    items = (
+        config.items() if isinstance(config, dict) else enumerate(config) if isinstance(config, list) else []
+    )
+    for key, value in items:
+        child = (*path, key if isinstance(key, int) else str(key))
+        for text in (key, value):
+            if isinstance(text, str):
+                try:
+                    storable_text(text)
+                except ValueError as exc:
+                    problems.append(source.problem(child, str(exc)))
+                    break
+        else:
+            problems += text_problems(value, child, source)
+    return problems
+
+
 def check_document(doc: ConfigDocument, session: Session | None) -> list[ConfigProblem]:
     """Every problem in a well-shaped document. With a session, references may also resolve to
     objects already in Sluice that the config does not manage."""
@@ -77,9 +100,10 @@ class _Checker:
         self.source = doc.source
         self.session = session
         self.problems: list[ConfigProblem] = []
-        self.file_emails = {i.email for i in doc.identities}
-        self.file_groups = set(doc.declared_groups())
+        self.file_emails = {i.email for i in doc.identities} | doc.unchecked("identities")
+        self.file_groups = set(doc.declared_groups()) | doc.unchecked("groups")
         self.integration_kinds = {i.name: i.kind for i in doc.integrations}
+        self.unchecked_integrations = doc.unchecked("integrations")
         self._classes: dict[str, tuple[Any, str]] = {}
         self._identity_refs: list[tuple[str, ConfigPath, str]] = []
         self._group_refs: list[tuple[str, ConfigPath]] = []
@@ -88,6 +112,7 @@ class _Checker:
         self.problems.append(self.source.problem(path, message))
 
     def run(self) -> list[ConfigProblem]:
+        self._group_count()
         self._duplicates()
         self._integrations()
         self._identities()
@@ -95,6 +120,16 @@ class _Checker:
         self._resolve_identities()
         self._resolve_groups()
         return self.problems
+
+    def _group_count(self) -> None:
+        """Groups named in identities' `groups` count too: each is created, and looked up in one query."""
+        count = len(self.file_groups)
+        if count > MAX_GROUPS:
+            self.add(
+                ("groups",),
+                f"the file names {count} groups (under groups:, in identities and in builtin_groups); "
+                f"at most {MAX_GROUPS} are allowed",
+            )
 
     def _duplicates(self) -> None:
         sections = (
@@ -145,6 +180,7 @@ class _Checker:
             if spec.owner:
                 self._identity_refs.append((spec.owner, (*base, "owner"), "owner"))
             secrets = secret_problems(spec.config, (*base, "config"), self.source)
+            secrets += text_problems(spec.config, (*base, "config"), self.source)
             self.problems += secrets
             cls, why = self.connector(spec.kind)
             if cls is None:
@@ -186,7 +222,9 @@ class _Checker:
         targets = [t for flow in self.doc.flows for t in flow.targets]
         targets += [t for bundle in self.doc.bundles for t in bundle.targets]
         self._known_store_integrations(
-            {t.integration for t in targets if t.integration} - set(self.integration_kinds)
+            {t.integration for t in targets if t.integration}
+            - set(self.integration_kinds)
+            - self.unchecked_integrations
         )
         targeting_problems(self, self.doc, self.session)
         people_problems(self, self.doc, self.session)
@@ -206,9 +244,12 @@ class _Checker:
     def _target(self, target: Target, path: ConfigPath) -> None:
         if target.integration is None:
             return  # a bundle or scope reference: checked by targeting_problems
+        if target.integration in self.unchecked_integrations:
+            return  # the integration has problems of its own
         kind = self.integration_kinds.get(target.integration)
         if kind is None:
-            declared = ", ".join(i.name for i in self.doc.integrations) or "none"
+            names = [i.name for i in self.doc.integrations] + sorted(self.unchecked_integrations)
+            declared = ", ".join(names) or "none"
             self.add(
                 (*path, "integration"),
                 f"integration {target.integration!r} is not declared under integrations "
@@ -267,18 +308,21 @@ class _Checker:
                 )
 
     def _store_emails(self, emails: Iterable[str]) -> set[str]:
-        wanted = sorted(emails)
-        if not wanted or self.session is None:
-            return set()
         lowered = func.lower(Identity.email)
-        return set(self.session.scalars(select(lowered).where(lowered.in_(wanted))))
+        return self._found(emails, lambda chunk: select(lowered).where(lowered.in_(chunk)))
 
     def _store_groups(self, names: Iterable[str]) -> set[str]:
-        wanted = sorted(names)
-        if not wanted or self.session is None:
-            return set()
-        return set(
-            self.session.scalars(
-                select(Group.name).where(Group.name.in_(wanted), Group.source != CONFIG_SOURCE)
-            )
+        return self._found(
+            names,
+            lambda chunk: select(Group.name).where(Group.name.in_(chunk), Group.source != CONFIG_SOURCE),
         )
+
+    def _found(self, values: Iterable[str], query: Callable[[list[str]], Select[Any]]) -> set[str]:
+        """Which of `values` the store holds, asked in chunks: one statement binds only so many values."""
+        wanted = sorted(values)
+        if self.session is None:
+            return set()
+        found: set[str] = set()
+        for start in range(0, len(wanted), _LOOKUP_CHUNK):
+            found.update(self.session.scalars(query(wanted[start : start + _LOOKUP_CHUNK])))
+        return found

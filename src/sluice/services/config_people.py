@@ -57,7 +57,8 @@ def people_problems(checker: Any, doc: ConfigDocument, session: Session | None) 
     """Add to `checker` (config_checks._Checker) a problem for each condition on an attribute no
     identity has, and each shift naming an unknown schedule."""
     attributes = {key for identity in doc.identities for key in identity.attributes}
-    schedules = {s.name for s in doc.schedules}
+    attributes |= doc.unchecked("attributes")
+    schedules = {s.name for s in doc.schedules} | doc.unchecked("schedules")
     if session is not None:
         attributes |= known_attributes(session)
         schedules |= set(session.scalars(select(Schedule.name).where(Schedule.source != CONFIG_SOURCE)))

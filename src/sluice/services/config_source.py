@@ -14,13 +14,22 @@ from typing import Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from sluice.domain.errors import InvalidInput
+from sluice.domain.text import INVALID_UNICODE, too_many_entries
 
 ConfigPath = tuple[str | int, ...]
 
 _MERGE_KEY = "<<"
+
+# Bounds on what a config document may cost to read. A file is read before anything else looks at it,
+# so these keep a hostile or broken file (a YAML alias bomb, a thousand nested brackets, a generated
+# dump) from taking the memory or the stack of the process that reads it.
+MAX_CONFIG_CHARS = 5_000_000
+MAX_DEPTH = 40
+MAX_ALIAS_NODES = 10_000  # values that aliases (`*name`) may repeat, in all
 
 
 def format_path(path: Iterable[str | int]) -> str:
@@ -64,10 +73,30 @@ class SourceMap:
 
     filename: str
     marks: dict[ConfigPath, tuple[int, int]] = field(default_factory=dict)
+    # section -> the index in the file of each item kept, when some items were left out (`without`)
+    kept: dict[str, list[int]] = field(default_factory=dict)
+
+    def without(self, dropped: dict[str, set[int]], sizes: dict[str, int]) -> SourceMap:
+        """This map for the document with the `dropped` items of each section left out (`sizes`: how
+        many items each section has in the file): paths into the shorter lists still point at the
+        lines and name the indexes of the file."""
+        kept = {
+            section: [i for i in range(sizes[section]) if i not in indexes]
+            for section, indexes in dropped.items()
+        }
+        return SourceMap(self.filename, self.marks, kept)
+
+    def in_file(self, path: ConfigPath) -> ConfigPath:
+        """`path` with its list index renumbered as written in the file."""
+        if len(path) >= 2 and isinstance(path[0], str) and isinstance(path[1], int) and path[0] in self.kept:
+            kept = self.kept[path[0]]
+            if path[1] < len(kept):
+                return (path[0], kept[path[1]], *path[2:])
+        return tuple(path)
 
     def position(self, path: ConfigPath) -> tuple[int, int] | None:
         """The position of `path`, or of its nearest ancestor written in the file."""
-        probe = tuple(path)
+        probe = self.in_file(path)
         while True:
             if probe in self.marks:
                 return self.marks[probe]
@@ -76,21 +105,108 @@ class SourceMap:
             probe = probe[:-1]
 
     def line_of(self, path: ConfigPath) -> int | None:
-        found = self.marks.get(tuple(path))
+        found = self.marks.get(self.in_file(path))
         return found[0] if found else None
 
     def problem(self, path: ConfigPath, message: str) -> ConfigProblem:
         found = self.position(path)
         line, col = found if found else (None, None)
-        return ConfigProblem(self.filename, line, col, format_path(path), message)
+        return ConfigProblem(self.filename, line, col, format_path(self.in_file(path)), message)
+
+
+def position_of(text: str, offset: int) -> tuple[int, int]:
+    """The 1-based (line, column) of the character at `offset` in `text`."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
+class LimitExceeded(yaml.MarkedYAMLError):
+    """The document goes past one of the bounds above, at `problem_mark`."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, composing within `MAX_DEPTH` levels and `MAX_ALIAS_NODES` repeated values.
+    An alias inside the value its anchor names (a loop) is refused."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+        self._open_anchors: set[str] = set()
+        self._sizes: dict[int, int] = {}
+        self._repeated = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = self.peek_event()
+        mark: Any = event.start_mark
+        if isinstance(event, AliasEvent):
+            if event.anchor in self._open_anchors:
+                raise LimitExceeded(
+                    problem=f"alias *{event.anchor} is inside the value &{event.anchor} names; "
+                    "a value cannot contain itself",
+                    problem_mark=mark,
+                )
+            node = super().compose_node(parent, index)
+            self._repeated += _expanded_size(node, self._sizes) if node is not None else 0
+            if self._repeated > MAX_ALIAS_NODES:
+                raise LimitExceeded(
+                    problem=f"aliases (*{event.anchor}) repeat more than {MAX_ALIAS_NODES} values in all; "
+                    "write the values out instead",
+                    problem_mark=mark,
+                )
+            return node
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise LimitExceeded(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=mark)
+        anchor = event.anchor
+        if anchor is not None:
+            self._open_anchors.add(anchor)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            if anchor is not None:
+                self._open_anchors.discard(anchor)
+        return node
+
+
+def _expanded_size(node: Node, sizes: dict[int, int]) -> int:
+    """How many nodes `node` stands for once every alias below it is written out (memoised by node)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, SequenceNode):
+        size += sum(_expanded_size(item, sizes) for item in node.value)
+    elif isinstance(node, MappingNode):
+        size += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    sizes[id(node)] = size
+    return size
 
 
 def read_yaml(text: str, filename: str) -> tuple[Any, SourceMap, list[ConfigProblem]]:
     """Parse one YAML document. Returns the data, its source map, and duplicate-key problems.
-    A syntax error raises `ConfigError` at the position YAML reports."""
+    A syntax error, a character YAML refuses, or a document past the bounds above raises
+    `ConfigError` at its position."""
     source = SourceMap(filename)
     problems: list[ConfigProblem] = []
-    loader = yaml.SafeLoader(text)
+    if len(text) > MAX_CONFIG_CHARS:
+        line, col = position_of(text, MAX_CONFIG_CHARS)
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    filename,
+                    line,
+                    col,
+                    "",
+                    f"the file is longer than {MAX_CONFIG_CHARS:,} characters; split what it declares "
+                    "or manage the directory with SCIM or LDAP",
+                )
+            ]
+        )
+    try:
+        loader = _BoundedLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise ConfigError([_reader_problem(filename, text, exc)]) from exc
     try:
         node = loader.get_single_node()
         if node is None:
@@ -107,9 +223,24 @@ def read_yaml(text: str, filename: str) -> tuple[Any, SourceMap, list[ConfigProb
     return data, source, problems
 
 
+def _reader_problem(filename: str, text: str, exc: yaml.reader.ReaderError) -> ConfigProblem:
+    line, col = position_of(text, min(exc.position, len(text)))
+    character = exc.character if isinstance(exc.character, int) else 0
+    return ConfigProblem(
+        filename,
+        line,
+        col,
+        "",
+        f"the character U+{character:04X} is not allowed in a config file (YAML refuses control "
+        "characters); remove it",
+    )
+
+
 def _syntax_problem(filename: str, exc: yaml.MarkedYAMLError) -> ConfigProblem:
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    if isinstance(exc, LimitExceeded):
+        return ConfigProblem(filename, line, col, "", str(exc.problem))
     message = f"YAML syntax error: {exc.problem or exc.context or 'not valid YAML'}"
     if exc.problem and exc.context:
         message += f" ({exc.context}"
@@ -197,6 +328,11 @@ def _message(error: Any, model: type[BaseModel], loc: ConfigPath) -> str:
         return f"missing required key {loc[-1]!r}" if loc else "missing"
     if kind == "enum":
         return f"{error['msg']}, got {error['input']!r}"
+    too_many = too_many_entries(error)
+    if too_many:
+        return too_many
+    if kind == "string_unicode":
+        return INVALID_UNICODE
     if kind in _TYPE_WORDS:
         return f"expected {_TYPE_WORDS[kind]}, got {describe_value(error['input'])}"
     message: str = error["msg"]

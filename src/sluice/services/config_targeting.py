@@ -32,8 +32,8 @@ def _store_names(session: Session | None, table: type[Bundle] | type[Scope]) -> 
 
 def targeting_problems(checker: Any, doc: ConfigDocument, session: Session | None) -> None:
     """Adds a problem to `checker` (the config checker) for each reference that leads nowhere."""
-    scopes = {s.name for s in doc.scopes} | _store_names(session, Scope)
-    bundles = {b.name for b in doc.bundles} | _store_names(session, Bundle)
+    scopes = {s.name for s in doc.scopes} | doc.unchecked("scopes") | _store_names(session, Scope)
+    bundles = {b.name for b in doc.bundles} | doc.unchecked("bundles") | _store_names(session, Bundle)
     where = "in this file or in Sluice" if session is not None else "in this file"
 
     def check(target: Target, path: ConfigPath) -> None:

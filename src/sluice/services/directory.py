@@ -24,6 +24,10 @@ API_SOURCE = "api"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
 RESERVED_ATTRIBUTES = frozenset({"user", "name", "group", "manager", "shift", "email"})
+# What one identity or group may hold, whether it comes from the API or the config file.
+MAX_ATTRIBUTES = 100
+MAX_GROUPS_PER_IDENTITY = 500
+MAX_MEMBERS = 10_000
 
 
 def _email(value: str) -> str:

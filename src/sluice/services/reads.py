@@ -79,13 +79,18 @@ def request_approvers(session: Session, request: AccessRequest, now: datetime) -
 def visible_request(
     session: Session, *, request_id: str, viewer: Identity, is_admin: bool, now: datetime
 ) -> AccessRequest:
-    """The request, if the viewer is its requester, an approver of it or an admin; otherwise NotFound
-    (the same answer as for an absent one, so ids cannot be probed)."""
+    """The request, if the viewer is its requester, the person it is for, an approver of it or an
+    admin; otherwise NotFound (the same answer as for an absent one, so ids cannot be probed)."""
     request = session.get(AccessRequest, request_id)
     missing = NotFound(f"no request {request_id!r}")
     if request is None:
         raise missing
     if is_admin or request.requester_id == viewer.id:
+        return request
+    grantee = session.scalar(
+        select(Grant.id).where(Grant.request_id == request.id, Grant.identity_id == viewer.id).limit(1)
+    )
+    if grantee is not None:
         return request
     decided = session.scalar(
         select(Approval.id).where(Approval.request_id == request.id, Approval.approver_id == viewer.id)
@@ -93,6 +98,27 @@ def visible_request(
     if decided is not None or may_decide(session, request, viewer, now):
         return request
     raise missing
+
+
+def visible_grant(
+    session: Session, *, grant_id: str, viewer: Identity, is_admin: bool, now: datetime
+) -> Grant:
+    """The grant, if the viewer holds it, may see its request (`visible_request`) or is an admin;
+    otherwise NotFound, the same answer as for an absent one. Acting on a grant checks this first, so
+    a refusal never tells a stranger that the id exists or which flow it belongs to."""
+    grant = session.get(Grant, grant_id)
+    missing = NotFound(f"no grant {grant_id!r}")
+    if grant is None:
+        raise missing
+    if is_admin or grant.identity_id == viewer.id:
+        return grant
+    if grant.request_id is None:
+        raise missing
+    try:
+        visible_request(session, request_id=grant.request_id, viewer=viewer, is_admin=False, now=now)
+    except NotFound:
+        raise missing from None
+    return grant
 
 
 def list_requests(

@@ -19,6 +19,8 @@ from sluice.domain.errors import SluiceError
 
 log = logging.getLogger("sluice.secrets")
 
+KEY_FILE_NAME = "secret.key"
+
 KEY_HELP = "make one with: sluice keys generate"
 
 
@@ -52,9 +54,9 @@ class SecretBox:
     def load(cls, home: Path, env_key: str | None, old_keys: Sequence[str] = ()) -> SecretBox:
         if env_key:
             return cls(env_key, old_keys)
-        path = home / "secret.key"
+        path = home / KEY_FILE_NAME
         if not path.exists():
-            home.mkdir(parents=True, exist_ok=True)
+            home.mkdir(mode=0o700, parents=True, exist_ok=True)
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:

@@ -27,6 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from sluice.domain.text import Name, Text, Token
 from sluice.events.audit import Action
 from sluice.services.config_source import ConfigPath, ConfigProblem
 from sluice.store.tables import Webhook
@@ -55,10 +56,12 @@ def _topic_pattern(pattern: str) -> str:
 class WebhookSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    url: str = Field(max_length=2000)
-    secret_env: str
-    topics: list[Annotated[str, AfterValidator(_topic_pattern)]] = Field(default_factory=lambda: ["*"])
+    name: Token
+    url: Annotated[str, Text(max_length=2000)]
+    secret_env: Name
+    topics: list[Annotated[Token, AfterValidator(_topic_pattern)]] = Field(
+        default_factory=lambda: ["*"], max_length=100
+    )
 
     @field_validator("name")
     @classmethod

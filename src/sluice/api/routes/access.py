@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from sluice.api.auth import CallerDep, RuntimeDep, me
-from sluice.api.params import Limit, Offset, changing
+from sluice.api.params import IdPath, Limit, Offset, changing
 from sluice.api.schemas import AccessDetails, DecisionBody, GrantPage, GrantView
 from sluice.api.views import access_details, grant_view
 from sluice.domain.states import Actual, Desired
@@ -35,7 +35,7 @@ def list_access(
 
 
 @router.get("/{grant_id}", response_model=AccessDetails, summary="Show a grant of yours, with credentials")
-def show_access(grant_id: str, runtime: RuntimeDep, caller: CallerDep) -> AccessDetails:
+def show_access(grant_id: IdPath, runtime: RuntimeDep, caller: CallerDep) -> AccessDetails:
     """Only the grantee sees this; for anyone else (admins included) the grant does not exist. The
     connection details are empty while the access is not active."""
     with transaction(runtime.factory) as session:
@@ -49,17 +49,21 @@ def show_access(grant_id: str, runtime: RuntimeDep, caller: CallerDep) -> Access
 
 @router.post("/{grant_id}/revoke", response_model=GrantView, summary="End a grant now")
 def revoke_access(
-    grant_id: str,
+    grant_id: IdPath,
     runtime: RuntimeDep,
     caller: CallerDep,
     body: Annotated[DecisionBody | None, Body()] = None,
 ) -> GrantView:
     now = runtime.clock()
     with changing(runtime) as session:
+        actor = me(session, caller)
+        reads.visible_grant(
+            session, grant_id=grant_id, viewer=actor, is_admin=caller.role.reads_everything, now=now
+        )
         grant = revoke_grant(
             session,
             grant_id=grant_id,
-            actor=me(session, caller),
+            actor=actor,
             is_admin=caller.role.operates,
             reason=(body or DecisionBody()).reason,
             now=now,

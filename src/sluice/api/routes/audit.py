@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from sluice.api.auth import AuditorDep, RuntimeDep
-from sluice.api.params import MAX_ID, Limit
+from sluice.api.params import MAX_ID, FilterText, Limit
 from sluice.api.schemas import AuditPage
 from sluice.api.views import audit_view
 from sluice.services import reads
@@ -24,8 +24,10 @@ def list_audit(
     before_id: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="Page on: events older than this id")
     ] = None,
-    subject: Annotated[str | None, Query(description="Only events about this subject id")] = None,
-    action: Annotated[str | None, Query(description="Only events of this action, e.g. grant.revoked")] = None,
+    subject: Annotated[FilterText | None, Query(description="Only events about this subject id")] = None,
+    action: Annotated[
+        FilterText | None, Query(description="Only events of this action, e.g. grant.revoked")
+    ] = None,
 ) -> AuditPage:
     with transaction(runtime.factory) as session:
         events = reads.audit_events(session, limit=limit, before_id=before_id, subject=subject, action=action)

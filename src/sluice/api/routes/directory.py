@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from sluice.api.auth import CallerDep, RuntimeDep
-from sluice.api.params import Limit, Offset
+from sluice.api.params import EmailPath, Limit, NamePath, Offset
 from sluice.api.schemas import GroupPage, GroupView, IdentityPage, IdentityView
 from sluice.api.views import group_views, identity_views
 from sluice.services import reads
@@ -23,8 +23,8 @@ def list_identities(
         return IdentityPage(items=identity_views(session, page.items, runtime.clock()), total=page.total)
 
 
-@router.get("/identities/{email}", response_model=IdentityView, summary="Show one identity")
-def show_identity(email: str, runtime: RuntimeDep, caller: CallerDep) -> IdentityView:
+@router.get("/identities/{email:path}", response_model=IdentityView, summary="Show one identity")
+def show_identity(email: EmailPath, runtime: RuntimeDep, caller: CallerDep) -> IdentityView:
     with transaction(runtime.factory) as session:
         return identity_views(session, [reads.identity(session, email)], runtime.clock())[0]
 
@@ -36,7 +36,7 @@ def list_groups(runtime: RuntimeDep, caller: CallerDep, limit: Limit = 100, offs
         return GroupPage(items=group_views(session, page.items, runtime.clock()), total=page.total)
 
 
-@router.get("/groups/{name}", response_model=GroupView, summary="Show one group and its members")
-def show_group(name: str, runtime: RuntimeDep, caller: CallerDep) -> GroupView:
+@router.get("/groups/{name:path}", response_model=GroupView, summary="Show one group and its members")
+def show_group(name: NamePath, runtime: RuntimeDep, caller: CallerDep) -> GroupView:
     with transaction(runtime.factory) as session:
         return group_views(session, [reads.group(session, name)], runtime.clock())[0]

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from sluice.api.auth import CallerDep, RuntimeDep
+from sluice.api.params import NamePath
 from sluice.api.schemas import FlowList
 from sluice.services import reads
 from sluice.store.db import transaction
@@ -21,6 +22,6 @@ def list_flows(runtime: RuntimeDep, caller: CallerDep) -> FlowList:
 
 
 @router.get("/{name}", summary="Show one access flow")
-def show_flow(name: str, runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+def show_flow(name: NamePath, runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     with transaction(runtime.factory) as session:
         return reads.flow_spec(session, name)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from sluice.api.auth import AuditorDep, RuntimeDep
-from sluice.api.params import Limit, Offset
+from sluice.api.params import FilterText, Limit, Offset
 from sluice.api.schemas import AdminGrantPage, AdminGrantView
 from sluice.api.views import grant_view
 from sluice.domain.states import GrantState
@@ -33,10 +33,10 @@ def list_grants(
     state: Annotated[
         GrantState | None, Query(description="Only grants in this state, e.g. revoke_failed")
     ] = None,
-    integration: Annotated[str | None, Query(description="Only grants on this integration")] = None,
-    identity: Annotated[str | None, Query(description="Only grants held by this email")] = None,
+    integration: Annotated[FilterText | None, Query(description="Only grants on this integration")] = None,
+    identity: Annotated[FilterText | None, Query(description="Only grants held by this email")] = None,
     resource: Annotated[
-        str | None, Query(description="Only grants on resources whose path starts with this")
+        FilterText | None, Query(description="Only grants on resources whose path starts with this")
     ] = None,
     include_ended: Annotated[
         bool, Query(description="Without `state`: include ended grants too (live ones only otherwise)")

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from sluice.api.auth import CallerDep, OperatorDep, RuntimeDep
+from sluice.api.params import NamePath
 from sluice.services.integration_status import (
     check_integration,
     integration_status,
@@ -61,7 +62,7 @@ def list_status(runtime: RuntimeDep, caller: CallerDep) -> IntegrationStatusList
 @router.get(
     "/integrations/{name}/status", response_model=IntegrationStatusView, summary="Status of an integration"
 )
-def show_status(name: str, runtime: RuntimeDep, caller: CallerDep) -> IntegrationStatusView:
+def show_status(name: NamePath, runtime: RuntimeDep, caller: CallerDep) -> IntegrationStatusView:
     with transaction(runtime.factory) as session:
         return IntegrationStatusView(**integration_status(session, name).as_dict())
 
@@ -71,7 +72,7 @@ def show_status(name: str, runtime: RuntimeDep, caller: CallerDep) -> Integratio
     response_model=IntegrationCheckView,
     summary="Test the connection and the admin rights now (admin)",
 )
-def check(name: str, runtime: RuntimeDep, caller: OperatorDep) -> IntegrationCheckView:
+def check(name: NamePath, runtime: RuntimeDep, caller: OperatorDep) -> IntegrationCheckView:
     """Problems are part of the answer (200), in words: what is missing and why it matters."""
     result = check_integration(runtime.factory, runtime.hub, name, now=runtime.clock())
     return IntegrationCheckView(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from sluice.api.auth import CallerDep, OperatorDep, RuntimeDep
-from sluice.api.params import Limit, Offset
+from sluice.api.params import FilterText, Limit, NamePath, Offset, RefPath
 from sluice.api.schemas import IntegrationList, ResourcePage, ResourceView, SyncView
 from sluice.api.views import integration_view, resource_views
 from sluice.services import reads
@@ -21,10 +21,10 @@ router = APIRouter(tags=["inventory"])
 def list_resources(
     runtime: RuntimeDep,
     caller: CallerDep,
-    integration: str | None = None,
-    resource_type: Annotated[str | None, Query(alias="type")] = None,
-    path_prefix: str | None = None,
-    q: str | None = None,
+    integration: FilterText | None = None,
+    resource_type: Annotated[FilterText | None, Query(alias="type")] = None,
+    path_prefix: FilterText | None = None,
+    q: FilterText | None = None,
     include_deleted: bool = False,
     limit: Limit = 100,
     offset: Offset = 0,
@@ -42,7 +42,7 @@ def list_resources(
 
 
 @router.get("/resources/{ref:path}", response_model=ResourceView, summary="Show a resource by id or path")
-def show_resource(ref: str, runtime: RuntimeDep, caller: CallerDep) -> ResourceView:
+def show_resource(ref: RefPath, runtime: RuntimeDep, caller: CallerDep) -> ResourceView:
     with transaction(runtime.factory) as session:
         return resource_views(session, [reads.resource_by_ref(session, ref)])[0]
 
@@ -54,7 +54,7 @@ def list_integrations(runtime: RuntimeDep, caller: CallerDep) -> IntegrationList
 
 
 @router.post("/integrations/{name}/sync", response_model=SyncView, summary="Discover resources now (admin)")
-def sync(name: str, runtime: RuntimeDep, caller: OperatorDep) -> SyncView:
+def sync(name: NamePath, runtime: RuntimeDep, caller: OperatorDep) -> SyncView:
     """Runs discovery against the target; a target that fails answers 502."""
     result = sync_integration(runtime.factory, runtime.hub, name, clock=runtime.clock)
     return SyncView(integration=result.integration, **result.as_dict())

@@ -10,14 +10,22 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice.api.auth import AdminDep, CallerDep, RuntimeDep, me
-from sluice.api.params import changing
-from sluice.api.schemas import GrantView, GroupView, IdentityView
+from sluice.api.params import EmailPath, IdPath, NamePath, changing
+from sluice.api.schemas import DurationText, GrantView, GroupView, IdentityView, ReasonText
 from sluice.api.views import grant_view, group_views, identity_views
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput, NotFound
 from sluice.domain.shifts import ScheduleSpec
-from sluice.services.directory import set_group, set_identity
+from sluice.domain.text import Description, Email, Name, PersonName, Token, Value
+from sluice.services.directory import (
+    MAX_ATTRIBUTES,
+    MAX_GROUPS_PER_IDENTITY,
+    MAX_MEMBERS,
+    set_group,
+    set_identity,
+)
 from sluice.services.extensions import extend_grant
+from sluice.services.reads import visible_grant
 from sluice.store.db import transaction
 from sluice.store.people_queries import on_call
 from sluice.store.people_tables import Schedule
@@ -29,31 +37,36 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Attributes = Annotated[dict[Token, Value], Field(max_length=MAX_ATTRIBUTES)]
+GroupNames = Annotated[list[Name], Field(max_length=MAX_GROUPS_PER_IDENTITY)]
+Members = Annotated[list[Email], Field(max_length=MAX_MEMBERS)]
+
+
 class IdentityPut(_Body):
-    name: str = Field(default="", max_length=200)
+    name: PersonName = ""
     active: bool = True
-    manager: str | None = Field(default=None, max_length=320)
-    attributes: dict[str, str] = Field(default_factory=dict)
-    groups: list[str] = Field(default_factory=list, max_length=500)
+    manager: Email | None = None
+    attributes: Attributes = Field(default_factory=dict)
+    groups: GroupNames = Field(default_factory=list)
 
 
 class IdentityPatch(_Body):
-    name: str | None = Field(default=None, max_length=200)
+    name: PersonName | None = None
     active: bool | None = None
-    manager: str | None = Field(default=None, max_length=320)
-    attributes: dict[str, str] | None = None
-    groups: list[str] | None = Field(default=None, max_length=500)
+    manager: Email | None = None
+    attributes: Attributes | None = None
+    groups: GroupNames | None = None
 
 
 class GroupPut(_Body):
-    description: str | None = Field(default=None, max_length=2000)
-    members: list[str] = Field(default_factory=list, max_length=10_000)
+    description: Description | None = None
+    members: Members = Field(default_factory=list)
 
 
 class GroupPatch(_Body):
-    description: str | None = Field(default=None, max_length=2000)
-    add: list[str] = Field(default_factory=list, max_length=10_000)
-    remove: list[str] = Field(default_factory=list, max_length=10_000)
+    description: Description | None = None
+    add: Members = Field(default_factory=list)
+    remove: Members = Field(default_factory=list)
 
 
 class OnCall(BaseModel):
@@ -76,13 +89,17 @@ def _identity(runtime: Any, caller: Any, email: str, fields: dict[str, Any], rep
         return identity_views(session, [identity], now)[0]
 
 
-@router.put("/identities/{email}", response_model=IdentityView, summary="Create or replace an identity")
-def put_identity(email: str, body: IdentityPut, runtime: RuntimeDep, caller: AdminDep) -> IdentityView:
+@router.put("/identities/{email:path}", response_model=IdentityView, summary="Create or replace an identity")
+def put_identity(email: EmailPath, body: IdentityPut, runtime: RuntimeDep, caller: AdminDep) -> IdentityView:
     return _identity(runtime, caller, email, body.model_dump(), replace=True)
 
 
-@router.patch("/identities/{email}", response_model=IdentityView, summary="Change some fields of an identity")
-def patch_identity(email: str, body: IdentityPatch, runtime: RuntimeDep, caller: AdminDep) -> IdentityView:
+@router.patch(
+    "/identities/{email:path}", response_model=IdentityView, summary="Change some fields of an identity"
+)
+def patch_identity(
+    email: EmailPath, body: IdentityPatch, runtime: RuntimeDep, caller: AdminDep
+) -> IdentityView:
     return _identity(runtime, caller, email, body.model_dump(exclude_unset=True), replace=False)
 
 
@@ -94,15 +111,15 @@ def _group(runtime: Any, caller: Any, name: str, **kwargs: Any) -> GroupView:
         return group_views(session, [group], now)[0]
 
 
-@router.put("/groups/{name}", response_model=GroupView, summary="Create a group or replace its members")
-def put_group(name: str, body: GroupPut, runtime: RuntimeDep, caller: AdminDep) -> GroupView:
+@router.put("/groups/{name:path}", response_model=GroupView, summary="Create a group or replace its members")
+def put_group(name: NamePath, body: GroupPut, runtime: RuntimeDep, caller: AdminDep) -> GroupView:
     return _group(
         runtime, caller, name, description=body.description, members=body.members, add=[], remove=[]
     )
 
 
-@router.patch("/groups/{name}", response_model=GroupView, summary="Add or remove group members")
-def patch_group(name: str, body: GroupPatch, runtime: RuntimeDep, caller: AdminDep) -> GroupView:
+@router.patch("/groups/{name:path}", response_model=GroupView, summary="Add or remove group members")
+def patch_group(name: NamePath, body: GroupPatch, runtime: RuntimeDep, caller: AdminDep) -> GroupView:
     return _group(
         runtime, caller, name, description=body.description, members=None, add=body.add, remove=body.remove
     )
@@ -122,7 +139,7 @@ def list_schedules(runtime: RuntimeDep, caller: CallerDep) -> ScheduleList:
     tags=["on-call"],
 )
 def who_is_on_call(
-    name: str,
+    name: NamePath,
     runtime: RuntimeDep,
     caller: CallerDep,
     at: Annotated[datetime | None, Query(description="An ISO 8601 time with a zone; default now")] = None,
@@ -138,21 +155,25 @@ def who_is_on_call(
 
 
 class ExtendBody(_Body):
-    by: str = Field(description="How much longer, written like '30m' or '1h'", max_length=20)
-    reason: str = Field(default="", max_length=2000)
+    by: DurationText = Field(description="How much longer, written like '30m' or '1h'")
+    reason: ReasonText = ""
 
 
 @router.post(
     "/access/{grant_id}/extend", response_model=GrantView, summary="Make a grant last longer", tags=["access"]
 )
-def extend_access(grant_id: str, body: ExtendBody, runtime: RuntimeDep, caller: CallerDep) -> GrantView:
+def extend_access(grant_id: IdPath, body: ExtendBody, runtime: RuntimeDep, caller: CallerDep) -> GrantView:
     by = parse_duration(body.by)
     now = runtime.clock()
     with changing(runtime) as session:
+        actor = me(session, caller)
+        visible_grant(
+            session, grant_id=grant_id, viewer=actor, is_admin=caller.role.reads_everything, now=now
+        )
         grant = extend_grant(
             session,
             grant_id=grant_id,
-            actor=me(session, caller),
+            actor=actor,
             is_admin=caller.is_admin,
             by=by,
             reason=body.reason,

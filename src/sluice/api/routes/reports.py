@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from sluice.api.auth import AuditorDep, RuntimeDep
-from sluice.api.params import Limit, Offset
+from sluice.api.params import FilterText, Limit, Offset
 from sluice.domain.errors import InvalidInput
+from sluice.domain.text import Email, Token
 from sluice.services.reports import AccessFilter, AccessRow, access_report
 from sluice.store.db import transaction
 
@@ -26,10 +27,10 @@ class AccessReportPage(BaseModel):
 def access(
     runtime: RuntimeDep,
     caller: AuditorDep,
-    person: Annotated[str | None, Query(max_length=320, description="Only this person (email)")] = None,
-    resource: Annotated[str | None, Query(max_length=1000, description="A resource path or prefix")] = None,
-    integration: Annotated[str | None, Query(max_length=120)] = None,
-    flow: Annotated[str | None, Query(max_length=120)] = None,
+    person: Annotated[Email | None, Query(description="Only this person (email)")] = None,
+    resource: Annotated[FilterText | None, Query(description="A resource path or prefix")] = None,
+    integration: Annotated[Token | None, Query()] = None,
+    flow: Annotated[Token | None, Query()] = None,
     since: Annotated[datetime | None, Query(description="Access live from here …")] = None,
     until: Annotated[datetime | None, Query(description="… to this one")] = None,
     limit: Limit = 100,

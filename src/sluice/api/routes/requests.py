@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from sluice.api.auth import CallerDep, Credential, CredentialDep, RuntimeDep, caller_for, me
-from sluice.api.params import Limit, Offset, changing
+from sluice.api.params import IdPath, Limit, Offset, changing
 from sluice.api.schemas import DecisionBody, RequestCreate, RequestPage, RequestView
 from sluice.api.views import request_view
 from sluice.domain.durations import parse_duration
@@ -94,7 +94,7 @@ def list_requests(
 
 
 @router.get("/{request_id}", response_model=RequestView, summary="Show one request")
-def show_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -> RequestView:
+def show_request(request_id: IdPath, runtime: RuntimeDep, caller: CallerDep) -> RequestView:
     now = runtime.clock()
     with transaction(runtime.factory) as session:
         request = reads.visible_request(
@@ -110,22 +110,30 @@ def show_request(request_id: str, runtime: RuntimeDep, caller: CallerDep) -> Req
 Decide = Callable[[Session, Identity, Role, str, datetime], AccessRequest]
 
 
-def _decide(runtime: Runtime, caller: Caller, body: DecisionBody | None, decide: Decide) -> RequestView:
-    """One decision in one transaction: the acting person, their token's role and reason go to `decide`."""
+def _decide(
+    runtime: Runtime, caller: Caller, request_id: str, body: DecisionBody | None, decide: Decide
+) -> RequestView:
+    """One decision in one transaction: the acting person, their token's role and reason go to `decide`.
+    Someone who may not see the request gets the 404 of an absent one, not a refusal that names it."""
     now = runtime.clock()
     with changing(runtime) as session:
-        request = decide(session, me(session, caller), caller.role, (body or DecisionBody()).reason, now)
+        actor = me(session, caller)
+        reads.visible_request(
+            session, request_id=request_id, viewer=actor, is_admin=caller.role.reads_everything, now=now
+        )
+        request = decide(session, actor, caller.role, (body or DecisionBody()).reason, now)
         session.flush()
         return request_view(session, request, now)
 
 
 @router.post("/{request_id}/approve", response_model=RequestView, summary="Approve a pending request")
 def approve(
-    request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
+    request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
     return _decide(
         runtime,
         caller,
+        request_id,
         body,
         lambda session, actor, _role, reason, now: decisions.approve_request(
             session, request_id=request_id, approver=actor, reason=reason, now=now
@@ -135,11 +143,12 @@ def approve(
 
 @router.post("/{request_id}/reject", response_model=RequestView, summary="Reject a pending request")
 def reject(
-    request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
+    request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
     return _decide(
         runtime,
         caller,
+        request_id,
         body,
         lambda session, actor, _role, reason, now: decisions.reject_request(
             session, request_id=request_id, approver=actor, reason=reason, now=now
@@ -149,11 +158,12 @@ def reject(
 
 @router.post("/{request_id}/cancel", response_model=RequestView, summary="Withdraw your request")
 def cancel(
-    request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
+    request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
     return _decide(
         runtime,
         caller,
+        request_id,
         body,
         lambda session, actor, role, reason, now: decisions.cancel_request(
             session, request_id=request_id, actor=actor, is_admin=role.administers, reason=reason, now=now
@@ -163,11 +173,12 @@ def cancel(
 
 @router.post("/{request_id}/revoke", response_model=RequestView, summary="End a request's access now")
 def revoke(
-    request_id: str, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
+    request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
     return _decide(
         runtime,
         caller,
+        request_id,
         body,
         lambda session, actor, role, reason, now: revocation.revoke_request(
             session, request_id=request_id, actor=actor, is_admin=role.operates, reason=reason, now=now

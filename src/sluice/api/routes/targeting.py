@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sluice.api.auth import AdminDep, CallerDep, RuntimeDep, me
-from sluice.api.params import Limit, Offset, changing
+from sluice.api.params import FilterText, Limit, NamePath, Offset, RefPath, RequiredText, changing
 from sluice.api.schemas import RequestView
 from sluice.api.targeting_schemas import (
     BatchView,
@@ -63,7 +63,7 @@ def _spec(model: type[SpecT], data: dict[str, object]) -> SpecT:
 @router.put(
     "/resources/{ref:path}/tags", response_model=ResourceTags, summary="Set a resource's injected tags"
 )
-def put_tags(ref: str, body: TagsPut, runtime: RuntimeDep, caller: AdminDep) -> ResourceTags:
+def put_tags(ref: RefPath, body: TagsPut, runtime: RuntimeDep, caller: AdminDep) -> ResourceTags:
     """Replaces the tags this API has set on the resource. A discovered value is overridden while an
     injected value for its key is set, and in effect again once that key is left out."""
     with changing(runtime) as session:
@@ -73,11 +73,25 @@ def put_tags(ref: str, body: TagsPut, runtime: RuntimeDep, caller: AdminDep) -> 
         return _tags_view(session, resource.id, resource.path)
 
 
-@router.get("/tags", response_model=ResourceTags, summary="Show a resource's tags and their sources")
-def get_tags(resource: str, runtime: RuntimeDep, caller: CallerDep) -> ResourceTags:
+@router.get(
+    "/resources/{ref:path}/tags",
+    response_model=ResourceTags,
+    summary="Show a resource's tags and their sources",
+)
+def show_resource_tags(ref: RefPath, runtime: RuntimeDep, caller: CallerDep) -> ResourceTags:
+    """Declared before `GET /resources/{ref}`, which would otherwise read `…/tags` as part of a path."""
     with transaction(runtime.factory) as session:
-        row = resource_for_tags(session, resource)
+        row = resource_for_tags(session, ref)
         return _tags_view(session, row.id, row.path)
+
+
+@router.get("/tags", response_model=ResourceTags, summary="Show a resource's tags and their sources")
+def get_tags(
+    resource: Annotated[RequiredText, Query(description="A resource path or id")],
+    runtime: RuntimeDep,
+    caller: CallerDep,
+) -> ResourceTags:
+    return show_resource_tags(resource, runtime, caller)
 
 
 @router.post("/tags/batch", response_model=BatchView, summary="Upsert and delete many tags at once (admin)")
@@ -118,14 +132,14 @@ def list_bundles(runtime: RuntimeDep, caller: CallerDep) -> BundleList:
 
 
 @router.get("/bundles/{name}", response_model=BundleView, summary="Show a bundle")
-def show_bundle(name: str, runtime: RuntimeDep, caller: CallerDep) -> BundleView:
+def show_bundle(name: NamePath, runtime: RuntimeDep, caller: CallerDep) -> BundleView:
     with transaction(runtime.factory) as session:
         return _bundle_view(BundleSpec.model_validate(bundle_service.bundle_view(session, name)))
 
 
 @router.put("/bundles/{name}", response_model=BundleView, summary="Create or replace a bundle (admin)")
 def put_bundle(
-    name: str, body: BundleBody, runtime: RuntimeDep, caller: AdminDep, response: Response
+    name: NamePath, body: BundleBody, runtime: RuntimeDep, caller: AdminDep, response: Response
 ) -> BundleView:
     spec = _spec(BundleSpec, {"name": name, **body.model_dump(exclude_none=True)})
     with transaction(runtime.factory) as session:
@@ -135,7 +149,7 @@ def put_bundle(
 
 
 @router.delete("/bundles/{name}", status_code=204, summary="Delete a bundle no flow uses (admin)")
-def delete_bundle(name: str, runtime: RuntimeDep, caller: AdminDep) -> None:
+def delete_bundle(name: NamePath, runtime: RuntimeDep, caller: AdminDep) -> None:
     with transaction(runtime.factory) as session:
         bundle_service.delete_bundle(session, name, actor=caller.identity.email, now=runtime.clock())
 
@@ -144,7 +158,7 @@ def delete_bundle(name: str, runtime: RuntimeDep, caller: AdminDep) -> None:
     "/bundles/{name}/requests", status_code=201, response_model=RequestView, summary="Request a bundle"
 )
 def create_bundle_request(
-    name: str, body: BundleRequestBody, runtime: RuntimeDep, caller: CallerDep
+    name: NamePath, body: BundleRequestBody, runtime: RuntimeDep, caller: CallerDep
 ) -> RequestView:
     """Requests every resource the bundle covers now, or the subset named in `resources`."""
     duration = parse_duration(body.duration)
@@ -186,7 +200,7 @@ def list_scopes(runtime: RuntimeDep, caller: CallerDep) -> ScopeList:
 
 
 @router.get("/scopes/{name}", response_model=ScopeView, summary="Show a saved scope")
-def show_scope(name: str, runtime: RuntimeDep, caller: CallerDep) -> ScopeView:
+def show_scope(name: NamePath, runtime: RuntimeDep, caller: CallerDep) -> ScopeView:
     with transaction(runtime.factory) as session:
         row = bundle_service.scope_row(session, name)
         return ScopeView(name=row.name, description=row.description, query=row.query)
@@ -194,7 +208,7 @@ def show_scope(name: str, runtime: RuntimeDep, caller: CallerDep) -> ScopeView:
 
 @router.put("/scopes/{name}", response_model=ScopeView, summary="Create or replace a saved scope (admin)")
 def put_scope(
-    name: str, body: ScopeBody, runtime: RuntimeDep, caller: AdminDep, response: Response
+    name: NamePath, body: ScopeBody, runtime: RuntimeDep, caller: AdminDep, response: Response
 ) -> ScopeView:
     """A query that cannot be read answers 422 with the column of the problem."""
     spec = _spec(ScopeSpec, {"name": name, **body.model_dump()})
@@ -205,7 +219,7 @@ def put_scope(
 
 
 @router.delete("/scopes/{name}", status_code=204, summary="Delete a scope nothing uses (admin)")
-def delete_scope(name: str, runtime: RuntimeDep, caller: AdminDep) -> None:
+def delete_scope(name: NamePath, runtime: RuntimeDep, caller: AdminDep) -> None:
     with transaction(runtime.factory) as session:
         bundle_service.delete_scope(session, name, actor=caller.identity.email, now=runtime.clock())
 
@@ -217,11 +231,13 @@ def delete_scope(name: str, runtime: RuntimeDep, caller: AdminDep) -> None:
 def list_requestable(
     runtime: RuntimeDep,
     caller: CallerDep,
-    integration: str | None = None,
-    resource_type: Annotated[str | None, Query(alias="type")] = None,
-    path_prefix: str | None = None,
-    tag: Annotated[str | None, Query(description="key=value, key, key != value, key in [a, b]")] = None,
-    q: str | None = None,
+    integration: FilterText | None = None,
+    resource_type: Annotated[FilterText | None, Query(alias="type")] = None,
+    path_prefix: FilterText | None = None,
+    tag: Annotated[
+        FilterText | None, Query(description="key=value, key, key != value, key in [a, b]")
+    ] = None,
+    q: FilterText | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> RequestablePageView:
@@ -257,9 +273,9 @@ def list_requestable(
 def explain_access(
     runtime: RuntimeDep,
     caller: CallerDep,
-    resource: Annotated[str, Query(min_length=1, description="A resource path or id")],
-    permission: Annotated[str, Query(min_length=1)],
-    identity: Annotated[str | None, Query(description="An email; yourself when left out")] = None,
+    resource: Annotated[RequiredText, Query(description="A resource path or id")],
+    permission: Annotated[RequiredText, Query()],
+    identity: Annotated[FilterText | None, Query(description="An email; yourself when left out")] = None,
 ) -> ExplanationView:
     """Anyone may explain their own access; explaining someone else's needs an admin token."""
     if (

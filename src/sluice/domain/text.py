@@ -1,0 +1,84 @@
+"""Text from outside (API bodies and parameters, the config file) that every store and every reader
+accepts: no NUL character (PostgreSQL refuses it), no unpaired surrogate (no UTF-8 encoding exists
+for one, so a stored one breaks every later read), and a bounded length.
+
+`Text(max_length=…)` is the one annotation for that: `Annotated[str, Text(max_length=200)]`. It
+validates with a message a person can act on and shows in the JSON schema as `maxLength` (and
+`minLength`) plus a `pattern` that excludes the refused characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sized
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
+
+# JSON Schema (ECMA-262, code point semantics): any text without U+0000 or a lone surrogate.
+STORABLE_PATTERN = r"^[^\u0000\ud800-\udfff]*$"
+
+MAX_EMAIL = 254  # the longest address SMTP can deliver to (RFC 5321 path limit, less the brackets)
+MAX_NAME = 200
+MAX_DESCRIPTION = 2000
+
+
+INVALID_UNICODE = "must be valid Unicode text: it holds half of a surrogate pair"
+
+
+def storable_text(value: str) -> str:
+    """`value` unchanged, or ValueError saying which character no store takes."""
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character (U+0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{INVALID_UNICODE} (U+{ord(value[exc.start]):04X}, character {exc.start + 1})"
+        ) from exc
+    return value
+
+
+@dataclass(frozen=True)
+class Text:
+    """Annotation for a string field: storable text of `min_length`..`max_length` characters."""
+
+    max_length: int
+    min_length: int = 0
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        inner = core_schema.str_schema(min_length=self.min_length or None, max_length=self.max_length)
+        return core_schema.no_info_after_validator_function(storable_text, inner)
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = STORABLE_PATTERN
+        return json_schema
+
+
+Name = Annotated[str, Text(max_length=MAX_NAME, min_length=1)]
+PersonName = Annotated[str, Text(max_length=MAX_NAME)]  # a display name; may be left empty
+Description = Annotated[str, Text(max_length=MAX_DESCRIPTION)]
+Email = Annotated[str, Text(max_length=MAX_EMAIL, min_length=1)]
+Token = Annotated[str, Text(max_length=120)]  # short words: durations, clock times, zones, types, permissions
+Value = Annotated[str, Text(max_length=500)]  # attribute and tag values
+Reference = Annotated[str, Text(max_length=1000)]  # resource paths and ids, tag rules, parents
+QueryText = Annotated[str, Text(max_length=4000, min_length=1)]
+
+MAX_ITEMS = 1000  # entries in any one list a caller sends, unless a field says otherwise
+
+
+def too_many_entries(error: Mapping[str, Any]) -> str | None:
+    """The words for a pydantic `too_long` error on a list or mapping; None for any other error."""
+    ctx = error.get("ctx") or {}
+    if error.get("type") != "too_long" or "max_length" not in ctx:
+        return None
+    given = error.get("input")
+    count = ctx.get("actual_length") or (len(given) if isinstance(given, Sized) else "too many")
+    return f"holds {count} entries; at most {ctx['max_length']} are allowed"
