@@ -117,6 +117,15 @@ def test_sign_in_starts_are_rate_limited_by_address(tmp_path: Path, clock: Clock
         assert 429 in answers and answers[0] != 429
 
 
+def test_bad_scim_tokens_lock_the_address_out_too(strict) -> None:  # type: ignore[no-untyped-def]
+    client, _tokens = strict
+    for number in range(5):
+        assert client.get("/scim/v2/Users", headers=_bearer(f"wrong-{number}")).status_code == 401
+    locked = client.get("/scim/v2/Users", headers=_bearer("wrong-again"))
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) >= 1
+    assert locked.headers["cache-control"] == "no-store"
+
+
 def test_rate_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLUICE_MAX_BODY_BYTES", "2048")
     monkeypatch.setenv("SLUICE_RATE_PER_TOKEN", "30")

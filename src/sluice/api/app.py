@@ -18,6 +18,7 @@ from sluice.api.routes import integration_status as status_routes
 from sluice.api.routes import people as people_routes
 from sluice.api.routes import reports as report_routes
 from sluice.api.routes import signin as signin_routes
+from sluice.api.scim.app import scim_router
 from sluice.runtime import Runtime
 
 API_PREFIX = "/api/v1"
@@ -50,6 +51,7 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
     app.include_router(ops.router)
     app.include_router(signin_routes.router)
     app.include_router(api)
+    app.include_router(scim_router())
     return app
 
 

@@ -36,6 +36,9 @@ DOCS_CSP = (
 )
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 MAX_TRACKED_KEYS = 50_000  # buckets kept per limiter; the least recently used go first
+GUARDED = ("/api/", "/scim/", "/auth/")  # what the lockout and no-store cover
+# Rate limited: the API, and sign-in (each unauthenticated start writes a row); not SCIM.
+RATE_LIMITED = ("/api/", "/auth/")
 
 
 def _positive(name: str, default: float) -> float:
@@ -163,11 +166,6 @@ async def _problem(send: Send, status: int, title: str, detail: str, path: str, 
     await send({"type": "http.response.body", "body": body})
 
 
-# The API and sign-in (whose unauthenticated starts write a row each) are rate limited, and their
-# answers (personal data, credentials, session tokens) are never kept by a cache.
-LIMITED_PREFIXES = ("/api/", "/auth/")
-
-
 class EdgeMiddleware:
     def __init__(
         self, app: ASGIApp, *, limits: EdgeLimits, clock: Callable[[], float] = time.monotonic
@@ -219,11 +217,17 @@ class EdgeMiddleware:
             done_acting(acting)
 
     def _refusal(self, scope: Scope, address: str) -> tuple[float, str] | None:
-        if not scope.get("path", "").startswith(LIMITED_PREFIXES):
+        """Bad-token lockout on the API, SCIM and sign-in; rate limits on the API and sign-in only (an
+        identity provider provisioning thousands of people through SCIM must not be slowed to a
+        person's pace)."""
+        path = scope.get("path", "")
+        if not path.startswith(GUARDED):
             return None
         locked = self.failures.locked(address)
         if locked:
             return locked, "too many requests with a bad token from this address; wait and try again"
+        if not path.startswith(RATE_LIMITED):
+            return None
         token = _token_key(scope)
         wait = self.by_token.take(token) if token else 0.0
         if wait:
@@ -248,7 +252,7 @@ class EdgeMiddleware:
                 names = {key.lower() for key, _ in headers}
                 extra = [h for h in API_HEADERS if h[0] not in names]
                 extra.append((b"content-security-policy", DOCS_CSP if docs else API_CSP))
-                if path.startswith(LIMITED_PREFIXES):
+                if path.startswith(GUARDED):  # personal data and credentials: never kept by a cache
                     extra.append((b"cache-control", b"no-store"))
                 if scope.get("scheme") == "https":
                     extra.append(HSTS)

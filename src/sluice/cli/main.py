@@ -14,6 +14,7 @@ from sluice.cli.key_commands import keys_app
 from sluice.cli.people_commands import register_people
 from sluice.cli.report_commands import report_app
 from sluice.cli.request_commands import request_app
+from sluice.cli.scim_commands import scim_app
 from sluice.cli.targeting_commands import register_targeting
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.command("plan")(store_commands.plan_command)
 app.command("reconcile")(reconcile_command.reconcile)
 app.add_typer(store_commands.token_app, name="token")
 app.add_typer(keys_app, name="keys")
+app.add_typer(scim_app, name="scim")
 app.add_typer(request_app, name="request")
 app.add_typer(access_app, name="access")
 app.add_typer(grants_app, name="grants")

@@ -69,6 +69,7 @@ class Action(StrEnum):
     SIGNED_IN = "auth.signed_in"
     SIGNED_OUT = "auth.signed_out"
     SIGN_IN_REFUSED = "auth.sign_in_refused"
+    DIRECTORY_CONFLICT = "directory.conflict"  # a source tried to write what another source owns
     INVENTORY_SYNCED = "inventory.synced"
     INVENTORY_SYNC_FAILED = "inventory.sync_failed"
     TAGS_CHANGED = "inventory.tags_changed"
@@ -111,6 +112,7 @@ ALLOWED_DETAILS = frozenset(
         "via",  # the token or session an API caller acted through, e.g. token:tok_3f9a0c1d2e4b
         "worker",  # the worker id (host:pid) that took over a claim
         "previous_worker",  # the worker whose claim lapsed
+        "source",  # the directory source (config, scim:okta) an event is about
     }
 )
 

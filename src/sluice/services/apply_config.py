@@ -26,6 +26,7 @@ from sluice.services.config_people import reconcile_people
 from sluice.services.config_plan import Plan, PlanEntry
 from sluice.services.config_source import ConfigError
 from sluice.services.config_targeting import reconcile_targeting
+from sluice.services.scim_common import SCIM_PREFIX, owner_words
 from sluice.services.webhooks import reconcile_webhooks, webhook_problems
 from sluice.store.queries import grant_is_live
 from sluice.store.tables import AccessFlow, AccessRequest, Grant, Group, GroupMember, Identity, Integration
@@ -162,6 +163,8 @@ class _Reconciler:
                 "source": CONFIG_SOURCE,
             }
             row = existing.get(spec.email)
+            if row is not None and self._owned_elsewhere("identity", spec.email, row.source):
+                continue
             if row is None:
                 if self.write:
                     row = Identity(
@@ -185,6 +188,16 @@ class _Reconciler:
                     row.updated_at = self.now
                 self.removed("identity", row.email, "deactivated")
 
+    def _owned_elsewhere(self, kind: str, name: str, source: str) -> bool:
+        """A directory source (SCIM) owns this: the file may not take it over; a conflict, not a merge."""
+        if not source.startswith(SCIM_PREFIX):
+            return False
+        self.conflicts.append(
+            f"{kind} {name!r} is owned by {owner_words(source)}; the config file cannot change it. "
+            f"Remove it from the file, or from the identity provider first"
+        )
+        return True
+
     def _groups(self) -> None:
         declared = self.doc.declared_groups()
         rows = self.session.scalars(
@@ -196,6 +209,8 @@ class _Reconciler:
             if description is not None:
                 wanted["description"] = description
             row = existing.get(name)
+            if row is not None and self._owned_elsewhere("group", name, row.source):
+                continue
             if row is None:
                 if self.write:
                     row = Group(id=new_id("grp"), name=name, description=description or "")

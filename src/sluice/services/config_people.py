@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from sluice.domain.people import BUILTIN_ATTRIBUTES, Subject
 from sluice.services.config_source import ConfigPath
+from sluice.services.scim_users import scim_attributes
 from sluice.store.people_queries import known_attributes, record_people_change
 from sluice.store.people_tables import Schedule
 from sluice.store.types import new_id
@@ -60,7 +61,7 @@ def people_problems(checker: Any, doc: ConfigDocument, session: Session | None) 
     attributes |= doc.unchecked("attributes")
     schedules = {s.name for s in doc.schedules} | doc.unchecked("schedules")
     if session is not None:
-        attributes |= known_attributes(session)
+        attributes |= known_attributes(session) | scim_attributes(session)
         schedules |= set(session.scalars(select(Schedule.name).where(Schedule.source != CONFIG_SOURCE)))
     for subject, path in _subjects(doc):
         unknown = sorted(subject.attributes_used() - set(BUILTIN_ATTRIBUTES) - attributes)

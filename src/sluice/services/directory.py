@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from sluice.domain.errors import InvalidInput, NotFound
+from sluice.domain.errors import Conflict, InvalidInput, NotFound
 from sluice.events.audit import Action, record
+from sluice.services.scim_common import SCIM_PREFIX, owner_words
 from sluice.store.people_queries import record_people_change
 from sluice.store.queries import identity_by_email
 from sluice.store.tables import Group, GroupMember, Identity
@@ -63,6 +64,12 @@ def _audit(session: Session, *, actor: str, now: datetime, kind: str, name: str,
     )
 
 
+def _refuse_directory_source(kind: str, name: str, source: str) -> None:
+    """Identities and groups an identity provider pushes (SCIM) change only through it."""
+    if source.startswith(SCIM_PREFIX):
+        raise Conflict(f"{kind} {name} is owned by {owner_words(source)}; change it in the identity provider")
+
+
 def _group(session: Session, name: str, *, create: bool, now: datetime) -> Group:
     group = session.scalar(select(Group).where(Group.name == name))
     if group is None:
@@ -95,6 +102,8 @@ def set_identity(
             "fields: name, active, manager, attributes, groups"
         )
     identity = identity_by_email(session, email)
+    if identity is not None:
+        _refuse_directory_source("identity", email, identity.source)
     changed: list[str] = []
     if identity is None:
         identity = Identity(
@@ -175,6 +184,7 @@ def set_group(
 ) -> Group:
     """PUT (`members` given: exactly these) or PATCH (`add` / `remove`) a group's directory members."""
     group = _group(session, name, create=True, now=now)
+    _refuse_directory_source("group", name, group.source)
     changed = []
     if description is not None and description != group.description:
         group.description = description

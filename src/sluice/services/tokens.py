@@ -20,7 +20,7 @@ from sluice.store.types import new_id
 TOKEN_PREFIX = "slt_"  # noqa: S105 (a visible marker, not a secret)
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -56,7 +56,7 @@ def create_token(
     role = role or (Role.ADMIN if admin else Role.USER)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
-        id=new_id("tok"), identity_id=identity.id, token_hash=_digest(token), role=role.value, created_at=now
+        id=new_id("tok"), identity_id=identity.id, token_hash=digest(token), role=role.value, created_at=now
     )
     session.add(row)
     record(
@@ -82,7 +82,7 @@ _CALLER = (
 
 def authenticate(session: Session, token: str) -> Caller:
     """The caller behind a token, with their identity loaded in `session` (one query for both)."""
-    found = session.execute(_CALLER, {"token_hash": _digest(token)}).first()
+    found = session.execute(_CALLER, {"token_hash": digest(token)}).first()
     if found is None:
         raise NotAuthenticated(
             "the API token is not valid; create one with `sluice token create --email ...`"

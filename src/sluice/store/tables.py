@@ -19,7 +19,9 @@ from sqlalchemy import (
     Table,
     Text,
     event,
+    func,
     insert,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -60,6 +62,8 @@ def _new_installation(table: Table, connection: Connection, **_: object) -> None
 
 class Identity(Base):
     __tablename__ = "identities"
+    # Emails are looked up case-insensitively (`queries.identity_by_email`): on every SCIM push too.
+    __table_args__ = (Index("ix_identities_lower_email", func.lower(text("email"))),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
@@ -356,5 +360,6 @@ class SealingKey(Base):
 # importing them here completes the metadata.
 from sluice.store import auth_tables as _auth_tables  # noqa: E402,F401
 from sluice.store import people_tables as _people_tables  # noqa: E402,F401
+from sluice.store import scim_tables as _scim_tables  # noqa: E402,F401
 from sluice.store import targeting_tables as _targeting_tables  # noqa: E402,F401
 from sluice.store import work_signal as _work_signal  # noqa: E402,F401

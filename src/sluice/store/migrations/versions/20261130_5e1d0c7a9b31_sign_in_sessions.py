@@ -1,7 +1,7 @@
 """sign-in attempts and sessions (OpenID Connect)
 
 Revision ID: 5e1d0c7a9b31
-Revises: c41d7e2a9f60
+Revises: 5c1d8e2f9a47
 Create Date: 2026-11-30 21:50:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5e1d0c7a9b31"
-down_revision: str | Sequence[str] | None = "c41d7e2a9f60"
+down_revision: str | Sequence[str] | None = "5c1d8e2f9a47"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,266 @@
+"""What the SCIM users and groups share: source names, ownership, conflicts, reading a filter and a
+page, and the common ways identity providers deviate from RFC 7644 (accepted, and logged)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+from scim2_models import (
+    Context,
+    Error,
+    InvalidFilterException,
+    InvalidValueException,
+    NotFoundException,
+    PatchOp,
+    Resource,
+    SCIMException,
+    ScimFilter,
+    UniquenessException,
+)
+from scim2_models.path import AttrPath, Comparison
+from scim2_models.path.expressions import CompareOperator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sluice.events.audit import Action, record
+from sluice.store.scim_tables import ScimRecord
+
+log = logging.getLogger("sluice.scim")
+
+SCIM_PREFIX = "scim:"
+_SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,33}$")
+MAX_PAGE = 1000
+ResourceT = TypeVar("ResourceT", bound=Resource[Any])
+
+
+class ScimError(SCIMException):
+    """A SCIM error raised from inside a validation (e.g. in a PATCH), kept with its status and type."""
+
+    def __init__(self, error: Error) -> None:
+        super().__init__(detail=error.detail)
+        self._error = error
+        self.status = int(error.status or 400)
+        self.scim_type = error.scim_type or ""
+
+
+def source_of(name: str) -> str:
+    """The `source` value rows of a SCIM directory carry: `scim:<name>`."""
+    if not _SOURCE_NAME.match(name):
+        raise InvalidValueException(
+            detail=f"source {name!r} must be 1 to 34 lowercase letters, digits, '-' or '_' (e.g. okta)"
+        )
+    return SCIM_PREFIX + name
+
+
+def owner_words(source: str) -> str:
+    """Who owns a row, as a person reads it."""
+    if source.startswith(SCIM_PREFIX):
+        return f"the SCIM source {source.removeprefix(SCIM_PREFIX)!r}"
+    return {"config": "the config file", "api": "the directory API"}.get(source, f"source {source!r}")
+
+
+class ForeignOwner(UniquenessException):
+    """A source tried to write an identity or group another source owns: a 409 `uniqueness` error for
+    the provider to show, never a silent merge. The refused write is rolled back; the caller records
+    the conflict (`record`) in a transaction of its own, so the audit keeps it."""
+
+    def __init__(self, *, source: str, owner: str, kind: str, name: str, now: datetime) -> None:
+        detail = f"{kind} {name} is owned by {owner_words(owner)}; {owner_words(source)} cannot change it"
+        super().__init__(detail=detail)
+        self.source, self.kind, self.name, self.now = source, kind, name, now
+
+    def record(self, session: Session) -> None:
+        record(
+            session,
+            now=self.now,
+            actor=self.source,
+            action=Action.DIRECTORY_CONFLICT,
+            subject_type=self.kind,
+            subject_id=self.name[:200],
+            reason=self.detail,
+            kind=self.kind,
+            name=self.name,
+            source=self.source,
+        )
+        log.warning("SCIM conflict: %s", self.detail)
+
+
+def validation_failure(exc: ValidationError) -> ScimError:
+    """A pydantic error from a scim2-models validation, as the first SCIM error it holds."""
+    return ScimError(Error.from_validation_errors(exc)[0])
+
+
+def parse_resource(model: type[ResourceT], body: Any, context: Context) -> ResourceT:
+    if not isinstance(body, dict):
+        raise ScimError(Error(status=400, scim_type="invalidSyntax", detail="send a JSON object"))
+    try:
+        return model.model_validate(_booleans(body), scim_ctx=context)
+    except ValidationError as exc:
+        raise validation_failure(exc) from exc
+
+
+def record_of(session: Session, *, source: str, kind: str, resource_id: str) -> ScimRecord:
+    row = session.get(ScimRecord, resource_id)
+    if row is None or row.source != source or row.kind != kind:
+        raise NotFoundException(detail=f"no {kind} {resource_id!r} in this directory")
+    return row
+
+
+def taken_key(session: Session, *, source: str, kind: str, key: str, other_than: str | None) -> None:
+    """userName / displayName are unique within a source."""
+    query = select(ScimRecord.id).where(
+        ScimRecord.source == source, ScimRecord.kind == kind, ScimRecord.key == key
+    )
+    found = session.scalar(query)
+    if found is not None and found != other_than:
+        raise UniquenessException(detail=f"a {kind} named {key!r} exists already in this directory")
+
+
+# -- Reading a list ---------------------------------------------------------------------------------
+
+_NARROWING = {"id": ScimRecord.id, "username": ScimRecord.key, "displayname": ScimRecord.key}
+
+
+@dataclass(frozen=True)
+class Page(Generic[ResourceT]):
+    total: int
+    start_index: int
+    items: list[ResourceT]
+
+
+def parse_filter(model: type[ResourceT], text: str | None) -> ScimFilter[ResourceT] | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return ScimFilter[model](text)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        raise validation_failure(exc) from exc
+    except (ValueError, TypeError) as exc:
+        raise InvalidFilterException(detail=f"filter {text!r}: {exc}") from exc
+
+
+def narrowed_records(
+    session: Session, *, source: str, kind: str, scim_filter: ScimFilter[Any] | None
+) -> list[ScimRecord]:
+    """The records a filter can match. `userName`, `displayName`, `externalId` and `id` equality (how
+    providers look a resource up before creating it) is answered by the store; anything else is
+    matched on each resource afterwards."""
+    query = select(ScimRecord).where(ScimRecord.source == source, ScimRecord.kind == kind)
+    node = scim_filter.ast if scim_filter is not None else None
+    if isinstance(node, Comparison) and node.op == CompareOperator.eq and isinstance(node.value, str):
+        path: AttrPath = node.attr_path
+        name = path.attr.lower()
+        if path.sub_attr is None and name in _NARROWING:
+            value = node.value.lower() if name == "username" else node.value
+            query = query.where(_NARROWING[name] == value)
+        elif path.sub_attr is None and name == "externalid":
+            query = query.where(ScimRecord.external_id == node.value)
+    return list(session.scalars(query.order_by(ScimRecord.key, ScimRecord.id)))
+
+
+def page_of(
+    records: Sequence[ScimRecord],
+    build: Callable[[Sequence[ScimRecord]], list[ResourceT]],
+    scim_filter: ScimFilter[ResourceT] | None,
+    *,
+    start_index: int | None,
+    count: int | None,
+) -> Page[ResourceT]:
+    """RFC 7644 §3.4.2.4: startIndex is 1-based (below 1 means 1), count below 0 means 0."""
+    start = max(1, start_index or 1)
+    size = MAX_PAGE if count is None else max(0, min(count, MAX_PAGE))
+    if scim_filter is None:
+        return Page(total=len(records), start_index=start, items=build(records[start - 1 : start - 1 + size]))
+    matching = [resource for resource in build(records) if scim_filter.match(resource)]
+    return Page(total=len(matching), start_index=start, items=matching[start - 1 : start - 1 + size])
+
+
+# -- What providers send ----------------------------------------------------------------------------
+
+_TYPED_VALUE_PATH = re.compile(r'^(\w+)\[type eq "([^"]+)"\]\.(\w+)$', re.IGNORECASE)
+
+
+def _booleans(value: Any) -> Any:
+    """Entra ID sends booleans as "True" / "False"; the attributes that hold booleans get real ones."""
+    if isinstance(value, dict):
+        return {k: _boolean_of(k, v) for k, v in value.items()}
+    return value
+
+
+_BOOLEAN_ATTRIBUTES = frozenset({"active", "primary"})
+
+
+def _boolean_of(key: str, value: Any) -> Any:
+    name = key.rsplit(":", 1)[-1].rsplit(".", 1)[-1].lower()
+    if name in _BOOLEAN_ATTRIBUTES and isinstance(value, str) and value.lower() in ("true", "false"):
+        log.info("SCIM: accepted the string %r as a boolean for %s", value, key)
+        return value.lower() == "true"
+    if isinstance(value, dict):
+        return _booleans(value)
+    if isinstance(value, list):
+        return [_booleans(item) for item in value]
+    return value
+
+
+def normalise_operations(body: Any, current: dict[str, Any]) -> dict[str, Any]:
+    """A PATCH body as RFC 7644 writes it, from what Entra ID, Okta and others send: `op` in any case,
+    boolean strings, a manager given as a bare id, and an add to `emails[type eq "work"].value` when the
+    user has no work email yet (Entra sends this on every create)."""
+    if not isinstance(body, dict) or not isinstance(body.get("Operations"), list):
+        raise ScimError(
+            Error(status=400, scim_type="invalidSyntax", detail="a PATCH body holds a list of Operations")
+        )
+    operations = []
+    for operation in body["Operations"]:
+        if not isinstance(operation, dict):
+            raise ScimError(Error(status=400, scim_type="invalidSyntax", detail="an operation is an object"))
+        operation = dict(operation)
+        if isinstance(operation.get("op"), str) and operation["op"] != operation["op"].lower():
+            log.info("SCIM: accepted the PATCH op %r as %r", operation["op"], operation["op"].lower())
+            operation["op"] = operation["op"].lower()
+        path = operation.get("path")
+        if "value" in operation:
+            operation["value"] = (
+                _booleans(operation["value"])
+                if not isinstance(path, str)
+                else _boolean_of(path, operation["value"])
+            )
+        if (
+            isinstance(path, str)
+            and path.lower().endswith(":manager")
+            and isinstance(operation.get("value"), str)
+        ):
+            operation["value"] = {"value": operation["value"]}
+        if isinstance(path, str) and operation.get("op") in ("add", "replace"):
+            operation = _typed_value_add(operation, path, current)
+        operations.append(operation)
+    return {**body, "Operations": operations}
+
+
+def _typed_value_add(operation: dict[str, Any], path: str, current: dict[str, Any]) -> dict[str, Any]:
+    match = _TYPED_VALUE_PATH.match(path)
+    if match is None:
+        return operation
+    attribute, kind, sub = match.groups()
+    existing = next((v for k, v in current.items() if k.lower() == attribute.lower()), None) or []
+    if any(isinstance(e, dict) and str(e.get("type", "")).lower() == kind.lower() for e in existing):
+        return operation
+    return {"op": "add", "path": attribute, "value": [{"type": kind, sub: operation.get("value")}]}
+
+
+def apply_patch(model: type[ResourceT], resource: ResourceT, body: Any) -> bool:
+    """Apply a PATCH (normalised) to `resource` with scim2-models; True when something changed."""
+    current = resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    try:
+        patch = PatchOp[model].model_validate(  # type: ignore[valid-type]
+            normalise_operations(body, current), scim_ctx=Context.RESOURCE_PATCH_REQUEST
+        )
+        return bool(patch.patch(resource))
+    except ValidationError as exc:
+        raise validation_failure(exc) from exc
