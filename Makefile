@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sluice-installed
 
+NODE_STAMP := tests/oidc/node_modules/.sluice-installed
+
 .PHONY: up test lint lock services install clean
 
 $(STAMP): pyproject.toml constraints.txt
@@ -23,7 +25,13 @@ up: $(STAMP)
 services:
 	@bash scripts/ensure-services.sh
 
-test: $(STAMP) services
+# The OpenID Provider the sign-in tests run (oidc-provider from npm, on the machine's Node.js).
+$(NODE_STAMP): tests/oidc/package.json tests/oidc/package-lock.json
+	@command -v npm >/dev/null || { echo "the sign-in tests need Node.js and npm"; exit 1; }
+	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+test: $(STAMP) $(NODE_STAMP) services
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy src
 	$(BIN)/pytest
@@ -41,4 +49,4 @@ lock:
 	mv constraints.txt.new constraints.txt && rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .sluice .pytest_cache .ruff_cache
+	rm -rf $(VENV) .sluice .pytest_cache .ruff_cache tests/oidc/node_modules

@@ -18,8 +18,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-# Session fixtures for the MariaDB, Redis and OpenLDAP targets of the connector tests.
-pytest_plugins = ["tests.target_servers"]
+# Session fixtures: the MariaDB, Redis and OpenLDAP targets of the connector tests, the OpenID Provider.
+pytest_plugins = ["tests.target_servers", "tests.oidc_provider"]
 
 
 def _need_service(name: str, error: Exception) -> None:

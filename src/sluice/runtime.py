@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.services.connector_hub import ConnectorHub
 from sluice.services.secrets import SecretBox
+from sluice.services.signin.provider import OpenIdProvider
 from sluice.settings import Settings
 from sluice.store.db import make_engine, make_session_factory
 from sluice.store.work_signal import raise_work_signal
@@ -37,6 +38,9 @@ class Runtime:
     wake: threading.Event = field(default_factory=threading.Event)
     # The time source every use case reads; tests put a clock they move by hand here.
     clock: Callable[[], datetime] = utc_now
+    # The OpenID Provider people sign in with; None when sign-in is not configured (API tokens only).
+    # Only processes that serve the API set it (see `cli/serving.py`): a worker needs no client secret.
+    signin: OpenIdProvider | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

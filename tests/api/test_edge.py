@@ -109,6 +109,14 @@ def test_repeated_bad_tokens_lock_the_address_out(strict) -> None:  # type: igno
     assert client.get("/healthz").status_code == 200  # health checks are not API calls
 
 
+def test_sign_in_starts_are_rate_limited_by_address(tmp_path: Path, clock: Clock) -> None:
+    """Each unauthenticated sign-in start writes a row: /auth/ shares the per-address limit."""
+    limits = EdgeLimits(per_address_per_minute=6)
+    for client, _tokens in _client(tmp_path, clock, limits):
+        answers = [client.post("/auth/cli/start", json={}).status_code for _ in range(8)]
+        assert 429 in answers and answers[0] != 429
+
+
 def test_bad_scim_tokens_lock_the_address_out_too(strict) -> None:  # type: ignore[no-untyped-def]
     client, _tokens = strict
     for number in range(5):

@@ -23,6 +23,8 @@ def test_me(api: Api) -> None:
         "admin": False,
         "role": "user",
         "groups": ["engineers"],
+        "signed_in_with": "token",
+        "expires_at": None,
     }
     assert api.get("root", "/me").json()["admin"] is True
     assert api.get("root", "/me").json()["role"] == "admin"

@@ -21,6 +21,7 @@ Invoke = Callable[..., Result]
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "home"
     monkeypatch.setenv("SLUICE_HOME", str(path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no stored `sluice login` session
     for name in (
         "SLUICE_DATABASE_URL",
         "SLUICE_SECRET_KEY",

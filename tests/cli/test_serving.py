@@ -121,3 +121,31 @@ def test_json_log_mode_prints_only_json(tmp_path: Path) -> None:
     started = [r for r in records if r.get("url") == f"http://127.0.0.1:{port}"]
     assert started and "sluice.db" in started[0]["store"]
     assert not any("SLUICE_TOKEN" in r["msg"] for r in records)  # no demo hint outside the demo
+
+
+def test_wrong_sign_in_settings_stop_up_before_anything_starts(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env |= {
+        "SLUICE_HOME": str(tmp_path / "home"),
+        "SLUICE_OIDC_ISSUER": "http://idp.example.com",
+        "SLUICE_OIDC_CLIENT_ID": "sluice",
+        "SLUICE_OIDC_CLIENT_SECRET": "s",
+    }
+    done = subprocess.run(
+        [SLUICE, "up", "--port", str(free_port())], env=env, capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert "SLUICE_OIDC_ISSUER" in done.stderr.decode() and "https://" in done.stderr.decode()
+    assert not (tmp_path / "home" / "sluice.db").exists()  # refused before the store was touched
+
+
+def test_up_names_the_identity_provider_when_sign_in_is_on(tmp_path: Path) -> None:
+    """The provider is only contacted when someone signs in: a server starts while it is away."""
+    extra = {
+        "SLUICE_OIDC_ISSUER": f"http://127.0.0.1:{free_port()}",
+        "SLUICE_OIDC_CLIENT_ID": "sluice",
+        "SLUICE_OIDC_CLIENT_SECRET": "s",
+    }
+    code, err = run_up_until_healthy(tmp_path, free_port(), signal.SIGTERM, extra_env=extra)
+    assert code == 0, err
+    assert f"sign-in: {extra['SLUICE_OIDC_ISSUER']}" in err

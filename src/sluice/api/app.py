@@ -17,6 +17,7 @@ from sluice.api.routes import grants as grant_routes
 from sluice.api.routes import integration_status as status_routes
 from sluice.api.routes import people as people_routes
 from sluice.api.routes import reports as report_routes
+from sluice.api.routes import signin as signin_routes
 from sluice.api.scim.app import scim_router
 from sluice.runtime import Runtime
 
@@ -45,8 +46,10 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
     api.include_router(grant_routes.router)
     api.include_router(people_routes.router)
     api.include_router(report_routes.router)
+    api.include_router(signin_routes.sessions_router)
     app.include_router(meta.health_router)
     app.include_router(ops.router)
+    app.include_router(signin_routes.router)
     app.include_router(api)
     app.include_router(scim_router())
     return app

@@ -1,21 +1,42 @@
-"""Bearer tokens: `Authorization: Bearer <token>`, checked against the stored hashes. The runtime is
-read from the app's state, never from a global."""
+"""Who is calling: an API token or a sign-in session sent as `Authorization: Bearer <token>`, or the
+session cookie a browser got from signing in (`/auth/login`). The runtime is read from the app's
+state, never from a global.
+
+A cookie is sent by the browser on its own, so a state-changing request that authenticates with the
+cookie must also prove it was made by Sluice's own pages: it carries an `X-Requested-With` header
+(which a cross-site form cannot set and a cross-site script cannot send without a CORS preflight that
+Sluice never grants), and an `Origin`, when the browser sends one, that is this server's."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from sluice.domain.errors import NotAllowed, NotAuthenticated
 from sluice.runtime import Runtime
+from sluice.services.signin.sessions import is_session_token, session_caller
 from sluice.services.tokens import Caller, authenticate
 from sluice.store.db import transaction
 from sluice.store.tables import Identity
 
-_bearer = HTTPBearer(auto_error=False, description="An API token from `sluice token create`")
+SESSION_COOKIE = "sluice_session"
+CSRF_HEADER = "X-Requested-With"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_bearer = HTTPBearer(
+    auto_error=False, description="An API token from `sluice token create`, or a session from `sluice login`"
+)
+_cookie = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    description="The session cookie set by signing in at /auth/login; state-changing requests "
+    f"also need the `{CSRF_HEADER}` header",
+)
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -27,21 +48,56 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-async def bearer_token(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The token sent, not yet checked against the store."""
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise NotAuthenticated("send an API token as `Authorization: Bearer <token>`")
-    return credentials.credentials
+@dataclass(frozen=True)
+class Credential:
+    """What the caller sent, not yet checked against the store."""
+
+    value: str
+    from_cookie: bool = False
 
 
-TokenDep = Annotated[str, Depends(bearer_token)]
+async def credential(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie: Annotated[str | None, Depends(_cookie)],
+) -> Credential:
+    if bearer is not None and bearer.scheme.lower() == "bearer" and bearer.credentials:
+        return Credential(bearer.credentials)
+    if cookie:
+        check_csrf(request)
+        return Credential(cookie, from_cookie=True)
+    raise NotAuthenticated(
+        "send an API token as `Authorization: Bearer <token>`, or sign in (`sluice login`, /auth/login)"
+    )
 
 
-def current_caller(runtime: RuntimeDep, token: TokenDep) -> Caller:
+def check_csrf(request: Request) -> None:
+    """A cookie-authenticated request that changes something must come from Sluice's own pages."""
+    if request.method in SAFE_METHODS:
+        return
+    if not request.headers.get(CSRF_HEADER):
+        raise NotAllowed(
+            f"a request signed in with the session cookie that changes something needs the "
+            f"{CSRF_HEADER} header (cross-site request protection)"
+        )
+    origin = request.headers.get("origin")
+    if origin and origin.rstrip("/") != str(request.base_url).rstrip("/"):
+        raise NotAllowed(f"requests from {origin} are not accepted with the session cookie")
+
+
+CredentialDep = Annotated[Credential, Depends(credential)]
+
+
+def caller_for(session: Session, sent: Credential, now: datetime) -> Caller:
+    """The caller behind a credential: a session token (cookie or `sls_` bearer) or an API token."""
+    if sent.from_cookie or is_session_token(sent.value):
+        return session_caller(session, sent.value, now=now)
+    return authenticate(session, sent.value)
+
+
+def current_caller(runtime: RuntimeDep, sent: CredentialDep) -> Caller:
     with transaction(runtime.factory) as session:
-        return authenticate(session, token)
+        return caller_for(session, sent, runtime.clock())
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

@@ -36,7 +36,9 @@ DOCS_CSP = (
 )
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 MAX_TRACKED_KEYS = 50_000  # buckets kept per limiter; the least recently used go first
-GUARDED = ("/api/", "/scim/")  # what the lockout and no-store cover (rate limits: /api/ only)
+GUARDED = ("/api/", "/scim/", "/auth/")  # what the lockout and no-store cover
+# Rate limited: the API, and sign-in (each unauthenticated start writes a row); not SCIM.
+RATE_LIMITED = ("/api/", "/auth/")
 
 
 def _positive(name: str, default: float) -> float:
@@ -215,15 +217,16 @@ class EdgeMiddleware:
             done_acting(acting)
 
     def _refusal(self, scope: Scope, address: str) -> tuple[float, str] | None:
-        """Bad-token lockout on the API and SCIM; rate limits on the API only (an identity provider
-        provisioning thousands of people through SCIM must not be slowed to a person's pace)."""
+        """Bad-token lockout on the API, SCIM and sign-in; rate limits on the API and sign-in only (an
+        identity provider provisioning thousands of people through SCIM must not be slowed to a
+        person's pace)."""
         path = scope.get("path", "")
         if not path.startswith(GUARDED):
             return None
         locked = self.failures.locked(address)
         if locked:
             return locked, "too many requests with a bad token from this address; wait and try again"
-        if not path.startswith("/api/"):
+        if not path.startswith(RATE_LIMITED):
             return None
         token = _token_key(scope)
         wait = self.by_token.take(token) if token else 0.0

@@ -50,6 +50,8 @@ class Me(BaseModel):
     admin: bool
     role: Role = Field(description="what the token may do beyond the caller's own access (domain/roles.py)")
     groups: list[str]
+    signed_in_with: str = Field(description="`token` (an API token) or the sign-in: `web`, `cli`, `device`")
+    expires_at: datetime | None = Field(default=None, description="when this session ends (tokens: never)")
 
 
 class GrantView(BaseModel):

@@ -212,7 +212,7 @@ def register_listings(app: typer.Typer) -> None:
 
     @app.command("whoami")
     def whoami(as_json: JsonOpt = False, url: UrlOpt = None, token: TokenOpt = None) -> None:
-        """Who the API token belongs to."""
+        """Who you are, how you are signed in (API token or `sluice login`) and until when."""
         with ApiClient.from_options(url, token) as api:
             me = api.get("/me")
         if as_json:

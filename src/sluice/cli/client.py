@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from sluice.cli.credentials import stored_token
 from sluice.cli.errors import CliError
 from sluice.cli.output import items_of
 
@@ -45,27 +46,35 @@ def problem_error(response: httpx.Response) -> CliError:
     return CliError(f"the server answered {response.status_code} {reason}", status=response.status_code)
 
 
+def server_url(url: str | None) -> str:
+    """The server to talk to: --url, else $SLUICE_URL, else the local default."""
+    url = (url or os.environ.get("SLUICE_URL") or DEFAULT_URL).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise CliError(f"the server URL {url!r} must start with http:// or https://")
+    return url
+
+
 class ApiClient:
-    def __init__(self, url: str, token: str, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, url: str, token: str | None, *, transport: httpx.BaseTransport | None = None) -> None:
         self.url = url.rstrip("/")
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(
-            base_url=self.url,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            timeout=TIMEOUT_SECONDS,
-            transport=transport,
+            base_url=self.url, headers=headers, timeout=TIMEOUT_SECONDS, transport=transport
         )
 
     @classmethod
     def from_options(cls, url: str | None, token: str | None) -> ApiClient:
-        url = url or os.environ.get("SLUICE_URL") or DEFAULT_URL
-        token = token or os.environ.get("SLUICE_TOKEN")
+        """A client with --token, else $SLUICE_TOKEN, else the session `sluice login` stored for
+        this server."""
+        url = server_url(url)
+        token = token or os.environ.get("SLUICE_TOKEN") or stored_token(url)
         if not token:
             raise CliError(
-                "no API token: set SLUICE_TOKEN or pass --token",
-                notes=["create one with: sluice token create --email you@example.com"],
+                "not signed in and no API token: run `sluice login`, or set SLUICE_TOKEN / pass --token",
+                notes=["an administrator creates tokens with: sluice token create --email you@example.com"],
             )
-        if not url.startswith(("http://", "https://")):
-            raise CliError(f"the server URL {url!r} must start with http:// or https://")
         return cls(url, token)
 
     def close(self) -> None:
@@ -85,9 +94,20 @@ class ApiClient:
         params: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
     ) -> Any:
+        return self.send(method, API_PREFIX + path, params=params, body=body)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        """Any path of the server: the API's own are under /api/v1, sign-in's under /auth."""
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            response = self._http.request(method, API_PREFIX + path, params=clean, json=body)
+            response = self._http.request(method, path, params=clean, json=body)
         except httpx.ConnectError as exc:
             raise CliError(
                 f"cannot reach the Sluice server at {self.url} ({exc})",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sluice.cli import reconcile_command, serve, store_commands
+from sluice.cli import login_commands, reconcile_command, serve, store_commands
 from sluice.cli.access_commands import access_app
 from sluice.cli.catalog_commands import audit_app, inventory_app, register_listings
 from sluice.cli.errors import ErrorHandlingGroup
@@ -28,6 +28,8 @@ app = typer.Typer(
 )
 
 app.command("up")(serve.up)
+app.command("login")(login_commands.login)
+app.command("logout")(login_commands.logout)
 app.command("server")(serve.server)
 app.command("worker")(serve.worker)
 app.add_typer(store_commands.db_app, name="db")

@@ -30,6 +30,8 @@ from sluice.demo import seed_demo
 from sluice.logs import JsonFormatter, wants_json
 from sluice.runtime import WORK_CHANNEL, Runtime, worker_id
 from sluice.services.secret_keys import require_configured_key
+from sluice.services.signin.provider import OpenIdProvider
+from sluice.services.signin.settings import SignInSettings
 from sluice.settings import Settings
 from sluice.store.db import normalise_url, transaction
 from sluice.store.work_signal import work_signal_generation
@@ -229,6 +231,13 @@ def serve_api(runtime: Runtime, listen: Listen) -> None:
     uvicorn.Server(config).run()
 
 
+def signin_from_env() -> OpenIdProvider | None:
+    """The identity provider of `SLUICE_OIDC_*`, checked before anything starts (a mistake in the
+    settings stops the server with the variable's name); None when sign-in is not configured."""
+    settings = SignInSettings.from_env()
+    return OpenIdProvider(settings) if settings else None
+
+
 def banner(runtime: Runtime, listen: Listen, *, worker: bool, demo: bool = False) -> None:
     """Where Sluice listens: a log record in JSON log mode (for the log pipeline), else lines for a
     person. Only a demo suggests a token for one of its people."""
@@ -238,6 +247,8 @@ def banner(runtime: Runtime, listen: Listen, *, worker: bool, demo: bool = False
         log.info("Sluice %s on %s", parts, listen.url, extra={"url": listen.url, "store": store})
         return
     lines = [f"[bold]Sluice[/bold] {parts} on {listen.url}", f"  store: {escape(store)}"]
+    if runtime.signin is not None:
+        lines.append(f"  sign-in: {escape(runtime.signin.settings.issuer)} (sluice login)")
     if demo:
         lines.append("  token: export SLUICE_TOKEN=$(sluice token create --email alice@example.com)")
     lines.append("  stop:  Ctrl-C")
@@ -253,7 +264,9 @@ def apply_file(runtime: Runtime, path: Path) -> None:
 def run_up(*, demo: bool, listen: Listen, config: Path | None) -> None:
     configure_logging()
     ensure_port_free(listen.host, listen.port)
+    signin = signin_from_env()
     runtime = Runtime.from_settings(Settings.from_env())
+    runtime.signin = signin
     migrate_store(runtime)
     check_secret_key(runtime)
     if config is not None:
@@ -278,7 +291,9 @@ def run_server(*, listen: Listen) -> None:
         log.warning("the store is SQLite: one process serves best; `sluice up` runs the API and the worker")
     require_configured_key(is_sqlite=settings.is_sqlite, secret_key=settings.secret_key, command="server")
     ensure_port_free(listen.host, listen.port)
+    signin = signin_from_env()
     runtime = Runtime.from_settings(settings)
+    runtime.signin = signin
     migrate_store(runtime)
     check_secret_key(runtime)
     on_stop_signals(lambda: None)  # uvicorn has stopped by the time a signal reaches this handler

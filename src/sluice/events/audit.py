@@ -66,6 +66,9 @@ class Action(StrEnum):
     OBJECT_CHANGED = "admin.changed"
     OBJECT_REMOVED = "admin.removed"
     TOKEN_CREATED = "token.created"  # noqa: S105 (an event name, not a secret)
+    SIGNED_IN = "auth.signed_in"
+    SIGNED_OUT = "auth.signed_out"
+    SIGN_IN_REFUSED = "auth.sign_in_refused"
     DIRECTORY_CONFLICT = "directory.conflict"  # a source tried to write what another source owns
     INVENTORY_SYNCED = "inventory.synced"
     INVENTORY_SYNC_FAILED = "inventory.sync_failed"

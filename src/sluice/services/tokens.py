@@ -26,9 +26,14 @@ def digest(token: str) -> str:
 
 @dataclass(frozen=True)
 class Caller:
+    """Who is calling and how: an API token (`method="token"`) or a sign-in session (`web`, `cli`,
+    `device`), which ends at `expires_at`."""
+
     identity: Identity
     role: Role
-    token_id: str
+    token_id: str  # the API token's id, or the session's
+    method: str = "token"
+    expires_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:

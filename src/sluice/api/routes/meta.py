@@ -24,5 +24,11 @@ def whoami(runtime: RuntimeDep, caller: CallerDep) -> Me:
         identity = me(session, caller)
         groups = sorted(group_names_of(session, identity.id, runtime.clock()))
         return Me(
-            email=identity.email, name=identity.name, admin=caller.is_admin, role=caller.role, groups=groups
+            email=identity.email,
+            name=identity.name,
+            admin=caller.is_admin,
+            role=caller.role,
+            groups=groups,
+            signed_in_with=caller.method,
+            expires_at=caller.expires_at,
         )

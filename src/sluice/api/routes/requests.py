@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Query
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from sluice.api.auth import CallerDep, RuntimeDep, TokenDep, me
+from sluice.api.auth import CallerDep, Credential, CredentialDep, RuntimeDep, caller_for, me
 from sluice.api.params import IdPath, Limit, Offset, changing
 from sluice.api.schemas import DecisionBody, RequestCreate, RequestPage, RequestView
 from sluice.api.views import request_view
@@ -22,7 +22,7 @@ from sluice.runtime import Runtime
 from sluice.services import decisions, reads, revocation
 from sluice.services.request_rules import grantee_of
 from sluice.services.requests import UnitAsked, submit_request
-from sluice.services.tokens import Caller, authenticate
+from sluice.services.tokens import Caller
 from sluice.store.db import transaction
 from sluice.store.tables import AccessRequest, Identity
 
@@ -32,19 +32,19 @@ OptionalDecision = Annotated[DecisionBody | None, Body()]
 
 
 @router.post("", status_code=201, response_model=RequestView, summary="Ask for access")
-async def create_request(body: RequestCreate, runtime: RuntimeDep, token: TokenDep) -> RequestView:
+async def create_request(body: RequestCreate, runtime: RuntimeDep, sent: CredentialDep) -> RequestView:
     # The whole submission runs in one worker thread; answering (validating and serialising the view)
     # stays on the event loop rather than costing a second trip to the thread pool.
-    return await run_in_threadpool(_submit, runtime, token, body)
+    return await run_in_threadpool(_submit, runtime, sent, body)
 
 
-def _submit(runtime: Runtime, token: str, body: RequestCreate) -> RequestView:
+def _submit(runtime: Runtime, sent: Credential, body: RequestCreate) -> RequestView:
     now = runtime.clock()
     with changing(runtime) as session:
         # The token is checked here, in the transaction that submits, rather than by `CallerDep` in a
         # transaction of its own: the caller's identity is read once (with the token) and `me` finds
         # it in this session. (A missing token is still refused before the body is read.)
-        caller = authenticate(session, token)
+        caller = caller_for(session, sent, now)
         try:
             duration = parse_duration(body.duration)
         except InvalidInput as exc:
