@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from sluice.domain.states import Actual, RequestStatus
+from sluice.domain.states import RequestStatus, held_in_target
 from sluice.events.audit import Action, record
 from sluice.services.approvals import (
     RequestApproval,
@@ -170,7 +170,7 @@ def cancel_request(
     if actor.id != request.requester_id and not is_admin:
         raise NotAllowed("only the requester (or an admin) can cancel a request")
     if request.status == RequestStatus.APPROVED:
-        if any(g.actual == Actual.ACTIVE for g in request.grants):
+        if any(held_in_target(g.actual) for g in request.grants):
             raise Conflict(f"request {request.id} is already active; revoke it instead")
         expected = RequestStatus.APPROVED
     else:

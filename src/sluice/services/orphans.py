@@ -5,7 +5,7 @@ What is looked at: what the connector's `list_managed` reports, which is only th
 principals (marked with the store's installation id) and legacy ones (marked before principals
 carried an installation id). A principal marked by another installation is never even listed.
 
-The rule, written once (`store/queries.grant_justifies_principal`): a principal is justified when a
+The rule, written once (`store/grant_states.grant_justifies_principal`): a principal is justified when a
 grant row of the same integration, with the grant id the principal carries, should be active, or is
 revoked but the worker has yet to take it away. Anything else of ours is an orphan and is removed.
 
@@ -34,7 +34,7 @@ from sluice.domain.errors import SluiceError
 from sluice.events.audit import Action, record
 from sluice.services.connector_hub import ConnectorHub
 from sluice.store.db import transaction
-from sluice.store.queries import grant_justifies_principal
+from sluice.store.grant_states import grant_justifies_principal
 from sluice.store.tables import Grant, Integration
 
 log = logging.getLogger("sluice.orphans")

@@ -8,12 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from sluice.domain.errors import Conflict, NotAllowed, NotFound
-from sluice.domain.states import Desired
+from sluice.domain.states import should_be_active
 from sluice.events.audit import Action
 from sluice.services.approvals import approves_grant
 from sluice.services.grants import end_grants
+from sluice.store.grant_states import grant_due_to_expire
 from sluice.store.locks import lock_grants
-from sluice.store.queries import grant_due_to_expire
 from sluice.store.tables import AccessRequest, Grant, Identity
 
 
@@ -29,7 +29,7 @@ def revoke_grant(
         raise NotFound(f"no grant {grant_id!r}")
     if not _may_revoke(session, grant, actor, is_admin, now):
         raise NotAllowed("only the grantee, an approver of its flow or an admin can revoke this grant")
-    if grant.desired != Desired.ACTIVE:
+    if not should_be_active(grant.desired):
         raise Conflict(f"grant {grant.id} is not active (it is {grant.desired}); nothing to revoke")
     end_grants(
         session,
@@ -49,7 +49,7 @@ def revoke_request(
     if request is None:
         raise NotFound(f"no request {request_id!r}")
     lock_grants(session, request.grants)  # an expiry or re-evaluation ending one meanwhile is seen
-    live = [g for g in request.grants if g.desired == Desired.ACTIVE]
+    live = [g for g in request.grants if should_be_active(g.desired)]
     if not live:
         raise Conflict(f"request {request.id} holds no active access to revoke")
     for grant in live:
