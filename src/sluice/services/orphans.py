@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -177,3 +177,34 @@ def _unit(managed: ManagedPrincipal, grant: Grant | None) -> AccessUnit:
         resource_path=grant.resource_path if grant else "",
         permission=grant.permission if grant else "",
     )
+
+
+class OrphanSweep:
+    """The worker's duty: sweep orphans every `every`, the first time at the end of its first pass."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        hub: ConnectorHub,
+        *,
+        clock: Callable[[], datetime],
+        every: timedelta,
+    ) -> None:
+        self.factory = factory
+        self.hub = hub
+        self.clock = clock
+        self.every = every
+        self.last: datetime | None = None
+
+    def run(self) -> int | None:
+        """Sweep when due; returns how many principals were removed (None: not due)."""
+        if self.last is not None and self.clock() - self.last < self.every:
+            return None
+        return self.sweep()
+
+    def sweep(self) -> int:
+        self.last = self.clock()
+        return sweep_orphans(self.factory, self.hub, clock=self.clock)
+
+    def next_due(self, session: Session, now: datetime) -> datetime | None:
+        return None if self.last is None else self.last + self.every
