@@ -1,5 +1,5 @@
 """The target work on grant rows: claim rows whose desired state differs from the actual one, act on
-the target, record the outcome; renew the claims a live worker holds and take over those of a dead one.
+the target, record the outcome (claims themselves, renewed and taken over, are `grant_claims.py`'s).
 A crash at any point leaves a row that still differs and is picked again after its claim lapses, so
 every connector operation is idempotent.
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sluice import metrics
@@ -25,6 +25,7 @@ from sluice.domain.errors import SluiceError, TargetError
 from sluice.domain.states import Actual, never_touched, should_be_active
 from sluice.events.audit import Action, record
 from sluice.services.connector_hub import ConnectorHub
+from sluice.services.grant_claims import record_takeover
 from sluice.services.grants import end_grants
 from sluice.services.secrets import SecretBox
 from sluice.store.db import transaction
@@ -347,58 +348,6 @@ class GrantWork:
             state="revoke_failed",
         )
         log.error("grant %s: revoke failed for longer than the window; still retrying", grant.id)
-
-
-def release_stale_claims(factory: sessionmaker[Session], now: datetime) -> int:
-    """Claims whose lease lapsed are free again (the claim query also ignores them; this tidies up)."""
-    with transaction(factory) as session:
-        result = session.execute(
-            update(Grant)
-            .where(Grant.claimed_until.is_not(None), Grant.claimed_until <= now)
-            .values(claimed_by=None, claimed_until=None)
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def renew_claims(factory: sessionmaker[Session], *, worker_id: str, now: datetime, lease: timedelta) -> int:
-    """Push the lease of every row this worker holds to `now + lease`; returns how many it holds. A row
-    another worker took over meanwhile is not this worker's any more and is left alone."""
-    with transaction(factory) as session:
-        result = session.execute(
-            update(Grant)
-            .where(Grant.claimed_by == worker_id, Grant.claimed_until.is_not(None))
-            .values(claimed_until=now + lease)
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def record_takeover(session: Session, grant: Grant, *, worker_id: str, now: datetime) -> None:
-    """Called while claiming a row whose previous holder let its lease lapse (it died, or lost the
-    store for longer than a lease): say so in the log, the metrics and the audit trail."""
-    previous, lapsed = grant.claimed_by, grant.claimed_until
-    metrics.CLAIM_TAKEOVERS.labels(grant.integration.name).inc()
-    log.warning(
-        "worker %s took over grant %s from %s, whose claim lapsed at %s",
-        worker_id,
-        grant.id,
-        previous,
-        lapsed.isoformat() if lapsed else None,
-        extra={"grant_id": grant.id, "request_id": grant.request_id, "integration": grant.integration.name},
-    )
-    record(
-        session,
-        now=now,
-        actor="sluice",
-        action=Action.GRANT_CLAIM_TAKEN_OVER,
-        subject_type="grant",
-        subject_id=grant.id,
-        reason=f"claim of worker {previous} lapsed at {lapsed.isoformat() if lapsed else 'an unknown time'}",
-        request_id=grant.request_id,
-        resource=grant.resource_path,
-        integration=grant.integration.name,
-        worker=worker_id,
-        previous_worker=previous,
-    )
 
 
 def next_due(session: Session) -> datetime | None:
