@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import psycopg
@@ -149,6 +150,21 @@ def resource_path(made: Scratch) -> str:
 # --- the floor: the connector's statements, raw, on one connection
 
 
+@cache
+def installation_of(store: str) -> str:
+    """The installation id of a seeded store: the connector marks and revokes only its own roles."""
+    with psycopg.connect(**params(store)) as conn:
+        row = conn.execute("SELECT id FROM installation").fetchone()
+    if row is None:
+        raise RuntimeError(f"store {store} has no installation id")
+    return str(row[0])
+
+
+def grant_comment(made: Scratch, grant_id: str) -> str:
+    """The marker comment the connector writes on a grant's login role."""
+    return q.grant_comment(grant_id, INTEGRATION, installation_of(made.store))
+
+
 def raw_grant(conn: psycopg.Connection[Any], made: Scratch, login: str, grant_id: str, password: str) -> None:
     """What PostgresConnector.grant issues for a table read grant, in the same order."""
     target = Target(made.target, "public", TABLE)
@@ -177,9 +193,7 @@ def raw_grant(conn: psycopg.Connection[Any], made: Scratch, login: str, grant_id
         conn.execute(q.ROLE, [login]).fetchone()
         conn.execute(sql.SQL("CREATE ROLE {} WITH ").format(ident) + options)
         conn.execute(
-            sql.SQL("COMMENT ON ROLE {} IS {}").format(
-                ident, sql.Literal(q.grant_comment(grant_id, INTEGRATION))
-            )
+            sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(grant_comment(made, grant_id)))
         )
         conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(privilege), ident))
 

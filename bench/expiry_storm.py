@@ -20,8 +20,8 @@ from pathlib import Path
 
 import psycopg
 from _support import (
-    INTEGRATION,
     Scratch,
+    grant_comment,
     managed_count,
     new_key,
     params,
@@ -62,7 +62,7 @@ def make_roles(made: Scratch, names: list[str]) -> None:
                     conn.execute(sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD NULL").format(ident))
                     conn.execute(
                         sql.SQL("COMMENT ON ROLE {} IS {}").format(
-                            ident, sql.Literal(q.grant_comment(grant_id, INTEGRATION))
+                            ident, sql.Literal(grant_comment(made, grant_id))
                         )
                     )
                     conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(privilege), ident))

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sluice.domain.states import Actual, Desired, grant_state
+from sluice.domain.states import grant_state
 from sluice.store.db import transaction
-from sluice.store.queries import grant_work_due
+from sluice.store.grant_states import grant_due_to_expire, grant_revoke_outstanding, grant_work_due
 from sluice.store.tables import Grant, Integration
 
 log = logging.getLogger("sluice.metrics")
@@ -131,11 +131,11 @@ class StoreCollector(Collector):
             due_since = [
                 # Ended in the store, not yet in the target: since the revoke was decided.
                 select(Grant.integration_id, func.min(decided))
-                .where(Grant.desired == Desired.REVOKED, Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN]))
+                .where(grant_revoke_outstanding())
                 .group_by(Grant.integration_id),
                 # Past its end time and not even ended in the store yet.
                 select(Grant.integration_id, func.min(Grant.ends_at))
-                .where(Grant.desired == Desired.ACTIVE, Grant.ends_at <= now)
+                .where(grant_due_to_expire(now))
                 .group_by(Grant.integration_id),
             ]
             for query in due_since:

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.events.stream import AuditStream, JsonLinesSink, SyslogSink, sinks_from_env
-from sluice.store.db import make_engine, make_session_factory
+from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.migrate import upgrade
 from tests.conftest import Clock
 from tests.events.test_audit_chain import _write
@@ -70,7 +70,8 @@ def test_syslog_over_tls_verifies_the_collector(factory, clock: Clock, tmp_path:
     with running_collector(tls=(cert, key)) as collector:
         untrusted = AuditStream(factory, [SyslogSink(f"tls://127.0.0.1:{collector.port}")], clock=clock)
         assert untrusted.run() == 0  # the collector's certificate is not trusted: nothing sent
-        assert untrusted.next_due() is not None
+        with transaction(factory) as session:
+            assert untrusted.next_due(session, clock()) is not None
         trusted = AuditStream(
             factory, [SyslogSink(f"tls://127.0.0.1:{collector.port}", ca_file=str(cert))], clock=clock
         )
@@ -89,7 +90,8 @@ def test_a_collector_that_was_down_gets_everything(factory, clock: Clock, tmp_pa
     down = SyslogSink(f"tcp://127.0.0.1:{port}", timeout=1)
     stream = AuditStream(factory, [down, JsonLinesSink(lines)], clock=clock)
     assert stream.run() == 2  # the file took both; syslog took none
-    assert stream.next_due() == clock.now + timedelta(seconds=10)
+    with transaction(factory) as session:
+        assert stream.next_due(session, clock()) == clock.now + timedelta(seconds=10)
     assert stream.run() == 0  # syslog waits for its retry time
     with running_collector() as collector:
         stream.states[0].sink = SyslogSink(f"tcp://127.0.0.1:{collector.port}")

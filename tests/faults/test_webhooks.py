@@ -11,9 +11,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from sluice.events.audit import Action, record
+from sluice.services.webhook_delivery import DeliveryPolicy, WebhookDuty
 from sluice.store.db import transaction
 from sluice.store.tables import WebhookDelivery
-from sluice.worker.webhooks import DeliveryPolicy, WebhookDuty
 from tests.conftest import Clock
 from tests.faults.conftest import ThrowawayPostgres
 from tests.faults.harness import Setup, expires

@@ -24,7 +24,7 @@ from sqlalchemy import select, text
 
 from sluice.domain.states import Actual, Desired
 from sluice.store.db import transaction
-from sluice.store.queries import grant_needs_work
+from sluice.store.grant_states import grant_needs_work
 from sluice.store.tables import AuditEvent, Grant
 from tests.faults.harness import Setup, can_read, login_roles
 from tests.faults.processes import Fleet, Worker, sluice_env

@@ -24,17 +24,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import Desired
 from sluice.events.audit import Action
+from sluice.services import people_pass as people_module
 from sluice.services.connector_hub import ConnectorHub
 from sluice.services.directory import set_group
 from sluice.services.inventory import sync_integration
+from sluice.services.people_pass import RETRY_WHEN_BUSY, PeopleDuty
 from sluice.services.secrets import SecretBox
 from sluice.store import locks
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.people_tables import PeopleChange
 from sluice.store.tables import AccessFlow, AuditEvent, Base, Grant, Group, GroupMember, Identity, Integration
-from sluice.worker import people as people_module
 from sluice.worker.loop import Worker
-from sluice.worker.people import RETRY_WHEN_BUSY, PeopleDuty
 from tests.conftest import Clock
 
 PREFIX = f"pw{secrets.token_hex(3)}_"

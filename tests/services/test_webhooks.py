@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from sluice.events.audit import Action, record
+from sluice.services.webhook_delivery import DeliveryPolicy, WebhookDuty
 from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent, Grant, OutboxMessage, Webhook, WebhookDelivery
-from sluice.worker.webhooks import DeliveryPolicy, WebhookDuty
 from tests.services.conftest import Store, approved_oncall_request
 from tests.webhook_receiver import SIGNING_KEY, Receiver, add_webhook, running_receiver
 

@@ -8,12 +8,12 @@ from sqlalchemy import select
 
 from sluice.domain.states import Actual, Desired
 from sluice.services.decisions import cancel_request
+from sluice.services.grant_work import CLAIM_LEASE
 from sluice.services.memberships import StoreMemberships
 from sluice.services.requests import UnitAsked, submit_request
 from sluice.store.db import transaction
-from sluice.store.queries import group_names_of, next_wakeup
+from sluice.store.queries import group_names_of
 from sluice.store.tables import AuditEvent, Grant, Integration
-from sluice.worker.reconcile import CLAIM_LEASE
 from tests.services.conftest import Store, approved_oncall_request
 
 
@@ -37,7 +37,7 @@ def test_grant_then_expiry_revokes_on_time(store: Store) -> None:
     assert grant_row(store, grant_id).actual == Actual.ACTIVE
     # The worker knows when to wake: at the end time, not at some polling interval.
     with transaction(store.factory) as session:
-        assert next_wakeup(session, store.clock()) == grant_row(store, grant_id).ends_at
+        assert worker.expiry.next_due(session, store.clock()) == grant_row(store, grant_id).ends_at
     store.clock.advance(minutes=30)
     worker.run_once()
     assert "oncall" not in groups_of_alice(store)

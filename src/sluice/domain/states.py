@@ -7,6 +7,7 @@ worker acts on rows where the two differ. The public `state` a person sees is de
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -67,13 +68,89 @@ def grant_state(desired: str, actual: str, *, revoke_failed: bool = False) -> Gr
     return GrantState.NOT_GRANTED
 
 
+# The grant states as predicates over one row's values. `store/grant_states.py` holds their SQL twins
+# (the same rule over the table); a property test keeps each pair in agreement.
+
+
+def is_open(desired: str) -> bool:
+    """Not ended: waiting for its start or approval, or meant to be active."""
+    return desired in (Desired.PENDING, Desired.ACTIVE)
+
+
+def awaits_start(desired: str) -> bool:
+    """Pending: nothing should exist in the target yet."""
+    return desired == Desired.PENDING
+
+
+def should_be_active(desired: str) -> bool:
+    return desired == Desired.ACTIVE
+
+
+def is_ended(desired: str) -> bool:
+    """Ended in the store (revoked, expired, rejected, cancelled); the target may not know yet."""
+    return desired == Desired.REVOKED
+
+
+def held_in_target(actual: str) -> bool:
+    """The target is known to hold the access."""
+    return actual == Actual.ACTIVE
+
+
+def may_be_in_target(actual: str) -> bool:
+    """The target holds the access, or may: a worker touched it and the outcome is not recorded."""
+    return actual in (Actual.ACTIVE, Actual.UNKNOWN)
+
+
+def never_touched(actual: str) -> bool:
+    return actual == Actual.NONE
+
+
+def is_active(desired: str, actual: str) -> bool:
+    """Meant to be active and known to be in the target: the public state `active`."""
+    return should_be_active(desired) and held_in_target(actual)
+
+
+def is_live(desired: str, actual: str) -> bool:
+    """Holds, or may yet hold, access in the target."""
+    return is_open(desired) or may_be_in_target(actual)
+
+
+def revoke_outstanding(desired: str, actual: str) -> bool:
+    """Ended in the store while the target may still hold it: the worker is taking it away."""
+    return is_ended(desired) and may_be_in_target(actual)
+
+
+def justifies_principal(desired: str, actual: str) -> bool:
+    """Its principal may rightly be in the target now (`services/orphans.py`): it should be active, or
+    the worker has yet to take it away. A pending grant has touched nothing, so it justifies nothing."""
+    return should_be_active(desired) or revoke_outstanding(desired, actual)
+
+
 def needs_target_work(desired: str, actual: str) -> bool:
     """True where the worker must touch the target to make it match the row."""
-    if desired == Desired.ACTIVE:
-        return actual != Actual.ACTIVE
-    if desired == Desired.REVOKED:
-        return actual in (Actual.ACTIVE, Actual.UNKNOWN)
-    return False
+    return (should_be_active(desired) and not held_in_target(actual)) or revoke_outstanding(desired, actual)
+
+
+def work_due(desired: str, actual: str, next_attempt_at: datetime | None, now: datetime) -> bool:
+    """Needs target work and its turn has come, whether a worker holds it now or not."""
+    return needs_target_work(desired, actual) and (next_attempt_at is None or next_attempt_at <= now)
+
+
+def needs_work(
+    desired: str,
+    actual: str,
+    next_attempt_at: datetime | None,
+    claimed_until: datetime | None,
+    now: datetime,
+) -> bool:
+    """Work is due and no worker holds the row (or its holder's claim lapsed)."""
+    unclaimed = claimed_until is None or claimed_until <= now
+    return work_due(desired, actual, next_attempt_at, now) and unclaimed
+
+
+def due_to_expire(desired: str, ends_at: datetime | None, now: datetime) -> bool:
+    """Still meant to be active although its end time has passed."""
+    return should_be_active(desired) and ends_at is not None and ends_at <= now
 
 
 def request_state(status: str, grant_states: Iterable[GrantState]) -> RequestState:

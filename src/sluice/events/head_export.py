@@ -51,5 +51,5 @@ class AuditHeadExport:
         log.info("audit chain head %s", head, extra={"audit_head": str(head)})
         return head
 
-    def next_due(self) -> datetime:
+    def next_due(self, session: Session, now: datetime) -> datetime:
         return self._due

@@ -215,7 +215,8 @@ class AuditStream:
             if len(events) < BATCH:
                 return sent
 
-    def next_due(self) -> datetime | None:
+    def next_due(self, session: Session, now: datetime) -> datetime | None:
+        """When a sink that failed is tried again; new events wake the worker as they are written."""
         waits = [s.retry_at for s in self.states if s.retry_at is not None]
         return min(waits) if waits else None
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sluice.domain.errors import Conflict, NotAllowed, NotFound
-from sluice.domain.states import Actual, Desired
+from sluice.domain.states import is_active
 from sluice.services.secrets import SecretBox
 from sluice.store.tables import Grant, Identity
 
@@ -26,7 +26,7 @@ def credentials_for(session: Session, *, grant_id: str, viewer: Identity, box: S
     if grant is None or grant.identity_id != viewer.id:
         # Same answer for "absent" and "someone else's": no probing for grant ids.
         raise NotFound(f"you hold no grant {grant_id!r}")
-    if grant.desired != Desired.ACTIVE or grant.actual != Actual.ACTIVE:
+    if not is_active(grant.desired, grant.actual):
         raise Conflict(f"grant {grant_id} is not active, so it has no usable credentials")
     details: dict[str, Any] = dict(grant.connection or {})
     details.setdefault("username", grant.principal)

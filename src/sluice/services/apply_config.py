@@ -28,7 +28,7 @@ from sluice.services.config_source import ConfigError
 from sluice.services.config_targeting import reconcile_targeting
 from sluice.services.scim_common import SCIM_PREFIX, owner_words
 from sluice.services.webhooks import reconcile_webhooks, webhook_problems
-from sluice.store.queries import grant_is_live
+from sluice.store.grant_states import grant_is_live
 from sluice.store.tables import AccessFlow, AccessRequest, Grant, Group, GroupMember, Identity, Integration
 from sluice.store.types import new_id
 

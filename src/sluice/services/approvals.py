@@ -9,12 +9,12 @@ reports (`domain.approval.bar_of`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.domain.approval import (
     ApprovalContext,
@@ -33,7 +33,8 @@ from sluice.domain.flows import FlowSpec
 from sluice.domain.people import Person
 from sluice.domain.states import RequestStatus
 from sluice.events.audit import Action, record
-from sluice.services.policy import find_flow
+from sluice.services.policy import find_flow, load_flows
+from sluice.store.db import transaction
 from sluice.store.people_queries import (
     integration_owners_of,
     on_call,
@@ -380,3 +381,19 @@ __all__ = [
     "request_approval",
     "would_approve",
 ]
+
+
+class Escalation:
+    """The worker's duty: ask the next approval tier of requests nobody acted on in time."""
+
+    def __init__(self, factory: sessionmaker[Session], *, clock: Callable[[], datetime]) -> None:
+        self.factory = factory
+        self.clock = clock
+
+    def run(self) -> list[str]:
+        with transaction(self.factory) as session:
+            flows = {f.name: f for f in load_flows(session)}
+            return escalate_due_requests(session, now=self.clock(), flows=flows)
+
+    def next_due(self, session: Session, now: datetime) -> datetime | None:
+        return next_escalation(session, now=now, flows={f.name: f for f in load_flows(session)})

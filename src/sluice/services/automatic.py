@@ -20,12 +20,13 @@ from sqlalchemy.orm import Session, selectinload
 from sluice.domain.flows import FlowSpec, Trigger
 from sluice.domain.people import Person, miss
 from sluice.domain.policy import ResourceRef, covers, is_requester
-from sluice.domain.states import Actual, Desired
+from sluice.domain.states import Actual, Desired, held_in_target
 from sluice.events.audit import Action, record
 from sluice.services.connector_hub import ConnectorHub
 from sluice.services.grants import end_grants
 from sluice.services.policy import load_flows
 from sluice.services.tags import resource_refs
+from sluice.store.grant_states import grant_should_be_active
 from sluice.store.locks import Duty, try_duty_lock
 from sluice.store.people_queries import people_snapshot
 from sluice.store.tables import Grant, Resource
@@ -130,13 +131,13 @@ def _live_automatic_grants(session: Session) -> list[Grant]:
     look missing and be granted a second time."""
     rows = session.scalars(
         select(Grant)
-        .where(Grant.request_id.is_(None), Grant.flow_name.is_not(None), Grant.desired == Desired.ACTIVE)
+        .where(Grant.request_id.is_(None), Grant.flow_name.is_not(None), grant_should_be_active())
         .order_by(Grant.id)
         .options(selectinload(Grant.identity))
         .with_for_update(of=Grant)
         .execution_options(populate_existing=True)
     ).all()
-    return sorted(rows, key=lambda g: (g.actual != Actual.ACTIVE, g.created_at, g.id))
+    return sorted(rows, key=lambda g: (not held_in_target(g.actual), g.created_at, g.id))
 
 
 def _due_units(
@@ -169,7 +170,7 @@ def _renew(grant: Grant, flow: FlowSpec, now: datetime) -> bool:
         return False
     grant.ends_at = now + lease
     grant.updated_at = now
-    if grant.actual == Actual.ACTIVE:
+    if held_in_target(grant.actual):
         grant.actual = Actual.UNKNOWN  # re-apply, so a target-side expiry moves too
     return True
 

@@ -3,14 +3,15 @@ each locks the row, re-checks its state, and moves it with a guarded update; the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from sluice.domain.states import Actual, RequestStatus
+from sluice.domain.states import RequestStatus, held_in_target
 from sluice.events.audit import Action, record
 from sluice.services.approvals import (
     RequestApproval,
@@ -21,6 +22,7 @@ from sluice.services.approvals import (
 )
 from sluice.services.grants import activate_request_grants, end_grants
 from sluice.services.policy import load_flow
+from sluice.store.db import transaction
 from sluice.store.tables import AccessRequest, Approval, Identity
 from sluice.store.types import new_id
 
@@ -170,7 +172,7 @@ def cancel_request(
     if actor.id != request.requester_id and not is_admin:
         raise NotAllowed("only the requester (or an admin) can cancel a request")
     if request.status == RequestStatus.APPROVED:
-        if any(g.actual == Actual.ACTIVE for g in request.grants):
+        if any(held_in_target(g.actual) for g in request.grants):
             raise Conflict(f"request {request.id} is already active; revoke it instead")
         expected = RequestStatus.APPROVED
     else:
@@ -256,3 +258,20 @@ def expire_pending_requests(session: Session, *, now: datetime) -> list[str]:
             event_reason=f"no decision by {request.pending_until:%Y-%m-%d %H:%M:%S} UTC",
         )
     ]
+
+
+class PendingRequestExpiry:
+    """The worker's duty: expire pending requests at their deadline."""
+
+    def __init__(self, factory: sessionmaker[Session], *, clock: Callable[[], datetime]) -> None:
+        self.factory = factory
+        self.clock = clock
+
+    def run(self) -> list[str]:
+        with transaction(self.factory) as session:
+            return expire_pending_requests(session, now=self.clock())
+
+    def next_due(self, session: Session, now: datetime) -> datetime | None:
+        return session.scalar(
+            select(func.min(AccessRequest.pending_until)).where(AccessRequest.status == RequestStatus.PENDING)
+        )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from sluice.domain.durations import format_duration, parse_duration
 from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from sluice.domain.states import Actual, Desired
+from sluice.domain.states import Actual, held_in_target, should_be_active
 from sluice.events.audit import Action, record
 from sluice.services.approvals import approves_grant
 from sluice.services.policy import load_flow
@@ -44,7 +44,7 @@ def extend_grant(
     grant = session.scalar(select(Grant).where(Grant.id == grant_id).with_for_update())
     if grant is None:
         raise NotFound(f"no grant {grant_id!r}")
-    if grant.desired != Desired.ACTIVE or grant.ends_at is None or grant.starts_at is None:
+    if not should_be_active(grant.desired) or grant.ends_at is None or grant.starts_at is None:
         raise Conflict(f"grant {grant.id} is not active (it is {grant.desired}); nothing to extend")
     if grant.ends_at <= now:
         raise Conflict(
@@ -83,7 +83,7 @@ def extend_grant(
     grant.extensions += 1
     grant.warned_at = None
     grant.updated_at = now
-    if grant.actual == Actual.ACTIVE:
+    if held_in_target(grant.actual):
         grant.actual = Actual.UNKNOWN  # re-applied, so a target-side expiry (VALID UNTIL) moves too
     record(
         session,

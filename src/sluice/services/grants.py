@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from sluice.domain.states import Actual, Desired
+from sluice.domain.states import Desired, awaits_start, is_ended, never_touched
 from sluice.events.audit import Action, record
 from sluice.store.tables import AccessRequest, Grant
 
@@ -20,7 +20,7 @@ def activate_request_grants(session: Session, request: AccessRequest, now: datet
     (for a request just submitted, together with their INSERT)."""
     start = max(now, request.starts_at or now)
     for grant in request.grants:
-        if grant.desired != Desired.PENDING:
+        if not awaits_start(grant.desired):
             continue
         grant.starts_at = start
         grant.ends_at = start + timedelta(seconds=grant.duration_seconds)
@@ -43,7 +43,7 @@ def end_grants(
     """Mark live grants as to be revoked. A grant that never touched the target simply ends."""
     ended = []
     for grant in grants:
-        if grant.desired == Desired.REVOKED:
+        if is_ended(grant.desired):
             continue
         grant.desired = Desired.REVOKED
         grant.end_reason = reason
@@ -53,7 +53,7 @@ def end_grants(
         grant.next_attempt_at = None
         grant.attempts = 0
         grant.updated_at = now
-        if grant.actual == Actual.NONE:
+        if never_touched(grant.actual):
             grant.revoked_at = now
         record(
             session,

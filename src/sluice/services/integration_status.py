@@ -14,10 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.domain.errors import NotFound, SluiceError
-from sluice.domain.states import Actual, Desired
 from sluice.services.connector_hub import ConnectorHub
 from sluice.store.db import transaction
-from sluice.store.queries import grant_is_live
+from sluice.store.grant_states import grant_is_active, grant_is_live, grant_needs_target_work
 from sluice.store.tables import Grant, Integration, Resource
 
 log = logging.getLogger("sluice.integrations")
@@ -65,15 +64,12 @@ def _status(session: Session, integration: Integration) -> IntegrationStatus:
             .group_by(Resource.type)
         ).all()
     )
-    active = session.scalar(
-        select(func.count()).where(ours, Grant.desired == Desired.ACTIVE, Grant.actual == Actual.ACTIVE)
-    )
+    active = session.scalar(select(func.count()).where(ours, grant_is_active()))
     in_progress = session.scalar(
         select(func.count()).where(
             ours,
             grant_is_live(),
-            ((Grant.desired == Desired.ACTIVE) & (Grant.actual != Actual.ACTIVE))
-            | ((Grant.desired == Desired.REVOKED) & Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN])),
+            grant_needs_target_work(),
         )
     )
     failing = session.scalar(select(func.count()).where(ours, grant_is_live(), Grant.last_error.is_not(None)))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,8 @@ from sluice.services.vanished import close_requests_on_vanished
 from sluice.store.db import transaction
 from sluice.store.tables import Integration, Resource
 from sluice.store.types import new_id
+
+log = logging.getLogger("sluice.worker")  # the worker's sync duty logs what it did
 
 
 @dataclass(frozen=True)
@@ -158,3 +161,32 @@ def next_sync_at(session: Session) -> datetime | None:
         return None
     present = [t for t in times if t is not None]
     return min(present) if present else None
+
+
+class InventorySync:
+    """The worker's duty: sync every integration whose sync interval has passed. Each sync reads the
+    target outside any transaction (`sync_integration`)."""
+
+    def __init__(
+        self, factory: sessionmaker[Session], hub: ConnectorHub, *, clock: Callable[[], datetime]
+    ) -> None:
+        self.factory = factory
+        self.hub = hub
+        self.clock = clock
+
+    def run(self) -> list[str]:
+        """Returns the integrations synced."""
+        with transaction(self.factory) as session:
+            due = integrations_due_for_sync(session, self.clock())
+        synced = []
+        for name in due:
+            try:
+                result = sync_integration(self.factory, self.hub, name, clock=self.clock)
+                log.info("synced %s: %s", name, result.as_dict())
+                synced.append(name)
+            except SluiceError as exc:
+                log.warning("sync of %s failed: %s", name, exc.detail)
+        return synced
+
+    def next_due(self, session: Session, now: datetime) -> datetime | None:
+        return next_sync_at(session) or now

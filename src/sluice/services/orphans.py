@@ -5,7 +5,7 @@ What is looked at: what the connector's `list_managed` reports, which is only th
 principals (marked with the store's installation id) and legacy ones (marked before principals
 carried an installation id). A principal marked by another installation is never even listed.
 
-The rule, written once (`store/queries.grant_justifies_principal`): a principal is justified when a
+The rule, written once (`store/grant_states.grant_justifies_principal`): a principal is justified when a
 grant row of the same integration, with the grant id the principal carries, should be active, or is
 revoked but the worker has yet to take it away. Anything else of ours is an orphan and is removed.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -34,7 +34,7 @@ from sluice.domain.errors import SluiceError
 from sluice.events.audit import Action, record
 from sluice.services.connector_hub import ConnectorHub
 from sluice.store.db import transaction
-from sluice.store.queries import grant_justifies_principal
+from sluice.store.grant_states import grant_justifies_principal
 from sluice.store.tables import Grant, Integration
 
 log = logging.getLogger("sluice.orphans")
@@ -177,3 +177,34 @@ def _unit(managed: ManagedPrincipal, grant: Grant | None) -> AccessUnit:
         resource_path=grant.resource_path if grant else "",
         permission=grant.permission if grant else "",
     )
+
+
+class OrphanSweep:
+    """The worker's duty: sweep orphans every `every`, the first time at the end of its first pass."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        hub: ConnectorHub,
+        *,
+        clock: Callable[[], datetime],
+        every: timedelta,
+    ) -> None:
+        self.factory = factory
+        self.hub = hub
+        self.clock = clock
+        self.every = every
+        self.last: datetime | None = None
+
+    def run(self) -> int | None:
+        """Sweep when due; returns how many principals were removed (None: not due)."""
+        if self.last is not None and self.clock() - self.last < self.every:
+            return None
+        return self.sweep()
+
+    def sweep(self) -> int:
+        self.last = self.clock()
+        return sweep_orphans(self.factory, self.hub, clock=self.clock)
+
+    def next_due(self, session: Session, now: datetime) -> datetime | None:
+        return None if self.last is None else self.last + self.every

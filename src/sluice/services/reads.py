@@ -10,15 +10,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from sluice.domain.errors import NotAllowed, NotFound
 from sluice.domain.flows import FlowSpec
-from sluice.domain.states import Actual, Desired, GrantState, RequestStatus
+from sluice.domain.states import GrantState, RequestStatus
 from sluice.services.approvals import approvers_of_request, can_act_on
 from sluice.services.policy import find_flow
-from sluice.store.queries import grant_is_live, identity_by_email
+from sluice.store.grant_states import grant_in_state, grant_is_live
+from sluice.store.queries import identity_by_email
 from sluice.store.tables import (
     AccessFlow,
     AccessRequest,
@@ -190,27 +191,6 @@ class GrantFilter:
     identity: str | None = None  # an email, any case
     resource_prefix: str | None = None
     include_ended: bool = False
-
-
-def grant_in_state(state: GrantState) -> ColumnElement[bool]:
-    """Rows whose public state (`domain.states.grant_state`) is `state`, as SQL."""
-    if state == GrantState.PENDING:
-        return Grant.desired == Desired.PENDING
-    if state == GrantState.GRANTING:
-        return and_(Grant.desired == Desired.ACTIVE, Grant.actual != Actual.ACTIVE)
-    if state == GrantState.ACTIVE:
-        return and_(Grant.desired == Desired.ACTIVE, Grant.actual == Actual.ACTIVE)
-    ending = not_(Grant.desired.in_([Desired.PENDING, Desired.ACTIVE]))
-    touched = Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN])
-    if state == GrantState.REVOKING:
-        return and_(ending, touched, Grant.revoke_failed_at.is_(None))
-    if state == GrantState.REVOKE_FAILED:
-        return and_(ending, touched, Grant.revoke_failed_at.is_not(None))
-    if state == GrantState.REVOKED:
-        return and_(ending, Grant.actual == Actual.REVOKED)
-    if state == GrantState.NOT_GRANTED:
-        return and_(ending, not_(Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN, Actual.REVOKED])))
-    raise ValueError(f"no grant state {state!r}")
 
 
 def list_grants(session: Session, *, where: GrantFilter, limit: int, offset: int) -> Page[Grant]:

@@ -24,12 +24,13 @@ from sqlalchemy.orm import Session, selectinload
 from sluice.domain.flows import FlowSpec, Trigger
 from sluice.domain.people import Person, holds, miss
 from sluice.domain.policy import ResourceRef, covers, evaluate, is_requester, requesters_key
-from sluice.domain.states import Desired, RequestStatus
+from sluice.domain.states import RequestStatus
 from sluice.events.audit import Action
 from sluice.services.decisions import close_pending
 from sluice.services.grants import end_grants
 from sluice.services.policy import load_flows
 from sluice.services.tags import resource_refs
+from sluice.store.grant_states import grant_is_open
 from sluice.store.locks import lock_grants
 from sluice.store.people_queries import people_snapshot
 from sluice.store.people_tables import PeopleChange
@@ -107,7 +108,7 @@ def reevaluate(
     people = people_snapshot(session, now, identity_ids)
     query = (
         select(Grant)
-        .where(Grant.request_id.is_not(None), Grant.desired.in_([Desired.ACTIVE, Desired.PENDING]))
+        .where(Grant.request_id.is_not(None), grant_is_open())
         .options(selectinload(Grant.request), selectinload(Grant.identity))
         .order_by(Grant.id)
     )
@@ -220,7 +221,7 @@ def deactivate_grants_of(session: Session, *, identity_id: str, now: datetime) -
         .where(
             Grant.identity_id == identity_id,
             Grant.request_id.is_(None),
-            Grant.desired.in_([Desired.ACTIVE, Desired.PENDING]),
+            grant_is_open(),
         )
         .order_by(Grant.id)
         .with_for_update()

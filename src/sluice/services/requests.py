@@ -27,7 +27,8 @@ from sluice.services.request_rules import (
     usable_flows,
 )
 from sluice.services.tags import resource_refs
-from sluice.store.queries import grant_is_live, person_of
+from sluice.store.grant_states import grant_is_live
+from sluice.store.queries import person_of
 from sluice.store.tables import AccessRequest, Grant, Identity, Resource
 from sluice.store.types import new_id
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sluice.domain.errors import Conflict, NotAllowed, NotFound
-from sluice.domain.states import Desired
+from sluice.domain.states import should_be_active
 from sluice.events.audit import Action
 from sluice.services.approvals import approves_grant
 from sluice.services.grants import end_grants
+from sluice.store.db import transaction
+from sluice.store.grant_states import grant_due_to_expire, grant_should_be_active
 from sluice.store.locks import lock_grants
-from sluice.store.queries import grant_due_to_expire
 from sluice.store.tables import AccessRequest, Grant, Identity
 
 
@@ -29,7 +31,7 @@ def revoke_grant(
         raise NotFound(f"no grant {grant_id!r}")
     if not _may_revoke(session, grant, actor, is_admin, now):
         raise NotAllowed("only the grantee, an approver of its flow or an admin can revoke this grant")
-    if grant.desired != Desired.ACTIVE:
+    if not should_be_active(grant.desired):
         raise Conflict(f"grant {grant.id} is not active (it is {grant.desired}); nothing to revoke")
     end_grants(
         session,
@@ -49,7 +51,7 @@ def revoke_request(
     if request is None:
         raise NotFound(f"no request {request_id!r}")
     lock_grants(session, request.grants)  # an expiry or re-evaluation ending one meanwhile is seen
-    live = [g for g in request.grants if g.desired == Desired.ACTIVE]
+    live = [g for g in request.grants if should_be_active(g.desired)]
     if not live:
         raise Conflict(f"request {request.id} holds no active access to revoke")
     for grant in live:
@@ -79,3 +81,27 @@ def expire_due_grants(session: Session, *, now: datetime, limit: int = 500) -> l
     return end_grants(
         session, due, now=now, actor="sluice", action=Action.GRANT_EXPIRED, reason="lease ended"
     )
+
+
+class GrantExpiry:
+    """The worker's duty: end every grant whose end time has passed, in batches. The worker also runs
+    it while target calls are under way, so a grant coming due meanwhile is not kept waiting."""
+
+    BATCH = 500
+
+    def __init__(self, factory: sessionmaker[Session], *, clock: Callable[[], datetime]) -> None:
+        self.factory = factory
+        self.clock = clock
+
+    def run(self) -> int:
+        """Returns how many grants were ended."""
+        ended = 0
+        while True:
+            with transaction(self.factory) as session:
+                batch = len(expire_due_grants(session, now=self.clock(), limit=self.BATCH))
+            ended += batch
+            if batch < self.BATCH:
+                return ended
+
+    def next_due(self, session: Session, now: datetime) -> datetime | None:
+        return session.scalar(select(func.min(Grant.ends_at)).where(grant_should_be_active()))

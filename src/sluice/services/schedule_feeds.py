@@ -72,3 +72,22 @@ def refresh_feeds(
                 row.feed_text = text
                 refreshed += 1
     return refreshed
+
+
+class FeedRefresh:
+    """The worker's duty: read the iCalendar feeds of on-call schedules every REFRESH_EVERY."""
+
+    def __init__(self, factory: sessionmaker[Session], *, clock: Callable[[], datetime]) -> None:
+        self.factory = factory
+        self.clock = clock
+
+    def run(self) -> int:
+        return refresh_feeds(self.factory, clock=self.clock)
+
+    def next_due(self, session: Session, now: datetime) -> datetime | None:
+        moments = [
+            now if row.feed_read_at is None else row.feed_read_at + REFRESH_EVERY
+            for row in session.scalars(select(Schedule))
+            if ScheduleSpec.model_validate(row.spec).ical
+        ]
+        return min(moments) if moments else None

@@ -21,11 +21,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from sluice.domain.states import Actual, Desired
+from sluice.domain.states import Actual, Desired, is_active
 from sluice.events.audit import Action, record
 from sluice.services.connector_hub import ConnectorHub
 from sluice.services.orphans import find_orphans, integrations, remove_orphan
 from sluice.store.db import transaction
+from sluice.store.grant_states import grant_is_active
 from sluice.store.tables import Grant, Integration
 
 log = logging.getLogger("sluice.reconcile")
@@ -93,8 +94,7 @@ def _one(
         active = session.execute(
             select(Grant.id, Grant.principal).where(
                 Grant.integration_id == integration.id,
-                Grant.desired == Desired.ACTIVE,
-                Grant.actual == Actual.ACTIVE,
+                grant_is_active(),
             )
         ).all()
     for grant_id, principal in sorted(active, key=lambda row: row.principal):
@@ -112,7 +112,7 @@ def _end(factory: sessionmaker[Session], difference: Difference, clock: Callable
     now = clock()
     with transaction(factory) as session:
         grant = session.scalar(select(Grant).where(Grant.id == difference.grant_id).with_for_update())
-        if grant is None or (grant.desired, grant.actual) != (Desired.ACTIVE, Actual.ACTIVE):
+        if grant is None or not is_active(grant.desired, grant.actual):
             return difference  # changed meanwhile; the worker takes it from here
         grant.desired = Desired.REVOKED
         grant.actual = Actual.REVOKED

@@ -1,18 +1,17 @@
-"""Business rules over the tables, written once: "live grant", "needs target work", "due to expire"."""
+"""Business rules over the tables, written once: the directory snapshot of a person, flows, a request's
+grants. The grant states are in `store/grant_states.py`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from sluice.domain.policy import Person
-from sluice.domain.states import Actual, Desired, RequestStatus
 from sluice.store.tables import (
     AccessFlow,
-    AccessRequest,
     Grant,
     Group,
     GroupMember,
@@ -21,77 +20,12 @@ from sluice.store.tables import (
 )
 
 
-def grant_is_live() -> ColumnElement[bool]:
-    """A grant that holds, or may yet hold, access in the target."""
-    return or_(
-        Grant.desired.in_([Desired.PENDING, Desired.ACTIVE]),
-        Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN]),
-    )
-
-
-def grant_justifies_principal() -> ColumnElement[bool]:
-    """A grant whose principal may rightly be in the target now: it should be active, or the worker
-    has yet to take it away. A principal of this installation that no such grant claims is an orphan;
-    a pending grant has touched nothing yet, so it justifies nothing either."""
-    return or_(
-        Grant.desired == Desired.ACTIVE,
-        and_(Grant.desired == Desired.REVOKED, Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN])),
-    )
-
-
 def installation_id(session: Session) -> str:
     """This store's installation id (made with the schema; the same for every process on the store)."""
     found = session.scalar(select(Installation.id))
     if found is None:
         raise RuntimeError("the store has no installation id: run `sluice db upgrade`")
     return found
-
-
-def grant_work_due(now: datetime) -> ColumnElement[bool]:
-    """Rows where what should be differs from what is known to be, and whose turn has come, whether
-    a worker holds them now or not."""
-    differs = or_(
-        and_(
-            Grant.desired == Desired.ACTIVE,
-            Grant.actual != Actual.ACTIVE,
-        ),
-        and_(Grant.desired == Desired.REVOKED, Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN])),
-    )
-    turn = or_(Grant.next_attempt_at.is_(None), Grant.next_attempt_at <= now)
-    return and_(differs, turn)
-
-
-def grant_needs_work(now: datetime) -> ColumnElement[bool]:
-    """Rows whose work is due and that no worker holds (or whose holder's claim lapsed)."""
-    unclaimed = or_(Grant.claimed_until.is_(None), Grant.claimed_until <= now)
-    return and_(grant_work_due(now), unclaimed)
-
-
-def grant_due_to_expire(now: datetime) -> ColumnElement[bool]:
-    return and_(Grant.desired == Desired.ACTIVE, Grant.ends_at.is_not(None), Grant.ends_at <= now)
-
-
-def next_wakeup(session: Session, now: datetime) -> datetime | None:
-    """The earliest moment at which some grant or request will need the worker."""
-    candidates = [
-        session.scalar(select(func.min(Grant.ends_at)).where(Grant.desired == Desired.ACTIVE)),
-        session.scalar(
-            select(func.min(Grant.next_attempt_at)).where(
-                or_(
-                    and_(Grant.desired == Desired.ACTIVE, Grant.actual != Actual.ACTIVE),
-                    and_(Grant.desired == Desired.REVOKED, Grant.actual.in_([Actual.ACTIVE, Actual.UNKNOWN])),
-                )
-            )
-        ),
-        session.scalar(
-            select(func.min(Grant.claimed_until)).where(Grant.claimed_until.is_not(None), grant_is_live())
-        ),
-        session.scalar(
-            select(func.min(AccessRequest.pending_until)).where(AccessRequest.status == RequestStatus.PENDING)
-        ),
-    ]
-    present = [c for c in candidates if c is not None]
-    return min(present) if present else None
 
 
 # Asked on every request, so built once with their values bound at execution (building a statement

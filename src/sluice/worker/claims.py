@@ -1,7 +1,8 @@
 """Claims die with their worker. A claim is a short lease that the worker holding it renews from a
 heartbeat thread for as long as it lives, however long its target calls take; a worker that dies stops
 renewing, and another worker takes its rows over within one lease. Each takeover is logged, counted and
-written as an audit event, so an operator sees that a worker vanished mid-work."""
+written as an audit event, so an operator sees that a worker vanished mid-work. The writes are
+`services/grant_claims.py`'s; this module keeps the thread."""
 
 from __future__ import annotations
 
@@ -10,56 +11,11 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from sluice import metrics
-from sluice.events.audit import Action, record
-from sluice.store.db import transaction
-from sluice.store.tables import Grant
+from sluice.services.grant_claims import renew_claims
 
 log = logging.getLogger("sluice.worker")
-
-
-def renew_claims(factory: sessionmaker[Session], *, worker_id: str, now: datetime, lease: timedelta) -> int:
-    """Push the lease of every row this worker holds to `now + lease`; returns how many it holds. A row
-    another worker took over meanwhile is not this worker's any more and is left alone."""
-    with transaction(factory) as session:
-        result = session.execute(
-            update(Grant)
-            .where(Grant.claimed_by == worker_id, Grant.claimed_until.is_not(None))
-            .values(claimed_until=now + lease)
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def record_takeover(session: Session, grant: Grant, *, worker_id: str, now: datetime) -> None:
-    """Called while claiming a row whose previous holder let its lease lapse (it died, or lost the
-    store for longer than a lease): say so in the log, the metrics and the audit trail."""
-    previous, lapsed = grant.claimed_by, grant.claimed_until
-    metrics.CLAIM_TAKEOVERS.labels(grant.integration.name).inc()
-    log.warning(
-        "worker %s took over grant %s from %s, whose claim lapsed at %s",
-        worker_id,
-        grant.id,
-        previous,
-        lapsed.isoformat() if lapsed else None,
-        extra={"grant_id": grant.id, "request_id": grant.request_id, "integration": grant.integration.name},
-    )
-    record(
-        session,
-        now=now,
-        actor="sluice",
-        action=Action.GRANT_CLAIM_TAKEN_OVER,
-        subject_type="grant",
-        subject_id=grant.id,
-        reason=f"claim of worker {previous} lapsed at {lapsed.isoformat() if lapsed else 'an unknown time'}",
-        request_id=grant.request_id,
-        resource=grant.resource_path,
-        integration=grant.integration.name,
-        worker=worker_id,
-        previous_worker=previous,
-    )
 
 
 class ClaimHeartbeat:

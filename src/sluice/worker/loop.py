@@ -1,6 +1,9 @@
-"""The worker loop. It sleeps until the next row is due (an end time, a retry, a lapsed claim, a
-pending request's deadline, an inventory sync) or until it is woken because something changed, then
-expires what is due, reconciles what differs, and goes back to sleep."""
+"""The worker loop. It sleeps until something is due (a duty's next moment, a retry, a lapsed claim) or
+until it is woken because something changed; then it runs the duties that come before target work,
+ends what expired and reconciles what differs, runs the duties that come after, and sleeps again.
+
+The worker keeps threads, timing and dispatch only: each periodic duty is declared beside its domain
+(`services/duties.Duty`) and every state change is made by a service."""
 
 from __future__ import annotations
 
@@ -13,24 +16,26 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice import metrics
-from sluice.domain.errors import SluiceError
 from sluice.events.head_export import AuditHeadExport
 from sluice.events.stream import AuditStream, Sink, sinks_from_env
+from sluice.services import grant_work
+from sluice.services.approvals import Escalation
 from sluice.services.connector_hub import ConnectorHub
-from sluice.services.decisions import expire_pending_requests
-from sluice.services.inventory import integrations_due_for_sync, next_sync_at, sync_integration
-from sluice.services.orphans import sweep_orphans
-from sluice.services.revocation import expire_due_grants
+from sluice.services.decisions import PendingRequestExpiry
+from sluice.services.duties import Duty
+from sluice.services.inventory import InventorySync
+from sluice.services.orphans import OrphanSweep
+from sluice.services.people_pass import PeopleDuty
+from sluice.services.revocation import GrantExpiry
+from sluice.services.schedule_feeds import FeedRefresh
+from sluice.services.scheduled import ScheduledGrants
 from sluice.services.secrets import SecretBox
 from sluice.services.target_reconcile import reconcile_targets
+from sluice.services.webhook_delivery import WebhookDuty
 from sluice.store.db import transaction
-from sluice.store.queries import next_wakeup
 from sluice.tuning import Tuning
 from sluice.worker.claims import ClaimHeartbeat
 from sluice.worker.dispatch import Dispatcher
-from sluice.worker.people import PeopleDuty
-from sluice.worker.reconcile import Reconciler
-from sluice.worker.webhooks import WebhookDuty
 
 log = logging.getLogger("sluice.worker")
 
@@ -57,9 +62,8 @@ class Worker:
         self.clock = clock
         self.wake = wake or threading.Event()
         self.stop = threading.Event()
-        self.sync_inventory = sync_inventory
         self.tuning = tuning or Tuning.from_env()
-        self.reconciler = Reconciler(
+        self.reconciler = grant_work.GrantWork(
             factory, hub=hub, box=box, clock=clock, worker_id=worker_id, tuning=self.tuning
         )
         self.dispatcher = Dispatcher(
@@ -71,23 +75,39 @@ class Worker:
         self.heartbeat = ClaimHeartbeat(
             factory, worker_id=worker_id, clock=clock, lease=self.tuning.claim_lease
         )
-        self._last_orphan_sweep: datetime | None = None
         self.people = PeopleDuty(factory, hub=hub, clock=clock)
-        self.webhooks = WebhookDuty(factory, clock=clock)
-        self.audit_head = AuditHeadExport(factory, clock=clock, every=self.tuning.audit_head_every)
+        self.expiry = GrantExpiry(factory, clock=clock)
+        self.orphans = OrphanSweep(factory, hub, clock=clock, every=self.tuning.orphan_sweep_every)
         sinks = sinks_from_env() if audit_sinks is None else audit_sinks
         self.audit_stream = AuditStream(factory, sinks, clock=clock)
+        # In the order they run: before target work, what decides which grants should exist and
+        # what the world hears; after it, what reads or cleans the targets (slow, and never urgent).
+        self.before_target_work: list[Duty] = [
+            PendingRequestExpiry(factory, clock=clock),
+            FeedRefresh(factory, clock=clock),
+            ScheduledGrants(factory, clock=clock),
+            Escalation(factory, clock=clock),
+            self.people,
+            AuditHeadExport(factory, clock=clock, every=self.tuning.audit_head_every),
+            self.audit_stream,
+            WebhookDuty(factory, clock=clock),
+        ]
+        self.after_target_work: list[Duty] = [
+            *([InventorySync(factory, hub, clock=clock)] if sync_inventory else []),
+            self.orphans,
+        ]
+
+    @property
+    def duties(self) -> list[Duty]:
+        return [*self.before_target_work, self.expiry, *self.after_target_work]
 
     def run_once(self) -> int:
-        """One pass: expire, reconcile everything that needs work now, sync, sweep. Returns the number
-        of target operations done. Target calls run in the dispatcher's pool; rows are claimed again
-        as calls finish, so a slow target never holds up the others."""
-        with transaction(self.factory) as session:
-            expire_pending_requests(session, now=self.clock())
-        self.people.run()
-        self.audit_head.run()
-        self.audit_stream.run()
-        self.webhooks.run()
+        """One pass: the duties before target work, expiry, every target call that is due now, the
+        duties after. Returns the number of target operations done. Target calls run in the
+        dispatcher's pool; rows are claimed again as calls finish, so a slow target never holds up the
+        others."""
+        for duty in self.before_target_work:
+            duty.run()
         self.expire_due()
         completed_before = self.dispatcher.completed
         last_expiry = time.monotonic()
@@ -107,53 +127,22 @@ class Worker:
         finally:
             self.reconciler.record(self.dispatcher.drain())
         done = self.dispatcher.completed - completed_before
-        if self.sync_inventory:
-            self.sync_due_integrations()
-        last_sweep = self._last_orphan_sweep
-        if last_sweep is None or self.clock() - last_sweep >= self.tuning.orphan_sweep_every:
-            self.sweep_orphans()
+        for duty in self.after_target_work:
+            duty.run()
         return done
 
     def expire_due(self) -> int:
-        """End every grant whose end time has passed (in batches); returns how many were ended."""
-        ended = 0
-        while True:
-            with transaction(self.factory) as session:
-                batch = len(expire_due_grants(session, now=self.clock()))
-            ended += batch
-            if batch < 500:
-                return ended
-
-    def sync_due_integrations(self) -> None:
-        with transaction(self.factory) as session:
-            due = integrations_due_for_sync(session, self.clock())
-        for name in due:
-            try:
-                result = sync_integration(self.factory, self.hub, name, clock=self.clock)
-                log.info("synced %s: %s", name, result.as_dict())
-            except SluiceError as exc:
-                log.warning("sync of %s failed: %s", name, exc.detail)
+        """End every grant whose end time has passed; returns how many were ended."""
+        return self.expiry.run()
 
     def sweep_orphans(self) -> int:
-        """Remove from each target what this installation made there and no grant justifies (the
-        rule lives in `services/orphans.py`; the worker only schedules it)."""
-        self._last_orphan_sweep = self.clock()
-        return sweep_orphans(self.factory, self.hub, clock=self.clock)
+        """Sweep orphans now (the rule lives in `services/orphans.py`; the worker only schedules it)."""
+        return self.orphans.sweep()
 
     def seconds_until_next(self) -> float:
         now = self.clock()
         with transaction(self.factory) as session:
-            candidates = [
-                next_wakeup(session, now),
-                self.people.next_due(session, now),
-                self.webhooks.next_due(session, now),
-                self.audit_head.next_due(),
-                self.audit_stream.next_due(),
-            ]
-            if self.sync_inventory:
-                candidates.append(next_sync_at(session) or now)
-        if self._last_orphan_sweep is not None:
-            candidates.append(self._last_orphan_sweep + self.tuning.orphan_sweep_every)
+            candidates = [grant_work.next_due(session), *(d.next_due(session, now) for d in self.duties)]
         present = [c for c in candidates if c is not None]
         if not present:
             return IDLE_CEILING.total_seconds()

@@ -10,7 +10,7 @@ from sluice.api.auth import CallerDep, RuntimeDep, me
 from sluice.api.params import IdPath, Limit, Offset, changing
 from sluice.api.schemas import AccessDetails, DecisionBody, GrantPage, GrantView
 from sluice.api.views import access_details, grant_view
-from sluice.domain.states import Actual, Desired
+from sluice.domain.states import is_active
 from sluice.services import reads
 from sluice.services.access import credentials_for
 from sluice.services.revocation import revoke_grant
@@ -42,7 +42,7 @@ def show_access(grant_id: IdPath, runtime: RuntimeDep, caller: CallerDep) -> Acc
         viewer = me(session, caller)
         grant = reads.own_grant(session, grant_id=grant_id, viewer=viewer)
         details: dict[str, Any] = {}
-        if grant.desired == Desired.ACTIVE and grant.actual == Actual.ACTIVE:
+        if is_active(grant.desired, grant.actual):
             details = credentials_for(session, grant_id=grant.id, viewer=viewer, box=runtime.box)
         return access_details(grant, details)
 

@@ -1,4 +1,5 @@
-"""The worker's webhook duty: deliver the outbox to the webhooks declared in the config.
+"""The worker's webhook duty: deliver the outbox to the webhooks declared in the config (declared
+beside `services/webhooks.py`, which keeps the webhooks themselves).
 
 Each pass, in small transactions:
 
@@ -34,12 +35,12 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sluice import metrics
 from sluice.events.audit import webhook_body
+from sluice.services.grant_work import backoff
 from sluice.services.webhooks import topic_matches
 from sluice.store.db import transaction
 from sluice.store.tables import OutboxMessage, Webhook, WebhookDelivery
 from sluice.store.types import new_id
 from sluice.tuning import Tuning
-from sluice.worker.reconcile import backoff
 
 log = logging.getLogger("sluice.webhooks")
 

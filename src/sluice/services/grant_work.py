@@ -1,6 +1,11 @@
-"""Claim grant rows whose desired state differs from the actual one, act on the target, record the
-outcome. A crash at any point leaves a row that still differs and is picked again after its claim
-lapses, so every connector operation is idempotent."""
+"""The target work on grant rows: claim rows whose desired state differs from the actual one, act on
+the target, record the outcome (claims themselves, renewed and taken over, are `grant_claims.py`'s).
+A crash at any point leaves a row that still differs and is picked again after its claim lapses, so
+every connector operation is idempotent.
+
+Each step opens its own short transaction, because the target call between claiming and recording
+must run outside any: a slow or hanging target never holds store locks. The worker only schedules
+these steps (`worker/dispatch.py` runs the target calls in its threads)."""
 
 from __future__ import annotations
 
@@ -11,24 +16,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sluice import metrics
 from sluice.connectors.base import AccessUnit, Connector
 from sluice.domain.errors import SluiceError, TargetError
-from sluice.domain.states import Actual, Desired
+from sluice.domain.states import Actual, never_touched, should_be_active
 from sluice.events.audit import Action, record
 from sluice.services.connector_hub import ConnectorHub
+from sluice.services.grant_claims import record_takeover
 from sluice.services.grants import end_grants
 from sluice.services.secrets import SecretBox
 from sluice.store.db import transaction
-from sluice.store.queries import grant_needs_work
+from sluice.store.grant_states import grant_is_live, grant_needs_target_work, grant_needs_work
 from sluice.store.tables import Grant
 from sluice.tuning import Tuning
-from sluice.worker.claims import record_takeover
 
-log = logging.getLogger("sluice.worker")
+log = logging.getLogger("sluice.worker")  # what the worker does, under the name operators filter on
 
 CLAIM_LEASE = Tuning.claim_lease  # the default; `Tuning.claim_lease` is what a worker uses
 
@@ -106,7 +111,7 @@ class Outcome:
     error: SluiceError | None = None
 
 
-class Reconciler:
+class GrantWork:
     def __init__(
         self,
         factory: sessionmaker[Session],
@@ -128,7 +133,7 @@ class Reconciler:
         """Take rows that need work, integration by integration so that every target gets its turn:
         at most `limit` per integration, and no more than `room(integration_id)` (what this worker can
         start on it now). On PostgreSQL rows other workers hold are skipped; the claim is a short lease
-        that this worker's heartbeat renews and that lapses soon after it dies (`worker/claims.py`).
+        that this worker's heartbeat renews (`renew_claims`) and that lapses soon after it dies.
         Before a first grant the row records that the target is about to be touched (and the
         generated secret, sealed): no untracked credential."""
         now = self.clock()
@@ -158,11 +163,11 @@ class Reconciler:
                     record_takeover(session, grant, worker_id=self.worker_id, now=now)
                 grant.claimed_by = self.worker_id
                 grant.claimed_until = now + self.tuning.claim_lease
-                operation = "grant" if grant.desired == Desired.ACTIVE else "revoke"
+                operation = "grant" if should_be_active(grant.desired) else "revoke"
                 connector = self.hub.for_integration(grant.integration)
                 secret = None
                 if operation == "grant":
-                    if grant.actual == Actual.NONE:
+                    if never_touched(grant.actual):
                         grant.actual = Actual.UNKNOWN
                     if connector.issues_secret:
                         if grant.credentials is None:
@@ -345,12 +350,14 @@ class Reconciler:
         log.error("grant %s: revoke failed for longer than the window; still retrying", grant.id)
 
 
-def release_stale_claims(factory: sessionmaker[Session], now: datetime) -> int:
-    """Claims whose lease lapsed are free again (the claim query also ignores them; this tidies up)."""
-    with transaction(factory) as session:
-        result = session.execute(
-            update(Grant)
-            .where(Grant.claimed_until.is_not(None), Grant.claimed_until <= now)
-            .values(claimed_by=None, claimed_until=None)
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+def next_due(session: Session) -> datetime | None:
+    """The earliest moment target work comes due without anyone asking: a retry after a backoff, or a
+    claim that lapses (its holder died). End times are the expiry duty's (`services/revocation.py`)."""
+    candidates = [
+        session.scalar(select(func.min(Grant.next_attempt_at)).where(grant_needs_target_work())),
+        session.scalar(
+            select(func.min(Grant.claimed_until)).where(Grant.claimed_until.is_not(None), grant_is_live())
+        ),
+    ]
+    present = [c for c in candidates if c is not None]
+    return min(present) if present else None
