@@ -22,9 +22,9 @@ from psycopg.conninfo import conninfo_to_dict
 from sluice.connectors import postgres_sql as q
 from sluice.connectors.postgres_sql import Target
 from sluice.domain.flows import FlowSpec
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.inventory import sync_integration
-from sluice.services.secrets import SecretBox
+from sluice.services.grants.secrets import SecretBox
+from sluice.services.targeting.connector_hub import ConnectorHub
+from sluice.services.targeting.inventory import sync_integration
 from sluice.store import migrate
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.tables import AccessFlow, Group, GroupMember, Identity, Integration

@@ -30,11 +30,11 @@ from psycopg import sql
 from sqlalchemy import delete
 
 from sluice.api.app import create_app
-from sluice.runtime import Runtime, utc_now
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.scim_tokens import create_scim_token
-from sluice.services.secrets import SecretBox
-from sluice.settings import Settings
+from sluice.runtime.settings import Settings
+from sluice.runtime.wiring import Runtime, utc_now
+from sluice.services.directory.scim_tokens import create_scim_token
+from sluice.services.grants.secrets import SecretBox
+from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.migrate import upgrade
 from sluice.store.tables import Group, GroupMember, Identity

@@ -38,10 +38,10 @@ from sqlalchemy import func, select
 
 from sluice.api.app import create_app
 from sluice.domain.states import Actual
-from sluice.runtime import Runtime, utc_now
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.tokens import create_token
-from sluice.settings import Settings
+from sluice.runtime.settings import Settings
+from sluice.runtime.wiring import Runtime, utc_now
+from sluice.services.directory.tokens import create_token
+from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.store.db import transaction
 from sluice.store.tables import Grant
 

@@ -33,9 +33,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.domain.bundles import BundleSpec, ScopeSpec
 from sluice.domain.flows import FlowSpec
-from sluice.services.bundles import current_flows
-from sluice.services.explain import explain
-from sluice.services.requestable import (
+from sluice.services.requests.explain import explain
+from sluice.services.targeting.bundles import current_flows
+from sluice.services.targeting.requestable import (
     RequestableFilter,
     integration_kinds,
     page_parts,

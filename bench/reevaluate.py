@@ -45,9 +45,9 @@ from sluice.connectors.postgres import PostgresConfig, PostgresConnector
 from sluice.connectors.postgres_sql import grant_comment
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import Actual, Desired
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.directory import set_group, set_identity
-from sluice.services.secrets import SecretBox
+from sluice.services.directory.changes import set_group, set_identity
+from sluice.services.grants.secrets import SecretBox
+from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.tables import (
     AccessFlow,

@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 
 from sluice.api.app import create_app
 from sluice.domain.flows import FlowSpec
-from sluice.runtime import Runtime
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.inventory import sync_integration
-from sluice.services.secrets import SecretBox
-from sluice.services.tokens import create_token
-from sluice.settings import Settings
+from sluice.runtime.settings import Settings
+from sluice.runtime.wiring import Runtime
+from sluice.services.directory.tokens import create_token
+from sluice.services.grants.secrets import SecretBox
+from sluice.services.targeting.connector_hub import ConnectorHub
+from sluice.services.targeting.inventory import sync_integration
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.migrate import upgrade
 from sluice.store.tables import AccessFlow, Group, GroupMember, Identity, Integration

@@ -9,10 +9,10 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from sluice.domain.states import Actual, Desired
+from sluice.runtime.tuning import Tuning
 from sluice.store.db import transaction
 from sluice.store.tables import Grant, Identity, Integration
 from sluice.store.types import new_id
-from sluice.tuning import Tuning
 from sluice.worker.loop import Worker
 from tests.api.conftest import Api, email
 

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sluice.api.app import create_app
 from sluice.connectors.base import DiscoveredResource
 from sluice.domain.flows import FlowSpec
-from sluice.runtime import Runtime
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.inventory import apply_discovery
-from sluice.services.secrets import SecretBox
-from sluice.settings import Settings
+from sluice.runtime.settings import Settings
+from sluice.runtime.wiring import Runtime
+from sluice.services.grants.secrets import SecretBox
+from sluice.services.targeting.connector_hub import ConnectorHub
+from sluice.services.targeting.inventory import apply_discovery
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.tables import AccessFlow, Base, Integration
 from sluice.store.types import new_id

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from sluice.services import reads
+from sluice.services.requests import reads
 from tests.api.conftest import Api, problem
 
 GOOD = {"resources": ["groups/oncall"], "permission": "member", "duration": "1h", "reason": "incident 42"}

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from sluice.domain.states import Actual, Desired, GrantState, grant_state
-from sluice.services import reads
+from sluice.services.requests import reads
 from sluice.store.db import transaction
 from sluice.store.tables import Grant, Identity, Integration
 from sluice.store.types import new_id

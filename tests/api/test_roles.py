@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from sluice.api.app import create_app
 from sluice.domain.roles import Role
-from sluice.services.tokens import create_token
+from sluice.services.directory.tokens import create_token
 from sluice.store.db import transaction
 from sluice.store.tables import ApiToken, AuditEvent, Identity
 from tests.api.conftest import Api, build_runtime, email

@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from sluice.services.inventory import sync_integration
+from sluice.services.targeting.inventory import sync_integration
 from tests.api.conftest import Api, problem
 from tests.api.targeting_fixtures import targeting_api
 from tests.conftest import Clock

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from sluice.demo import POSTGRES_URL_ENV, seed_demo
-from sluice.runtime import Runtime
-from sluice.settings import Settings
+from sluice.runtime.demo import POSTGRES_URL_ENV, seed_demo
+from sluice.runtime.settings import Settings
+from sluice.runtime.wiring import Runtime
 from sluice.store.db import transaction
 from sluice.store.migrate import upgrade
 from sluice.store.tables import AccessFlow, Identity, Integration, Resource

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from sluice.services.secrets import fingerprint
+from sluice.services.grants.secrets import fingerprint
 from tests.cli.conftest import Invoke, assert_clean_failure
 
 

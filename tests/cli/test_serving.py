@@ -21,7 +21,7 @@ from psycopg import sql
 
 from sluice.cli.errors import CliError
 from sluice.cli.serving import WorkNoticeListener, WorkSignalPoller, ensure_port_free
-from sluice.runtime import WORK_CHANNEL
+from sluice.runtime.wiring import WORK_CHANNEL
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.tables import Base
 from sluice.store.work_signal import raise_work_signal

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from sluice.runtime import Runtime
-from sluice.settings import Settings
+from sluice.runtime.settings import Settings
+from sluice.runtime.wiring import Runtime
 from sluice.store.db import transaction
 from sluice.store.tables import ApiToken, Identity
 from tests.cli.conftest import Invoke, assert_clean_failure

@@ -19,12 +19,12 @@ from sluice.connectors.base import AccessUnit
 from sluice.connectors.conformance import ConnectorHarness
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import Actual, Desired
-from sluice.services.access import credentials_for
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.decisions import approve_request
-from sluice.services.inventory import sync_integration
-from sluice.services.requests import UnitAsked, submit_request
-from sluice.services.secrets import SecretBox
+from sluice.services.grants.access import credentials_for
+from sluice.services.grants.secrets import SecretBox
+from sluice.services.requests.decisions import approve_request
+from sluice.services.requests.submit import UnitAsked, submit_request
+from sluice.services.targeting.connector_hub import ConnectorHub
+from sluice.services.targeting.inventory import sync_integration
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.queries import identity_by_email
 from sluice.store.tables import AccessFlow, Base, Grant, Identity, Integration

@@ -17,7 +17,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from sluice.services.secrets import fingerprint
+from sluice.services.grants.secrets import fingerprint
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.tables import SealingKey
 

@@ -19,13 +19,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from sluice.domain.states import Actual, Desired
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.secrets import SecretBox
+from sluice.runtime.tuning import Tuning
+from sluice.services.grants.secrets import SecretBox
+from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.store import migrate
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.tables import Grant, Identity, Integration
 from sluice.store.types import new_id
-from sluice.tuning import Tuning
 from sluice.worker.loop import Worker
 
 TABLE = "orders"

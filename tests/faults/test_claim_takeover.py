@@ -23,10 +23,10 @@ from psycopg import sql
 from sqlalchemy import select, text
 
 from sluice.domain.states import Actual
-from sluice.services.revocation import revoke_grant
+from sluice.runtime.tuning import Tuning
+from sluice.services.grants.revocation import revoke_grant
 from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent, Grant, Identity
-from sluice.tuning import Tuning
 from tests.faults.conftest import _free_port
 from tests.faults.harness import Setup, admin_params, can_read
 from tests.faults.processes import Fleet, Proc, sluice_env

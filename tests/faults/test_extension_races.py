@@ -29,9 +29,9 @@ from sluice.domain.errors import Conflict
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import Actual, Desired, RequestStatus
 from sluice.events.audit import Action
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.extensions import extend_grant
-from sluice.services.revocation import expire_due_grants
+from sluice.services.grants.extensions import extend_grant
+from sluice.services.grants.revocation import expire_due_grants
+from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.store.db import transaction
 from sluice.store.tables import AccessFlow, AccessRequest, AuditEvent, Grant, Identity, Integration
 from sluice.store.types import new_id

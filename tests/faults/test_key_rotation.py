@@ -15,15 +15,15 @@ import pytest
 
 from sluice.domain.errors import SluiceError
 from sluice.domain.states import Actual
-from sluice.services.secret_keys import (
+from sluice.runtime.tuning import Tuning
+from sluice.services.grants.secret_keys import (
     SecretKeyMismatch,
     check_and_record_key,
     rotate_sealed_secrets,
     stored_fingerprints,
 )
-from sluice.services.secrets import SecretBox, generate_key
+from sluice.services.grants.secrets import SecretBox, generate_key
 from sluice.store.db import transaction
-from sluice.tuning import Tuning
 from sluice.worker.loop import Worker
 from tests.conftest import Clock
 from tests.faults.harness import Setup, can_read, drop_roles

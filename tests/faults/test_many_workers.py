@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from sluice.domain.states import Actual, Desired
-from sluice.services.tokens import create_token
+from sluice.services.directory.tokens import create_token
 from sluice.store.db import transaction
 from sluice.store.tables import Grant, Resource
 from tests.faults.harness import TABLE, Setup, admin_params, login_roles

@@ -12,10 +12,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from sluice.api.app import create_app
-from sluice.logs import JsonFormatter
-from sluice.runtime import Runtime
-from sluice.services.connector_hub import ConnectorHub
-from sluice.settings import Settings
+from sluice.runtime.logs import JsonFormatter
+from sluice.runtime.settings import Settings
+from sluice.runtime.wiring import Runtime
+from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.store.db import make_engine, make_session_factory
 from tests.conftest import Clock
 from tests.faults.harness import Setup, expires

@@ -18,17 +18,17 @@ from sqlalchemy import event, select
 from sluice.domain.errors import Conflict
 from sluice.domain.states import Actual, Desired, RequestStatus
 from sluice.events.audit import Action
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.decisions import approve_request, cancel_request
-from sluice.services.grants import end_grants
-from sluice.services.inventory import sync_integration
-from sluice.services.requests import UnitAsked, submit_request
-from sluice.services.revocation import expire_due_grants, revoke_grant
+from sluice.runtime.tuning import Tuning
+from sluice.services.grants.endings import end_grants
+from sluice.services.grants.revocation import expire_due_grants, revoke_grant
+from sluice.services.requests.decisions import approve_request, cancel_request
+from sluice.services.requests.submit import UnitAsked, submit_request
+from sluice.services.targeting.connector_hub import ConnectorHub
+from sluice.services.targeting.inventory import sync_integration
 from sluice.store.db import transaction
 from sluice.store.queries import group_names_of
 from sluice.store.tables import AccessRequest, AuditEvent, Grant, Group, GroupMember, Identity, Integration
 from sluice.store.types import new_id
-from sluice.tuning import Tuning
 from sluice.worker.loop import Worker
 from tests.conftest import Clock
 from tests.faults.harness import Setup, expires, login_roles

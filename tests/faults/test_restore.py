@@ -16,7 +16,7 @@ from psycopg import sql
 
 from sluice.domain.states import Actual, Desired
 from sluice.events.audit import Action
-from sluice.services.grants import end_grants
+from sluice.services.grants.endings import end_grants
 from sluice.store.db import transaction
 from sluice.store.tables import Grant
 from tests.conftest import Clock

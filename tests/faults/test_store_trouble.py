@@ -20,8 +20,8 @@ from sqlalchemy.exc import OperationalError
 from sluice.connectors.base import AccessUnit, Connector
 from sluice.domain.states import Actual, Desired
 from sluice.events.audit import Action
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.grants import end_grants
+from sluice.services.grants.endings import end_grants
+from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.store.db import transaction
 from sluice.store.tables import Grant, Integration
 from tests.conftest import Clock

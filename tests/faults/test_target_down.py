@@ -21,10 +21,10 @@ from sqlalchemy import select
 
 from sluice.api.app import create_app
 from sluice.domain.states import Actual, Desired
-from sluice.metrics import registry_with_store
-from sluice.runtime import Runtime
-from sluice.services.tokens import create_token
-from sluice.settings import Settings
+from sluice.events.metrics import registry_with_store
+from sluice.runtime.settings import Settings
+from sluice.runtime.wiring import Runtime
+from sluice.services.directory.tokens import create_token
 from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent, Grant, OutboxMessage
 from tests.conftest import Clock

@@ -18,7 +18,7 @@ from sqlalchemy import delete, select
 
 from sluice.domain.states import Actual, Desired
 from sluice.events.audit import Action
-from sluice.services.target_reconcile import reconcile_targets
+from sluice.services.grants.target_reconcile import reconcile_targets
 from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent, Grant
 from tests.conftest import Clock

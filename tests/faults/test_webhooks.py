@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from sluice.events.audit import Action, record
-from sluice.services.webhook_delivery import DeliveryPolicy, WebhookDuty
+from sluice.services.audit.webhook_delivery import DeliveryPolicy, WebhookDuty
 from sluice.store.db import transaction
 from sluice.store.tables import WebhookDelivery
 from tests.conftest import Clock

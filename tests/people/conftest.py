@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.domain.flows import FlowSpec
 from sluice.domain.shifts import ScheduleSpec
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.inventory import sync_integration
-from sluice.services.requests import UnitAsked, submit_request
-from sluice.services.secrets import SecretBox
+from sluice.services.grants.secrets import SecretBox
+from sluice.services.requests.submit import UnitAsked, submit_request
+from sluice.services.targeting.connector_hub import ConnectorHub
+from sluice.services.targeting.inventory import sync_integration
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.people_tables import Schedule
 from sluice.store.queries import group_names_of

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from sluice.domain.errors import InvalidInput, NotAllowed
 from sluice.domain.states import Actual
-from sluice.services.decisions import approve_request, reject_request
-from sluice.services.reads import request_approvers
+from sluice.services.requests.decisions import approve_request, reject_request
+from sluice.services.requests.reads import request_approvers
 from sluice.store.db import transaction
 from sluice.store.tables import AccessRequest, AuditEvent, Resource
 from sluice.store.targeting_tables import ResourceTag

@@ -19,12 +19,12 @@ from sqlalchemy.pool import StaticPool
 from sluice.domain.errors import NotAllowed
 from sluice.domain.flows import FlowSpec
 from sluice.domain.shifts import ScheduleSpec
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.decisions import approve_request
-from sluice.services.explain import explain
-from sluice.services.inventory import sync_integration
-from sluice.services.reads import RequestScope, list_requests, request_approvers
-from sluice.services.requests import UnitAsked, submit_request
+from sluice.services.requests.decisions import approve_request
+from sluice.services.requests.explain import explain
+from sluice.services.requests.reads import RequestScope, list_requests, request_approvers
+from sluice.services.requests.submit import UnitAsked, submit_request
+from sluice.services.targeting.connector_hub import ConnectorHub
+from sluice.services.targeting.inventory import sync_integration
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.people_tables import Schedule
 from sluice.store.tables import (

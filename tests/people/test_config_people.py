@@ -14,9 +14,9 @@ from sluice.domain.flows import FlowSpec
 from sluice.domain.people import Person, Subject, holds
 from sluice.domain.shifts import ScheduleSpec, parse_ical
 from sluice.domain.windows import Extensions, TimeWindow
-from sluice.services.apply_config import apply_config
-from sluice.services.config_file import parse_config
-from sluice.services.config_source import ConfigError
+from sluice.services.config.apply import apply_config
+from sluice.services.config.file import parse_config
+from sluice.services.config.source import ConfigError
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.people_queries import on_call
 from sluice.store.people_tables import PeopleChange

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from sluice.domain.errors import InvalidInput, NotAllowed
 from sluice.domain.states import Actual, Desired
-from sluice.services.directory import set_group, set_identity
+from sluice.services.directory.changes import set_group, set_identity
 from sluice.store.db import transaction
 from sluice.store.people_queries import on_call
 from sluice.store.tables import AuditEvent
@@ -274,7 +274,7 @@ def test_requests_for_others_follow_the_flow(people: People) -> None:
 
 
 def test_extensions_are_bounded_by_count_length_and_ceiling(people: People) -> None:
-    from sluice.services.extensions import extend_grant
+    from sluice.services.grants.extensions import extend_grant
 
     people.flow(
         {

@@ -4,7 +4,7 @@ users, whoever is on call), so that a chat bot or pager can reach them."""
 
 from __future__ import annotations
 
-from sluice.services.decisions import approve_request
+from sluice.services.requests.decisions import approve_request
 from sluice.store.db import transaction
 from tests.people.conftest import People, email
 from tests.webhook_receiver import SIGNING_KEY, Receiver, add_webhook

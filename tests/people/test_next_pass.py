@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from sluice.connectors.base import DiscoveredResource
 from sluice.domain.states import Actual, Desired
-from sluice.services.inventory import apply_discovery
-from sluice.services.revocation import revoke_grant
-from sluice.services.tags import TagChange, apply_tag_changes
+from sluice.services.grants.revocation import revoke_grant
+from sluice.services.targeting.inventory import apply_discovery
+from sluice.services.targeting.tags import TagChange, apply_tag_changes
 from sluice.store.db import transaction
 from sluice.store.tables import Integration
 from tests.people.conftest import BUILTIN_GROUPS, People

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from sluice.domain.errors import NotAllowed
-from sluice.services.explain import explain
-from sluice.services.extensions import extend_grant
-from sluice.services.revocation import revoke_grant, revoke_request
+from sluice.services.grants.extensions import extend_grant
+from sluice.services.grants.revocation import revoke_grant, revoke_request
+from sluice.services.requests.explain import explain
 from sluice.store.db import transaction
 from tests.people.conftest import People, email
 from tests.people.test_approvals import decide

@@ -24,12 +24,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import Desired
 from sluice.events.audit import Action
-from sluice.services import people_pass as people_module
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.directory import set_group
-from sluice.services.inventory import sync_integration
-from sluice.services.people_pass import RETRY_WHEN_BUSY, PeopleDuty
-from sluice.services.secrets import SecretBox
+from sluice.services.directory.changes import set_group
+from sluice.services.grants import people_pass as people_module
+from sluice.services.grants.people_pass import RETRY_WHEN_BUSY, PeopleDuty
+from sluice.services.grants.secrets import SecretBox
+from sluice.services.targeting.connector_hub import ConnectorHub
+from sluice.services.targeting.inventory import sync_integration
 from sluice.store import locks
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.people_tables import PeopleChange

@@ -18,13 +18,13 @@ from sqlalchemy import select
 
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import Desired
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.decisions import approve_request
-from sluice.services.directory import set_group, set_identity
-from sluice.services.inventory import sync_integration
-from sluice.services.requests import UnitAsked, submit_request
-from sluice.services.revocation import revoke_grant
-from sluice.services.secrets import SecretBox
+from sluice.services.directory.changes import set_group, set_identity
+from sluice.services.grants.revocation import revoke_grant
+from sluice.services.grants.secrets import SecretBox
+from sluice.services.requests.decisions import approve_request
+from sluice.services.requests.submit import UnitAsked, submit_request
+from sluice.services.targeting.connector_hub import ConnectorHub
+from sluice.services.targeting.inventory import sync_integration
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.people_tables import Schedule
 from sluice.store.tables import AccessFlow, Base, Grant, Group, GroupMember, Identity, Integration

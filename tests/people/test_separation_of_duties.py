@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from sluice.domain.errors import NotAllowed
 from sluice.domain.flows import FlowSpec
-from sluice.services.explain import explain
-from sluice.services.reads import RequestScope, list_requests
+from sluice.services.requests.explain import explain
+from sluice.services.requests.reads import RequestScope, list_requests
 from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent
 from tests.people.conftest import People, email
@@ -206,7 +206,7 @@ def test_distinct_from_is_checked_when_the_flow_is_read() -> None:
 
 
 def test_a_misspelt_distinct_from_is_refused_at_its_line_when_the_config_is_loaded() -> None:
-    from sluice.services.config_file import ConfigError, parse_config
+    from sluice.services.config.file import ConfigError, parse_config
     from tests.services.config_samples import GOOD, edit, line_of
 
     text = edit(

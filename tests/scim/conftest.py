@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sluice.api.app import create_app
-from sluice.runtime import Runtime
-from sluice.services.scim_tokens import create_scim_token
+from sluice.runtime.wiring import Runtime
+from sluice.services.directory.scim_tokens import create_scim_token
 from sluice.store.db import transaction
 from sluice.store.tables import Identity
 from sluice.store.types import new_id

@@ -9,12 +9,12 @@ from sqlalchemy import select
 
 from sluice.api.app import create_app
 from sluice.domain.errors import Conflict
-from sluice.runtime import Runtime
-from sluice.services.apply_config import apply_config
-from sluice.services.config_file import parse_config
-from sluice.services.config_source import ConfigError
-from sluice.services.directory import set_identity
-from sluice.services.tokens import create_token
+from sluice.runtime.wiring import Runtime
+from sluice.services.config.apply import apply_config
+from sluice.services.config.file import parse_config
+from sluice.services.config.source import ConfigError
+from sluice.services.directory.changes import set_identity
+from sluice.services.directory.tokens import create_token
 from sluice.store.db import transaction
 from sluice.store.people_queries import people_snapshot
 from sluice.store.people_tables import PeopleChange

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.domain.flows import FlowSpec
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.decisions import approve_request
-from sluice.services.inventory import sync_integration
-from sluice.services.requests import UnitAsked, submit_request
-from sluice.services.secrets import SecretBox
+from sluice.services.grants.secrets import SecretBox
+from sluice.services.requests.decisions import approve_request
+from sluice.services.requests.submit import UnitAsked, submit_request
+from sluice.services.targeting.connector_hub import ConnectorHub
+from sluice.services.targeting.inventory import sync_integration
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.tables import AccessFlow, Base, Group, GroupMember, Identity, Integration
 from sluice.worker.loop import Worker

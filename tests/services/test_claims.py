@@ -13,12 +13,12 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from sluice.domain.states import Actual, Desired
-from sluice.metrics import StoreCollector
-from sluice.services.grant_work import Job, Outcome
-from sluice.services.revocation import revoke_grant
+from sluice.events.metrics import StoreCollector
+from sluice.runtime.tuning import Tuning
+from sluice.services.grants.revocation import revoke_grant
+from sluice.services.grants.work import Job, Outcome
 from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent
-from sluice.tuning import Tuning
 from tests.services.conftest import Store, approved_oncall_request
 from tests.services.test_worker import grant_row
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sluice.services.config_file import MAX_IDENTITIES, load_config, parse_config
-from sluice.services.config_source import MAX_CONFIG_CHARS, MAX_DEPTH, ConfigError
+from sluice.services.config.file import MAX_IDENTITIES, load_config, parse_config
+from sluice.services.config.source import MAX_CONFIG_CHARS, MAX_DEPTH, ConfigError
 from tests.services.config_samples import GOOD, edit, line_of
 
 

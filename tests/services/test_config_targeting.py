@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from sluice.services.apply_config import apply_config
-from sluice.services.bundles import current_flows, load_bundles, load_scopes
-from sluice.services.config_file import ConfigError, parse_config
+from sluice.services.config.apply import apply_config
+from sluice.services.config.file import ConfigError, parse_config
+from sluice.services.targeting.bundles import current_flows, load_bundles, load_scopes
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.tables import Base
 from tests.services.config_samples import GOOD, edit, line_of

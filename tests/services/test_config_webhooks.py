@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from sluice.services.apply_config import Plan, apply_config
-from sluice.services.config_file import ConfigError, ConfigProblem, parse_config
+from sluice.services.config.apply import Plan, apply_config
+from sluice.services.config.file import ConfigError, ConfigProblem, parse_config
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.tables import AuditEvent, Base, Webhook
 from tests.services.config_samples import GOOD, line_of

@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from sluice.domain.states import Actual, Desired
-from sluice.services.memberships import StoreMemberships
-from sluice.services.target_reconcile import reconcile_targets
+from sluice.services.grants.memberships import StoreMemberships
+from sluice.services.grants.target_reconcile import reconcile_targets
 from sluice.store.db import transaction
 from sluice.store.queries import installation_id
 from sluice.store.tables import AuditEvent, Grant

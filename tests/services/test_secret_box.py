@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from sluice.domain.errors import SluiceError
-from sluice.services.secrets import SecretBox, fingerprint, generate_key
+from sluice.services.grants.secrets import SecretBox, fingerprint, generate_key
 
 
 def test_old_keys_open_and_the_current_key_seals() -> None:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from sluice.events.audit import Action, record
-from sluice.services.webhook_delivery import DeliveryPolicy, WebhookDuty
+from sluice.services.audit.webhook_delivery import DeliveryPolicy, WebhookDuty
 from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent, Grant, OutboxMessage, Webhook, WebhookDelivery
 from tests.services.conftest import Store, approved_oncall_request

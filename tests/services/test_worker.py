@@ -7,10 +7,10 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from sluice.domain.states import Actual, Desired
-from sluice.services.decisions import cancel_request
-from sluice.services.grant_work import CLAIM_LEASE
-from sluice.services.memberships import StoreMemberships
-from sluice.services.requests import UnitAsked, submit_request
+from sluice.services.grants.memberships import StoreMemberships
+from sluice.services.grants.work import CLAIM_LEASE
+from sluice.services.requests.decisions import cancel_request
+from sluice.services.requests.submit import UnitAsked, submit_request
 from sluice.store.db import transaction
 from sluice.store.queries import group_names_of
 from sluice.store.tables import AuditEvent, Grant, Integration

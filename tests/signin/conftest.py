@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sluice.api.app import create_app
-from sluice.runtime import Runtime
+from sluice.runtime.wiring import Runtime
 from sluice.services.signin.provider import OpenIdProvider
 from sluice.services.signin.settings import SignInSettings
 from tests.api.conftest import build_runtime, seed

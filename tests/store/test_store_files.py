@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from sluice.runtime import Runtime
-from sluice.settings import Settings
+from sluice.runtime.settings import Settings
+from sluice.runtime.wiring import Runtime
 from sluice.store.migrate import upgrade
 
 

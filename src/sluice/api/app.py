@@ -19,7 +19,7 @@ from sluice.api.routes import people as people_routes
 from sluice.api.routes import reports as report_routes
 from sluice.api.routes import signin as signin_routes
 from sluice.api.scim.app import scim_router
-from sluice.runtime import Runtime
+from sluice.runtime.wiring import Runtime
 
 API_PREFIX = "/api/v1"
 

@@ -18,9 +18,9 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session
 
 from sluice.domain.errors import NotAllowed, NotAuthenticated
-from sluice.runtime import Runtime
+from sluice.runtime.wiring import Runtime
+from sluice.services.directory.tokens import Caller, authenticate
 from sluice.services.signin.sessions import is_session_token, session_caller
-from sluice.services.tokens import Caller, authenticate
 from sluice.store.db import transaction
 from sluice.store.tables import Identity
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from sluice.domain.errors import InvalidInput
 from sluice.domain.text import MAX_EMAIL, MAX_NAME, Text
-from sluice.runtime import Runtime
+from sluice.runtime.wiring import Runtime
 from sluice.store.db import transaction
 
 MAX_PAGE = 500

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sluice.domain.roles import Role
 from sluice.domain.text import Email, Text
-from sluice.services.requests import MAX_REASON_LENGTH, MAX_UNITS_PER_REQUEST
+from sluice.services.requests.submit import MAX_REASON_LENGTH, MAX_UNITS_PER_REQUEST
 
 # Every string a caller sends is `Text`: bounded, without NUL or lone surrogates (see domain/text.py).
 PathText = Annotated[str, Text(max_length=1000, min_length=1)]

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from sluice.api.schemas import Body, DurationText, FlowName, PathText, ReasonText
 from sluice.domain.flows import MAX_TARGETS, Target
 from sluice.domain.text import Description, QueryText, Text
-from sluice.services.requests import MAX_UNITS_PER_REQUEST
-from sluice.services.tags import MAX_BATCH, MAX_VALUE
+from sluice.services.requests.submit import MAX_UNITS_PER_REQUEST
+from sluice.services.targeting.tags import MAX_BATCH, MAX_VALUE
 
 TagKey = Annotated[str, Text(max_length=200, min_length=1)]
 TagValue = Annotated[str, Text(max_length=MAX_VALUE)]

@@ -23,7 +23,7 @@ from sluice.api.schemas import (
 )
 from sluice.domain.durations import format_duration
 from sluice.domain.states import GrantState, grant_state, request_state
-from sluice.services import reads
+from sluice.services.requests import reads
 from sluice.store.tables import (
     AccessRequest,
     AuditEvent,

@@ -15,7 +15,7 @@ keys_app = typer.Typer(help="The secret key that seals credentials at rest.", no
 @keys_app.command("generate")
 def keys_generate() -> None:
     """Print a new secret key (for SLUICE_SECRET_KEY); store it in your secret manager."""
-    from sluice.services.secrets import generate_key
+    from sluice.services.grants.secrets import generate_key
 
     print_line(generate_key())
 
@@ -25,7 +25,7 @@ def keys_rotate(as_json: JsonOpt = False) -> None:
     """Re-seal every stored secret under SLUICE_SECRET_KEY (the new key), reading with the keys in
     SLUICE_OLD_SECRET_KEYS; then only the new key is accepted by this store."""
     from sluice.cli import store_ops
-    from sluice.services.secret_keys import require_configured_key, rotate_sealed_secrets, short
+    from sluice.services.grants.secret_keys import require_configured_key, rotate_sealed_secrets, short
 
     runtime = store_ops.open_runtime()
     settings = runtime.settings

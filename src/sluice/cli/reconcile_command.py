@@ -18,7 +18,7 @@ def reconcile(
     """Compare what the targets hold with the grants: remove access no live grant justifies, end
     grants the target no longer holds (never re-create them from possibly stale rows)."""
     from sluice.cli import store_ops
-    from sluice.services.target_reconcile import reconcile_targets
+    from sluice.services.grants.target_reconcile import reconcile_targets
 
     runtime = store_ops.open_runtime()
     store_ops.migrate_store(runtime)

@@ -25,7 +25,7 @@ SourceOpt = Annotated[
 def scim_token_create(source: SourceOpt, as_json: JsonOpt = False) -> None:
     """Create a SCIM token; prints only the token (shown once, stored as a hash)."""
     from sluice.cli.store_ops import CLI_ACTOR, open_runtime
-    from sluice.services.scim_tokens import create_scim_token
+    from sluice.services.directory.scim_tokens import create_scim_token
     from sluice.store.db import transaction
 
     runtime = open_runtime()
@@ -43,7 +43,7 @@ def scim_token_create(source: SourceOpt, as_json: JsonOpt = False) -> None:
 def scim_token_revoke(source: SourceOpt, as_json: JsonOpt = False) -> None:
     """Revoke every SCIM token of a source (its users and groups stay)."""
     from sluice.cli.store_ops import CLI_ACTOR, open_runtime
-    from sluice.services.scim_tokens import revoke_scim_tokens
+    from sluice.services.directory.scim_tokens import revoke_scim_tokens
     from sluice.store.db import transaction
 
     runtime = open_runtime()

@@ -26,13 +26,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from sluice.cli.errors import CliError
 from sluice.cli.output import err_console
 from sluice.cli.store_ops import check_secret_key, migrate_store, plan_file, store_label
-from sluice.demo import seed_demo
-from sluice.logs import JsonFormatter, wants_json
-from sluice.runtime import WORK_CHANNEL, Runtime, worker_id
-from sluice.services.secret_keys import require_configured_key
+from sluice.runtime.demo import seed_demo
+from sluice.runtime.logs import JsonFormatter, wants_json
+from sluice.runtime.settings import Settings
+from sluice.runtime.wiring import WORK_CHANNEL, Runtime, worker_id
+from sluice.services.grants.secret_keys import require_configured_key
 from sluice.services.signin.provider import OpenIdProvider
 from sluice.services.signin.settings import SignInSettings
-from sluice.settings import Settings
 from sluice.store.db import normalise_url, transaction
 from sluice.store.work_signal import work_signal_generation
 from sluice.worker.loop import Worker

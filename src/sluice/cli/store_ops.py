@@ -15,12 +15,12 @@ from sluice.cli.errors import EXIT_BAD_INPUT, CliError
 from sluice.cli.output import console
 from sluice.domain.roles import Role
 from sluice.events.chain import ChainReport, Head, verify_chain
-from sluice.runtime import Runtime
-from sluice.services.apply_config import Plan, PlanEntry, apply_config, plan_config
-from sluice.services.config_file import ConfigDocument, ConfigError, load_config
-from sluice.services.secret_keys import check_and_record_key
-from sluice.services.tokens import create_token
-from sluice.settings import Settings
+from sluice.runtime.settings import Settings
+from sluice.runtime.wiring import Runtime
+from sluice.services.config.apply import Plan, PlanEntry, apply_config, plan_config
+from sluice.services.config.file import ConfigDocument, ConfigError, load_config
+from sluice.services.directory.tokens import create_token
+from sluice.services.grants.secret_keys import check_and_record_key
 from sluice.store.db import normalise_url, transaction
 from sluice.store.migrate import current_revision, upgrade
 

@@ -121,7 +121,7 @@ def revoke_outstanding(desired: str, actual: str) -> bool:
 
 
 def justifies_principal(desired: str, actual: str) -> bool:
-    """Its principal may rightly be in the target now (`services/orphans.py`): it should be active, or
+    """Its principal may rightly be in the target now (`services/grants/orphans.py`): it should be active, or
     the worker has yet to take it away. A pending grant has touched nothing, so it justifies nothing."""
     return should_be_active(desired) or revoke_outstanding(desired, actual)
 

@@ -2,7 +2,7 @@
 heartbeat thread for as long as it lives, however long its target calls take; a worker that dies stops
 renewing, and another worker takes its rows over within one lease. Each takeover is logged, counted and
 written as an audit event, so an operator sees that a worker vanished mid-work. The writes are
-`services/grant_claims.py`'s; this module keeps the thread."""
+`services/grants/claims.py`'s; this module keeps the thread."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from sluice.services.grant_claims import renew_claims
+from sluice.services.grants.claims import renew_claims
 
 log = logging.getLogger("sluice.worker")
 

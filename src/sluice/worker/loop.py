@@ -15,25 +15,25 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from sluice import metrics
+from sluice.events import metrics
 from sluice.events.head_export import AuditHeadExport
 from sluice.events.stream import AuditStream, Sink, sinks_from_env
-from sluice.services import grant_work
-from sluice.services.approvals import Escalation
-from sluice.services.connector_hub import ConnectorHub
-from sluice.services.decisions import PendingRequestExpiry
+from sluice.runtime.tuning import Tuning
+from sluice.services.audit.webhook_delivery import WebhookDuty
+from sluice.services.directory.schedule_feeds import FeedRefresh
 from sluice.services.duties import Duty
-from sluice.services.inventory import InventorySync
-from sluice.services.orphans import OrphanSweep
-from sluice.services.people_pass import PeopleDuty
-from sluice.services.revocation import GrantExpiry
-from sluice.services.schedule_feeds import FeedRefresh
-from sluice.services.scheduled import ScheduledGrants
-from sluice.services.secrets import SecretBox
-from sluice.services.target_reconcile import reconcile_targets
-from sluice.services.webhook_delivery import WebhookDuty
+from sluice.services.grants import work as grant_work
+from sluice.services.grants.orphans import OrphanSweep
+from sluice.services.grants.people_pass import PeopleDuty
+from sluice.services.grants.revocation import GrantExpiry
+from sluice.services.grants.scheduled import ScheduledGrants
+from sluice.services.grants.secrets import SecretBox
+from sluice.services.grants.target_reconcile import reconcile_targets
+from sluice.services.requests.approvals import Escalation
+from sluice.services.requests.decisions import PendingRequestExpiry
+from sluice.services.targeting.connector_hub import ConnectorHub
+from sluice.services.targeting.inventory import InventorySync
 from sluice.store.db import transaction
-from sluice.tuning import Tuning
 from sluice.worker.claims import ClaimHeartbeat
 from sluice.worker.dispatch import Dispatcher
 
@@ -136,7 +136,7 @@ class Worker:
         return self.expiry.run()
 
     def sweep_orphans(self) -> int:
-        """Sweep orphans now (the rule lives in `services/orphans.py`; the worker only schedules it)."""
+        """Sweep orphans now (the rule is `services/grants/orphans.py`'s; the worker only schedules it)."""
         return self.orphans.sweep()
 
     def seconds_until_next(self) -> float:

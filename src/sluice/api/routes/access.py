@@ -11,9 +11,9 @@ from sluice.api.params import IdPath, Limit, Offset, changing
 from sluice.api.schemas import AccessDetails, DecisionBody, GrantPage, GrantView
 from sluice.api.views import access_details, grant_view
 from sluice.domain.states import is_active
-from sluice.services import reads
-from sluice.services.access import credentials_for
-from sluice.services.revocation import revoke_grant
+from sluice.services.grants.access import credentials_for
+from sluice.services.grants.revocation import revoke_grant
+from sluice.services.requests import reads
 from sluice.store.db import transaction
 
 router = APIRouter(prefix="/access", tags=["access"])

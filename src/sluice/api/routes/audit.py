@@ -10,7 +10,7 @@ from sluice.api.auth import AuditorDep, RuntimeDep
 from sluice.api.params import MAX_ID, FilterText, Limit
 from sluice.api.schemas import AuditPage
 from sluice.api.views import audit_view
-from sluice.services import reads
+from sluice.services.requests import reads
 from sluice.store.db import transaction
 
 router = APIRouter(prefix="/audit", tags=["audit"])

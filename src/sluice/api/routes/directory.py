@@ -8,8 +8,8 @@ from sluice.api.auth import CallerDep, RuntimeDep
 from sluice.api.params import EmailPath, Limit, NamePath, Offset
 from sluice.api.schemas import GroupPage, GroupView, IdentityPage, IdentityView
 from sluice.api.views import group_views, identity_views
-from sluice.services import reads
-from sluice.services.tokens import Caller
+from sluice.services.directory.tokens import Caller
+from sluice.services.requests import reads
 from sluice.store.db import transaction
 
 router = APIRouter(tags=["directory"])

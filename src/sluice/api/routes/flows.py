@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from sluice.api.auth import CallerDep, RuntimeDep
 from sluice.api.params import NamePath
 from sluice.api.schemas import FlowList
-from sluice.services import reads
+from sluice.services.requests import reads
 from sluice.store.db import transaction
 
 router = APIRouter(prefix="/flows", tags=["flows"])

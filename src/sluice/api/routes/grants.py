@@ -11,7 +11,7 @@ from sluice.api.params import FilterText, Limit, Offset
 from sluice.api.schemas import AdminGrantPage, AdminGrantView
 from sluice.api.views import grant_view
 from sluice.domain.states import GrantState
-from sluice.services import reads
+from sluice.services.requests import reads
 from sluice.store.db import transaction
 from sluice.store.tables import Grant
 

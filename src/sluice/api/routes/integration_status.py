@@ -10,12 +10,12 @@ from pydantic import BaseModel
 
 from sluice.api.auth import CallerDep, OperatorDep, RuntimeDep
 from sluice.api.params import NamePath
-from sluice.services.integration_status import (
+from sluice.services.directory.tokens import Caller
+from sluice.services.targeting.integration_status import (
     check_integration,
     integration_status,
     integration_statuses,
 )
-from sluice.services.tokens import Caller
 from sluice.store.db import transaction
 
 router = APIRouter(tags=["inventory"])

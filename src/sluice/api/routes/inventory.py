@@ -10,8 +10,8 @@ from sluice.api.auth import CallerDep, OperatorDep, RuntimeDep
 from sluice.api.params import FilterText, Limit, NamePath, Offset, RefPath
 from sluice.api.schemas import IntegrationList, ResourcePage, ResourceView, SyncView
 from sluice.api.views import integration_view, resource_views
-from sluice.services import reads
-from sluice.services.inventory import sync_integration
+from sluice.services.requests import reads
+from sluice.services.targeting.inventory import sync_integration
 from sluice.store.db import transaction
 
 router = APIRouter(tags=["inventory"])

@@ -11,8 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from sluice.domain.errors import NotAuthenticated
-from sluice.metrics import registry_with_store
-from sluice.runtime import Runtime
+from sluice.events.metrics import registry_with_store
+from sluice.runtime.wiring import Runtime
 
 router = APIRouter(tags=["meta"])
 

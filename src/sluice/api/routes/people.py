@@ -17,15 +17,15 @@ from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput, NotFound
 from sluice.domain.shifts import ScheduleSpec
 from sluice.domain.text import Description, Email, Name, PersonName, Token, Value
-from sluice.services.directory import (
+from sluice.services.directory.changes import (
     MAX_ATTRIBUTES,
     MAX_GROUPS_PER_IDENTITY,
     MAX_MEMBERS,
     set_group,
     set_identity,
 )
-from sluice.services.extensions import extend_grant
-from sluice.services.reads import visible_grant
+from sluice.services.grants.extensions import extend_grant
+from sluice.services.requests.reads import visible_grant
 from sluice.store.db import transaction
 from sluice.store.people_queries import on_call
 from sluice.store.people_tables import Schedule

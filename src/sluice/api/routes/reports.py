@@ -12,7 +12,7 @@ from sluice.api.auth import AuditorDep, RuntimeDep
 from sluice.api.params import FilterText, Limit, Offset
 from sluice.domain.errors import InvalidInput
 from sluice.domain.text import Email, Token
-from sluice.services.reports import AccessFilter, AccessRow, access_report
+from sluice.services.audit.reports import AccessFilter, AccessRow, access_report
 from sluice.store.db import transaction
 
 router = APIRouter(prefix="/reports", tags=["reports"])

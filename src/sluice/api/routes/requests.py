@@ -18,11 +18,12 @@ from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput
 from sluice.domain.roles import Role
 from sluice.domain.states import RequestStatus
-from sluice.runtime import Runtime
-from sluice.services import decisions, reads, revocation
-from sluice.services.request_rules import grantee_of
-from sluice.services.requests import UnitAsked, submit_request
-from sluice.services.tokens import Caller
+from sluice.runtime.wiring import Runtime
+from sluice.services.directory.tokens import Caller
+from sluice.services.grants import revocation
+from sluice.services.requests import decisions, reads
+from sluice.services.requests.rules import grantee_of
+from sluice.services.requests.submit import UnitAsked, submit_request
 from sluice.store.db import transaction
 from sluice.store.tables import AccessRequest, Identity
 

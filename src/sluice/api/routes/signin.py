@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from sluice.api.auth import SESSION_COOKIE, AdminDep, CredentialDep, RuntimeDep
 from sluice.domain.errors import InvalidInput, NotFound
 from sluice.events.audit import Action, record
-from sluice.runtime import Runtime
+from sluice.runtime.wiring import Runtime
 from sluice.services.signin import device
 from sluice.services.signin.flows import (
     begin_browser_sign_in,

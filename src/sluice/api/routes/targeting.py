@@ -37,11 +37,11 @@ from sluice.api.views import request_view
 from sluice.domain.bundles import BundleSpec, ScopeSpec
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput, NotAllowed
-from sluice.services import bundles as bundle_service
-from sluice.services.bundle_requests import request_bundle
-from sluice.services.explain import explain
-from sluice.services.requestable import RequestableFilter, requestable
-from sluice.services.tags import TagChange, apply_tag_changes, resource_for_tags, tag_rows_of
+from sluice.services.requests.bundle_requests import request_bundle
+from sluice.services.requests.explain import explain
+from sluice.services.targeting import bundles as bundle_service
+from sluice.services.targeting.requestable import RequestableFilter, requestable
+from sluice.services.targeting.tags import TagChange, apply_tag_changes, resource_for_tags, tag_rows_of
 from sluice.store.db import transaction
 from sluice.store.targeting_tables import Scope
 

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from sluice.api.auth import RuntimeDep
 from sluice.domain.errors import NotAuthenticated
-from sluice.services.scim_tokens import scim_source_for
+from sluice.services.directory.scim_tokens import scim_source_for
 from sluice.store.db import transaction
 
 

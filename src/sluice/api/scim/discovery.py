@@ -26,8 +26,8 @@ from scim2_models import (
 )
 
 from sluice.api.scim.responses import ScimResponse, ScimRoute
-from sluice.services.scim_common import MAX_PAGE
-from sluice.services.scim_users import ScimUser
+from sluice.services.directory.scim_common import MAX_PAGE
+from sluice.services.directory.scim_users import ScimUser
 
 router = APIRouter(route_class=ScimRoute, tags=["scim"])
 

@@ -16,9 +16,9 @@ from sluice.api.auth import RuntimeDep
 from sluice.api.params import changing
 from sluice.api.scim.auth import SourceDep
 from sluice.api.scim.responses import ScimResponse, ScimRoute, scim_body
-from sluice.runtime import Runtime
-from sluice.services import scim_groups, scim_users
-from sluice.services.scim_common import ForeignOwner, Page
+from sluice.runtime.wiring import Runtime
+from sluice.services.directory import scim_groups, scim_users
+from sluice.services.directory.scim_common import ForeignOwner, Page
 from sluice.store.db import transaction
 
 router = APIRouter(route_class=ScimRoute, tags=["scim"])

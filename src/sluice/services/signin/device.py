@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from sluice.services.secrets import SecretBox
+from sluice.services.grants.secrets import SecretBox
 from sluice.services.signin.flows import claims_from_tokens
 from sluice.services.signin.id_tokens import SignInRefused
 from sluice.services.signin.people import person_for_claims

@@ -24,7 +24,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from sluice.domain.errors import InvalidInput
-from sluice.services.secrets import SecretBox
+from sluice.services.grants.secrets import SecretBox
 from sluice.services.signin.id_tokens import SignInRefused, verify_id_token
 from sluice.services.signin.people import is_admin, person_for_claims
 from sluice.services.signin.provider import OpenIdProvider

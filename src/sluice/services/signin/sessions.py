@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from sluice.domain.errors import NotAuthenticated, NotFound
 from sluice.domain.roles import Role
 from sluice.events.audit import Action, acting_via, record
-from sluice.services.tokens import Caller
+from sluice.services.directory.tokens import Caller
 from sluice.store.auth_tables import SignInSession
 from sluice.store.queries import identity_by_email
 from sluice.store.tables import Identity

@@ -1,0 +1,1 @@
+"""What leaves Sluice: webhook deliveries and access reports."""

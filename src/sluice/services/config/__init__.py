@@ -1,0 +1,1 @@
+"""Configuration as code: reading, checking, planning and applying config files."""

@@ -1,0 +1,1 @@
+"""People and groups: directory changes, tokens, on-call feeds and SCIM."""

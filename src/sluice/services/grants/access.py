@@ -1,0 +1,40 @@
+"""What a grantee holds, and the credentials for it: shown to the grantee and to nobody else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sluice.domain.errors import Conflict, NotAllowed, NotFound
+from sluice.domain.states import is_active
+from sluice.services.grants.secrets import SecretBox
+from sluice.store.tables import Grant, Identity
+
+
+def grant_of(session: Session, grant_id: str) -> Grant:
+    grant = session.get(Grant, grant_id)
+    if grant is None:
+        raise NotFound(f"no grant {grant_id!r}")
+    return grant
+
+
+def credentials_for(session: Session, *, grant_id: str, viewer: Identity, box: SecretBox) -> dict[str, Any]:
+    """Connection details plus the secret, for the grantee only (admins included: they never see it)."""
+    grant = session.scalar(select(Grant).where(Grant.id == grant_id))
+    if grant is None or grant.identity_id != viewer.id:
+        # Same answer for "absent" and "someone else's": no probing for grant ids.
+        raise NotFound(f"you hold no grant {grant_id!r}")
+    if not is_active(grant.desired, grant.actual):
+        raise Conflict(f"grant {grant_id} is not active, so it has no usable credentials")
+    details: dict[str, Any] = dict(grant.connection or {})
+    details.setdefault("username", grant.principal)
+    if grant.credentials is not None:
+        details["password"] = box.open(grant.credentials)
+    return details
+
+
+def ensure_viewer(grant: Grant, viewer: Identity, is_admin: bool) -> None:
+    if not is_admin and grant.identity_id != viewer.id:
+        raise NotAllowed("this grant belongs to someone else")

@@ -1,0 +1,70 @@
+"""Claims on grant rows, which die with their worker: the holder renews its short lease from a
+heartbeat thread (`worker/claims.py`) for as long as it lives, and a row whose lease lapsed is taken over
+by the next worker to claim it, with a log line, a metric and an audit event."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from sluice.events import metrics
+from sluice.events.audit import Action, record
+from sluice.store.db import transaction
+from sluice.store.tables import Grant
+
+log = logging.getLogger("sluice.worker")
+
+
+def release_stale_claims(factory: sessionmaker[Session], now: datetime) -> int:
+    """Claims whose lease lapsed are free again (the claim query also ignores them; this tidies up)."""
+    with transaction(factory) as session:
+        result = session.execute(
+            update(Grant)
+            .where(Grant.claimed_until.is_not(None), Grant.claimed_until <= now)
+            .values(claimed_by=None, claimed_until=None)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def renew_claims(factory: sessionmaker[Session], *, worker_id: str, now: datetime, lease: timedelta) -> int:
+    """Push the lease of every row this worker holds to `now + lease`; returns how many it holds. A row
+    another worker took over meanwhile is not this worker's any more and is left alone."""
+    with transaction(factory) as session:
+        result = session.execute(
+            update(Grant)
+            .where(Grant.claimed_by == worker_id, Grant.claimed_until.is_not(None))
+            .values(claimed_until=now + lease)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def record_takeover(session: Session, grant: Grant, *, worker_id: str, now: datetime) -> None:
+    """Called while claiming a row whose previous holder let its lease lapse (it died, or lost the
+    store for longer than a lease): say so in the log, the metrics and the audit trail."""
+    previous, lapsed = grant.claimed_by, grant.claimed_until
+    metrics.CLAIM_TAKEOVERS.labels(grant.integration.name).inc()
+    log.warning(
+        "worker %s took over grant %s from %s, whose claim lapsed at %s",
+        worker_id,
+        grant.id,
+        previous,
+        lapsed.isoformat() if lapsed else None,
+        extra={"grant_id": grant.id, "request_id": grant.request_id, "integration": grant.integration.name},
+    )
+    record(
+        session,
+        now=now,
+        actor="sluice",
+        action=Action.GRANT_CLAIM_TAKEN_OVER,
+        subject_type="grant",
+        subject_id=grant.id,
+        reason=f"claim of worker {previous} lapsed at {lapsed.isoformat() if lapsed else 'an unknown time'}",
+        request_id=grant.request_id,
+        resource=grant.resource_path,
+        integration=grant.integration.name,
+        worker=worker_id,
+        previous_worker=previous,
+    )

@@ -1,0 +1,1 @@
+"""Asking for access: submitting, the rules a request meets, deciding, approvers, explaining."""

@@ -1,0 +1,399 @@
+"""The one approver engine: who may decide on a request, revoke or extend what it granted, and who
+explain names as its approvers, all as of now and all from the flow's approval policy (`approval:`, or
+the older `approvers:` list read as one). Also whether the approvals given so far are enough, and the
+escalation of requests nobody acted on in time.
+
+Separation of duties is applied here for every one of these questions alike: the requester and the
+grantees never decide (unless the flow allows self-approval), nor, when the flow says so, their direct
+reports (`domain.approval.bar_of`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from sluice.domain.approval import (
+    ApprovalContext,
+    ApprovalPolicy,
+    ApprovalTier,
+    Approver,
+    Bar,
+    approver_matches,
+    bar_of,
+    describe_bar,
+    entitled,
+    satisfied,
+)
+from sluice.domain.errors import NotAllowed
+from sluice.domain.flows import FlowSpec
+from sluice.domain.people import Person
+from sluice.domain.states import RequestStatus
+from sluice.events.audit import Action, record
+from sluice.services.requests.policy import find_flow, load_flows
+from sluice.store.db import transaction
+from sluice.store.people_queries import (
+    integration_owners_of,
+    on_call,
+    owners_of_resources,
+    people_snapshot,
+)
+from sluice.store.queries import person_of
+from sluice.store.tables import AccessRequest, Approval, Grant, Group, GroupMember, Identity
+
+
+@dataclass(frozen=True)
+class RequestApproval:
+    """A request's approval policy with what it is measured against now."""
+
+    flow: str
+    policy: ApprovalPolicy
+    context: ApprovalContext
+    open_tiers: int
+
+
+def approval_context(
+    session: Session,
+    *,
+    requester: Identity,
+    grantee_ids: Sequence[str],
+    resource_ids: Sequence[str],
+    now: datetime,
+) -> ApprovalContext:
+    """What approvers are measured against for a request (made, or about to be made) by `requester`
+    for the identities `grantee_ids` on `resource_ids`."""
+    owners = owners_of_resources(session, resource_ids)
+    integration_owners = integration_owners_of(session, resource_ids)
+    others = sorted(set(grantee_ids) - {requester.id})
+    grantees = {requester.email.lower()} if requester.id in grantee_ids else set()
+    if others:
+        grantees |= {
+            e.lower() for e in session.scalars(select(Identity.email).where(Identity.id.in_(others)))
+        }
+    return ApprovalContext(
+        requester=person_of(session, requester, now),
+        grantees=frozenset(grantees),
+        resource_owners=tuple(owners[r] for r in resource_ids),
+        integration_owners=tuple(integration_owners.get(r, frozenset()) for r in resource_ids),
+    )
+
+
+def _request_context(session: Session, request: AccessRequest, now: datetime) -> ApprovalContext:
+    return approval_context(
+        session,
+        requester=request.requester,
+        grantee_ids=sorted({g.identity_id for g in request.grants}),
+        resource_ids=[g.resource_id for g in request.grants if g.resource_id],
+        now=now,
+    )
+
+
+def request_approval(
+    session: Session, request: AccessRequest, flow: FlowSpec, now: datetime
+) -> RequestApproval | None:
+    policy = flow.approval_policy
+    if policy is None:
+        return None
+    return RequestApproval(
+        flow.name,
+        policy,
+        _request_context(session, request, now),
+        policy.open_tiers(request.created_at, now),
+    )
+
+
+def refusal(session: Session, state: RequestApproval, actor: Identity, now: datetime) -> str | None:
+    """Why `actor` may not approve or reject the request now, in words; None when they may."""
+    person = person_of(session, actor, now)
+    bar = bar_of(state.policy, person, state.context)
+    if bar == Bar.REQUESTER:
+        return "you cannot approve your own request"
+    if bar == Bar.GRANTEE:
+        return "you cannot approve or reject access for yourself: this request is for you"
+    if bar == Bar.DIRECT_REPORT:
+        return (
+            f"{describe_bar(bar, person)}, who asked for or would hold this access; flow {state.flow!r} "
+            "wants approvals from outside their direct reports"
+        )
+    if not entitled(state.policy, person, state.context, state.open_tiers):
+        return f"{actor.email} is not an approver of flow {state.flow!r} for this request"
+    return None
+
+
+def may_act(session: Session, state: RequestApproval, actor: Identity, now: datetime) -> bool:
+    return refusal(session, state, actor, now) is None
+
+
+def approvals_enough(session: Session, state: RequestApproval, request: AccessRequest, now: datetime) -> bool:
+    """Do the approvals recorded on the request approve it, counting each approver as they are now?"""
+    ids = [a.approver_id for a in request.approvals if a.decision == "approve"]
+    people = people_snapshot(session, now, ids)
+    return satisfied(state.policy, [people[i] for i in ids if i in people], state.context, state.open_tiers)
+
+
+def _members(session: Session, group: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(Identity.email)
+            .join(GroupMember, GroupMember.identity_id == Identity.id)
+            .join(Group, Group.id == GroupMember.group_id)
+            .where(Group.name == group)
+        )
+    )
+
+
+def _names_to_emails(session: Session, names: frozenset[str]) -> set[str]:
+    emails: set[str] = set()
+    for name in names:
+        emails.update([name] if "@" in name else _members(session, name))
+    return emails
+
+
+def _named_emails(
+    session: Session, approver: Approver, ctx: ApprovalContext, now: datetime
+) -> set[str] | None:
+    """The emails an approver names as of now; None when it is a condition anyone may meet."""
+    if approver.user:
+        return {approver.user.lower()}
+    if approver.group:
+        return set(_members(session, approver.group))
+    if approver.manager:
+        return {ctx.requester.manager.lower()} if ctx.requester.manager else set()
+    if approver.shift:
+        return set(on_call(session, approver.shift, now) or [])
+    if approver.resource_owner or approver.integration_owner:
+        owners = ctx.resource_owners if approver.resource_owner else ctx.integration_owners
+        return {email for names in owners for email in _names_to_emails(session, names)}
+    return None
+
+
+def _matching_people(
+    session: Session, ctx: ApprovalContext, approvers: Sequence[Approver], now: datetime
+) -> list[Person]:
+    """Everyone who matches one of `approvers` now, before separation of duties is applied. The store
+    is narrowed to the people the approvers name, unless one of them is a condition anyone may meet."""
+    named = [_named_emails(session, a, ctx, now) for a in approvers]
+    everyone = any(n is None for n in named)
+    lowered = {e.lower() for emails in named if emails for e in emails}
+    ids = None
+    if not everyone:
+        ids = list(
+            session.scalars(select(Identity.id).where(func.lower(Identity.email).in_(sorted(lowered))))
+        )
+    people = people_snapshot(session, now, ids).values()
+    return sorted(
+        (
+            p
+            for p in people
+            if (everyone or p.email.lower() in lowered)
+            and any(approver_matches(a, p, ctx) for a in approvers)
+        ),
+        key=lambda p: p.email,
+    )
+
+
+def _approvers_in(tiers: Sequence[ApprovalTier]) -> list[Approver]:
+    return [a for tier in tiers for group in tier.groups for a in group.approvers]
+
+
+def _emails_of_tiers(
+    session: Session, state: RequestApproval, tiers: Sequence[ApprovalTier], now: datetime
+) -> list[str]:
+    """Everyone who may act on the request now as an approver of one of `tiers` (separation of
+    duties applied)."""
+    matching = _matching_people(session, state.context, _approvers_in(tiers), now)
+    return [p.email for p in matching if entitled(state.policy, p, state.context, state.open_tiers)]
+
+
+def candidate_emails(session: Session, state: RequestApproval, now: datetime) -> list[str]:
+    """Everyone who may act on the request now."""
+    return _emails_of_tiers(session, state, state.policy.tiers()[: state.open_tiers], now)
+
+
+def _undecided(request: AccessRequest, emails: list[str]) -> list[str]:
+    decided = {a.approver.email.lower() for a in request.approvals}
+    return [e for e in emails if e.lower() not in decided]
+
+
+def _escalating(flows: dict[str, FlowSpec]) -> list[str]:
+    return sorted(name for name, f in flows.items() if f.approval is not None and f.approval.escalation)
+
+
+def _newly_asked(
+    session: Session, request: AccessRequest, policy: ApprovalPolicy, opened: int, now: datetime
+) -> tuple[list[ApprovalTier], list[str]]:
+    """The tiers opened since the request was last escalated, and the people they ask who were not
+    asked before and have not decided yet."""
+    tiers = policy.tiers()
+    before, newly_open = tiers[: request.escalation_tier + 1], tiers[request.escalation_tier + 1 : opened]
+    state = RequestApproval(request.flow_name, policy, _request_context(session, request, now), opened)
+    already = set(_emails_of_tiers(session, state, before, now))
+    asked = [e for e in _emails_of_tiers(session, state, newly_open, now) if e not in already]
+    return newly_open, _undecided(request, asked)
+
+
+def escalate_due_requests(session: Session, *, now: datetime, flows: dict[str, FlowSpec]) -> list[str]:
+    """Pending requests whose next approval tier has opened: record who is now asked too, as people
+    (`approvers`: their emails, resolved now; not those asked before nor those who decided already),
+    so that a webhook receiver can notify them."""
+    escalated = []
+    pending = session.scalars(
+        select(AccessRequest)
+        .where(AccessRequest.status == RequestStatus.PENDING, AccessRequest.flow_name.in_(_escalating(flows)))
+        .with_for_update(skip_locked=True)
+    ).all()
+    for request in pending:
+        flow = flows.get(request.flow_name)
+        policy = flow.approval_policy if flow else None
+        if policy is None:
+            continue
+        opened = policy.open_tiers(request.created_at, now)
+        if opened - 1 <= request.escalation_tier:
+            continue
+        newly_open, asked = _newly_asked(session, request, policy, opened, now)
+        request.escalation_tier = opened - 1
+        record(
+            session,
+            now=now,
+            actor="sluice",
+            action=Action.REQUEST_ESCALATED,
+            subject_type="request",
+            subject_id=request.id,
+            reason="nobody acted in time; now also asked: "
+            + " / ".join(g.describe() for tier in newly_open for g in tier.groups),
+            flow=request.flow_name,
+            requester=request.requester.email,
+            approvers=asked,
+        )
+        escalated.append(request.id)
+    return escalated
+
+
+def next_escalation(session: Session, *, now: datetime, flows: dict[str, FlowSpec]) -> datetime | None:
+    moments = []
+    for request in session.scalars(
+        select(AccessRequest).where(
+            AccessRequest.status == RequestStatus.PENDING, AccessRequest.flow_name.in_(_escalating(flows))
+        )
+    ):
+        flow = flows.get(request.flow_name)
+        policy = flow.approval_policy if flow else None
+        if policy is not None and (at := policy.next_opening(request.created_at, now)) is not None:
+            moments.append(at)
+    return min(moments) if moments else None
+
+
+def already_decided(request: AccessRequest, approver: Identity) -> Approval | None:
+    return next((a for a in request.approvals if a.approver_id == approver.id), None)
+
+
+def can_act_on(
+    session: Session, request: AccessRequest, flow: FlowSpec, actor: Identity, now: datetime
+) -> bool:
+    """May `actor` approve or reject `request` under `flow` now?"""
+    state = request_approval(session, request, flow, now)
+    return state is not None and may_act(session, state, actor, now)
+
+
+def approvers_of_request(
+    session: Session, request: AccessRequest, flow: FlowSpec, now: datetime
+) -> list[str]:
+    """Who may approve the request now (those who already decided left out)."""
+    state = request_approval(session, request, flow, now)
+    if state is None:
+        return []
+    return _undecided(request, candidate_emails(session, state, now))
+
+
+def approves_grant(session: Session, grant: Grant, actor: Identity, now: datetime) -> bool:
+    """Is `actor` an approver of the request that made `grant`, under its flow as it is now? Such a
+    person may revoke the grant, and extend it when extensions need approval. An automatic grant, or
+    one whose flow is gone, has no approvers."""
+    request = grant.request
+    flow = find_flow(session, request.flow_name) if request is not None else None
+    return request is not None and flow is not None and can_act_on(session, request, flow, actor, now)
+
+
+def would_approve(
+    session: Session, flows: Sequence[FlowSpec], *, requester: Identity, resource_id: str, now: datetime
+) -> dict[str, list[str]]:
+    """For each of `flows` that needs approval: who may approve a request `requester` made for
+    themselves now on one resource (what explain names)."""
+    needing = [(f.name, f.approval_policy) for f in flows if f.approval_policy is not None]
+    if not needing:
+        return {}
+    ctx = approval_context(
+        session, requester=requester, grantee_ids=[requester.id], resource_ids=[resource_id], now=now
+    )
+    return {name: candidate_emails(session, RequestApproval(name, p, ctx, 1), now) for name, p in needing}
+
+
+def refuse_without_approver(
+    session: Session,
+    flow: FlowSpec,
+    *,
+    requester: Identity,
+    grantee: Identity,
+    resource_ids: Sequence[str],
+    now: datetime,
+) -> None:
+    """A request nobody may ever approve (in any tier, as the directory is now) would only wait until
+    it expires; it is refused when made, naming who its approvers are and why none of them may."""
+    policy = flow.approval_policy
+    if policy is None:
+        return
+    tiers = policy.tiers()
+    ctx = approval_context(
+        session, requester=requester, grantee_ids=[grantee.id], resource_ids=resource_ids, now=now
+    )
+    state = RequestApproval(flow.name, policy, ctx, len(tiers))
+    if candidate_emails(session, state, now):
+        return
+    matching = _matching_people(session, state.context, _approvers_in(tiers), now)
+    barred = [describe_bar(bar, p) for p in matching if (bar := bar_of(policy, p, state.context))]
+    asked = "; ".join(g.describe() for tier in tiers for g in tier.groups)
+    why = (
+        ", ".join(barred) + ", and nobody approves access for themselves"
+        if barred
+        else f"no active identity is {asked} now"
+    )
+    raise NotAllowed(
+        f"nobody may approve this request under flow {flow.name!r}: {why}",
+        reasons=f"approvers: {asked}",
+    )
+
+
+__all__ = [
+    "RequestApproval",
+    "approval_context",
+    "approvals_enough",
+    "approver_matches",
+    "approves_grant",
+    "can_act_on",
+    "candidate_emails",
+    "escalate_due_requests",
+    "may_act",
+    "refusal",
+    "refuse_without_approver",
+    "request_approval",
+    "would_approve",
+]
+
+
+class Escalation:
+    """The worker's duty: ask the next approval tier of requests nobody acted on in time."""
+
+    def __init__(self, factory: sessionmaker[Session], *, clock: Callable[[], datetime]) -> None:
+        self.factory = factory
+        self.clock = clock
+
+    def run(self) -> list[str]:
+        with transaction(self.factory) as session:
+            flows = {f.name: f for f in load_flows(session)}
+            return escalate_due_requests(session, now=self.clock(), flows=flows)
+
+    def next_due(self, session: Session, now: datetime) -> datetime | None:
+        return next_escalation(session, now=now, flows={f.name: f for f in load_flows(session)})

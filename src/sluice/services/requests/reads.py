@@ -1,0 +1,371 @@
+"""Read-only questions the API and the portal ask: lists with filters and pages, and who may see what.
+Nothing here writes; each function takes the caller's session."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from sluice.domain.errors import NotAllowed, NotFound
+from sluice.domain.flows import FlowSpec
+from sluice.domain.states import GrantState, RequestStatus
+from sluice.services.requests.approvals import approvers_of_request, can_act_on
+from sluice.services.requests.policy import find_flow
+from sluice.store.grant_states import grant_in_state, grant_is_live
+from sluice.store.queries import identity_by_email
+from sluice.store.tables import (
+    AccessFlow,
+    AccessRequest,
+    Approval,
+    AuditEvent,
+    Grant,
+    Group,
+    GroupMember,
+    Identity,
+    Integration,
+    Resource,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+
+
+class RequestScope(StrEnum):
+    MINE = "mine"
+    TO_APPROVE = "to_approve"
+    ALL = "all"
+
+
+def _page(session: Session, query: Select[T], limit: int, offset: int) -> Page[T]:
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    items = list(session.scalars(query.limit(limit).offset(offset)))
+    return Page(items, int(total))
+
+
+def _membership_filter(now: datetime) -> Any:
+    return or_(GroupMember.expires_at.is_(None), GroupMember.expires_at > now)
+
+
+# Requests ---------------------------------------------------------------------------------------
+
+
+def may_decide(session: Session, request: AccessRequest, viewer: Identity, now: datetime) -> bool:
+    """True when `viewer` holds approver rights on the request's flow (whatever its status)."""
+    flow = find_flow(session, request.flow_name)
+    return flow is not None and can_act_on(session, request, flow, viewer, now)
+
+
+def request_approvers(session: Session, request: AccessRequest, now: datetime) -> list[str]:
+    """Who may approve the request now: nobody once it is decided."""
+    if request.status != RequestStatus.PENDING:
+        return []
+    flow = find_flow(session, request.flow_name)
+    if flow is None:
+        return []
+    return approvers_of_request(session, request, flow, now)
+
+
+def visible_request(
+    session: Session, *, request_id: str, viewer: Identity, is_admin: bool, now: datetime
+) -> AccessRequest:
+    """The request, if the viewer is its requester, the person it is for, an approver of it or an
+    admin; otherwise NotFound (the same answer as for an absent one, so ids cannot be probed)."""
+    request = session.get(AccessRequest, request_id)
+    missing = NotFound(f"no request {request_id!r}")
+    if request is None:
+        raise missing
+    if is_admin or request.requester_id == viewer.id:
+        return request
+    grantee = session.scalar(
+        select(Grant.id).where(Grant.request_id == request.id, Grant.identity_id == viewer.id).limit(1)
+    )
+    if grantee is not None:
+        return request
+    decided = session.scalar(
+        select(Approval.id).where(Approval.request_id == request.id, Approval.approver_id == viewer.id)
+    )
+    if decided is not None or may_decide(session, request, viewer, now):
+        return request
+    raise missing
+
+
+def visible_grant(
+    session: Session, *, grant_id: str, viewer: Identity, is_admin: bool, now: datetime
+) -> Grant:
+    """The grant, if the viewer holds it, may see its request (`visible_request`) or is an admin;
+    otherwise NotFound, the same answer as for an absent one. Acting on a grant checks this first, so
+    a refusal never tells a stranger that the id exists or which flow it belongs to."""
+    grant = session.get(Grant, grant_id)
+    missing = NotFound(f"no grant {grant_id!r}")
+    if grant is None:
+        raise missing
+    if is_admin or grant.identity_id == viewer.id:
+        return grant
+    if grant.request_id is None:
+        raise missing
+    try:
+        visible_request(session, request_id=grant.request_id, viewer=viewer, is_admin=False, now=now)
+    except NotFound:
+        raise missing from None
+    return grant
+
+
+def list_requests(
+    session: Session,
+    *,
+    viewer: Identity,
+    is_admin: bool,
+    scope: RequestScope,
+    status: RequestStatus | None,
+    limit: int,
+    offset: int,
+    now: datetime,
+) -> Page[AccessRequest]:
+    query = select(AccessRequest).order_by(AccessRequest.created_at.desc(), AccessRequest.id.desc())
+    if status is not None:
+        query = query.where(AccessRequest.status == status)
+    if scope == RequestScope.MINE:
+        return _page(session, query.where(AccessRequest.requester_id == viewer.id), limit, offset)
+    if scope == RequestScope.ALL:
+        if not is_admin:
+            raise NotAllowed("listing every request needs an admin token; use scope=mine or to_approve")
+        return _page(session, query, limit, offset)
+    # to_approve: approver rights come from each flow and the requester, so they are checked per row.
+    if status not in (None, RequestStatus.PENDING):
+        return Page([], 0)
+    pending = session.scalars(
+        query.where(AccessRequest.status == RequestStatus.PENDING, AccessRequest.requester_id != viewer.id)
+    ).all()
+    flows: dict[str, FlowSpec | None] = {}
+    mine: list[AccessRequest] = []
+    for request in pending:
+        if request.flow_name not in flows:
+            flows[request.flow_name] = find_flow(session, request.flow_name)
+        flow = flows[request.flow_name]
+        if flow is not None and can_act_on(session, request, flow, viewer, now):
+            mine.append(request)
+    return Page(mine[offset : offset + limit], len(mine))
+
+
+# Access -----------------------------------------------------------------------------------------
+
+
+def grants_of(
+    session: Session, *, identity: Identity, include_ended: bool, limit: int, offset: int
+) -> Page[Grant]:
+    query = (
+        select(Grant)
+        .where(Grant.identity_id == identity.id)
+        .order_by(Grant.created_at.desc(), Grant.id.desc())
+    )
+    if not include_ended:
+        query = query.where(grant_is_live())
+    return _page(session, query, limit, offset)
+
+
+def own_grant(session: Session, *, grant_id: str, viewer: Identity) -> Grant:
+    grant = session.get(Grant, grant_id)
+    if grant is None or grant.identity_id != viewer.id:
+        raise NotFound(f"you hold no grant {grant_id!r}")
+    return grant
+
+
+@dataclass(frozen=True)
+class GrantFilter:
+    """Which grants an operator lists. With no `state`, live grants only unless `include_ended`."""
+
+    state: GrantState | None = None
+    integration: str | None = None
+    identity: str | None = None  # an email, any case
+    resource_prefix: str | None = None
+    include_ended: bool = False
+
+
+def list_grants(session: Session, *, where: GrantFilter, limit: int, offset: int) -> Page[Grant]:
+    """Every identity's grants (for operators), newest first."""
+    query = (
+        select(Grant)
+        .options(selectinload(Grant.identity), selectinload(Grant.integration))
+        .order_by(Grant.created_at.desc(), Grant.id.desc())
+    )
+    if where.state is not None:
+        query = query.where(grant_in_state(where.state))
+    elif not where.include_ended:
+        query = query.where(grant_is_live())
+    if where.integration:
+        query = query.join(Integration, Integration.id == Grant.integration_id).where(
+            Integration.name == where.integration
+        )
+    if where.identity:
+        query = query.join(Identity, Identity.id == Grant.identity_id).where(
+            func.lower(Identity.email) == where.identity.strip().lower()
+        )
+    if where.resource_prefix:
+        query = query.where(Grant.resource_path.startswith(where.resource_prefix, autoescape=True))
+    return _page(session, query, limit, offset)
+
+
+# Inventory --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResourceFilter:
+    integration: str | None = None
+    type: str | None = None
+    path_prefix: str | None = None
+    q: str | None = None
+    include_deleted: bool = False
+
+
+def list_resources(session: Session, *, where: ResourceFilter, limit: int, offset: int) -> Page[Resource]:
+    query = select(Resource).order_by(Resource.path)
+    if where.integration:
+        query = query.join(Integration, Integration.id == Resource.integration_id).where(
+            Integration.name == where.integration
+        )
+    if where.type:
+        query = query.where(Resource.type == where.type)
+    if where.path_prefix:
+        query = query.where(Resource.path.startswith(where.path_prefix, autoescape=True))
+    if where.q:
+        query = query.where(
+            or_(
+                Resource.name.icontains(where.q, autoescape=True),
+                Resource.path.icontains(where.q, autoescape=True),
+            )
+        )
+    if not where.include_deleted:
+        query = query.where(Resource.deleted_at.is_(None))
+    return _page(session, query, limit, offset)
+
+
+def resource_by_ref(session: Session, ref: str) -> Resource:
+    """A resource by its id or by its path."""
+    row = session.get(Resource, ref) or session.scalar(select(Resource).where(Resource.path == ref))
+    if row is None:
+        raise NotFound(f"no resource {ref!r}")
+    return row
+
+
+def parent_paths(session: Session, resources: Sequence[Resource]) -> dict[str, str]:
+    ids = {r.parent_id for r in resources if r.parent_id}
+    if not ids:
+        return {}
+    return dict(session.execute(select(Resource.id, Resource.path).where(Resource.id.in_(ids))).all())
+
+
+def list_integrations(session: Session) -> list[Integration]:
+    return list(session.scalars(select(Integration).order_by(Integration.name)))
+
+
+# Flows ------------------------------------------------------------------------------------------
+
+
+def flow_specs(session: Session) -> list[dict[str, Any]]:
+    return [_spec(row) for row in session.scalars(select(AccessFlow).order_by(AccessFlow.name))]
+
+
+def flow_spec(session: Session, name: str) -> dict[str, Any]:
+    row = session.scalar(select(AccessFlow).where(AccessFlow.name == name))
+    if row is None:
+        raise NotFound(f"no access flow {name!r}")
+    return _spec(row)
+
+
+def _spec(row: AccessFlow) -> dict[str, Any]:
+    try:
+        return FlowSpec.model_validate(row.spec).model_dump(mode="json")
+    except ValueError:
+        return dict(row.spec)  # stored by an older version; shown as it is rather than hidden
+
+
+# Directory --------------------------------------------------------------------------------------
+
+
+def list_identities(session: Session, *, limit: int, offset: int) -> Page[Identity]:
+    return _page(session, select(Identity).order_by(Identity.email), limit, offset)
+
+
+def identity(session: Session, email: str) -> Identity:
+    row = identity_by_email(session, email)
+    if row is None:
+        raise NotFound(f"no identity {email!r}")
+    return row
+
+
+def group_names_by_identity(
+    session: Session, identities: Sequence[Identity], now: datetime
+) -> dict[str, list[str]]:
+    names: dict[str, set[str]] = defaultdict(set)
+    ids = [i.id for i in identities]
+    if ids:
+        rows = session.execute(
+            select(GroupMember.identity_id, Group.name)
+            .join(Group, Group.id == GroupMember.group_id)
+            .where(GroupMember.identity_id.in_(ids), _membership_filter(now))
+        )
+        for identity_id, name in rows:
+            names[identity_id].add(name)
+    return {i: sorted(names.get(i, ())) for i in ids}
+
+
+@dataclass(frozen=True)
+class Member:
+    email: str
+    source: str
+    expires_at: datetime | None
+
+
+def list_groups(session: Session, *, limit: int, offset: int) -> Page[Group]:
+    return _page(session, select(Group).order_by(Group.name), limit, offset)
+
+
+def group(session: Session, name: str) -> Group:
+    row = session.scalar(select(Group).where(Group.name == name))
+    if row is None:
+        raise NotFound(f"no group {name!r}")
+    return row
+
+
+def members_by_group(session: Session, groups: Sequence[Group], now: datetime) -> dict[str, list[Member]]:
+    """Current members of each group: directory ones and temporary ones a grant made."""
+    members: dict[str, list[Member]] = {g.id: [] for g in groups}
+    if groups:
+        rows = session.execute(
+            select(GroupMember.group_id, Identity.email, GroupMember.source, GroupMember.expires_at)
+            .join(Identity, Identity.id == GroupMember.identity_id)
+            .where(GroupMember.group_id.in_(list(members)), _membership_filter(now))
+            .order_by(Identity.email, GroupMember.source)
+        )
+        for group_id, email, source, expires_at in rows:
+            members[group_id].append(Member(email, source, expires_at))
+    return members
+
+
+# Audit ------------------------------------------------------------------------------------------
+
+
+def audit_events(
+    session: Session, *, limit: int, before_id: int | None, subject: str | None, action: str | None
+) -> list[AuditEvent]:
+    """Newest first; page on with `before_id` = the last id seen."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    if subject:
+        query = query.where(AuditEvent.subject_id == subject)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    return list(session.scalars(query))

@@ -1,0 +1,251 @@
+"""Submitting a request: checked against the flows now, one grant row per access unit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, joinedload
+
+from sluice.connectors.registry import connector_class
+from sluice.domain.durations import format_duration
+from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from sluice.domain.flows import FlowSpec
+from sluice.domain.policy import Person, ResourceRef, evaluate, flow_for_units
+from sluice.domain.states import Actual, Desired, RequestStatus
+from sluice.events.audit import Action, record
+from sluice.services.grants.endings import activate_request_grants
+from sluice.services.requests.approvals import refuse_without_approver
+from sluice.services.requests.policy import load_flows, requesting_needs_shifts
+from sluice.services.requests.rules import (
+    capped_duration,
+    checked_start,
+    explain_choice,
+    refuse_unusable,
+    usable_flows,
+)
+from sluice.services.targeting.connector_hub import ConnectorHub
+from sluice.services.targeting.tags import resource_refs
+from sluice.store.grant_states import grant_is_live
+from sluice.store.queries import person_of
+from sluice.store.tables import AccessRequest, Grant, Identity, Resource
+from sluice.store.types import new_id
+
+MAX_UNITS_PER_REQUEST = 200
+MAX_REASON_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class UnitAsked:
+    resource: str  # path
+    permission: str
+
+
+# The submit path's queries are built once, with their values bound at execution: building a statement
+# costs SQLAlchemy about as much time as running it.
+_LIVE_RESOURCES = (
+    select(Resource)
+    .options(joinedload(Resource.integration))
+    .where(Resource.path.in_(bindparam("paths", expanding=True)), Resource.deleted_at.is_(None))
+)
+_LIVE_GRANTS_ON = select(Grant.resource_id, Grant.permission, Grant.id).where(
+    Grant.identity_id == bindparam("identity_id"),
+    Grant.resource_id.in_(bindparam("resource_ids", expanding=True)),
+    Grant.permission.in_(bindparam("permissions", expanding=True)),
+    grant_is_live(),
+)
+
+
+def _resources(session: Session, paths: list[str]) -> dict[str, Resource]:
+    """The live resources at these paths, with their integrations, in one query."""
+    rows = session.scalars(_LIVE_RESOURCES, {"paths": sorted(set(paths))})
+    return {row.path: row for row in rows}
+
+
+def _held(
+    session: Session, grantee: Identity, resolved: list[tuple[Resource, str]]
+) -> dict[tuple[str, str], str]:
+    """(resource id, permission) -> a live grant the grantee already has for it, among those asked."""
+    rows = session.execute(
+        _LIVE_GRANTS_ON,
+        {
+            "identity_id": grantee.id,
+            "resource_ids": sorted({r.id for r, _ in resolved}),
+            "permissions": sorted({p for _, p in resolved}),
+        },
+    )
+    held: dict[tuple[str, str], str] = {}
+    for resource_id, permission, grant_id in rows:
+        if resource_id is not None:
+            held.setdefault((resource_id, permission), grant_id)
+    return held
+
+
+def _refusal(flows: list[FlowSpec], person: Person, ref: ResourceRef, permission: str) -> str:
+    if not flows:
+        return "no access flow exists yet"
+    reasons = [f"{v.flow}: {v.reason}" for v in (evaluate(f, person, ref, permission) for f in flows)]
+    return "; ".join(reasons)
+
+
+def submit_request(
+    session: Session,
+    *,
+    hub: ConnectorHub,
+    requester: Identity,
+    units: list[UnitAsked],
+    duration: timedelta,
+    reason: str,
+    now: datetime,
+    flow_name: str | None = None,
+    starts_at: datetime | None = None,
+    grantee: Identity | None = None,
+) -> AccessRequest:
+    if not units:
+        raise InvalidInput("name at least one resource to request")
+    if len(units) > MAX_UNITS_PER_REQUEST:
+        raise InvalidInput(f"a request may hold at most {MAX_UNITS_PER_REQUEST} access units")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise InvalidInput(f"the reason may be at most {MAX_REASON_LENGTH} characters")
+    if len(set(units)) != len(units):
+        raise InvalidInput("the same resource and permission are named twice")
+    flows = load_flows(session)
+    on_call = requesting_needs_shifts(flows)
+    person = person_of(session, requester, now, on_call=on_call)
+    if not person.active:
+        raise NotAllowed(f"{requester.email} is not active")
+    grantee = grantee or requester
+    start = checked_start(starts_at, now)
+
+    found = _resources(session, [unit.resource for unit in units])
+    resolved: list[tuple[Resource, str]] = []
+    for unit in units:
+        resource = found.get(unit.resource)
+        if resource is None:
+            raise NotFound(f"no resource {unit.resource!r}; `sluice inventory list` shows what exists")
+        allowed = connector_class(resource.integration.kind).permissions.get(resource.type, ())
+        if unit.permission not in allowed:
+            raise InvalidInput(
+                f"{unit.permission!r} cannot be granted on a {resource.type}; "
+                f"choose one of: {', '.join(allowed)}"
+            )
+        resolved.append((resource, unit.permission))
+    refs = list(zip(resource_refs(session, [r for r, _ in resolved]), [p for _, p in resolved], strict=True))
+
+    if flow_name is not None:
+        flows = [f for f in flows if f.name == flow_name]
+        if not flows:
+            raise NotFound(f"no access flow named {flow_name!r}")
+    grantee_person = (
+        person if grantee.id == requester.id else person_of(session, grantee, now, on_call=on_call)
+    )
+    flows, unusable = usable_flows(flows, requester=person, grantee=grantee_person, start=start or now)
+    refuse_unusable(flows, unusable, grantee_person, person)
+    flow = flow_for_units(flows, person, refs)
+    if flow is None:
+        for ref, permission in refs:
+            if not any(evaluate(f, person, ref, permission).allowed for f in flows):
+                raise NotAllowed(
+                    f"no access flow lets {person.email} request {permission} on {ref.path}",
+                    reasons=_refusal(flows, person, ref, permission),
+                )
+        raise NotAllowed("no single access flow allows every unit of this request; request them separately")
+    if duration > flow.max_duration_delta:
+        raise InvalidInput(
+            f"duration {format_duration(duration)} is longer than flow {flow.name!r} allows "
+            f"({flow.max_duration}); ask for {flow.max_duration} or less"
+        )
+    if flow.justification_required and not reason.strip():
+        raise InvalidInput(f"flow {flow.name!r} needs a reason: say why you need this access")
+    duration = capped_duration(flow, start or now, duration)
+
+    held = _held(session, grantee, resolved)
+    for resource, permission in resolved:
+        duplicate = held.get((resource.id, permission))
+        if duplicate:
+            raise Conflict(
+                f"you already hold or have asked for {permission} on {resource.path} (grant {duplicate})"
+            )
+
+    refuse_without_approver(
+        session, flow, requester=requester, grantee=grantee, resource_ids=[r.id for r, _ in resolved], now=now
+    )
+
+    # The request, its grants and their audit events are written together, in one flush at the end.
+    # The relationships are set from the objects in hand, so reading the new request back (its
+    # requester, grants, approvals) needs no query.
+    request = AccessRequest(
+        id=new_id("req"),
+        requester_id=requester.id,
+        requester=requester,
+        flow_name=flow.name,
+        reason=reason.strip(),
+        duration_seconds=int(duration.total_seconds()),
+        status=RequestStatus.PENDING,
+        created_at=now,
+        pending_until=now + flow.pending_timeout_delta,
+        starts_at=start,
+        approvals=[],
+    )
+    grants = []
+    for resource, permission in resolved:
+        grant_id = new_id("gr")
+        grants.append(
+            Grant(
+                id=grant_id,
+                request_id=request.id,
+                identity_id=grantee.id,
+                identity=grantee,
+                integration_id=resource.integration_id,
+                integration=resource.integration,
+                resource_id=resource.id,
+                resource_path=resource.path,
+                resource_type=resource.type,
+                permission=permission,
+                desired=Desired.PENDING,
+                actual=Actual.NONE,
+                duration_seconds=request.duration_seconds,
+                principal=hub.for_integration(resource.integration).principal_for(grant_id, grantee.email),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    request.grants = sorted(grants, key=lambda g: g.id)  # the relationship's order, as when loaded
+    session.add(request)
+    record(
+        session,
+        now=now,
+        actor=requester.email,
+        action=Action.REQUEST_CREATED,
+        subject_type="request",
+        subject_id=request.id,
+        reason=request.reason,
+        requester=requester.email,
+        flow=flow.name,
+        resources=[r.path for r, _ in resolved],
+        permissions=sorted({p for _, p in resolved}),
+        duration=format_duration(duration),
+        grantee_of=grantee.email if grantee.id != requester.id else None,
+        choice=explain_choice(flow, flows, flow_name is not None),
+        starts_at=start.isoformat() if start else None,
+    )
+    if flow.auto_approve:
+        request.status = RequestStatus.APPROVED
+        request.decided_at = now
+        request.decided_by = "sluice"
+        request.decision_reason = f"flow {flow.name} needs no approval"
+        request.pending_until = None
+        record(
+            session,
+            now=now,
+            actor="sluice",
+            action=Action.REQUEST_APPROVED,
+            subject_type="request",
+            subject_id=request.id,
+            reason=request.decision_reason,
+            flow=flow.name,
+        )
+        activate_request_grants(session, request, now)
+    session.flush()
+    return request

@@ -1,0 +1,1 @@
+"""What can be asked for: inventory sync, tags, bundles, requestable, integration status."""
