@@ -62,6 +62,18 @@ class Text:
         return json_schema
 
 
+def text_keys(json_schema: dict[str, Any]) -> None:
+    """`json_schema_extra` for a mapping whose keys are `Text`: pydantic writes the key pattern as
+    `patternProperties`, which leaves keys that do not match it unconstrained (and is no valid regex key
+    for some validators); the rule belongs in `propertyNames`, the values in `additionalProperties`."""
+    patterns = json_schema.pop("patternProperties", None)
+    if not patterns:
+        return
+    ((pattern, values),) = patterns.items()
+    json_schema["propertyNames"] = {**json_schema.get("propertyNames", {}), "pattern": pattern}
+    json_schema["additionalProperties"] = values
+
+
 Name = Annotated[str, Text(max_length=MAX_NAME, min_length=1)]
 PersonName = Annotated[str, Text(max_length=MAX_NAME)]  # a display name; may be left empty
 Description = Annotated[str, Text(max_length=MAX_DESCRIPTION)]

@@ -16,7 +16,7 @@ from sluice.api.views import grant_view, group_views, identity_views
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput, NotFound
 from sluice.domain.shifts import ScheduleSpec
-from sluice.domain.text import Description, Email, Name, PersonName, Token, Value
+from sluice.domain.text import Description, Email, Name, PersonName, Token, Value, text_keys
 from sluice.services.directory import (
     MAX_ATTRIBUTES,
     MAX_GROUPS_PER_IDENTITY,
@@ -37,7 +37,7 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Attributes = Annotated[dict[Token, Value], Field(max_length=MAX_ATTRIBUTES)]
+Attributes = Annotated[dict[Token, Value], Field(max_length=MAX_ATTRIBUTES, json_schema_extra=text_keys)]
 GroupNames = Annotated[list[Name], Field(max_length=MAX_GROUPS_PER_IDENTITY)]
 Members = Annotated[list[Email], Field(max_length=MAX_MEMBERS)]
 
