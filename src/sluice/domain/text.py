@@ -25,7 +25,8 @@ STORABLE_PATTERN = r"^[^\u0000\ud800-\udfff]*$"
 # side, after surrounding space is trimmed, and no NUL. (Lone surrogates are refused too, but a surrogate
 # range in a pattern is no valid regex to many schema tools, which then drop the whole pattern.)
 # What Python trims and `\s` matches beyond ECMA's `\s` (U+001C..U+001F, U+0085) is spelled out.
-EMAIL_PATTERN = r"^[\s\u001c-\u001f\u0085]*[^@\s\u0000\u001c-\u001f\u0085]+@[^@\s\u0000\u001c-\u001f\u0085]+[\s\u001c-\u001f\u0085]*$"
+_SPACE = r"\s\u001c-\u001f\u0085"
+EMAIL_PATTERN = rf"^[{_SPACE}]*[^@{_SPACE}\u0000]+@[^@{_SPACE}\u0000]+[{_SPACE}]*$"
 MAX_EMAIL = 254  # the longest address SMTP can deliver to (RFC 5321 path limit, less the brackets)
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000
