@@ -100,7 +100,11 @@ def put_identity(email: EmailPath, body: IdentityPut, runtime: RuntimeDep, calle
 def patch_identity(
     email: EmailPath, body: IdentityPatch, runtime: RuntimeDep, caller: AdminDep
 ) -> IdentityView:
-    return _identity(runtime, caller, email, body.model_dump(exclude_unset=True), replace=False)
+    # null means "leave it" for every field but the manager, where it means "none".
+    changes = {
+        k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k == "manager"
+    }
+    return _identity(runtime, caller, email, changes, replace=False)
 
 
 def _group(runtime: Any, caller: Any, name: str, **kwargs: Any) -> GroupView:
