@@ -50,7 +50,7 @@ def _store() -> Iterator[None]:
 
 
 FUZZ = settings(
-    max_examples=4,
+    max_examples=3,
     derandomize=True,
     deadline=None,
     database=None,
