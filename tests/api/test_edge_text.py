@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sluice.domain.text import STORABLE_PATTERN
+from sluice.domain.text import EMAIL_PATTERN, STORABLE_PATTERN
 from tests.api.conftest import Api, problem
 
 
@@ -112,11 +112,14 @@ def test_the_openapi_schema_shows_the_text_rules(api: Api) -> None:
     schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
     for_user = schemas["RequestCreate"]["properties"]["for_user"]["anyOf"][0]
     assert for_user["maxLength"] == 254
-    assert for_user["pattern"] == STORABLE_PATTERN
+    assert for_user["pattern"] == EMAIL_PATTERN
     name = schemas["IdentityPut"]["properties"]["name"]
     assert name["maxLength"] == 200
     assert name["pattern"] == STORABLE_PATTERN
-    assert schemas["TagsPut"]["properties"]["tags"]["maxProperties"] == 100
+    tags = schemas["TagsPut"]["properties"]["tags"]
+    assert tags["maxProperties"] == 100
+    assert tags["propertyNames"]["pattern"] == STORABLE_PATTERN
+    assert "patternProperties" not in tags
 
 
 def test_messages_of_wrapped_validation_errors_carry_no_prefix(api: Api) -> None:

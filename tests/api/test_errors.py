@@ -136,3 +136,16 @@ def test_odd_input_reaches_no_store_error(any_store_api: Api) -> None:
     assert problem(api.post("alice", "/requests", body), 422)["errors"][0]["location"] == "body.resources.0"
     assert api.get("alice", "/resources", q="☃ % _ \\").json()["total"] == 0
     assert api.get("root", "/audit", subject="ünïcode", action="x" * 500).json()["items"] == []
+
+
+def test_patching_an_identity_with_null_fields_leaves_them_unchanged(api: Api) -> None:
+    """The schema marks every PATCH field nullable; null for a field that has no 'none' means 'leave it',
+    not a NOT NULL failure in the store (it was a 500)."""
+    response = api.client.patch(
+        "/api/v1/identities/alice%40example.com",
+        headers=api.auth("root"),
+        json={"active": None, "name": None, "attributes": None, "groups": None},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["active"] is True
+    assert response.json()["name"] == "Alice"

@@ -49,7 +49,7 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
     api.include_router(signin_routes.sessions_router)
     app.include_router(meta.health_router)
     app.include_router(ops.router)
-    app.include_router(signin_routes.router)
+    app.include_router(signin_routes.router, responses=problems.PROBLEM_RESPONSES)
     app.include_router(api)
     app.include_router(scim_router())
     return app

@@ -10,7 +10,7 @@ from fastapi import Path, Query, Request
 from sqlalchemy.orm import Session
 
 from sluice.domain.errors import InvalidInput
-from sluice.domain.text import MAX_EMAIL, MAX_NAME, Text
+from sluice.domain.text import EMAIL_PATTERN, MAX_EMAIL, MAX_NAME, Text
 from sluice.runtime.wiring import Runtime
 from sluice.store.db import transaction
 
@@ -22,7 +22,11 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"At most this many 
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Skip this many items")]
 
 # Path segments are text a caller sends like any other: bounded, without NUL or lone surrogates.
-EmailPath = Annotated[str, Path(description="An email address"), Text(max_length=MAX_EMAIL, min_length=1)]
+EmailPath = Annotated[
+    str,
+    Path(description="An email address"),
+    Text(max_length=MAX_EMAIL, min_length=1, pattern=EMAIL_PATTERN, pattern_words="an email address"),
+]
 NamePath = Annotated[str, Path(description="A name"), Text(max_length=MAX_NAME, min_length=1)]
 IdPath = Annotated[str, Path(description="An id"), Text(max_length=64, min_length=1)]
 RefPath = Annotated[str, Path(description="A resource path or id"), Text(max_length=1000, min_length=1)]

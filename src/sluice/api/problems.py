@@ -263,6 +263,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "Not allowed"),
         (404, "Not found"),
         (409, "Stale action: the object moved on"),
+        (413, "Request body too large"),
         (422, "Invalid input"),
+        (429, "Too many requests: wait for Retry-After seconds"),
     )
 }

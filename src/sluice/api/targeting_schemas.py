@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from sluice.api.schemas import Body, DurationText, FlowName, PathText, ReasonText
 from sluice.domain.flows import MAX_TARGETS, Target
-from sluice.domain.text import Description, QueryText, Text
+from sluice.domain.text import Description, QueryText, Text, text_keys
 from sluice.services.requests.submit import MAX_UNITS_PER_REQUEST
 from sluice.services.targeting.tags import MAX_BATCH, MAX_VALUE
 
@@ -20,13 +20,15 @@ MAX_TAGS = 100  # tags set, or deleted, on one resource in one call
 
 class TagsPut(Body):
     tags: dict[TagKey, TagValue] = Field(
-        max_length=MAX_TAGS, description="The resource's injected tags, exactly"
+        max_length=MAX_TAGS, description="The resource's injected tags, exactly", json_schema_extra=text_keys
     )
 
 
 class TagChangeBody(Body):
     resource: PathText = Field(description="A resource path or id")
-    set: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
+    set: dict[TagKey, TagValue] = Field(
+        default_factory=dict, max_length=MAX_TAGS, json_schema_extra=text_keys
+    )
     delete: list[TagKey] = Field(default_factory=list, max_length=MAX_TAGS)
 
 

@@ -9,7 +9,8 @@ validates with a message a person can act on and shows in the JSON schema as `ma
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sized
+import re
+from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -20,6 +21,12 @@ from pydantic_core import core_schema
 # JSON Schema (ECMA-262, code point semantics): any text without U+0000 or a lone surrogate.
 STORABLE_PATTERN = r"^[^\u0000\ud800-\udfff]*$"
 
+# An email address as the directory takes one (services/directory.py): one @ with no space on either
+# side, after surrounding space is trimmed, and no NUL. (Lone surrogates are refused too, but a surrogate
+# range in a pattern is no valid regex to many schema tools, which then drop the whole pattern.)
+# What Python trims and `\s` matches beyond ECMA's `\s` (U+001C..U+001F, U+0085) is spelled out.
+_SPACE = r"\s\u001c-\u001f\u0085"
+EMAIL_PATTERN = rf"^[{_SPACE}]*[^@{_SPACE}\u0000]+@[^@{_SPACE}\u0000]+[{_SPACE}]*$"
 MAX_EMAIL = 254  # the longest address SMTP can deliver to (RFC 5321 path limit, less the brackets)
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000
@@ -41,31 +48,62 @@ def storable_text(value: str) -> str:
     return value
 
 
+def _matching(pattern: re.Pattern[str], words: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"is not {words}")
+        return value
+
+    return check
+
+
 @dataclass(frozen=True)
 class Text:
     """Annotation for a string field: storable text of `min_length`..`max_length` characters."""
 
     max_length: int
     min_length: int = 0
+    # A stricter pattern than storable text (it must exclude what STORABLE_PATTERN excludes).
+    pattern: str | None = None
+    pattern_words: str = "in the expected form"  # what a value that fails `pattern` is not
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
         inner = core_schema.str_schema(min_length=self.min_length or None, max_length=self.max_length)
-        return core_schema.no_info_after_validator_function(storable_text, inner)
+        if self.pattern is None:
+            return core_schema.no_info_after_validator_function(storable_text, inner)
+        return core_schema.no_info_after_validator_function(
+            _matching(re.compile(self.pattern), self.pattern_words),
+            core_schema.no_info_after_validator_function(storable_text, inner),
+        )
 
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         json_schema = handler(schema)
-        json_schema["pattern"] = STORABLE_PATTERN
+        json_schema["pattern"] = self.pattern or STORABLE_PATTERN
         return json_schema
+
+
+def text_keys(json_schema: dict[str, Any]) -> None:
+    """`json_schema_extra` for a mapping whose keys are `Text`: pydantic writes the key pattern as
+    `patternProperties`, which leaves keys that do not match it unconstrained (and is no valid regex key
+    for some validators); the rule belongs in `propertyNames`, the values in `additionalProperties`."""
+    patterns = json_schema.pop("patternProperties", None)
+    if not patterns:
+        return
+    ((pattern, values),) = patterns.items()
+    json_schema["propertyNames"] = {**json_schema.get("propertyNames", {}), "pattern": pattern}
+    json_schema["additionalProperties"] = values
 
 
 Name = Annotated[str, Text(max_length=MAX_NAME, min_length=1)]
 PersonName = Annotated[str, Text(max_length=MAX_NAME)]  # a display name; may be left empty
 Description = Annotated[str, Text(max_length=MAX_DESCRIPTION)]
-Email = Annotated[str, Text(max_length=MAX_EMAIL, min_length=1)]
+Email = Annotated[
+    str, Text(max_length=MAX_EMAIL, min_length=1, pattern=EMAIL_PATTERN, pattern_words="an email address")
+]
 Token = Annotated[str, Text(max_length=120)]  # short words: durations, clock times, zones, types, permissions
 Value = Annotated[str, Text(max_length=500)]  # attribute and tag values
 Reference = Annotated[str, Text(max_length=1000)]  # resource paths and ids, tag rules, parents

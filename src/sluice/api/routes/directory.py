@@ -29,7 +29,7 @@ def list_identities(
         return IdentityPage(items=views, total=page.total)
 
 
-@router.get("/identities/{email:path}", response_model=IdentityView, summary="Show one identity")
+@router.get("/identities/{email}", response_model=IdentityView, summary="Show one identity")
 def show_identity(email: EmailPath, runtime: RuntimeDep, caller: CallerDep) -> IdentityView:
     with transaction(runtime.factory) as session:
         found = [reads.identity(session, email)]

@@ -16,7 +16,7 @@ from sluice.api.views import grant_view, group_views, identity_views
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput, NotFound
 from sluice.domain.shifts import ScheduleSpec
-from sluice.domain.text import Description, Email, Name, PersonName, Token, Value
+from sluice.domain.text import Description, Email, Name, PersonName, Token, Value, text_keys
 from sluice.services.directory.changes import (
     MAX_ATTRIBUTES,
     MAX_GROUPS_PER_IDENTITY,
@@ -37,7 +37,7 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Attributes = Annotated[dict[Token, Value], Field(max_length=MAX_ATTRIBUTES)]
+Attributes = Annotated[dict[Token, Value], Field(max_length=MAX_ATTRIBUTES, json_schema_extra=text_keys)]
 GroupNames = Annotated[list[Name], Field(max_length=MAX_GROUPS_PER_IDENTITY)]
 Members = Annotated[list[Email], Field(max_length=MAX_MEMBERS)]
 
@@ -89,18 +89,22 @@ def _identity(runtime: Any, caller: Any, email: str, fields: dict[str, Any], rep
         return identity_views(session, [identity], now)[0]
 
 
-@router.put("/identities/{email:path}", response_model=IdentityView, summary="Create or replace an identity")
+@router.put("/identities/{email}", response_model=IdentityView, summary="Create or replace an identity")
 def put_identity(email: EmailPath, body: IdentityPut, runtime: RuntimeDep, caller: AdminDep) -> IdentityView:
     return _identity(runtime, caller, email, body.model_dump(), replace=True)
 
 
 @router.patch(
-    "/identities/{email:path}", response_model=IdentityView, summary="Change some fields of an identity"
+    "/identities/{email}", response_model=IdentityView, summary="Change some fields of an identity"
 )
 def patch_identity(
     email: EmailPath, body: IdentityPatch, runtime: RuntimeDep, caller: AdminDep
 ) -> IdentityView:
-    return _identity(runtime, caller, email, body.model_dump(exclude_unset=True), replace=False)
+    # null means "leave it" for every field but the manager, where it means "none".
+    changes = {
+        k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k == "manager"
+    }
+    return _identity(runtime, caller, email, changes, replace=False)
 
 
 def _group(runtime: Any, caller: Any, name: str, **kwargs: Any) -> GroupView:
