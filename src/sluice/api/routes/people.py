@@ -94,9 +94,7 @@ def put_identity(email: EmailPath, body: IdentityPut, runtime: RuntimeDep, calle
     return _identity(runtime, caller, email, body.model_dump(), replace=True)
 
 
-@router.patch(
-    "/identities/{email}", response_model=IdentityView, summary="Change some fields of an identity"
-)
+@router.patch("/identities/{email}", response_model=IdentityView, summary="Change some fields of an identity")
 def patch_identity(
     email: EmailPath, body: IdentityPatch, runtime: RuntimeDep, caller: AdminDep
 ) -> IdentityView:
