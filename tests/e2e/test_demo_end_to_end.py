@@ -232,7 +232,7 @@ def test_request_approve_use_and_expire(sluice: Sluice, postgres_admin_url: str)
 
     sluice.process.send_signal(signal.SIGTERM)
     assert sluice.process.wait(timeout=20) == 0
-    logs = sluice.runtime.logs()
+    logs = sluice.logs()
     assert "worker stopped" in logs
     assert password not in logs
 

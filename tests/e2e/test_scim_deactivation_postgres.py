@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from psycopg import sql
 
 from tests.e2e.test_server_worker_postgres import SLUICE, _free_port, _run, _until
@@ -48,6 +49,7 @@ def running(
 
     base = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
     env = dict(base, SLUICE_HOME=str(tmp_path / "home"), SLUICE_DATABASE_URL=make_pg_database("sluice_scim"))
+    env["SLUICE_SECRET_KEY"] = Fernet.generate_key().decode()  # required on PostgreSQL, the same for both
     config = tmp_path / "sluice.yaml"
     config.write_text(
         f"""\

@@ -21,7 +21,7 @@ from sluice.store.db import transaction
 from sluice.store.grant_states import grant_due_to_expire, grant_revoke_outstanding, grant_work_due
 from sluice.store.tables import Grant, Integration
 
-log = logging.getLogger("sluice.events.metrics")
+log = logging.getLogger("sluice.metrics")
 
 TARGET_OPERATIONS = Counter(
     "sluice_target_operations_total",

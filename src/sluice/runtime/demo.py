@@ -25,7 +25,7 @@ from sluice.services.config.file import ConfigDocument, parse_config
 from sluice.services.targeting.inventory import sync_integration
 from sluice.store.db import transaction
 
-log = logging.getLogger("sluice.runtime.demo")
+log = logging.getLogger("sluice.demo")
 
 DEMO_ACTOR = "sluice-demo"
 POSTGRES_URL_ENV = "SLUICE_DEMO_POSTGRES_URL"
