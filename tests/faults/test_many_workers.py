@@ -18,12 +18,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from sluice.domain.states import Actual, Desired
+from sluice.events.chain import verify_chain
 from sluice.services.directory.tokens import create_token
 from sluice.store.db import transaction
-from sluice.store.tables import Grant, Resource
+from sluice.store.tables import AuditEvent, Grant, Resource
 from tests.faults.harness import TABLE, Setup, admin_params, login_roles
 from tests.faults.processes import Fleet, sluice_env
 
@@ -161,3 +162,11 @@ def test_three_servers_and_three_workers_share_the_load(
     scraped = httpx.get(f"http://127.0.0.1:{ports[1]}/metrics", timeout=10).text
     assert 'sluice_grants{integration="pg-a",state="active"} 12.0' in scraped
     assert 'sluice_queue_depth{integration="pg-b"} 0.0' in scraped
+    # Three servers and three workers wrote the audit log at once: it is still one unbroken chain.
+    with transaction(setup.factory) as session:
+        chain = verify_chain(session)
+        created = session.scalar(select(func.count()).where(AuditEvent.action == "request.created"))
+        written_by = set(session.scalars(select(AuditEvent.actor).where(AuditEvent.seq.is_not(None))))
+    assert chain.ok, chain.problem
+    assert created == PEOPLE and chain.checked >= 3 * PEOPLE
+    assert "sluice" in written_by and len(written_by) > PEOPLE  # the workers and every person
