@@ -5,8 +5,9 @@ re-evaluated at once."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from scim2_models import Context, ListResponse, Resource, ResponseParameters
@@ -92,137 +93,120 @@ def _write(runtime: Runtime, do: Callable[[Session, datetime], T]) -> T:
         raise
 
 
-# -- Users -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScimKind(Generic[ResourceT]):
+    """One SCIM resource type: its endpoint, model and the directory service's six verbs, each taking
+    the session, the source and (where one is named) the resource's id."""
+
+    endpoint: str
+    model: type[ResourceT]
+    noun: str
+    get: Callable[[Session, str, str], ResourceT]
+    listed: Callable[[Session, str, str | None, int | None, int | None], Page[ResourceT]]
+    create: Callable[[Session, str, Any, datetime], ResourceT]
+    replace: Callable[[Session, str, str, Any, datetime], ResourceT]
+    patch: Callable[[Session, str, str, Any, datetime], ResourceT]
+    delete: Callable[[Session, str, str, datetime], None]
+    patch_summary: str
+    delete_summary: str
 
 
-@router.get("/Users", summary="List or filter users")
-def list_users(
-    request: Request,
-    runtime: RuntimeDep,
-    source: SourceDep,
-    filter_text: Filter = None,
-    start_index: StartIndex = None,
-    count: Count = None,
-    attributes: Attributes = None,
-    excluded: Excluded = None,
-) -> Response:
-    with transaction(runtime.factory) as session:
-        page = scim_users.list_users(
-            session, source=source, filter_text=filter_text, start_index=start_index, count=count
-        )
-    return _listed(request, scim_users.ScimUser, page, attributes, excluded)
+def _add_routes(kind: ScimKind[Any]) -> None:
+    """List, show, create, replace, patch and delete one resource type, each write in one transaction."""
+    collection, item = f"/{kind.endpoint}", f"/{kind.endpoint}/{{resource_id}}"
+
+    def list_all(
+        request: Request,
+        runtime: RuntimeDep,
+        source: SourceDep,
+        filter_text: Filter = None,
+        start_index: StartIndex = None,
+        count: Count = None,
+        attributes: Attributes = None,
+        excluded: Excluded = None,
+    ) -> Response:
+        with transaction(runtime.factory) as session:
+            page = kind.listed(session, source, filter_text, start_index, count)
+        return _listed(request, kind.model, page, attributes, excluded)
+
+    def show(
+        resource_id: str,
+        request: Request,
+        runtime: RuntimeDep,
+        source: SourceDep,
+        attributes: Attributes = None,
+        excluded: Excluded = None,
+    ) -> Response:
+        with transaction(runtime.factory) as session:
+            found = kind.get(session, source, resource_id)
+        return _shown(request, kind.model, found, Context.RESOURCE_QUERY_RESPONSE, attributes, excluded)
+
+    def create(request: Request, runtime: RuntimeDep, source: SourceDep, body: BodyDep) -> Response:
+        made = _write(runtime, lambda s, now: kind.create(s, source, body, now))
+        return _shown(request, kind.model, made, Context.RESOURCE_CREATION_RESPONSE, status=201)
+
+    def replace(
+        resource_id: str, request: Request, runtime: RuntimeDep, source: SourceDep, body: BodyDep
+    ) -> Response:
+        replaced = _write(runtime, lambda s, now: kind.replace(s, source, resource_id, body, now))
+        return _shown(request, kind.model, replaced, Context.RESOURCE_REPLACEMENT_RESPONSE)
+
+    def patch(
+        resource_id: str, request: Request, runtime: RuntimeDep, source: SourceDep, body: BodyDep
+    ) -> Response:
+        patched = _write(runtime, lambda s, now: kind.patch(s, source, resource_id, body, now))
+        return _shown(request, kind.model, patched, Context.RESOURCE_PATCH_RESPONSE)
+
+    def delete(resource_id: str, runtime: RuntimeDep, source: SourceDep) -> Response:
+        _write(runtime, lambda s, now: kind.delete(s, source, resource_id, now))
+        return Response(status_code=204)
+
+    noun = kind.noun
+    router.get(collection, summary=f"List or filter {noun}s", name=f"list_{noun}s")(list_all)
+    router.get(item, summary=f"Show a {noun}", name=f"get_{noun}")(show)
+    router.post(collection, status_code=201, summary=f"Create a {noun}", name=f"create_{noun}")(create)
+    router.put(item, summary=f"Replace a {noun}", name=f"replace_{noun}")(replace)
+    router.patch(item, summary=kind.patch_summary, name=f"patch_{noun}")(patch)
+    router.delete(item, status_code=204, summary=kind.delete_summary, name=f"delete_{noun}")(delete)
 
 
-@router.get("/Users/{user_id}", summary="Show a user")
-def get_user(
-    user_id: str,
-    request: Request,
-    runtime: RuntimeDep,
-    source: SourceDep,
-    attributes: Attributes = None,
-    excluded: Excluded = None,
-) -> Response:
-    with transaction(runtime.factory) as session:
-        user = scim_users.get_user(session, source=source, user_id=user_id)
-    return _shown(request, scim_users.ScimUser, user, Context.RESOURCE_QUERY_RESPONSE, attributes, excluded)
-
-
-@router.post("/Users", status_code=201, summary="Create a user")
-def create_user(request: Request, runtime: RuntimeDep, source: SourceDep, body: BodyDep) -> Response:
-    user = _write(runtime, lambda s, now: scim_users.create_user(s, source=source, body=body, now=now))
-    return _shown(request, scim_users.ScimUser, user, Context.RESOURCE_CREATION_RESPONSE, status=201)
-
-
-@router.put("/Users/{user_id}", summary="Replace a user")
-def replace_user(
-    user_id: str, request: Request, runtime: RuntimeDep, source: SourceDep, body: BodyDep
-) -> Response:
-    user = _write(
-        runtime, lambda s, now: scim_users.replace_user(s, source=source, user_id=user_id, body=body, now=now)
-    )
-    return _shown(request, scim_users.ScimUser, user, Context.RESOURCE_REPLACEMENT_RESPONSE)
-
-
-@router.patch("/Users/{user_id}", summary="Change a user (deactivate with active: false)")
-def patch_user(
-    user_id: str, request: Request, runtime: RuntimeDep, source: SourceDep, body: BodyDep
-) -> Response:
-    user = _write(
-        runtime, lambda s, now: scim_users.patch_user(s, source=source, user_id=user_id, body=body, now=now)
-    )
-    return _shown(request, scim_users.ScimUser, user, Context.RESOURCE_PATCH_RESPONSE)
-
-
-@router.delete("/Users/{user_id}", status_code=204, summary="Delete a user (the identity is deactivated)")
-def delete_user(user_id: str, runtime: RuntimeDep, source: SourceDep) -> Response:
-    _write(runtime, lambda s, now: scim_users.delete_user(s, source=source, user_id=user_id, now=now))
-    return Response(status_code=204)
-
-
-# -- Groups ----------------------------------------------------------------------------------------
-
-
-@router.get("/Groups", summary="List or filter groups")
-def list_groups(
-    request: Request,
-    runtime: RuntimeDep,
-    source: SourceDep,
-    filter_text: Filter = None,
-    start_index: StartIndex = None,
-    count: Count = None,
-    attributes: Attributes = None,
-    excluded: Excluded = None,
-) -> Response:
-    with transaction(runtime.factory) as session:
-        page = scim_groups.list_groups(
-            session, source=source, filter_text=filter_text, start_index=start_index, count=count
-        )
-    return _listed(request, scim_groups.Group, page, attributes, excluded)
-
-
-@router.get("/Groups/{group_id}", summary="Show a group")
-def get_group(
-    group_id: str,
-    request: Request,
-    runtime: RuntimeDep,
-    source: SourceDep,
-    attributes: Attributes = None,
-    excluded: Excluded = None,
-) -> Response:
-    with transaction(runtime.factory) as session:
-        group = scim_groups.get_group(session, source=source, group_id=group_id)
-    return _shown(request, scim_groups.Group, group, Context.RESOURCE_QUERY_RESPONSE, attributes, excluded)
-
-
-@router.post("/Groups", status_code=201, summary="Create a group")
-def create_group(request: Request, runtime: RuntimeDep, source: SourceDep, body: BodyDep) -> Response:
-    group = _write(runtime, lambda s, now: scim_groups.create_group(s, source=source, body=body, now=now))
-    return _shown(request, scim_groups.Group, group, Context.RESOURCE_CREATION_RESPONSE, status=201)
-
-
-@router.put("/Groups/{group_id}", summary="Replace a group and its members")
-def replace_group(
-    group_id: str, request: Request, runtime: RuntimeDep, source: SourceDep, body: BodyDep
-) -> Response:
-    group = _write(
-        runtime,
-        lambda s, now: scim_groups.replace_group(s, source=source, group_id=group_id, body=body, now=now),
-    )
-    return _shown(request, scim_groups.Group, group, Context.RESOURCE_REPLACEMENT_RESPONSE)
-
-
-@router.patch("/Groups/{group_id}", summary="Change a group: members, name")
-def patch_group(
-    group_id: str, request: Request, runtime: RuntimeDep, source: SourceDep, body: BodyDep
-) -> Response:
-    group = _write(
-        runtime,
-        lambda s, now: scim_groups.patch_group(s, source=source, group_id=group_id, body=body, now=now),
-    )
-    return _shown(request, scim_groups.Group, group, Context.RESOURCE_PATCH_RESPONSE)
-
-
-@router.delete("/Groups/{group_id}", status_code=204, summary="Delete a group")
-def delete_group(group_id: str, runtime: RuntimeDep, source: SourceDep) -> Response:
-    _write(runtime, lambda s, now: scim_groups.delete_group(s, source=source, group_id=group_id, now=now))
-    return Response(status_code=204)
+USERS: ScimKind[scim_users.ScimUser] = ScimKind(
+    endpoint="Users",
+    model=scim_users.ScimUser,
+    noun="user",
+    get=lambda s, source, rid: scim_users.get_user(s, source=source, user_id=rid),
+    listed=lambda s, source, f, start, count: scim_users.list_users(
+        s, source=source, filter_text=f, start_index=start, count=count
+    ),
+    create=lambda s, source, body, now: scim_users.create_user(s, source=source, body=body, now=now),
+    replace=lambda s, source, rid, body, now: scim_users.replace_user(
+        s, source=source, user_id=rid, body=body, now=now
+    ),
+    patch=lambda s, source, rid, body, now: scim_users.patch_user(
+        s, source=source, user_id=rid, body=body, now=now
+    ),
+    delete=lambda s, source, rid, now: scim_users.delete_user(s, source=source, user_id=rid, now=now),
+    patch_summary="Change a user (deactivate with active: false)",
+    delete_summary="Delete a user (the identity is deactivated)",
+)
+GROUPS: ScimKind[scim_groups.Group] = ScimKind(
+    endpoint="Groups",
+    model=scim_groups.Group,
+    noun="group",
+    get=lambda s, source, rid: scim_groups.get_group(s, source=source, group_id=rid),
+    listed=lambda s, source, f, start, count: scim_groups.list_groups(
+        s, source=source, filter_text=f, start_index=start, count=count
+    ),
+    create=lambda s, source, body, now: scim_groups.create_group(s, source=source, body=body, now=now),
+    replace=lambda s, source, rid, body, now: scim_groups.replace_group(
+        s, source=source, group_id=rid, body=body, now=now
+    ),
+    patch=lambda s, source, rid, body, now: scim_groups.patch_group(
+        s, source=source, group_id=rid, body=body, now=now
+    ),
+    delete=lambda s, source, rid, now: scim_groups.delete_group(s, source=source, group_id=rid, now=now),
+    patch_summary="Change a group: members, name",
+    delete_summary="Delete a group",
+)
+for _kind in (USERS, GROUPS):
+    _add_routes(_kind)
