@@ -106,17 +106,7 @@ def set_identity(
         _refuse_directory_source("identity", email, identity.source)
     changed: list[str] = []
     if identity is None:
-        identity = Identity(
-            id=new_id("id"),
-            email=email,
-            name="",
-            active=True,
-            attributes={},
-            source=API_SOURCE,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(identity)
+        identity = add_blank_identity(session, email, source=API_SOURCE, now=now)
         session.flush()
         changed.append("created")
     wanted: dict[str, Any] = (
@@ -225,3 +215,19 @@ def set_group(
             session, identity_id=identity_id, reason=f"membership of group {name} changed", now=now
         )
     return group
+
+
+def add_blank_identity(session: Session, email: str, *, source: str, now: datetime) -> Identity:
+    """A new active identity with only its email, owned by `source`; the caller fills in the rest."""
+    identity = Identity(
+        id=new_id("id"),
+        email=email,
+        name="",
+        active=True,
+        attributes={},
+        source=source,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(identity)
+    return identity

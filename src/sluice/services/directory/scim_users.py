@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from sluice.events.audit import Action, record
+from sluice.services.directory.changes import add_blank_identity
 from sluice.services.directory.scim_common import (
     SCIM_PREFIX,
     ForeignOwner,
@@ -33,7 +34,6 @@ from sluice.store.people_queries import record_people_change
 from sluice.store.queries import identity_by_email
 from sluice.store.scim_tables import ScimRecord, ScimToken
 from sluice.store.tables import Group, GroupMember, Identity
-from sluice.store.types import new_id
 
 ScimUser = User[EnterpriseUser]
 USER = "User"
@@ -222,18 +222,7 @@ def _identity_for(
         return holder  # deleted from SCIM earlier and provisioned again
     if own is not None:
         return own
-    identity = Identity(
-        id=new_id("id"),
-        email=email,
-        name="",
-        active=True,
-        attributes={},
-        source=source,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(identity)
-    return identity
+    return add_blank_identity(session, email, source=source, now=now)
 
 
 def _store(
