@@ -140,3 +140,20 @@ def test_an_end_time_moved_during_the_target_call_is_applied_again(store: Store)
     assert [j.unit.ends_at for j in again] == [later]
     worker.reconciler.run_and_record(again[0])
     assert grant_row(store, grant_id).actual == Actual.ACTIVE
+
+
+def test_a_worker_with_no_integrations_sleeps_instead_of_spinning(store: Store) -> None:
+    """With inventory sync on and nothing to sync, nothing is due: the worker waits, it does not loop."""
+    with transaction(store.factory) as session:
+        for row in session.scalars(select(Integration)):
+            session.delete(row)
+    worker = store.worker()
+    worker.run_once()
+    assert worker.seconds_until_next() > 1
+    with transaction(store.factory) as session:
+        never_synced = Integration(
+            id="int_never", name="fresh", kind="builtin_groups", config={}, created_at=store.clock(),
+            updated_at=store.clock(),
+        )  # fmt: skip
+        session.add(never_synced)
+    assert worker.seconds_until_next() == 0  # a new integration is synced at once

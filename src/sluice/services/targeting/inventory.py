@@ -152,15 +152,13 @@ def integrations_due_for_sync(session: Session, now: datetime) -> list[str]:
     return due
 
 
-def next_sync_at(session: Session) -> datetime | None:
+def next_sync_at(session: Session, now: datetime) -> datetime | None:
+    """When the next integration is due to sync: `now` for one never synced, None with none at all."""
     times = [
-        (i.last_sync_at + timedelta(seconds=i.sync_interval_seconds)) if i.last_sync_at else None
+        (i.last_sync_at + timedelta(seconds=i.sync_interval_seconds)) if i.last_sync_at else now
         for i in session.scalars(select(Integration))
     ]
-    if any(t is None for t in times):
-        return None
-    present = [t for t in times if t is not None]
-    return min(present) if present else None
+    return min(times) if times else None
 
 
 class InventorySync:
@@ -189,4 +187,4 @@ class InventorySync:
         return synced
 
     def next_due(self, session: Session, now: datetime) -> datetime | None:
-        return next_sync_at(session) or now
+        return next_sync_at(session, now)
