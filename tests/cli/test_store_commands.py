@@ -13,6 +13,7 @@ from sluice.runtime.wiring import Runtime
 from sluice.store.db import transaction
 from sluice.store.tables import ApiToken, Identity
 from tests.cli.conftest import Invoke, assert_clean_failure
+from tests.target_servers import free_port
 
 GOOD = """\
 identities:
@@ -183,3 +184,23 @@ def test_token_create_takes_a_role(invoke: Invoke, tmp_path: Path) -> None:
     clash = invoke("token", "create", "--email", "carol@example.com", "--admin", "--role", "auditor")
     assert_clean_failure(clash, code=2)
     assert "--admin and --role auditor disagree" in clash.stderr
+
+
+def test_reconcile_that_could_not_compare_an_integration_fails(invoke: Invoke, tmp_path: Path) -> None:
+    config = tmp_path / "sluice.yaml"
+    port = free_port()  # nothing listens there
+    config.write_text(
+        GOOD
+        + f"""\
+integrations:
+  - name: down-cache
+    kind: redis
+    config: {{host: 127.0.0.1, port: {port}, connect_timeout_seconds: 1}}
+"""
+    )
+    invoke("db", "upgrade")
+    assert invoke("apply", "-f", str(config)).exit_code == 0
+    result = invoke("reconcile", "--json")
+    assert result.exit_code == 1 and result.stderr.startswith("error: "), result.output
+    assert json.loads(result.stdout)["not_compared"] == ["down-cache"]
+    assert "not compared (target unreachable): down-cache" in result.stderr

@@ -36,6 +36,9 @@ UNCLAIMED = "unclaimed"
 MISSING = "missing"
 
 
+UNREACHABLE = "unreachable"
+
+
 @dataclass(frozen=True)
 class Difference:
     integration: str
@@ -74,7 +77,7 @@ def _one(
     findings = find_orphans(factory, connector, integration)
     if findings.error is not None:
         log.warning("reconcile: cannot list %s: %s", integration.name, findings.error)
-        return [Difference(integration.name, "unreachable", "", None, f"not compared: {findings.error}")]
+        return [Difference(integration.name, UNREACHABLE, "", None, f"not compared: {findings.error}")]
     found = []
     for orphan in sorted(findings.orphans, key=lambda o: o.principal):
         difference = Difference(
