@@ -4,10 +4,8 @@ config) can slip out."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 from sluice.api.schemas import (
     AccessDetails,
@@ -23,7 +21,6 @@ from sluice.api.schemas import (
 )
 from sluice.domain.durations import format_duration
 from sluice.domain.states import GrantState, grant_state, request_state
-from sluice.services.requests import reads
 from sluice.store.tables import (
     AccessRequest,
     AuditEvent,
@@ -78,7 +75,7 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def request_view(session: Session, request: AccessRequest, now: datetime) -> RequestView:
+def request_view(request: AccessRequest, *, approvers: list[str]) -> RequestView:
     grants = list(request.grants)
     return RequestView(
         id=request.id,
@@ -94,7 +91,7 @@ def request_view(session: Session, request: AccessRequest, now: datetime) -> Req
         decided_by=request.decided_by,
         decision_reason=request.decision_reason,
         pending_until=request.pending_until,
-        approvers=reads.request_approvers(session, request, now),
+        approvers=approvers,
         approvals=[
             ApprovalView(approver=a.approver.email, decision=a.decision, reason=a.reason, at=a.created_at)
             for a in request.approvals
@@ -103,8 +100,7 @@ def request_view(session: Session, request: AccessRequest, now: datetime) -> Req
     )
 
 
-def resource_views(session: Session, resources: Sequence[Resource]) -> list[ResourceView]:
-    parents = reads.parent_paths(session, resources)
+def resource_views(resources: Sequence[Resource], *, parents: dict[str, str]) -> list[ResourceView]:
     return [
         ResourceView(
             id=r.id,
@@ -120,12 +116,11 @@ def resource_views(session: Session, resources: Sequence[Resource]) -> list[Reso
 
 
 def identity_views(
-    session: Session, identities: Sequence[Identity], now: datetime, *, private_to: str | None = None
+    identities: Sequence[Identity], *, groups: dict[str, list[str]], private_to: str | None = None
 ) -> list[IdentityView]:
     """With `private_to` (the id of a viewer who may not read everything), other people's attributes
     (department, employee number, cost centre…) are left out: names, managers and groups are what a
     person needs to see who approves what."""
-    groups = reads.group_names_by_identity(session, identities, now)
     return [
         IdentityView(
             email=i.email,
@@ -139,8 +134,7 @@ def identity_views(
     ]
 
 
-def group_views(session: Session, groups: Sequence[Group], now: datetime) -> list[GroupView]:
-    members = reads.members_by_group(session, groups, now)
+def group_views(groups: Sequence[Group], *, members: dict[str, list[Any]]) -> list[GroupView]:
     return [
         GroupView(
             name=g.name,

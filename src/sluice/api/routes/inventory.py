@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query
 
 from sluice.api.auth import CallerDep, OperatorDep, RuntimeDep
 from sluice.api.params import FilterText, Limit, NamePath, Offset, RefPath
+from sluice.api.reading import shown_resources
 from sluice.api.schemas import IntegrationList, ResourcePage, ResourceView, SyncView
-from sluice.api.views import integration_view, resource_views
+from sluice.api.views import integration_view
 from sluice.services.requests import reads
 from sluice.services.targeting.inventory import sync_integration
 from sluice.store.db import transaction
@@ -38,13 +39,13 @@ def list_resources(
     )
     with transaction(runtime.factory) as session:
         page = reads.list_resources(session, where=where, limit=limit, offset=offset)
-        return ResourcePage(items=resource_views(session, page.items), total=page.total)
+        return ResourcePage(items=shown_resources(session, page.items), total=page.total)
 
 
 @router.get("/resources/{ref:path}", response_model=ResourceView, summary="Show a resource by id or path")
 def show_resource(ref: RefPath, runtime: RuntimeDep, caller: CallerDep) -> ResourceView:
     with transaction(runtime.factory) as session:
-        return resource_views(session, [reads.resource_by_ref(session, ref)])[0]
+        return shown_resources(session, [reads.resource_by_ref(session, ref)])[0]
 
 
 @router.get("/integrations", response_model=IntegrationList, summary="List integrations")

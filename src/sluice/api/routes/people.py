@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sluice.api.auth import AdminDep, CallerDep, RuntimeDep, me
 from sluice.api.params import EmailPath, IdPath, NamePath, changing
+from sluice.api.reading import shown_groups, shown_identities
 from sluice.api.schemas import DurationText, GrantView, GroupView, IdentityView, ReasonText
-from sluice.api.views import grant_view, group_views, identity_views
+from sluice.api.views import grant_view
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput, NotFound
 from sluice.domain.shifts import ScheduleSpec
@@ -86,7 +87,7 @@ def _identity(runtime: Any, caller: Any, email: str, fields: dict[str, Any], rep
             session, email=email, fields=fields, replace=replace, actor=caller.identity.email, now=now
         )
         session.flush()
-        return identity_views(session, [identity], now)[0]
+        return shown_identities(session, [identity], now)[0]
 
 
 @router.put("/identities/{email}", response_model=IdentityView, summary="Create or replace an identity")
@@ -110,7 +111,7 @@ def _group(runtime: Any, caller: Any, name: str, **kwargs: Any) -> GroupView:
     with changing(runtime) as session:
         group = set_group(session, name=name, actor=caller.identity.email, now=now, **kwargs)
         session.flush()
-        return group_views(session, [group], now)[0]
+        return shown_groups(session, [group], now)[0]
 
 
 @router.put("/groups/{name:path}", response_model=GroupView, summary="Create a group or replace its members")

@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from sluice.api.auth import CallerDep, Credential, CredentialDep, RuntimeDep, caller_for, me
 from sluice.api.params import IdPath, Limit, Offset, changing
+from sluice.api.reading import shown_request
 from sluice.api.schemas import DecisionBody, RequestCreate, RequestPage, RequestView
-from sluice.api.views import request_view
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput
 from sluice.domain.roles import Role
@@ -64,7 +64,7 @@ def _submit(runtime: Runtime, sent: Credential, body: RequestCreate) -> RequestV
             starts_at=body.starts_at,
             grantee=grantee_of(session, body.for_user),
         )
-        return request_view(session, request, now)
+        return shown_request(session, request, now)
 
 
 @router.get("", response_model=RequestPage, summary="List requests")
@@ -91,7 +91,7 @@ def list_requests(
             offset=offset,
             now=now,
         )
-        return RequestPage(items=[request_view(session, r, now) for r in page.items], total=page.total)
+        return RequestPage(items=[shown_request(session, r, now) for r in page.items], total=page.total)
 
 
 @router.get("/{request_id}", response_model=RequestView, summary="Show one request")
@@ -105,7 +105,7 @@ def show_request(request_id: IdPath, runtime: RuntimeDep, caller: CallerDep) -> 
             is_admin=caller.role.reads_everything,
             now=now,
         )
-        return request_view(session, request, now)
+        return shown_request(session, request, now)
 
 
 Decide = Callable[[Session, Identity, Role, str, datetime], AccessRequest]
@@ -124,7 +124,7 @@ def _decide(
         )
         request = decide(session, actor, caller.role, (body or DecisionBody()).reason, now)
         session.flush()
-        return request_view(session, request, now)
+        return shown_request(session, request, now)
 
 
 @router.post("/{request_id}/approve", response_model=RequestView, summary="Approve a pending request")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from sluice.api.auth import AdminDep, CallerDep, RuntimeDep, me
 from sluice.api.params import FilterText, Limit, NamePath, Offset, RefPath, RequiredText, changing
+from sluice.api.reading import shown_request
 from sluice.api.schemas import RequestView
 from sluice.api.targeting_schemas import (
     BatchView,
@@ -33,7 +34,6 @@ from sluice.api.targeting_schemas import (
     TagsPut,
     TagView,
 )
-from sluice.api.views import request_view
 from sluice.domain.bundles import BundleSpec, ScopeSpec
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput, NotAllowed
@@ -176,7 +176,7 @@ def create_bundle_request(
             flow_name=body.flow,
         )
         session.flush()
-        return request_view(session, request, now)
+        return shown_request(session, request, now)
 
 
 def _bundle_view(spec: BundleSpec) -> BundleView:

@@ -1,0 +1,33 @@
+"""Response shapes that need more than the rows in hand: each reads what its view needs (approvers,
+parents, groups, members) through the read services, then maps with the pure views in `views.py`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from sluice.api.schemas import GroupView, IdentityView, RequestView, ResourceView
+from sluice.api.views import group_views, identity_views, request_view, resource_views
+from sluice.services.requests import reads
+from sluice.store.tables import AccessRequest, Group, Identity, Resource
+
+
+def shown_request(session: Session, request: AccessRequest, now: datetime) -> RequestView:
+    return request_view(request, approvers=reads.request_approvers(session, request, now))
+
+
+def shown_resources(session: Session, resources: Sequence[Resource]) -> list[ResourceView]:
+    return resource_views(resources, parents=reads.parent_paths(session, resources))
+
+
+def shown_identities(
+    session: Session, identities: Sequence[Identity], now: datetime, *, private_to: str | None = None
+) -> list[IdentityView]:
+    groups = reads.group_names_by_identity(session, identities, now)
+    return identity_views(identities, groups=groups, private_to=private_to)
+
+
+def shown_groups(session: Session, groups: Sequence[Group], now: datetime) -> list[GroupView]:
+    return group_views(groups, members=reads.members_by_group(session, groups, now))
