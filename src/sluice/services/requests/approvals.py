@@ -1,7 +1,7 @@
 """The one approver engine: who may decide on a request, revoke or extend what it granted, and who
 explain names as its approvers, all as of now and all from the flow's approval policy (`approval:`, or
-the older `approvers:` list read as one). Also whether the approvals given so far are enough, and the
-escalation of requests nobody acted on in time.
+the older `approvers:` list read as one), and whether the approvals given so far are enough. Asking
+the next tier of requests nobody acted on in time is `escalation.py`'s.
 
 Separation of duties is applied here for every one of these questions alike: the requester and the
 grantees never decide (unless the flow allows self-approval), nor, when the flow says so, their direct
@@ -9,12 +9,12 @@ reports (`domain.approval.bar_of`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from sluice.domain.approval import (
     ApprovalContext,
@@ -31,10 +31,7 @@ from sluice.domain.approval import (
 from sluice.domain.errors import NotAllowed
 from sluice.domain.flows import FlowSpec
 from sluice.domain.people import Person
-from sluice.domain.states import RequestStatus
-from sluice.events.audit import Action, record
-from sluice.services.requests.policy import find_flow, load_flows
-from sluice.store.db import transaction
+from sluice.services.requests.policy import find_flow
 from sluice.store.people_queries import (
     integration_owners_of,
     on_call,
@@ -81,7 +78,7 @@ def approval_context(
     )
 
 
-def _request_context(session: Session, request: AccessRequest, now: datetime) -> ApprovalContext:
+def request_context(session: Session, request: AccessRequest, now: datetime) -> ApprovalContext:
     return approval_context(
         session,
         requester=request.requester,
@@ -100,7 +97,7 @@ def request_approval(
     return RequestApproval(
         flow.name,
         policy,
-        _request_context(session, request, now),
+        request_context(session, request, now),
         policy.open_tiers(request.created_at, now),
     )
 
@@ -199,7 +196,7 @@ def _approvers_in(tiers: Sequence[ApprovalTier]) -> list[Approver]:
     return [a for tier in tiers for group in tier.groups for a in group.approvers]
 
 
-def _emails_of_tiers(
+def emails_of_tiers(
     session: Session, state: RequestApproval, tiers: Sequence[ApprovalTier], now: datetime
 ) -> list[str]:
     """Everyone who may act on the request now as an approver of one of `tiers` (separation of
@@ -210,80 +207,12 @@ def _emails_of_tiers(
 
 def candidate_emails(session: Session, state: RequestApproval, now: datetime) -> list[str]:
     """Everyone who may act on the request now."""
-    return _emails_of_tiers(session, state, state.policy.tiers()[: state.open_tiers], now)
+    return emails_of_tiers(session, state, state.policy.tiers()[: state.open_tiers], now)
 
 
-def _undecided(request: AccessRequest, emails: list[str]) -> list[str]:
+def undecided(request: AccessRequest, emails: list[str]) -> list[str]:
     decided = {a.approver.email.lower() for a in request.approvals}
     return [e for e in emails if e.lower() not in decided]
-
-
-def _escalating(flows: dict[str, FlowSpec]) -> list[str]:
-    return sorted(name for name, f in flows.items() if f.approval is not None and f.approval.escalation)
-
-
-def _newly_asked(
-    session: Session, request: AccessRequest, policy: ApprovalPolicy, opened: int, now: datetime
-) -> tuple[list[ApprovalTier], list[str]]:
-    """The tiers opened since the request was last escalated, and the people they ask who were not
-    asked before and have not decided yet."""
-    tiers = policy.tiers()
-    before, newly_open = tiers[: request.escalation_tier + 1], tiers[request.escalation_tier + 1 : opened]
-    state = RequestApproval(request.flow_name, policy, _request_context(session, request, now), opened)
-    already = set(_emails_of_tiers(session, state, before, now))
-    asked = [e for e in _emails_of_tiers(session, state, newly_open, now) if e not in already]
-    return newly_open, _undecided(request, asked)
-
-
-def escalate_due_requests(session: Session, *, now: datetime, flows: dict[str, FlowSpec]) -> list[str]:
-    """Pending requests whose next approval tier has opened: record who is now asked too, as people
-    (`approvers`: their emails, resolved now; not those asked before nor those who decided already),
-    so that a webhook receiver can notify them."""
-    escalated = []
-    pending = session.scalars(
-        select(AccessRequest)
-        .where(AccessRequest.status == RequestStatus.PENDING, AccessRequest.flow_name.in_(_escalating(flows)))
-        .with_for_update(skip_locked=True)
-    ).all()
-    for request in pending:
-        flow = flows.get(request.flow_name)
-        policy = flow.approval_policy if flow else None
-        if policy is None:
-            continue
-        opened = policy.open_tiers(request.created_at, now)
-        if opened - 1 <= request.escalation_tier:
-            continue
-        newly_open, asked = _newly_asked(session, request, policy, opened, now)
-        request.escalation_tier = opened - 1
-        record(
-            session,
-            now=now,
-            actor="sluice",
-            action=Action.REQUEST_ESCALATED,
-            subject_type="request",
-            subject_id=request.id,
-            reason="nobody acted in time; now also asked: "
-            + " / ".join(g.describe() for tier in newly_open for g in tier.groups),
-            flow=request.flow_name,
-            requester=request.requester.email,
-            approvers=asked,
-        )
-        escalated.append(request.id)
-    return escalated
-
-
-def next_escalation(session: Session, *, now: datetime, flows: dict[str, FlowSpec]) -> datetime | None:
-    moments = []
-    for request in session.scalars(
-        select(AccessRequest).where(
-            AccessRequest.status == RequestStatus.PENDING, AccessRequest.flow_name.in_(_escalating(flows))
-        )
-    ):
-        flow = flows.get(request.flow_name)
-        policy = flow.approval_policy if flow else None
-        if policy is not None and (at := policy.next_opening(request.created_at, now)) is not None:
-            moments.append(at)
-    return min(moments) if moments else None
 
 
 def already_decided(request: AccessRequest, approver: Identity) -> Approval | None:
@@ -305,7 +234,7 @@ def approvers_of_request(
     state = request_approval(session, request, flow, now)
     if state is None:
         return []
-    return _undecided(request, candidate_emails(session, state, now))
+    return undecided(request, candidate_emails(session, state, now))
 
 
 def approves_grant(session: Session, grant: Grant, actor: Identity, now: datetime) -> bool:
@@ -374,26 +303,9 @@ __all__ = [
     "approves_grant",
     "can_act_on",
     "candidate_emails",
-    "escalate_due_requests",
     "may_act",
     "refusal",
     "refuse_without_approver",
     "request_approval",
     "would_approve",
 ]
-
-
-class Escalation:
-    """The worker's duty: ask the next approval tier of requests nobody acted on in time."""
-
-    def __init__(self, factory: sessionmaker[Session], *, clock: Callable[[], datetime]) -> None:
-        self.factory = factory
-        self.clock = clock
-
-    def run(self) -> list[str]:
-        with transaction(self.factory) as session:
-            flows = {f.name: f for f in load_flows(session)}
-            return escalate_due_requests(session, now=self.clock(), flows=flows)
-
-    def next_due(self, session: Session, now: datetime) -> datetime | None:
-        return next_escalation(session, now=now, flows={f.name: f for f in load_flows(session)})
