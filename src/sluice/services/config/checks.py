@@ -18,8 +18,9 @@ from sluice.domain.errors import InvalidInput
 from sluice.domain.flows import Target
 from sluice.domain.text import storable_text
 from sluice.services.config.people import people_problems
-from sluice.services.config.source import ConfigPath, ConfigProblem, SourceMap, problems_from_validation
+from sluice.services.config.source import ConfigPath, ConfigProblem, SourceMap
 from sluice.services.config.targeting import targeting_problems
+from sluice.services.config.validation import problems_from_validation
 from sluice.store.tables import Group, Identity, Integration
 
 if TYPE_CHECKING:

@@ -28,9 +28,9 @@ from sluice.services.config.source import (
     ConfigProblem,
     SourceMap,
     position_of,
-    problems_from_validation,
     read_yaml,
 )
+from sluice.services.config.validation import problems_from_validation
 from sluice.services.directory.changes import MAX_ATTRIBUTES, MAX_GROUPS_PER_IDENTITY
 
 __all__ = [
