@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from sluice.services.requests import reads
+from sluice.services.directory import reads as directory_reads
 from tests.api.conftest import Api, problem
 
 GOOD = {"resources": ["groups/oncall"], "permission": "member", "duration": "1h", "reason": "incident 42"}
@@ -114,7 +114,7 @@ def test_unexpected_error_is_a_generic_500(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(reads, "list_identities", broken)
+    monkeypatch.setattr(directory_reads, "list_identities", broken)
     with caplog.at_level(logging.ERROR, logger="sluice.api"):
         response = api.get("alice", "/identities")
     body = problem(response, 500)

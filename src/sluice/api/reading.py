@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 
 from sluice.api.schemas import GroupView, IdentityView, RequestView, ResourceView
 from sluice.api.views import group_views, identity_views, request_view, resource_views
+from sluice.services.directory import reads as directory_reads
 from sluice.services.requests import reads
+from sluice.services.targeting import reads as targeting_reads
 from sluice.store.tables import AccessRequest, Group, Identity, Resource
 
 
@@ -19,15 +21,15 @@ def shown_request(session: Session, request: AccessRequest, now: datetime) -> Re
 
 
 def shown_resources(session: Session, resources: Sequence[Resource]) -> list[ResourceView]:
-    return resource_views(resources, parents=reads.parent_paths(session, resources))
+    return resource_views(resources, parents=targeting_reads.parent_paths(session, resources))
 
 
 def shown_identities(
     session: Session, identities: Sequence[Identity], now: datetime, *, private_to: str | None = None
 ) -> list[IdentityView]:
-    groups = reads.group_names_by_identity(session, identities, now)
+    groups = directory_reads.group_names_by_identity(session, identities, now)
     return identity_views(identities, groups=groups, private_to=private_to)
 
 
 def shown_groups(session: Session, groups: Sequence[Group], now: datetime) -> list[GroupView]:
-    return group_views(groups, members=reads.members_by_group(session, groups, now))
+    return group_views(groups, members=directory_reads.members_by_group(session, groups, now))

@@ -8,8 +8,8 @@ from sluice.api.auth import CallerDep, RuntimeDep
 from sluice.api.params import EmailPath, Limit, NamePath, Offset
 from sluice.api.reading import shown_groups, shown_identities
 from sluice.api.schemas import GroupPage, GroupView, IdentityPage, IdentityView
+from sluice.services.directory import reads as directory_reads
 from sluice.services.directory.tokens import Caller
-from sluice.services.requests import reads
 from sluice.store.db import transaction
 
 router = APIRouter(tags=["directory"])
@@ -24,7 +24,7 @@ def list_identities(
     runtime: RuntimeDep, caller: CallerDep, limit: Limit = 100, offset: Offset = 0
 ) -> IdentityPage:
     with transaction(runtime.factory) as session:
-        page = reads.list_identities(session, limit=limit, offset=offset)
+        page = directory_reads.list_identities(session, limit=limit, offset=offset)
         views = shown_identities(session, page.items, runtime.clock(), private_to=_private_to(caller))
         return IdentityPage(items=views, total=page.total)
 
@@ -32,18 +32,18 @@ def list_identities(
 @router.get("/identities/{email}", response_model=IdentityView, summary="Show one identity")
 def show_identity(email: EmailPath, runtime: RuntimeDep, caller: CallerDep) -> IdentityView:
     with transaction(runtime.factory) as session:
-        found = [reads.identity(session, email)]
+        found = [directory_reads.identity(session, email)]
         return shown_identities(session, found, runtime.clock(), private_to=_private_to(caller))[0]
 
 
 @router.get("/groups", response_model=GroupPage, summary="List groups and their members")
 def list_groups(runtime: RuntimeDep, caller: CallerDep, limit: Limit = 100, offset: Offset = 0) -> GroupPage:
     with transaction(runtime.factory) as session:
-        page = reads.list_groups(session, limit=limit, offset=offset)
+        page = directory_reads.list_groups(session, limit=limit, offset=offset)
         return GroupPage(items=shown_groups(session, page.items, runtime.clock()), total=page.total)
 
 
 @router.get("/groups/{name:path}", response_model=GroupView, summary="Show one group and its members")
 def show_group(name: NamePath, runtime: RuntimeDep, caller: CallerDep) -> GroupView:
     with transaction(runtime.factory) as session:
-        return shown_groups(session, [reads.group(session, name)], runtime.clock())[0]
+        return shown_groups(session, [directory_reads.group(session, name)], runtime.clock())[0]

@@ -11,7 +11,7 @@ from sluice.api.params import FilterText, Limit, NamePath, Offset, RefPath
 from sluice.api.reading import shown_resources
 from sluice.api.schemas import IntegrationList, ResourcePage, ResourceView, SyncView
 from sluice.api.views import integration_view
-from sluice.services.requests import reads
+from sluice.services.targeting import reads as targeting_reads
 from sluice.services.targeting.inventory import sync_integration
 from sluice.store.db import transaction
 
@@ -30,7 +30,7 @@ def list_resources(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> ResourcePage:
-    where = reads.ResourceFilter(
+    where = targeting_reads.ResourceFilter(
         integration=integration,
         type=resource_type,
         path_prefix=path_prefix,
@@ -38,14 +38,14 @@ def list_resources(
         include_deleted=include_deleted,
     )
     with transaction(runtime.factory) as session:
-        page = reads.list_resources(session, where=where, limit=limit, offset=offset)
+        page = targeting_reads.list_resources(session, where=where, limit=limit, offset=offset)
         return ResourcePage(items=shown_resources(session, page.items), total=page.total)
 
 
 @router.get("/resources/{ref:path}", response_model=ResourceView, summary="Show a resource by id or path")
 def show_resource(ref: RefPath, runtime: RuntimeDep, caller: CallerDep) -> ResourceView:
     with transaction(runtime.factory) as session:
-        return shown_resources(session, [reads.resource_by_ref(session, ref)])[0]
+        return shown_resources(session, [targeting_reads.resource_by_ref(session, ref)])[0]
 
 
 @router.get("/integrations", response_model=IntegrationList, summary="List integrations")
@@ -53,7 +53,9 @@ def list_integrations(runtime: RuntimeDep, caller: CallerDep) -> IntegrationList
     with transaction(runtime.factory) as session:
         errors = caller.role.reads_everything
         return IntegrationList(
-            items=[integration_view(i, with_errors=errors) for i in reads.list_integrations(session)]
+            items=[
+                integration_view(i, with_errors=errors) for i in targeting_reads.list_integrations(session)
+            ]
         )
 
 

@@ -17,8 +17,8 @@ from sluice.connectors.registry import connector_class
 from sluice.domain.errors import NotFound
 from sluice.domain.policy import ResourceRef, evaluate, flow_for_units
 from sluice.services.requests.approvals import would_approve
-from sluice.services.requests.reads import resource_by_ref
 from sluice.services.targeting.bundles import current_flows
+from sluice.services.targeting.reads import resource_by_ref
 from sluice.services.targeting.tags import resource_refs
 from sluice.store.queries import identity_by_email, person_of
 

@@ -3,62 +3,36 @@ Nothing here writes; each function takes the caller's session."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from sluice.domain.errors import NotAllowed, NotFound
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import GrantState, RequestStatus
+from sluice.services.pages import Page, page_of
 from sluice.services.requests.approvals import approvers_of_request, can_act_on
 from sluice.services.requests.policy import find_flow
 from sluice.store.grant_states import grant_in_state, grant_is_live
-from sluice.store.queries import identity_by_email
 from sluice.store.tables import (
     AccessFlow,
     AccessRequest,
     Approval,
     AuditEvent,
     Grant,
-    Group,
-    GroupMember,
     Identity,
     Integration,
-    Resource,
 )
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    total: int
 
 
 class RequestScope(StrEnum):
     MINE = "mine"
     TO_APPROVE = "to_approve"
     ALL = "all"
-
-
-def _page(session: Session, query: Select[T], limit: int, offset: int) -> Page[T]:
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    items = list(session.scalars(query.limit(limit).offset(offset)))
-    return Page(items, int(total))
-
-
-def _membership_filter(now: datetime) -> Any:
-    return or_(GroupMember.expires_at.is_(None), GroupMember.expires_at > now)
-
-
-# Requests ---------------------------------------------------------------------------------------
 
 
 def may_decide(session: Session, request: AccessRequest, viewer: Identity, now: datetime) -> bool:
@@ -137,11 +111,11 @@ def list_requests(
     if status is not None:
         query = query.where(AccessRequest.status == status)
     if scope == RequestScope.MINE:
-        return _page(session, query.where(AccessRequest.requester_id == viewer.id), limit, offset)
+        return page_of(session, query.where(AccessRequest.requester_id == viewer.id), limit, offset)
     if scope == RequestScope.ALL:
         if not is_admin:
             raise NotAllowed("listing every request needs an admin token; use scope=mine or to_approve")
-        return _page(session, query, limit, offset)
+        return page_of(session, query, limit, offset)
     # to_approve: approver rights come from each flow and the requester, so they are checked per row.
     if status not in (None, RequestStatus.PENDING):
         return Page([], 0)
@@ -172,7 +146,7 @@ def grants_of(
     )
     if not include_ended:
         query = query.where(grant_is_live())
-    return _page(session, query, limit, offset)
+    return page_of(session, query, limit, offset)
 
 
 def own_grant(session: Session, *, grant_id: str, viewer: Identity) -> Grant:
@@ -214,63 +188,10 @@ def list_grants(session: Session, *, where: GrantFilter, limit: int, offset: int
         )
     if where.resource_prefix:
         query = query.where(Grant.resource_path.startswith(where.resource_prefix, autoescape=True))
-    return _page(session, query, limit, offset)
+    return page_of(session, query, limit, offset)
 
 
 # Inventory --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ResourceFilter:
-    integration: str | None = None
-    type: str | None = None
-    path_prefix: str | None = None
-    q: str | None = None
-    include_deleted: bool = False
-
-
-def list_resources(session: Session, *, where: ResourceFilter, limit: int, offset: int) -> Page[Resource]:
-    query = select(Resource).order_by(Resource.path)
-    if where.integration:
-        query = query.join(Integration, Integration.id == Resource.integration_id).where(
-            Integration.name == where.integration
-        )
-    if where.type:
-        query = query.where(Resource.type == where.type)
-    if where.path_prefix:
-        query = query.where(Resource.path.startswith(where.path_prefix, autoescape=True))
-    if where.q:
-        query = query.where(
-            or_(
-                Resource.name.icontains(where.q, autoescape=True),
-                Resource.path.icontains(where.q, autoescape=True),
-            )
-        )
-    if not where.include_deleted:
-        query = query.where(Resource.deleted_at.is_(None))
-    return _page(session, query, limit, offset)
-
-
-def resource_by_ref(session: Session, ref: str) -> Resource:
-    """A resource by its id or by its path."""
-    row = session.get(Resource, ref) or session.scalar(select(Resource).where(Resource.path == ref))
-    if row is None:
-        raise NotFound(f"no resource {ref!r}")
-    return row
-
-
-def parent_paths(session: Session, resources: Sequence[Resource]) -> dict[str, str]:
-    ids = {r.parent_id for r in resources if r.parent_id}
-    if not ids:
-        return {}
-    return dict(session.execute(select(Resource.id, Resource.path).where(Resource.id.in_(ids))).all())
-
-
-def list_integrations(session: Session) -> list[Integration]:
-    return list(session.scalars(select(Integration).order_by(Integration.name)))
-
-
-# Flows ------------------------------------------------------------------------------------------
 
 
 def flow_specs(session: Session) -> list[dict[str, Any]]:
@@ -292,69 +213,6 @@ def _spec(row: AccessFlow) -> dict[str, Any]:
 
 
 # Directory --------------------------------------------------------------------------------------
-
-
-def list_identities(session: Session, *, limit: int, offset: int) -> Page[Identity]:
-    return _page(session, select(Identity).order_by(Identity.email), limit, offset)
-
-
-def identity(session: Session, email: str) -> Identity:
-    row = identity_by_email(session, email)
-    if row is None:
-        raise NotFound(f"no identity {email!r}")
-    return row
-
-
-def group_names_by_identity(
-    session: Session, identities: Sequence[Identity], now: datetime
-) -> dict[str, list[str]]:
-    names: dict[str, set[str]] = defaultdict(set)
-    ids = [i.id for i in identities]
-    if ids:
-        rows = session.execute(
-            select(GroupMember.identity_id, Group.name)
-            .join(Group, Group.id == GroupMember.group_id)
-            .where(GroupMember.identity_id.in_(ids), _membership_filter(now))
-        )
-        for identity_id, name in rows:
-            names[identity_id].add(name)
-    return {i: sorted(names.get(i, ())) for i in ids}
-
-
-@dataclass(frozen=True)
-class Member:
-    email: str
-    source: str
-    expires_at: datetime | None
-
-
-def list_groups(session: Session, *, limit: int, offset: int) -> Page[Group]:
-    return _page(session, select(Group).order_by(Group.name), limit, offset)
-
-
-def group(session: Session, name: str) -> Group:
-    row = session.scalar(select(Group).where(Group.name == name))
-    if row is None:
-        raise NotFound(f"no group {name!r}")
-    return row
-
-
-def members_by_group(session: Session, groups: Sequence[Group], now: datetime) -> dict[str, list[Member]]:
-    """Current members of each group: directory ones and temporary ones a grant made."""
-    members: dict[str, list[Member]] = {g.id: [] for g in groups}
-    if groups:
-        rows = session.execute(
-            select(GroupMember.group_id, Identity.email, GroupMember.source, GroupMember.expires_at)
-            .join(Identity, Identity.id == GroupMember.identity_id)
-            .where(GroupMember.group_id.in_(list(members)), _membership_filter(now))
-            .order_by(Identity.email, GroupMember.source)
-        )
-        for group_id, email, source, expires_at in rows:
-            members[group_id].append(Member(email, source, expires_at))
-    return members
-
-
-# Audit ------------------------------------------------------------------------------------------
 
 
 def audit_events(
