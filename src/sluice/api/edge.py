@@ -9,7 +9,6 @@ run behind a reverse proxy with `--trusted-proxies` so that it is the client's, 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import time
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sluice.api.problems import PROBLEM_MEDIA_TYPE, TYPE_PREFIX
+from sluice.api.problems import send_problem
 from sluice.events.audit import acting_through, done_acting
 
 API_HEADERS = [
@@ -154,18 +153,6 @@ def _token_key(scope: Scope) -> str | None:
     return hashlib.sha256(value[7:].strip()).hexdigest()[:32]
 
 
-async def _problem(send: Send, status: int, title: str, detail: str, path: str, **headers: str) -> None:
-    """An RFC 9457 problem sent before any route ran; its type is the title in lower-case words."""
-    slug = title.lower().replace(" ", "-")
-    body = json.dumps(
-        {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail, "instance": path}
-    ).encode()
-    raw = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
-    raw += [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
 class EdgeMiddleware:
     def __init__(
         self, app: ASGIApp, *, limits: EdgeLimits, clock: Callable[[], float] = time.monotonic
@@ -187,7 +174,15 @@ class EdgeMiddleware:
         if refusal is not None:
             wait, detail = refusal
             retry_after = str(max(1, math.ceil(wait)))
-            await _problem(secure_send, 429, "Too many requests", detail, path, retry_after=retry_after)
+            await send_problem(
+                secure_send,
+                status=429,
+                slug="too-many-requests",
+                title="Too many requests",
+                detail=detail,
+                instance=path,
+                headers={"Retry-After": retry_after},
+            )
             return
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limits.max_body_bytes:
@@ -239,7 +234,14 @@ class EdgeMiddleware:
 
     async def _too_large(self, send: Send, path: str) -> None:
         detail = f"the request body is larger than {self.limits.max_body_bytes} bytes"
-        await _problem(send, 413, "Content too large", detail, path)
+        await send_problem(
+            send,
+            status=413,
+            slug="content-too-large",
+            title="Content too large",
+            detail=detail,
+            instance=path,
+        )
 
     @staticmethod
     def _with_headers(scope: Scope, send: Send) -> Send:

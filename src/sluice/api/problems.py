@@ -185,6 +185,27 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
+async def send_problem(
+    send: Send,
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """An RFC 9457 problem written straight to ASGI, for middleware that answers before (or instead
+    of) any route."""
+    body = json.dumps(
+        {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail, "instance": instance}
+    ).encode()
+    raw = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
 class UnexpectedErrorMiddleware:
     """Turns an exception nobody handled into a 500 problem with a generic detail. The traceback goes
     to the log, never to the caller. (Starlette's own 500 handler re-raises, which would print it twice
@@ -211,27 +232,15 @@ class UnexpectedErrorMiddleware:
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            body = json.dumps(
-                {
-                    "type": TYPE_PREFIX + "internal-error",
-                    "title": "Internal server error",
-                    "status": 500,
-                    "detail": "something went wrong on the server; it has been logged. Try again, "
-                    "and tell the operator if it keeps happening",
-                    "instance": scope.get("path", ""),
-                }
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
+            await send_problem(
+                send,
+                status=500,
+                slug="internal-error",
+                title="Internal server error",
+                detail="something went wrong on the server; it has been logged. Try again, "
+                "and tell the operator if it keeps happening",
+                instance=scope.get("path", ""),
             )
-            await send({"type": "http.response.body", "body": body})
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
