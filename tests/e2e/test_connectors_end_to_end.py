@@ -35,13 +35,14 @@ from tests.connectors.conformance.ldap import ldap_harness
 from tests.connectors.conformance.mysql import mysql_harness
 from tests.connectors.conformance.pg import postgres_harness
 from tests.connectors.conformance.redis import redis_harness
+from tests.connectors.conformance.ssh import SshHarness
 
 pytestmark = pytest.mark.e2e
 
 REQUESTER, APPROVER = "ada@example.com", "carol@example.com"
 
 
-@pytest.fixture(scope="module", params=["postgresql", "mysql", "redis", "ldap_groups", "http"])
+@pytest.fixture(scope="module", params=["postgresql", "mysql", "redis", "ldap_groups", "http", "ssh"])
 def harness(request: pytest.FixtureRequest) -> Iterator[ConnectorHarness]:
     kind = request.param
     if kind == "postgresql":
@@ -52,6 +53,8 @@ def harness(request: pytest.FixtureRequest) -> Iterator[ConnectorHarness]:
         yield from redis_harness(request.getfixturevalue("redis_server"))
     elif kind == "ldap_groups":
         yield from ldap_harness(request.getfixturevalue("slapd"))
+    elif kind == "ssh":
+        yield SshHarness(request.getfixturevalue("sshd"))
     else:
         yield HttpHarness(request.getfixturevalue("http_endpoint"))
 

@@ -15,6 +15,7 @@ from sluice.cli.people_commands import register_people
 from sluice.cli.report_commands import report_app
 from sluice.cli.request_commands import request_app
 from sluice.cli.scim_commands import scim_app
+from sluice.cli.ssh_key_command import ssh_key_command
 from sluice.cli.targeting_commands import register_targeting
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(scim_app, name="scim")
 app.add_typer(request_app, name="request")
 app.add_typer(access_app, name="access")
+access_app.command("ssh-key")(ssh_key_command)
 app.add_typer(grants_app, name="grants")
 app.add_typer(inventory_app, name="inventory")
 audit_app.command("verify")(store_commands.audit_verify)

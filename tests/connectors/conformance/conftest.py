@@ -13,8 +13,9 @@ from tests.connectors.conformance.ldap import ldap_harness
 from tests.connectors.conformance.mysql import mysql_harness
 from tests.connectors.conformance.pg import postgres_harness
 from tests.connectors.conformance.redis import redis_harness
+from tests.connectors.conformance.ssh import SshHarness
 
-KINDS = ("postgresql", "mysql", "redis", "ldap_groups", "http")
+KINDS = ("postgresql", "mysql", "redis", "ldap_groups", "http", "ssh")
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +43,18 @@ def http_harness(http_endpoint: Any) -> ConnectorHarness:
     return HttpHarness(http_endpoint)
 
 
+@pytest.fixture(scope="module")
+def ssh_harness(sshd: Any) -> ConnectorHarness:
+    return SshHarness(sshd)
+
+
 _FIXTURES = {
     "postgresql": "postgresql_harness",
     "mysql": "mysql_harness_fixture",
     "redis": "redis_harness_fixture",
     "ldap_groups": "ldap_groups_harness",
     "http": "http_harness",
+    "ssh": "ssh_harness",
 }
 
 
