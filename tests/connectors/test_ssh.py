@@ -215,3 +215,18 @@ def test_config_errors_say_what_to_fix(change: dict[str, Any], words: str) -> No
     with pytest.raises(ValidationError) as error:
         SshConfig.model_validate({**base, **change})
     assert words in str(error.value)
+
+
+def test_an_extended_grant_gets_a_longer_certificate_and_a_revoke_ends_both(sshd: Sshd) -> None:
+    c = connector(sshd)
+    unit = unit_for(c, "0a000000000a", minutes=30)
+    first = c.grant(unit)
+    longer = AccessUnit(
+        **{**unit.__dict__, "ends_at": (unit.ends_at or datetime.now(UTC)) + timedelta(hours=1)}
+    )
+    second = c.grant(longer)
+    assert second["certificate"] != first["certificate"] and second["valid_before"] > first["valid_before"]
+    key = private_key_text(unit.secret or "")
+    assert ssh_login(sshd, key, first["certificate"]) and ssh_login(sshd, key, second["certificate"])
+    c.revoke(longer)
+    assert not ssh_login(sshd, key, first["certificate"]) and not ssh_login(sshd, key, second["certificate"])
