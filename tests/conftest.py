@@ -18,8 +18,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-# Session fixtures: the MariaDB, Redis and OpenLDAP targets of the connector tests, the OpenID Provider.
-pytest_plugins = ["tests.target_servers", "tests.oidc_provider"]
+# Session fixtures: the MariaDB, Redis, OpenLDAP and SSH targets of the connector tests, the OpenID
+# Provider, the AWS emulator.
+pytest_plugins = ["tests.target_servers", "tests.oidc_provider", "tests.aws_emulator"]
 
 
 def _need_service(name: str, error: Exception) -> None:

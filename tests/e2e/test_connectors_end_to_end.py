@@ -30,6 +30,7 @@ from sluice.store.queries import identity_by_email
 from sluice.store.tables import AccessFlow, Base, Grant, Identity, Integration
 from sluice.worker.loop import Worker
 from tests.conftest import Clock
+from tests.connectors.conformance.aws import AwsHarness
 from tests.connectors.conformance.http import HttpHarness
 from tests.connectors.conformance.ldap import ldap_harness
 from tests.connectors.conformance.mysql import mysql_harness
@@ -42,7 +43,7 @@ pytestmark = pytest.mark.e2e
 REQUESTER, APPROVER = "ada@example.com", "carol@example.com"
 
 
-@pytest.fixture(scope="module", params=["postgresql", "mysql", "redis", "ldap_groups", "http", "ssh"])
+@pytest.fixture(scope="module", params=["postgresql", "mysql", "redis", "ldap_groups", "http", "ssh", "aws"])
 def harness(request: pytest.FixtureRequest) -> Iterator[ConnectorHarness]:
     kind = request.param
     if kind == "postgresql":
@@ -53,6 +54,8 @@ def harness(request: pytest.FixtureRequest) -> Iterator[ConnectorHarness]:
         yield from redis_harness(request.getfixturevalue("redis_server"))
     elif kind == "ldap_groups":
         yield from ldap_harness(request.getfixturevalue("slapd"))
+    elif kind == "aws":
+        yield AwsHarness(request.getfixturevalue("aws_org"))
     elif kind == "ssh":
         yield SshHarness(request.getfixturevalue("sshd"))
     else:
