@@ -174,3 +174,14 @@ def test_an_account_moved_out_of_the_ou_leaves_its_coverage_at_the_next_sync(slu
     assert path not in sluice.requestable_paths("ada@example.com")
     assert f"aws-org/Root/staging/{name}/ReadOnly" not in sluice.requestable_paths("ada@example.com")
     assert sluice.request_state(waiting) != "pending", "a request on an account that left the OU still waits"
+
+
+def test_a_closed_account_is_no_longer_offered(sluice: Sluice) -> None:
+    org = sluice.org
+    account = org.add_account(f"closing-{secrets.token_hex(3)}", "prod")
+    name = next(n for n, i in org.accounts.items() if i == account)
+    sluice.sync()
+    assert f"aws-org/Root/prod/{name}/ReadOnly" in sluice.requestable_paths("ada@example.com")
+    org.client("organizations").close_account(AccountId=account)
+    sluice.sync()
+    assert f"aws-org/Root/prod/{name}/ReadOnly" not in sluice.requestable_paths("ada@example.com")
