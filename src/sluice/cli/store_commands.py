@@ -48,14 +48,23 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
         )
 
 
-def _plan(file: Path, *, apply: bool, as_json: bool) -> None:
+def _plan(file: Path, *, apply: bool, as_json: bool, access: bool = False) -> None:
     from sluice.cli import store_ops
 
-    plan = store_ops.plan_file(store_ops.open_runtime(), file, apply=apply)
+    runtime = store_ops.open_runtime()
+    plan = store_ops.plan_file(runtime, file, apply=apply)
+    diff = store_ops.access_diff_of_file(runtime, file) if access and not plan.is_empty else None
     if as_json:
-        print_json(store_ops.plan_as_dict(plan, applied=apply))
-    else:
-        store_ops.print_plan(plan, applied=apply)
+        found = store_ops.plan_as_dict(plan, applied=apply)
+        if diff is not None:
+            from sluice.services.config.access_diff import diff_as_dict
+
+            found["access"] = diff_as_dict(diff)
+        print_json(found)
+        return
+    store_ops.print_plan(plan, applied=apply)
+    if diff is not None:
+        store_ops.print_access_diff(diff)
 
 
 def apply_command(
@@ -69,9 +78,15 @@ def apply_command(
     _plan(file, apply=not dry_run, as_json=as_json)
 
 
-def plan_command(file: FileOpt, as_json: JsonOpt = False) -> None:
-    """Show what `sluice apply` would change."""
-    _plan(file, apply=False, as_json=as_json)
+def plan_command(
+    file: FileOpt,
+    objects_only: Annotated[
+        bool, typer.Option("--objects-only", help="List changed objects only, without the access diff.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what `sluice apply` would change: the objects, then who gains and loses access."""
+    _plan(file, apply=False, as_json=as_json, access=not objects_only)
 
 
 @token_app.command("create")
