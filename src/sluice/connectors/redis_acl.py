@@ -6,7 +6,8 @@ the separator names a namespace). Paths are `{integration}/{namespace}`.
 
 A grant creates the ACL user `{prefix}{tag}_{grant hex}` with `reset`, the SHA-256 of its password
 (`#…`: Redis never sees the password itself), no pub/sub channels, the key pattern of the namespace
-(`%R~` read-only for `read`, `%RW~` for `write`) and the command rules of the permission. Rules are
+(`%R~` read-only for `read`, `%RW~` for `write`), the command rules of the permission, then
+`ALWAYS_DENIED`: no command that lists key names, switches database or touches the server. Rules are
 built from validated tokens, never by escaping: a prefix with a space or a control character is
 refused. Redis keeps no comment on an ACL user, so the name is the marker `list_managed` reads: the
 tag is seven hex digits of the installation id and the integration's name (`installation_tag`).
@@ -49,10 +50,28 @@ from sluice.domain.errors import InvalidInput, TargetError
 _PREFIX = re.compile(r"^[\x21-\x7e\u00a0-\U0010ffff]{1,200}$")
 _RULE = re.compile(r"^[+-]@?[a-z][a-z0-9|_-]*$")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+# A client's own connection: answer a ping, name itself, reset itself. No SELECT, no HELLO-driven
+# protocol switch to another user, nothing about other clients.
+_CONNECTION = ["+ping", "+echo", "+auth", "+client|setname", "+client|getname", "+client|id", "+reset"]
 DEFAULT_RULES: dict[str, list[str]] = {
-    "read": ["-@all", "+@read", "+@connection", "-@dangerous"],
-    "write": ["-@all", "+@read", "+@write", "+@connection", "-@dangerous"],
+    "read": ["-@all", "+@read", "-@dangerous", *_CONNECTION],
+    "write": ["-@all", "+@read", "+@write", "-@dangerous", *_CONNECTION],
 }
+# Appended after every permission's rules, the config's own included, so no rule set can open them:
+# commands that name keys beyond the grant's pattern (SCAN, KEYS, RANDOMKEY, DBSIZE), reach another
+# logical database (SELECT, SWAPDB, MOVE, COPY … DB), or act on the server or other clients.
+ALWAYS_DENIED = [
+    "-@dangerous",
+    "-@admin",
+    "-scan",
+    "-keys",
+    "-randomkey",
+    "-dbsize",
+    "-select",
+    "-swapdb",
+    "-move",
+    "-copy",
+]
 _KEY_ACCESS = {"read": "%R~", "write": "%RW~"}
 
 
@@ -158,6 +177,7 @@ class RedisConnector:
         digest = hashlib.sha256(unit.secret.encode()).hexdigest()
         pattern = _KEY_ACCESS[unit.permission] + _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"
         rules = ["reset", "on", "#" + digest, "resetchannels", pattern, *self.config.rules[unit.permission]]
+        rules += ALWAYS_DENIED
         with self._errors(unit.secret), self._client() as client:
             client.execute_command("ACL", "SETUSER", user, *rules)
             self._save(client)
