@@ -181,7 +181,7 @@ class LdapGroupsConnector:
             if record.added:
                 with suppress(lx.LDAPAttributeOrValueExistsResult):  # granting twice is one grant
                     conn.modify(group, {attribute: [(ldap3.MODIFY_ADD, [member])]})
-        return {"group": group, "member": member, "attribute": attribute}
+        return {"url": self.config.url, "group": group, "member": member, "attribute": attribute}
 
     def revoke(self, unit: AccessUnit) -> None:
         if unit.resource_path:

@@ -162,6 +162,8 @@ class MySQLConnector:
                 "port": self.config.port,
                 "database": target.database,
                 "username": user,
+                "tls": self._tls is not None,
+                "flavor": "mariadb" if mariadb else "mysql",
             }
             if target.table is not None:
                 details["table"] = target.table
@@ -337,10 +339,14 @@ class MySQLConnector:
             secrets = resolved_secrets([self.config.password], extra)
             raise TargetError(f"{self.name}: {scrub(detail, secrets)}", retryable=retryable) from None
 
+    @property
+    def _tls(self) -> dict[str, Any] | None:
+        return {"ca": self.config.ca_file} if self.config.ca_file else None
+
     @contextmanager
     def _cursor(self) -> Iterator[Cursor]:
         password = self.config.password.resolve(f"{self.name} password") if self.config.password else ""
-        ssl = {"ca": self.config.ca_file} if self.config.ca_file else None
+        ssl = self._tls
         conn = pymysql.connect(
             host=self.config.host,
             port=self.config.port,
