@@ -20,6 +20,7 @@ drop) and drops the event.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -41,7 +42,9 @@ from sluice.connectors.mysql_sql import Statement, Target
 from sluice.connectors.paths import parse_tags, path_segment, split_path
 from sluice.connectors.support import (
     PRINCIPAL_PREFIX,
+    is_loopback,
     managed_by_name,
+    plaintext_warning,
     require_own_name,
     resolved_secrets,
     scrub,
@@ -62,7 +65,10 @@ class MySQLConfig(BaseModel):
     port: int = Field(default=3306, ge=1, le=65535)
     user: str = "root"
     password: SecretRef | None = None
-    ca_file: str | None = None  # verify the server's TLS certificate against this CA
+    # TLS with the server's certificate and host name verified. Default: on toward any host but
+    # this machine (or when ca_file is set); false sends passwords in clear, and `check` says so.
+    tls: bool | None = None
+    ca_file: str | None = None  # the CA that signed the server's certificate; default the system's
     databases: list[str] | None = None  # limit discovery; default every non-system database
     user_prefix: str = "sluice_"
     # The host part of the accounts Sluice creates: where grantees log in from. No default: '%'
@@ -204,9 +210,9 @@ class MySQLConnector:
                 databases = {r[0] for r in _rows(cur, Statement(q.SCHEMATA_MYSQL))}
                 scheduler = str(_rows(cur, Statement(q.EVENT_SCHEDULER))[0][0])
         except TargetError as exc:
-            return [f"cannot connect: {exc.detail}"]
+            return [*self._plaintext_problems(), f"cannot connect: {exc.detail}"]
         privileges = {p for p, _ in held}
-        problems = []
+        problems = self._plaintext_problems()
         if "CREATE USER" not in privileges:
             problems.append("the admin account lacks CREATE USER: it cannot create or drop accounts")
         if "PROCESS" not in privileges and "SUPER" not in privileges:
@@ -257,6 +263,11 @@ class MySQLConnector:
     def _drop_events(self, cur: Cursor, user: str) -> None:
         for (schema,) in _rows(cur, Statement(q.EVENTS_NAMED, (user,))):
             _run(cur, q.drop_event(schema, user))
+
+    def _plaintext_problems(self) -> list[str]:
+        if self._tls is not None or is_loopback(self.config.host):
+            return []
+        return [plaintext_warning(self.config.host, "tls: false")]
 
     @staticmethod
     def _second_lock_problems(privileges: set[str], scheduler: str) -> list[str]:
@@ -340,8 +351,11 @@ class MySQLConnector:
             raise TargetError(f"{self.name}: {scrub(detail, secrets)}", retryable=retryable) from None
 
     @property
-    def _tls(self) -> dict[str, Any] | None:
-        return {"ca": self.config.ca_file} if self.config.ca_file else None
+    def _tls(self) -> ssl.SSLContext | None:
+        wanted = self.config.tls
+        if wanted is None:
+            wanted = bool(self.config.ca_file) or not is_loopback(self.config.host)
+        return ssl.create_default_context(cafile=self.config.ca_file) if wanted else None
 
     @contextmanager
     def _cursor(self) -> Iterator[Cursor]:

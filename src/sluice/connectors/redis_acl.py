@@ -38,7 +38,9 @@ from sluice.connectors.base import (
 from sluice.connectors.paths import path_segment, split_path
 from sluice.connectors.support import (
     PRINCIPAL_PREFIX,
+    is_loopback,
     managed_by_name,
+    plaintext_warning,
     require_own_name,
     resolved_secrets,
     scrub,
@@ -110,8 +112,10 @@ class RedisConfig(BaseModel):
     port: int = Field(default=6379, ge=1, le=65535)
     username: str | None = None  # default: the `default` user
     password: SecretRef | None = None
-    tls: bool = False
-    ca_file: str | None = None
+    # TLS with the server's certificate and host name verified. Default: on toward any host but
+    # this machine; false sends passwords in clear, and `check` says so.
+    tls: bool | None = None
+    ca_file: str | None = None  # the CA that signed the server's certificate; default the system's
     namespaces: list[Namespace] = Field(default_factory=list)
     scan: Scan | None = None
     user_prefix: str = "sluice_"
@@ -184,7 +188,7 @@ class RedisConnector:
         return {
             "host": self.config.public_host or self.config.host,
             "port": self.config.port,
-            "tls": self.config.tls,
+            "tls": self._tls,
             "username": user,
             "key_prefix": prefix,
         }
@@ -235,12 +239,24 @@ class RedisConnector:
                     except redis.ResponseError:  # may not even ask: no ACL rights at all
                         refused = ["ACL DRYRUN", *probes]
         except TargetError as exc:
-            return [f"cannot connect: {exc.detail}"]
+            return [*self._plaintext_problems(), f"cannot connect: {exc.detail}"]
+        problems = self._plaintext_problems()
         if _major(version) < 7:
-            return [f"Redis 7 or later is needed for read-only key patterns (the server runs {version})"]
-        if refused:
-            return [f"the admin user {me!r} may not run: {', '.join(refused)}"]
-        return []
+            problems.append(
+                f"Redis 7 or later is needed for read-only key patterns (the server runs {version})"
+            )
+        elif refused:
+            problems.append(f"the admin user {me!r} may not run: {', '.join(refused)}")
+        return problems
+
+    @property
+    def _tls(self) -> bool:
+        return self.config.tls if self.config.tls is not None else not is_loopback(self.config.host)
+
+    def _plaintext_problems(self) -> list[str]:
+        if self._tls or is_loopback(self.config.host):
+            return []
+        return [plaintext_warning(self.config.host, "tls: false")]
 
     # --- helpers
 
@@ -314,8 +330,9 @@ class RedisConnector:
             db=db,
             username=self.config.username,
             password=password,
-            ssl=self.config.tls,
+            ssl=self._tls,
             ssl_ca_certs=self.config.ca_file,
+            ssl_check_hostname=self._tls,
             socket_connect_timeout=self.config.connect_timeout_seconds,
             socket_timeout=self.config.timeout_seconds,
             retry=Retry(NoBackoff(), 0),  # the worker retries with backoff; one call is one attempt
