@@ -360,3 +360,19 @@ def test_check_warns_about_accounts_open_to_any_host(harness: MySQLHarness) -> N
     config = harness.config.model_copy(update={"user_host": "%"})
     problems = MySQLConnector(NAME, config, ConnectorContext(installation="test-install")).check()
     assert any("'%'" in p and "any host" in p for p in problems)
+
+
+def test_check_names_objects_left_with_a_sluice_definer(
+    harness: MySQLHarness, lookalikes: tuple[str, str]
+) -> None:
+    """Made before `admin` stopped allowing them (or by hand): they break once the account goes."""
+    db, definer = lookalikes[0], harness.config.user_prefix + "gone"
+    with harness.admin() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DEFINER = %s@'%%' VIEW `{db}`.left_behind AS SELECT 1 AS one", (definer,))
+    try:
+        problems = harness.connector.check()
+        assert any("DEFINER" in p and f"view {db}.left_behind" in p for p in problems), problems
+    finally:
+        with harness.admin() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP VIEW `{db}`.left_behind")
+    assert harness.connector.check() == []

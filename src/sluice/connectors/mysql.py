@@ -209,6 +209,8 @@ class MySQLConnector:
                 held = {(p, g) for p, g in _rows(cur, Statement(q.PRIVILEGES_OF, (grantee,)))}
                 databases = {r[0] for r in _rows(cur, Statement(q.SCHEMATA_MYSQL))}
                 scheduler = str(_rows(cur, Statement(q.EVENT_SCHEDULER))[0][0])
+                pattern = q.like_prefix(self.config.user_prefix) + "@%"
+                defined = _rows(cur, Statement(q.DEFINED_BY, (pattern,) * 4))
         except TargetError as exc:
             return [*self._plaintext_problems(), f"cannot connect: {exc.detail}"]
         privileges = {p for p, _ in held}
@@ -227,6 +229,12 @@ class MySQLConnector:
             problems.append(
                 "accounts are made on host '%': any host may log in with a grant's password; set"
                 " user_host to where grantees connect from"
+            )
+        if defined:
+            named = ", ".join(f"{kind} {schema}.{name}" for kind, schema, name in defined)
+            problems.append(
+                f"objects whose DEFINER is a Sluice account fail once it is dropped (error 1449); give"
+                f" them another definer: {named}"
             )
         lacking = [p for p in q.GRANTABLE_NEEDED if (p, "YES") not in held]
         if lacking:
