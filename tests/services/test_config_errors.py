@@ -12,6 +12,15 @@ from tests.services.config_samples import GOOD, edit, line_of
 
 BAD = [
     pytest.param(
+        edit(
+            GOOD, "      databases: [sluice_demo]\n", "      databases: [sluice_demo]\n      sslmode: maybe\n"
+        ),
+        "sslmode: maybe",
+        "integrations[0].config.sslmode",
+        "verify-full",
+        id="postgres-sslmode",
+    ),
+    pytest.param(
         edit(GOOD, "    name: Alice Example", "    nmae: Alice Example"),
         "nmae: Alice",
         "identities[0].nmae",

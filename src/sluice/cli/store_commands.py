@@ -15,6 +15,7 @@ from sluice.domain.roles import Role
 
 db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+config_app = typer.Typer(help="The config as code.", no_args_is_help=True)
 
 FileOpt = Annotated[Path, typer.Option("--file", "-f", help="The config file (YAML).", dir_okay=False)]
 
@@ -87,6 +88,24 @@ def plan_command(
 ) -> None:
     """Show what `sluice apply` would change: the objects, then who gains and loses access."""
     _plan(file, apply=False, as_json=as_json, access=not objects_only)
+
+
+@config_app.command("export")
+def config_export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of to stdout.", dir_okay=False)
+    ] = None,
+) -> None:
+    """The store's integrations, flows, scopes, bundles, schedules, webhooks and config-declared people
+    as a config file (YAML): keep a setup made through the API as code, and extend it."""
+    from sluice.cli import store_ops
+
+    text = store_ops.export_text(store_ops.open_runtime())
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        note(f"wrote {output}")
 
 
 @token_app.command("create")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.markup import escape
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from sluice.runtime.settings import Settings
 from sluice.runtime.wiring import Runtime
 from sluice.services.config.access_diff import AccessDiff, access_diff, summarised
 from sluice.services.config.apply import Plan, PlanEntry, apply_config, plan_config
+from sluice.services.config.export import export_config
 from sluice.services.config.file import ConfigDocument, ConfigError, load_config
 from sluice.services.directory.tokens import create_token
 from sluice.services.grants.secret_keys import check_and_record_key
@@ -172,6 +174,14 @@ def plan_file(runtime: Runtime, path: Path, *, apply: bool) -> Plan:
             raise bad_file(path, exc) from exc
         runtime.notify_work(session)
         return plan
+
+
+def export_text(runtime: Runtime) -> str:
+    """The store's config as YAML text."""
+    with transaction(runtime.factory) as session:
+        document = export_config(session)
+    header = "# sluice config export: the store's config; `sluice plan -f` this file shows no change\n"
+    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=110)
 
 
 def new_token(runtime: Runtime, *, email: str, role: Role) -> str:

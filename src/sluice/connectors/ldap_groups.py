@@ -41,7 +41,7 @@ from sluice.connectors.base import (
 )
 from sluice.connectors.ldap_dn import Record
 from sluice.connectors.paths import parse_tags, split_path
-from sluice.connectors.support import resolved_secrets, scrub
+from sluice.connectors.support import is_loopback, plaintext_warning, resolved_secrets, scrub
 from sluice.domain.errors import InvalidInput, TargetError
 
 _RETRYABLE_RESULTS = (
@@ -66,7 +66,9 @@ class LdapGroupsConfig(BaseModel):
     url: str = "ldap://127.0.0.1:389"
     bind_dn: str
     bind_password: SecretRef | None = None
-    start_tls: bool = False
+    # StartTLS on an ldap:// URL. Default: on toward any host but this machine (ldaps:// is TLS
+    # already); false sends the bind password in clear, and `check` says so.
+    start_tls: bool | None = None
     ca_file: str | None = None
     groups_base_dn: str
     group_filter: str = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
@@ -181,7 +183,7 @@ class LdapGroupsConnector:
             if record.added:
                 with suppress(lx.LDAPAttributeOrValueExistsResult):  # granting twice is one grant
                     conn.modify(group, {attribute: [(ldap3.MODIFY_ADD, [member])]})
-        return {"group": group, "member": member, "attribute": attribute}
+        return {"url": self.config.url, "group": group, "member": member, "attribute": attribute}
 
     def revoke(self, unit: AccessUnit) -> None:
         if unit.resource_path:
@@ -207,7 +209,7 @@ class LdapGroupsConnector:
         ]
 
     def check(self) -> list[str]:
-        problems = []
+        problems = self._plaintext_problems()
         parent = ",".join(self.config.state_dn.split(",")[1:])
         try:
             with self._errors(), self._connection() as conn:
@@ -216,8 +218,25 @@ class LdapGroupsConnector:
                 if not self._exists(conn, self.config.state_dn) and not self._exists(conn, parent):
                     problems.append(f"neither state_dn {self.config.state_dn} nor its parent exists")
         except TargetError as exc:
-            return [f"cannot connect: {exc.detail}"]
+            return [*self._plaintext_problems(), f"cannot connect: {exc.detail}"]
         return problems
+
+    @property
+    def _host(self) -> str:
+        return self.config.url.split("://", 1)[1].rstrip("/").rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def _start_tls(self) -> bool:
+        if self.config.url.startswith("ldaps://"):
+            return False
+        if self.config.start_tls is not None:
+            return self.config.start_tls
+        return not is_loopback(self._host)
+
+    def _plaintext_problems(self) -> list[str]:
+        if self.config.url.startswith("ldaps://") or self._start_tls or is_loopback(self._host):
+            return []
+        return [plaintext_warning(self._host, "ldap:// with start_tls: false")]
 
     # --- bookkeeping entries
 
@@ -381,7 +400,7 @@ class LdapGroupsConnector:
     @contextmanager
     def _connection(self) -> Iterator[ldap3.Connection]:
         tls = None
-        if self.config.ca_file or self.config.start_tls or self.config.url.startswith("ldaps"):
+        if self.config.ca_file or self._start_tls or self.config.url.startswith("ldaps"):
             tls = ldap3.Tls(ca_certs_file=self.config.ca_file, validate=ssl.CERT_REQUIRED)
         server = ldap3.Server(
             self.config.url, get_info=ldap3.NONE, tls=tls, connect_timeout=self.config.connect_timeout_seconds
@@ -398,7 +417,7 @@ class LdapGroupsConnector:
         )
         try:
             conn.open()
-            if self.config.start_tls:
+            if self._start_tls:
                 conn.start_tls()
             conn.bind()
             yield conn
