@@ -12,6 +12,7 @@ import pytest
 
 from sluice.cli import ssh_key_command
 from sluice.connectors.ssh_certs import SshConnector
+from sluice.domain.connection import client_command, connection_of
 from tests.cli.conftest import Invoke, assert_clean_failure
 from tests.connectors.test_ssh import connector, unit_for
 from tests.target_servers import Sshd
@@ -45,7 +46,9 @@ def test_the_printed_command_logs_in_with_the_written_files(
 ) -> None:
     c = connector(sshd)
     unit = unit_for(c, "0b0000000001")
-    item = {**c.grant(unit), **SshConnector.secret_fields(unit.secret or "")}
+    connection = connection_of("ssh", c.grant(unit)).model_dump()
+    item = {"connection": connection, **SshConnector.secret_fields(unit.secret or "")}
+    assert client_command(connection_of("ssh", connection)) == "sluice access ssh-key gr_0b0000000001"
     _serve(monkeypatch, item)
     folder = tmp_path / "keys"
     result = invoke("access", "ssh-key", "gr_0b0000000001", "--dir", str(folder))
@@ -68,5 +71,5 @@ def test_the_printed_command_logs_in_with_the_written_files(
 
 
 def test_a_grant_that_is_not_ssh_is_a_clear_error(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
-    _serve(monkeypatch, {"host": "db", "port": 5432, "username": "u", "password": "p"})
+    _serve(monkeypatch, {"connection": {"kind": "postgresql", "host": "db"}, "password": "p"})
     assert_clean_failure(invoke("access", "ssh-key", "gr_0b0000000001"))

@@ -84,6 +84,9 @@ class AccessDetails(GrantView):
     database: str | None = None
     username: str | None = None
     password: str | None = None
+    private_key: str | None = Field(
+        default=None, description="For SSH grants: the private key the grant's certificate is for (OpenSSH)."
+    )
     connection: Connection | None = Field(
         default=None,
         description="Everything the target's connector returned, typed by the integration's kind.",

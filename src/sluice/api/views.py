@@ -69,6 +69,7 @@ def access_details(grant: Grant, details: dict[str, Any]) -> AccessDetails:
         database=_text(details.get("database")),
         username=_text(details.get("username")),
         password=_text(details.get("password")),
+        private_key=_text(details.get("private_key")),
         **_client_hints(grant.integration.kind, details),
     )
 

@@ -29,17 +29,18 @@ def ssh_key_command(
     """Write an SSH grant's private key and certificate (mode 0600) and print the `ssh` command."""
     with ApiClient.from_options(url, token) as api:
         item = api.get(f"/access/{grant_id}")
-    if not item.get("private_key") or not item.get("certificate"):
+    connection = item.get("connection") or {}
+    if not item.get("private_key") or connection.get("kind") != "ssh":
         raise InvalidInput(f"grant {grant_id} is not an SSH grant: it has no certificate")
     target = folder.expanduser()
     target.mkdir(parents=True, exist_ok=True, mode=0o700)
     key, certificate = target / grant_id, target / f"{grant_id}-cert.pub"
-    for path, text in ((key, item["private_key"]), (certificate, item["certificate"] + "\n")):
+    for path, text in ((key, item["private_key"]), (certificate, connection["certificate"] + "\n")):
         handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(handle, "w") as out:
             out.write(text)
         path.chmod(0o600)
-    print_line(ssh_command(item, key, certificate))
+    print_line(ssh_command(connection, key, certificate))
 
 
 def ssh_command(item: dict[str, object], key: Path, certificate: Path) -> str:

@@ -309,6 +309,7 @@ class SshConnector:
             builder = builder.add_extension(extension.encode(), b"")
         certificate = builder.sign(ca).public_bytes().decode() + f" {principal}"
         details = {
+            "grant_id": unit.grant_id,
             "host": host.address,
             "port": host.port,
             "username": permission.account,

@@ -52,6 +52,18 @@ class LdapGroupConnection(BaseModel):
     attribute: str
 
 
+class SshConnection(BaseModel):
+    kind: Literal["ssh"] = "ssh"
+    grant_id: str
+    host: str
+    port: int
+    username: str
+    certificate: str  # the OpenSSH user certificate (public); the private key comes with the credentials
+    certificate_principal: str
+    key_id: str
+    valid_before: str
+
+
 class OtherConnection(BaseModel):
     """The details of a kind Sluice has no model for (built-in groups, the HTTP protocol, plugins)."""
 
@@ -59,20 +71,29 @@ class OtherConnection(BaseModel):
     details: dict[str, Any]
 
 
-Connection = PostgresConnection | MySQLConnection | RedisConnection | LdapGroupConnection | OtherConnection
+Connection = (
+    PostgresConnection
+    | MySQLConnection
+    | RedisConnection
+    | LdapGroupConnection
+    | SshConnection
+    | OtherConnection
+)
 _MODELS: dict[str, type[BaseModel]] = {
     "postgresql": PostgresConnection,
     "mysql": MySQLConnection,
     "redis": RedisConnection,
     "ldap_groups": LdapGroupConnection,
+    "ssh": SshConnection,
 }
+SECRET_FIELDS = ("password", "private_key")  # credentials: never part of the connection
 
 
 def connection_of(kind: str, details: dict[str, Any]) -> Connection:
     """The typed connection of a grant of `kind`; details that do not fit the kind's model (a grant
     made by an older connector) are kept as they are rather than lost."""
     model = _MODELS.get(kind)
-    plain = {k: v for k, v in details.items() if k != "password"}
+    plain = {k: v for k, v in details.items() if k not in SECRET_FIELDS}
     if model is not None:
         try:
             return cast(Connection, model.model_validate({**plain, "kind": kind}))
@@ -129,6 +150,8 @@ def client_command(connection: Connection) -> str | None:
         ]
         if connection.tls:
             words.append("--tls")
+    elif isinstance(connection, SshConnection):
+        words = ["sluice", "access", "ssh-key", connection.grant_id]  # writes the key, prints the ssh line
     elif isinstance(connection, LdapGroupConnection) and connection.url:
         words = ["ldapsearch", "-H", connection.url, "-x", "-LLL", "-b", connection.group, "-s", "base"]
         words += [f"({connection.attribute}={_filter_value(connection.member)})", "dn"]

@@ -133,14 +133,15 @@ DETAIL_LIMIT = 10  # a person's list longer than this is summarised by parent an
 
 def summarised(units: list[tuple[str, str]]) -> list[str]:
     """Lines for a list of (path, permission): each one, or when there are many, counts by parent
-    ("1,240 × read under prod-pg/appdb/public")."""
+    ("1,240 resources: read under prod-pg/appdb/public")."""
     if len(units) <= DETAIL_LIMIT:
         return [f"{permission} on {path}" for path, permission in units]
     groups: Counter[tuple[str, str]] = Counter(
         (path.rsplit("/", 1)[0], permission) for path, permission in units
     )
     return [
-        f"{count:,} × {permission} under {parent}" for (parent, permission), count in sorted(groups.items())
+        f"{count:,} resources: {permission} under {parent}"
+        for (parent, permission), count in sorted(groups.items())
     ]
 
 
