@@ -141,8 +141,8 @@ BAD = [
         edit(GOOD, "    kind: postgresql", "    kind: oracle"),
         "kind: oracle",
         "integrations[0].kind",
-        "unknown integration kind 'oracle'; known kinds: builtin_groups, http, ldap_groups, mysql, "
-        "postgresql, redis",
+        "unknown integration kind 'oracle'; known kinds: aws, builtin_groups, http, ldap_groups, mysql, "
+        "postgresql, redis, ssh",
         id="unknown-kind",
     ),
     pytest.param(
