@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sluice.services.config.file import MAX_IDENTITIES, load_config, parse_config
+from sluice.services.config.document import MAX_IDENTITIES
+from sluice.services.config.file import load_config, parse_config
 from sluice.services.config.source import MAX_CONFIG_CHARS, MAX_DEPTH, ConfigError
 from tests.services.config_samples import GOOD, edit, line_of
 

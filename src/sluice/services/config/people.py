@@ -18,7 +18,7 @@ from sluice.store.people_tables import Schedule
 from sluice.store.types import new_id
 
 if TYPE_CHECKING:
-    from sluice.services.config.file import ConfigDocument
+    from sluice.services.config.document import ConfigDocument
 
 CONFIG_SOURCE = "config"
 
