@@ -11,7 +11,8 @@ from sluice.api.schemas import Body, DurationText, FlowName, PathText, ReasonTex
 from sluice.domain.flows import MAX_TARGETS, Target
 from sluice.domain.text import Description, QueryText, Text, text_keys
 from sluice.services.requests.submit import MAX_UNITS_PER_REQUEST
-from sluice.services.targeting.tags import MAX_BATCH, MAX_VALUE
+from sluice.services.targeting.tag_changes import MAX_BATCH
+from sluice.services.targeting.tags import MAX_VALUE
 
 TagKey = Annotated[str, Text(max_length=200, min_length=1)]
 TagValue = Annotated[str, Text(max_length=MAX_VALUE)]

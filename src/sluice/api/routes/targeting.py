@@ -41,7 +41,8 @@ from sluice.services.requests.bundle_requests import request_bundle
 from sluice.services.requests.explain import explain
 from sluice.services.targeting import bundles as bundle_service
 from sluice.services.targeting.requestable import RequestableFilter, requestable
-from sluice.services.targeting.tags import TagChange, apply_tag_changes, resource_for_tags, tag_rows_of
+from sluice.services.targeting.tag_changes import TagChange, apply_tag_changes, resource_for_tags
+from sluice.services.targeting.tags import tag_rows_of
 from sluice.store.db import transaction
 from sluice.store.targeting_tables import Scope
 
