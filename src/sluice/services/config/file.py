@@ -19,14 +19,9 @@ from sluice.services.audit.webhooks import webhook_problems
 from sluice.services.config.checks import check_document
 from sluice.services.config.document import ConfigDocument
 from sluice.services.config.integration_checks import secret_problems
-from sluice.services.config.source import (
-    ConfigError,
-    ConfigProblem,
-    SourceMap,
-    position_of,
-    read_yaml,
-)
+from sluice.services.config.source import ConfigError, ConfigProblem, SourceMap, position_of
 from sluice.services.config.validation import problems_from_validation
+from sluice.services.config.yaml_reader import read_yaml
 
 __all__ = ["ConfigError", "ConfigProblem", "load_config", "parse_config"]
 
