@@ -35,13 +35,11 @@ from sluice.domain.bundles import BundleSpec, ScopeSpec
 from sluice.domain.flows import FlowSpec
 from sluice.services.requests.explain import explain
 from sluice.services.targeting.bundles import current_flows
-from sluice.services.targeting.requestable import (
-    RequestableFilter,
+from sluice.services.targeting.requestable import RequestableFilter, requestable, requesting_flows
+from sluice.services.targeting.target_queries import (
     integration_kinds,
     page_parts,
     page_statement,
-    requestable,
-    requesting_flows,
     target_slices,
 )
 from sluice.store.db import make_engine, make_session_factory, transaction

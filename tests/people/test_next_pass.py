@@ -10,7 +10,7 @@ from sluice.connectors.base import DiscoveredResource
 from sluice.domain.states import Actual, Desired
 from sluice.services.grants.revocation import revoke_grant
 from sluice.services.targeting.inventory import apply_discovery
-from sluice.services.targeting.tags import TagChange, apply_tag_changes
+from sluice.services.targeting.tag_changes import TagChange, apply_tag_changes
 from sluice.store.db import transaction
 from sluice.store.tables import Integration
 from tests.people.conftest import BUILTIN_GROUPS, People

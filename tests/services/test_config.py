@@ -15,7 +15,8 @@ from sluice.domain.errors import Conflict
 from sluice.domain.flows import FlowSpec
 from sluice.events.audit import Action
 from sluice.services.config.apply import Plan, apply_config, plan_config
-from sluice.services.config.file import ConfigDocument, ConfigError, parse_config
+from sluice.services.config.document import ConfigDocument
+from sluice.services.config.file import ConfigError, parse_config
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.tables import (
     AccessFlow,

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from sluice.domain.errors import InvalidInput
-from sluice.services.config.file import ConfigDocument, ConfigError, load_config, parse_config
+from sluice.services.config.document import ConfigDocument
+from sluice.services.config.file import ConfigError, load_config, parse_config
 from tests.services.config_samples import GOOD, edit, line_of
 
 BAD = [

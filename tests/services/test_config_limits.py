@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sluice.services.config.file import MAX_IDENTITIES, load_config, parse_config
-from sluice.services.config.source import MAX_CONFIG_CHARS, MAX_DEPTH, ConfigError
+from sluice.services.config.document import MAX_IDENTITIES
+from sluice.services.config.file import load_config, parse_config
+from sluice.services.config.source import ConfigError
+from sluice.services.config.yaml_reader import MAX_CONFIG_CHARS, MAX_DEPTH
 from tests.services.config_samples import GOOD, edit, line_of
 
 

@@ -12,11 +12,25 @@ from sluice import __version__
 from sluice.api import problems
 from sluice.api.edge import EdgeLimits, EdgeMiddleware
 from sluice.api.params import refuse_nul
-from sluice.api.routes import access, audit, directory, flows, inventory, meta, ops, requests, targeting
+from sluice.api.routes import (
+    access,
+    audit,
+    bundles,
+    directory,
+    explain,
+    flows,
+    inventory,
+    meta,
+    ops,
+    requests,
+    scopes,
+    tags,
+)
 from sluice.api.routes import grants as grant_routes
 from sluice.api.routes import integration_status as status_routes
 from sluice.api.routes import people as people_routes
 from sluice.api.routes import reports as report_routes
+from sluice.api.routes import requestable as requestable_routes
 from sluice.api.routes import signin as signin_routes
 from sluice.api.scim.app import scim_router
 from sluice.runtime.wiring import Runtime
@@ -41,7 +55,21 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
     api = APIRouter(
         prefix=API_PREFIX, responses=problems.PROBLEM_RESPONSES, dependencies=[Depends(refuse_nul)]
     )
-    for module in (meta, requests, access, targeting, status_routes, inventory, flows, directory, audit):
+    for module in (
+        meta,
+        requests,
+        access,
+        tags,
+        bundles,
+        scopes,
+        requestable_routes,
+        explain,
+        status_routes,
+        inventory,
+        flows,
+        directory,
+        audit,
+    ):
         api.include_router(module.router)
     api.include_router(grant_routes.router)
     api.include_router(people_routes.router)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from sluice.api.schemas import Body, DurationText, FlowName, PathText, ReasonText
+from sluice.domain.bundles import BundleSpec, ScopeSpec
+from sluice.domain.errors import InvalidInput
 from sluice.domain.flows import MAX_TARGETS, Target
 from sluice.domain.text import Description, QueryText, Text, text_keys
 from sluice.services.requests.submit import MAX_UNITS_PER_REQUEST
-from sluice.services.targeting.tags import MAX_BATCH, MAX_VALUE
+from sluice.services.targeting.tag_changes import MAX_BATCH
+from sluice.services.targeting.tags import MAX_VALUE
 
 TagKey = Annotated[str, Text(max_length=200, min_length=1)]
 TagValue = Annotated[str, Text(max_length=MAX_VALUE)]
@@ -150,3 +153,15 @@ class ExplanationView(BaseModel):
     summary: str
     flow: str | None
     flows: list[FlowVerdictView]
+
+
+SpecT = TypeVar("SpecT", BundleSpec, ScopeSpec)
+
+
+def spec_from_body(model: type[SpecT], data: dict[str, object]) -> SpecT:
+    """A bundle or scope spec from a request body, its validation errors as a 422 problem."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"location": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise InvalidInput(errors[0]["message"] if errors else "invalid", errors=errors) from exc

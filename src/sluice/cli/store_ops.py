@@ -20,8 +20,9 @@ from sluice.runtime.settings import Settings
 from sluice.runtime.wiring import Runtime
 from sluice.services.config.access_diff import AccessDiff, access_diff, summarised
 from sluice.services.config.apply import Plan, PlanEntry, apply_config, plan_config
+from sluice.services.config.document import ConfigDocument
 from sluice.services.config.export import export_config
-from sluice.services.config.file import ConfigDocument, ConfigError, load_config
+from sluice.services.config.file import ConfigError, load_config
 from sluice.services.directory.tokens import create_token
 from sluice.services.grants.secret_keys import check_and_record_key
 from sluice.store.db import normalise_url, transaction

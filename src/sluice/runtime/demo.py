@@ -21,7 +21,8 @@ from psycopg.conninfo import conninfo_to_dict
 from sluice.domain.errors import SluiceError
 from sluice.runtime.wiring import Runtime
 from sluice.services.config.apply import Plan, apply_config
-from sluice.services.config.file import ConfigDocument, parse_config
+from sluice.services.config.document import ConfigDocument
+from sluice.services.config.file import parse_config
 from sluice.services.targeting.inventory import sync_integration
 from sluice.store.db import transaction
 

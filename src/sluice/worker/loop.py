@@ -29,8 +29,8 @@ from sluice.services.grants.revocation import GrantExpiry
 from sluice.services.grants.scheduled import ScheduledGrants
 from sluice.services.grants.secrets import SecretBox
 from sluice.services.grants.target_reconcile import reconcile_targets
-from sluice.services.requests.decisions import PendingRequestExpiry
 from sluice.services.requests.escalation import Escalation
+from sluice.services.requests.pending_expiry import PendingRequestExpiry
 from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.services.targeting.inventory import InventorySync
 from sluice.store.db import transaction

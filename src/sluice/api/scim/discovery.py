@@ -27,7 +27,7 @@ from scim2_models import (
 
 from sluice.api.scim.responses import ScimResponse, ScimRoute
 from sluice.services.directory.scim_common import MAX_PAGE
-from sluice.services.directory.scim_users import ScimUser
+from sluice.services.directory.scim_user_fields import ScimUser
 
 router = APIRouter(route_class=ScimRoute, tags=["scim"])
 

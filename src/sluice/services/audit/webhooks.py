@@ -34,7 +34,7 @@ from sluice.store.tables import Webhook
 from sluice.store.types import new_id
 
 if TYPE_CHECKING:
-    from sluice.services.config.file import ConfigDocument
+    from sluice.services.config.document import ConfigDocument
 
 CONFIG_SOURCE = "config"
 TOPICS = tuple(sorted(action.value for action in Action))

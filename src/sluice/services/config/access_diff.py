@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sluice.services.config.apply import apply_config
-from sluice.services.config.file import ConfigDocument
+from sluice.services.config.document import ConfigDocument
 from sluice.services.grants.reevaluate import reevaluate
 from sluice.services.targeting.requestable import RequestableFilter, requestable
 from sluice.store.tables import AccessRequest, Grant, Identity

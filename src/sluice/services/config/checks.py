@@ -1,92 +1,27 @@
-"""Checks over a whole config document, after each part has its right shape: duplicate names,
-references that lead nowhere, connector configs, and admin secrets written inline."""
+"""Checks over a whole config document, after each part has its right shape: duplicate names and
+references that lead nowhere (the integrations' own configs: `integration_checks`)."""
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from sluice.connectors.builtin_groups import BuiltinGroupsConfig
-from sluice.connectors.registry import connector_class, validate_config
-from sluice.domain.errors import InvalidInput
 from sluice.domain.flows import Target
-from sluice.domain.text import storable_text
+from sluice.services.config.integration_checks import ConnectorClasses, integration_problems
 from sluice.services.config.people import people_problems
-from sluice.services.config.source import ConfigPath, ConfigProblem, SourceMap
+from sluice.services.config.source import ConfigPath, ConfigProblem
 from sluice.services.config.targeting import targeting_problems
-from sluice.services.config.validation import problems_from_validation
 from sluice.store.tables import Group, Identity, Integration
 
 if TYPE_CHECKING:
-    from sluice.services.config.file import ConfigDocument, IntegrationSpec
+    from sluice.services.config.document import ConfigDocument
 
 CONFIG_SOURCE = "config"
 MAX_GROUPS = 10_000  # groups one file may name in all
 _LOOKUP_CHUNK = 5_000
-
-INLINE_ADMIN_KEY_MESSAGE = (
-    "admin secrets are never written in the config: use password: {env: NAME} or {file: PATH}"
-)
-_URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@", re.IGNORECASE)
-
-
-def builtin_groups_config(integration: IntegrationSpec) -> BuiltinGroupsConfig | None:
-    """The validated config of a builtin_groups integration; None for other kinds or a bad config."""
-    try:
-        model = validate_config(integration.kind, integration.config)
-    except (InvalidInput, ImportError, AttributeError):
-        return None
-    return model if isinstance(model, BuiltinGroupsConfig) else None
-
-
-def secret_problems(config: Any, path: ConfigPath, source: SourceMap) -> list[ConfigProblem]:
-    """A `password:` written as plain text, or a URL with a password in it, anywhere in a config."""
-    problems: list[ConfigProblem] = []
-    if isinstance(config, dict):
-        for key, value in config.items():
-            child = (*path, str(key))
-            if str(key).lower() == "password" and not isinstance(value, dict):
-                problems.append(source.problem(child, INLINE_ADMIN_KEY_MESSAGE))
-            elif isinstance(value, str) and _URL_WITH_PASSWORD.match(value):
-                problems.append(
-                    source.problem(
-                        child,
-                        f"this URL holds a password, and admin secrets are never written in the config: "
-                        f"use {key}: {{env: NAME}} or {{file: PATH}}",
-                    )
-                )
-            else:
-                problems += secret_problems(value, child, source)
-    elif isinstance(config, list):
-        for index, item in enumerate(config):
-            problems += secret_problems(item, (*path, index), source)
-    return problems
-
-
-def text_problems(config: Any, path: ConfigPath, source: SourceMap) -> list[ConfigProblem]:
-    """Text no store takes (a NUL, a lone surrogate) anywhere in a free-form config, keys included."""
-    problems: list[ConfigProblem] = []
-    items = (
-        config.items() if isinstance(config, dict) else enumerate(config) if isinstance(config, list) else []
-    )
-    for key, value in items:
-        child = (*path, key if isinstance(key, int) else str(key))
-        for text in (key, value):
-            if isinstance(text, str):
-                try:
-                    storable_text(text)
-                except ValueError as exc:
-                    problems.append(source.problem(child, str(exc)))
-                    break
-        else:
-            problems += text_problems(value, child, source)
-    return problems
 
 
 def check_document(doc: ConfigDocument, session: Session | None) -> list[ConfigProblem]:
@@ -105,7 +40,7 @@ class _Checker:
         self.file_groups = set(doc.declared_groups()) | doc.unchecked("groups")
         self.integration_kinds = {i.name: i.kind for i in doc.integrations}
         self.unchecked_integrations = doc.unchecked("integrations")
-        self._classes: dict[str, tuple[Any, str]] = {}
+        self.connectors = ConnectorClasses()
         self._identity_refs: list[tuple[str, ConfigPath, str]] = []
         self._group_refs: list[tuple[str, ConfigPath]] = []
 
@@ -153,61 +88,11 @@ class _Checker:
                 at = f" (first at line {line})" if line else ""
                 self.add((section, index, key), f"{what} {value!r} is declared twice{at}; declare it once")
 
-    def connector(self, kind: str) -> tuple[Any, str]:
-        """The connector class of `kind`, or None and why it cannot be used."""
-        if kind not in self._classes:
-            try:
-                cls = connector_class(kind)
-                lacking = [name for name in ("permissions", "config_model") if not hasattr(cls, name)]
-                if lacking:
-                    self._classes[kind] = (
-                        None,
-                        f"integration kind {kind!r} does not define {', '.join(lacking)}",
-                    )
-                else:
-                    self._classes[kind] = (cls, "")
-            except InvalidInput as exc:
-                self._classes[kind] = (None, exc.detail)
-            except (ImportError, AttributeError) as exc:
-                self._classes[kind] = (
-                    None,
-                    f"integration kind {kind!r} is installed but cannot be loaded: {exc}",
-                )
-        return self._classes[kind]
-
     def _integrations(self) -> None:
+        self.problems += integration_problems(self.doc, self.connectors)
         for index, spec in enumerate(self.doc.integrations):
-            base: ConfigPath = ("integrations", index)
             if spec.owner:
-                self._identity_refs.append((spec.owner, (*base, "owner"), "owner"))
-            secrets = secret_problems(spec.config, (*base, "config"), self.source)
-            secrets += text_problems(spec.config, (*base, "config"), self.source)
-            self.problems += secrets
-            cls, why = self.connector(spec.kind)
-            if cls is None:
-                self.add((*base, "kind"), why)
-                continue
-            if secrets:
-                continue
-            try:
-                json.dumps(spec.config)
-            except (TypeError, ValueError):
-                self.add(
-                    (*base, "config"),
-                    "config values must be text, numbers, true/false, lists or mappings "
-                    "(quote dates and times)",
-                )
-                continue
-            try:
-                validate_config(spec.kind, spec.config)
-            except InvalidInput as exc:
-                cause = exc.__cause__
-                if isinstance(cause, ValidationError):
-                    self.problems += problems_from_validation(
-                        cause, self.source, cls.config_model, (*base, "config")
-                    )
-                else:
-                    self.add((*base, "config"), exc.detail)
+                self._identity_refs.append((spec.owner, ("integrations", index, "owner"), "owner"))
 
     def _identities(self) -> None:
         for index, spec in enumerate(self.doc.identities):
@@ -257,7 +142,7 @@ class _Checker:
                 f"(declared: {declared})",
             )
             return
-        cls, _ = self.connector(kind)
+        cls, _ = self.connectors.get(kind)
         if cls is None:
             return  # reported on the integration itself
         permissions: dict[str, tuple[str, ...]] = cls.permissions

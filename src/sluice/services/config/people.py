@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 
 from sluice.domain.people import BUILTIN_ATTRIBUTES, Subject
 from sluice.services.config.source import ConfigPath
-from sluice.services.directory.scim_users import scim_attributes
+from sluice.services.directory.scim_user_fields import scim_attributes
 from sluice.store.people_queries import known_attributes, record_people_change
 from sluice.store.people_tables import Schedule
 from sluice.store.types import new_id
 
 if TYPE_CHECKING:
-    from sluice.services.config.file import ConfigDocument
+    from sluice.services.config.document import ConfigDocument
 
 CONFIG_SOURCE = "config"
 

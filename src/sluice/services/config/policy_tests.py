@@ -37,7 +37,8 @@ from sqlalchemy.orm import Session
 from sluice.domain.criteria import holds
 from sluice.domain.errors import NotFound
 from sluice.domain.selectors import Selector
-from sluice.services.config.source import ConfigError, ConfigProblem, read_yaml
+from sluice.services.config.source import ConfigError, ConfigProblem
+from sluice.services.config.yaml_reader import read_yaml
 from sluice.services.requests.explain import Explanation, explain
 from sluice.services.targeting.tags import resource_refs
 from sluice.store.tables import Integration, Resource

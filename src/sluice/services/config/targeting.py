@@ -18,7 +18,7 @@ from sluice.store.targeting_tables import Bundle, Scope
 from sluice.store.types import new_id
 
 if TYPE_CHECKING:
-    from sluice.services.config.file import ConfigDocument
+    from sluice.services.config.document import ConfigDocument
     from sluice.services.config.source import ConfigPath
 
 CONFIG_SOURCE = "config"

@@ -6,20 +6,18 @@ longer hold are revoked by the worker. Nothing here commits."""
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from scim2_models import Context, EnterpriseUser, InvalidValueException, UniquenessException, User
+from scim2_models import Context, InvalidValueException, UniquenessException
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from sluice.events.audit import Action, record
 from sluice.services.directory.changes import add_blank_identity
 from sluice.services.directory.scim_common import (
-    SCIM_PREFIX,
     ForeignOwner,
     Page,
     apply_patch,
@@ -30,91 +28,20 @@ from sluice.services.directory.scim_common import (
     record_of,
     taken_key,
 )
+from sluice.services.directory.scim_user_fields import (
+    ScimUser,
+    attributes_of,
+    display_name,
+    email_of,
+    manager_email,
+    payload_of,
+)
 from sluice.store.people_queries import record_people_change
 from sluice.store.queries import identity_by_email
-from sluice.store.scim_tables import ScimRecord, ScimToken
+from sluice.store.scim_tables import ScimRecord
 from sluice.store.tables import Group, GroupMember, Identity
 
-ScimUser = User[EnterpriseUser]
 USER = "User"
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_NOT_LOCAL = re.compile(r"[^a-z0-9._+-]+")
-# SCIM attribute -> the identity attribute flow conditions test (`{attribute: department, is: payments}`)
-_ENTERPRISE_ATTRIBUTES = {
-    "employee_number": "employeeNumber",
-    "cost_center": "costCenter",
-    "organization": "organization",
-    "division": "division",
-    "department": "department",
-}
-_CORE_ATTRIBUTES = {"title": "title", "user_type": "userType", "locale": "locale"}
-SCIM_ATTRIBUTES = frozenset({*_ENTERPRISE_ATTRIBUTES.values(), *_CORE_ATTRIBUTES.values()})
-
-
-def scim_attributes(session: Session) -> frozenset[str]:
-    """The attributes SCIM users may carry, once a SCIM source exists: a flow may test them before the
-    identity provider has pushed anyone."""
-    return SCIM_ATTRIBUTES if session.scalar(select(ScimToken.id).limit(1)) is not None else frozenset()
-
-
-def _email_of(user: ScimUser, source: str) -> str:
-    """The primary email, else any email, else userName when it is an address; a user with none (a
-    service account, an employee number as userName) gets `<userName>@<source>.scim.invalid`, an
-    address that can never receive mail (RFC 2606)."""
-    emails = user.emails or []
-    candidates = [e.value for e in emails if e.primary] + [e.value for e in emails] + [user.user_name]
-    for candidate in candidates:
-        if candidate and _EMAIL.match(candidate.strip()):
-            return candidate.strip().lower()
-    local = _NOT_LOCAL.sub("-", (user.user_name or "").strip().lower()).strip("-.")[:200]
-    if not local:
-        raise InvalidValueException(detail="a user needs an email address: as userName or in emails[].value")
-    return f"{local}@{source.removeprefix(SCIM_PREFIX)}.scim.invalid"
-
-
-def _display_name(user: ScimUser) -> str:
-    if user.display_name:
-        return user.display_name[:200]
-    name = user.name
-    if name is None:
-        return ""
-    if name.formatted:
-        return name.formatted[:200]
-    return " ".join(p for p in (name.given_name, name.family_name) if p)[:200]
-
-
-def _manager_email(session: Session, user: ScimUser) -> str | None:
-    extension = user[EnterpriseUser]
-    manager = extension.manager if extension is not None else None
-    value = (manager.value or "").strip() if manager is not None else ""
-    if not value:
-        return None
-    row = session.get(Identity, value)
-    if row is not None:
-        return row.email
-    return value.lower() if _EMAIL.match(value) else None
-
-
-def _attributes(user: ScimUser) -> dict[str, str]:
-    found: dict[str, str] = {}
-    extension = user[EnterpriseUser]
-    for field, name in _ENTERPRISE_ATTRIBUTES.items():
-        value = getattr(extension, field, None) if extension is not None else None
-        if value not in (None, ""):
-            found[name] = str(value)[:500]
-    for field, name in _CORE_ATTRIBUTES.items():
-        value = getattr(user, field, None)
-        if value not in (None, ""):
-            found[name] = str(value)[:500]
-    return found
-
-
-def _payload(user: ScimUser) -> dict[str, Any]:
-    """What is kept of a user: everything the provider may read back (never a password)."""
-    data = user.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-    for key in ("id", "meta", "groups"):
-        data.pop(key, None)
-    return data
 
 
 def _groups_of(session: Session, source: str, identity_ids: Sequence[str]) -> dict[str, list[dict[str, str]]]:
@@ -232,7 +159,7 @@ def _store(
     if not key:
         raise InvalidValueException(detail="userName is required")
     taken_key(session, source=source, kind=USER, key=key, other_than=row.id if row else None)
-    email = _email_of(user, source)
+    email = email_of(user, source)
     identity = _identity_for(session, source=source, row=row, email=email, now=now)
     created = row is None
     if row is None:
@@ -247,13 +174,13 @@ def _store(
             updated_at=now,
         )
         session.add(row)
-    row.key, row.external_id, row.payload, row.updated_at = key, user.external_id, _payload(user), now
+    row.key, row.external_id, row.payload, row.updated_at = key, user.external_id, payload_of(user), now
     wanted = {
         "email": email,
-        "name": _display_name(user),
+        "name": display_name(user),
         "active": True if user.active is None else bool(user.active),
-        "manager_email": _manager_email(session, user),
-        "attributes": _attributes(user),
+        "manager_email": manager_email(session, user),
+        "attributes": attributes_of(user),
     }
     if wanted["manager_email"] == email:
         raise InvalidValueException(detail="a user cannot be their own manager")

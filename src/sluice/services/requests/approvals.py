@@ -13,14 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sluice.domain.approval import (
     ApprovalContext,
     ApprovalPolicy,
     ApprovalTier,
-    Approver,
     Bar,
     approver_matches,
     bar_of,
@@ -30,16 +29,15 @@ from sluice.domain.approval import (
 )
 from sluice.domain.errors import NotAllowed
 from sluice.domain.flows import FlowSpec
-from sluice.domain.people import Person
+from sluice.services.requests.approver_people import approvers_in, matching_people
 from sluice.services.requests.policy import find_flow
 from sluice.store.people_queries import (
     integration_owners_of,
-    on_call,
     owners_of_resources,
     people_snapshot,
 )
 from sluice.store.queries import person_of
-from sluice.store.tables import AccessRequest, Approval, Grant, Group, GroupMember, Identity
+from sluice.store.tables import AccessRequest, Approval, Grant, Identity
 
 
 @dataclass(frozen=True)
@@ -131,77 +129,12 @@ def approvals_enough(session: Session, state: RequestApproval, request: AccessRe
     return satisfied(state.policy, [people[i] for i in ids if i in people], state.context, state.open_tiers)
 
 
-def _members(session: Session, group: str) -> list[str]:
-    return list(
-        session.scalars(
-            select(Identity.email)
-            .join(GroupMember, GroupMember.identity_id == Identity.id)
-            .join(Group, Group.id == GroupMember.group_id)
-            .where(Group.name == group)
-        )
-    )
-
-
-def _names_to_emails(session: Session, names: frozenset[str]) -> set[str]:
-    emails: set[str] = set()
-    for name in names:
-        emails.update([name] if "@" in name else _members(session, name))
-    return emails
-
-
-def _named_emails(
-    session: Session, approver: Approver, ctx: ApprovalContext, now: datetime
-) -> set[str] | None:
-    """The emails an approver names as of now; None when it is a condition anyone may meet."""
-    if approver.user:
-        return {approver.user.lower()}
-    if approver.group:
-        return set(_members(session, approver.group))
-    if approver.manager:
-        return {ctx.requester.manager.lower()} if ctx.requester.manager else set()
-    if approver.shift:
-        return set(on_call(session, approver.shift, now) or [])
-    if approver.resource_owner or approver.integration_owner:
-        owners = ctx.resource_owners if approver.resource_owner else ctx.integration_owners
-        return {email for names in owners for email in _names_to_emails(session, names)}
-    return None
-
-
-def _matching_people(
-    session: Session, ctx: ApprovalContext, approvers: Sequence[Approver], now: datetime
-) -> list[Person]:
-    """Everyone who matches one of `approvers` now, before separation of duties is applied. The store
-    is narrowed to the people the approvers name, unless one of them is a condition anyone may meet."""
-    named = [_named_emails(session, a, ctx, now) for a in approvers]
-    everyone = any(n is None for n in named)
-    lowered = {e.lower() for emails in named if emails for e in emails}
-    ids = None
-    if not everyone:
-        ids = list(
-            session.scalars(select(Identity.id).where(func.lower(Identity.email).in_(sorted(lowered))))
-        )
-    people = people_snapshot(session, now, ids).values()
-    return sorted(
-        (
-            p
-            for p in people
-            if (everyone or p.email.lower() in lowered)
-            and any(approver_matches(a, p, ctx) for a in approvers)
-        ),
-        key=lambda p: p.email,
-    )
-
-
-def _approvers_in(tiers: Sequence[ApprovalTier]) -> list[Approver]:
-    return [a for tier in tiers for group in tier.groups for a in group.approvers]
-
-
 def emails_of_tiers(
     session: Session, state: RequestApproval, tiers: Sequence[ApprovalTier], now: datetime
 ) -> list[str]:
     """Everyone who may act on the request now as an approver of one of `tiers` (separation of
     duties applied)."""
-    matching = _matching_people(session, state.context, _approvers_in(tiers), now)
+    matching = matching_people(session, state.context, approvers_in(tiers), now)
     return [p.email for p in matching if entitled(state.policy, p, state.context, state.open_tiers)]
 
 
@@ -281,7 +214,7 @@ def refuse_without_approver(
     state = RequestApproval(flow.name, policy, ctx, len(tiers))
     if candidate_emails(session, state, now):
         return
-    matching = _matching_people(session, state.context, _approvers_in(tiers), now)
+    matching = matching_people(session, state.context, approvers_in(tiers), now)
     barred = [describe_bar(bar, p) for p in matching if (bar := bar_of(policy, p, state.context))]
     asked = "; ".join(g.describe() for tier in tiers for g in tier.groups)
     why = (

@@ -13,7 +13,7 @@ from sluice.domain.errors import InvalidInput, NotFound
 from sluice.services.requests.submit import MAX_UNITS_PER_REQUEST, UnitAsked, submit_request
 from sluice.services.targeting.bundles import load_bundles, load_scopes
 from sluice.services.targeting.connector_hub import ConnectorHub
-from sluice.services.targeting.requestable import integration_kinds, target_clause
+from sluice.services.targeting.target_queries import integration_kinds, target_clause
 from sluice.store.tables import AccessRequest, Identity, Resource
 
 

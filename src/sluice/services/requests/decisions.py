@@ -3,12 +3,11 @@ each locks the row, re-checks its state, and moves it with a guarded update; the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from sluice.domain.states import RequestStatus, held_in_target
@@ -22,7 +21,6 @@ from sluice.services.requests.approvals import (
     request_approval,
 )
 from sluice.services.requests.policy import load_flow
-from sluice.store.db import transaction
 from sluice.store.tables import AccessRequest, Approval, Identity
 from sluice.store.types import new_id
 
@@ -235,43 +233,3 @@ def close_pending(
         reason=grants_reason,
     )
     return True
-
-
-def expire_pending_requests(session: Session, *, now: datetime) -> list[str]:
-    """Pending requests nobody answered in time expire."""
-    due = session.scalars(
-        select(AccessRequest)
-        .where(AccessRequest.status == RequestStatus.PENDING, AccessRequest.pending_until <= now)
-        .with_for_update(skip_locked=True)
-    ).all()
-    return [
-        request.id
-        for request in due
-        if close_pending(
-            session,
-            request,
-            status=RequestStatus.EXPIRED,
-            now=now,
-            reason="nobody approved it in time",
-            action=Action.REQUEST_EXPIRED,
-            grants_reason="request expired",
-            event_reason=f"no decision by {request.pending_until:%Y-%m-%d %H:%M:%S} UTC",
-        )
-    ]
-
-
-class PendingRequestExpiry:
-    """The worker's duty: expire pending requests at their deadline."""
-
-    def __init__(self, factory: sessionmaker[Session], *, clock: Callable[[], datetime]) -> None:
-        self.factory = factory
-        self.clock = clock
-
-    def run(self) -> list[str]:
-        with transaction(self.factory) as session:
-            return expire_pending_requests(session, now=self.clock())
-
-    def next_due(self, session: Session, now: datetime) -> datetime | None:
-        return session.scalar(
-            select(func.min(AccessRequest.pending_until)).where(AccessRequest.status == RequestStatus.PENDING)
-        )

@@ -1,0 +1,152 @@
+"""SQL for the resources the requesting flows' targets cover, walked a page at a time: one small
+part per distinct target, each an index walk over `(integration_id, type, path)` that stops early, then
+merged by path (see `requestable.py` for why not one OR or one UNION)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, union
+from sqlalchemy.orm import Session
+
+from sluice.connectors.registry import connector_class
+from sluice.domain.criteria import Criteria
+from sluice.domain.flows import FlowSpec, Target
+from sluice.store.selector_sql import compile_criteria
+from sluice.store.tables import Integration, Resource
+
+
+def integration_kinds(session: Session) -> dict[str, tuple[str, str]]:
+    """Integration name -> (id, kind)."""
+    rows = session.execute(select(Integration.name, Integration.id, Integration.kind))
+    return {name: (iid, kind) for name, iid, kind in rows}
+
+
+def _valid_types(kinds: dict[str, tuple[str, str]], permissions: list[str]) -> set[str]:
+    types: set[str] = set()
+    for _, kind in kinds.values():
+        for type_, granted in connector_class(kind).permissions.items():
+            if set(permissions) & set(granted):
+                types.add(type_)
+    return types
+
+
+def target_clause(
+    target: Target, kinds: dict[str, tuple[str, str]], dialect: str
+) -> ColumnElement[bool] | None:
+    """SQL for the resources a plain target covers; None when it can cover none."""
+    criteria = target.select.criteria()
+    if target.bundle is not None:
+        return None
+    if target.integration is None:
+        types = _valid_types(kinds, target.permissions)
+        if not types:
+            return None
+        return and_(Resource.type.in_(sorted(types)), compile_criteria(criteria, dialect))
+    found = kinds.get(target.integration)
+    if found is None:
+        return None
+    return and_(
+        Resource.integration_id == found[0], Resource.type == target.type, compile_criteria(criteria, dialect)
+    )
+
+
+@lru_cache(maxsize=8192)
+def _compiled(criteria: Criteria, dialect: str) -> ColumnElement[bool]:
+    """SQL constructs are immutable: one per distinct criteria is enough for the process."""
+    return compile_criteria(criteria, dialect)
+
+
+Slices = dict[tuple[str, str], list[Criteria]]
+
+
+def target_slices(flows: Sequence[FlowSpec], kinds: dict[str, tuple[str, str]]) -> Slices:
+    """The distinct criteria of the flows' targets, by (integration id, resource type). A scope target
+    (no integration) applies to every type, in every integration, that has one of its permissions."""
+    slices: Slices = {}
+    for flow in flows:
+        for target in flow.targets:
+            if target.bundle is not None:
+                continue
+            criteria = target.select.criteria()
+            if target.integration is None:
+                places = [
+                    (iid, type_)
+                    for iid, kind in kinds.values()
+                    for type_, granted in connector_class(kind).permissions.items()
+                    if set(target.permissions) & set(granted)
+                ]
+            else:
+                found = kinds.get(target.integration)
+                places = [(found[0], target.type or "")] if found else []
+            for place in places:
+                known = slices.setdefault(place, [])
+                if criteria not in known:
+                    known.append(criteria)
+    return slices
+
+
+def selection_clause(
+    flows: Sequence[FlowSpec], kinds: dict[str, tuple[str, str]], dialect: str
+) -> ColumnElement[bool]:
+    """The OR of every distinct target of the flows, as one WHERE clause."""
+    clauses = [
+        and_(
+            Resource.integration_id == iid,
+            Resource.type == type_,
+            or_(*(_compiled(c, dialect) for c in crits)),
+        )
+        for (iid, type_), crits in target_slices(flows, kinds).items()
+    ]
+    return or_(false(), *clauses) if clauses else false()
+
+
+def page_parts(
+    slices: Slices, filters: list[ColumnElement[bool]], dialect: str, enough: int
+) -> list[Select[str, str]]:
+    """For each distinct target, its first `enough` matches in path order: an index walk over
+    (integration, type, path) that stops early. Each part's shape depends only on its target, so the
+    store's compiled-statement cache serves every caller whose flows share that target."""
+    if not filters:
+        return [
+            _part(iid, type_, c, dialect, enough) for (iid, type_), crits in slices.items() for c in crits
+        ]
+    return [
+        _part(iid, type_, c, dialect, enough).where(*filters)
+        for (iid, type_), crits in slices.items()
+        for c in crits
+    ]
+
+
+@lru_cache(maxsize=8192)
+def _part(iid: str, type_: str, criteria: Criteria, dialect: str, enough: int) -> Select[str, str]:
+    return (
+        select(Resource.path, Resource.id)
+        .where(
+            Resource.integration_id == iid,
+            Resource.type == type_,
+            Resource.deleted_at.is_(None),
+            _compiled(criteria, dialect),
+        )
+        .order_by(Resource.path)
+        .limit(enough)
+    )
+
+
+def page_statement(parts: list[Select[str, str]], limit: int, offset: int) -> Select[str]:
+    """The same page as one statement (the parts united); what a hand-written query would do."""
+    if not parts:
+        return select(Resource.path).where(false())
+    united = union(*(select(p.subquery()) for p in parts)).subquery()
+    return select(united.c.path).order_by(united.c.path).limit(limit).offset(offset)
+
+
+def page_ids(session: Session, parts: list[Select[str, str]], limit: int, offset: int) -> list[str]:
+    """Run the parts and merge them in path order. Cost follows the page size and the number of
+    distinct targets, not the size of the inventory."""
+    found: dict[str, str] = {}
+    connection = session.connection()  # plain rows: no ORM work per part
+    for part in parts:
+        found.update((row[0], row[1]) for row in connection.execute(part))
+    return [found[path] for path in sorted(found)[offset : offset + limit]]
