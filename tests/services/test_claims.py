@@ -16,7 +16,7 @@ from sluice.domain.states import Actual, Desired
 from sluice.events.metrics import StoreCollector
 from sluice.runtime.tuning import Tuning
 from sluice.services.grants.revocation import revoke_grant
-from sluice.services.grants.work import Job, Outcome
+from sluice.services.grants.work_outcomes import Job, Outcome
 from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent
 from tests.services.conftest import Store, approved_oncall_request

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from sluice.domain.errors import TargetError
-from sluice.services.grants.work import Job, Outcome
+from sluice.services.grants.work_outcomes import Job, Outcome
 
 log = logging.getLogger("sluice.worker")
 

@@ -33,7 +33,7 @@ from sluice.runtime.tuning import Tuning
 from sluice.services.audit.webhook_outcomes import record_outcomes
 from sluice.services.audit.webhook_sending import DeliveryJob, encode_message, send_all
 from sluice.services.audit.webhooks import topic_matches
-from sluice.services.grants.work import backoff
+from sluice.services.grants.work_outcomes import backoff
 from sluice.store.db import transaction
 from sluice.store.tables import OutboxMessage, Webhook, WebhookDelivery
 from sluice.store.types import new_id

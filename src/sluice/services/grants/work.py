@@ -1,7 +1,7 @@
 """The target work on grant rows: claim rows whose desired state differs from the actual one, act on
-the target, record the outcome (claims themselves, renewed and taken over, are `grant_claims.py`'s).
-A crash at any point leaves a row that still differs and is picked again after its claim lapses, so
-every connector operation is idempotent.
+the target, record the outcome (`work_outcomes.py`; claims themselves, renewed and taken over, are
+`claims.py`'s). A crash at any point leaves a row that still differs and is picked again after its
+claim lapses, so every connector operation is idempotent.
 
 Each step opens its own short transaction, because the target call between claiming and recording
 must run outside any: a slow or hanging target never holds store locks. The worker only schedules
@@ -12,22 +12,19 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from sluice.connectors.base import AccessUnit, Connector
+from sluice.connectors.base import AccessUnit
 from sluice.domain.errors import SluiceError, TargetError
 from sluice.domain.states import Actual, never_touched, should_be_active
 from sluice.events import metrics
-from sluice.events.audit import Action, record
 from sluice.runtime.tuning import Tuning
 from sluice.services.grants.claims import record_takeover
-from sluice.services.grants.endings import end_grants
 from sluice.services.grants.secrets import SecretBox
+from sluice.services.grants.work_outcomes import Job, Outcome, log_outcome, record_failure, record_success
 from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.store.db import transaction
 from sluice.store.grant_states import grant_is_live, grant_needs_target_work, grant_needs_work
@@ -36,79 +33,6 @@ from sluice.store.tables import Grant
 log = logging.getLogger("sluice.worker")  # what the worker does, under the name operators filter on
 
 CLAIM_LEASE = Tuning.claim_lease  # the default; `Tuning.claim_lease` is what a worker uses
-
-
-def _context(job: Job) -> dict[str, str | None]:
-    """What a structured log line about a job carries (never the unit's secret)."""
-    return {
-        "grant_id": job.grant_id,
-        "request_id": job.request_id,
-        "integration": job.integration_name,
-        "operation": job.operation,
-    }
-
-
-def _audit(
-    session: Session, grant: Grant, now: datetime, action: Action, *, reason: str | None, **details: Any
-) -> None:
-    """An event about one grant's target work, by Sluice, naming its request and resource."""
-    record(
-        session,
-        now=now,
-        actor="sluice",
-        action=action,
-        subject_type="grant",
-        subject_id=grant.id,
-        reason=reason,
-        request_id=grant.request_id,
-        resource=grant.resource_path,
-        **details,
-    )
-
-
-def _log_outcome(outcome: Outcome, attempts: int | None) -> None:
-    job = outcome.job
-    if outcome.error is None:
-        log.info("%s done for grant %s", job.operation, job.grant_id, extra=_context(job))
-        return
-    log.warning(
-        "%s failed for grant %s (attempt %s): %s",
-        job.operation,
-        job.grant_id,
-        attempts,
-        outcome.error.detail,
-        extra={**_context(job), "attempts": attempts},
-    )
-
-
-def backoff(attempts: int, tuning: Tuning | None = None) -> timedelta:
-    """Capped exponential backoff with a little jitter, so retries of many rows spread out."""
-    tuning = tuning or Tuning()
-    base, cap = tuning.backoff_base.total_seconds(), tuning.backoff_cap.total_seconds()
-    seconds = min(cap, base * 2 ** max(0, attempts - 1))
-    jitter = secrets.randbelow(250) / 1000 * seconds
-    return timedelta(seconds=seconds * 0.875 + jitter)
-
-
-@dataclass(frozen=True)
-class Job:
-    grant_id: str
-    operation: str  # "grant" or "revoke"
-    integration_id: str
-    integration_name: str
-    unit: AccessUnit
-    retry: bool = False  # the row failed before
-    request_id: str | None = None
-    connector: Connector | None = field(default=None, compare=False)  # built at claim time
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a target call did: the connection details of a grant, or the error."""
-
-    job: Job
-    connection: dict[str, Any] | None = None
-    error: SluiceError | None = None
 
 
 class GrantWork:
@@ -244,110 +168,16 @@ class GrantWork:
                 grant.claimed_by = None
                 grant.claimed_until = None
                 if outcome.error is None:
-                    self._record_success(session, grant, outcome, now)
+                    record_success(session, grant, outcome, now)
                 else:
-                    self._record_failure(session, grant, outcome, now)
+                    record_failure(session, grant, outcome, now, self.tuning)
             attempts = {grant_id: grant.attempts for grant_id, grant in mine.items()}
         for outcome in outcomes:
-            _log_outcome(outcome, attempts.get(outcome.job.grant_id))
+            log_outcome(outcome, attempts.get(outcome.job.grant_id))
 
     def run_and_record(self, job: Job) -> None:
         """One job start to finish (tests and one-off callers)."""
         self.record([self.run(job)])
-
-    def _record_success(self, session: Session, grant: Grant, outcome: Outcome, now: datetime) -> None:
-        job = outcome.job
-        grant.attempts = 0
-        grant.last_error = None
-        grant.next_attempt_at = None
-        grant.failing_since = None
-        grant.revoke_failed_at = None
-        grant.updated_at = now
-        if job.operation == "grant":
-            # The target was told the end time read at claim; if an extension or a renewal moved it
-            # meanwhile, the row stays to be applied again, so the target learns the new one.
-            moved = grant.ends_at != job.unit.ends_at
-            grant.actual = Actual.UNKNOWN if moved else Actual.ACTIVE
-            grant.connection = outcome.connection
-            grant.granted_at = grant.granted_at or now
-            action = Action.GRANT_ACTIVATED
-        else:
-            grant.actual = Actual.REVOKED
-            grant.revoked_at = now
-            grant.credentials = None  # the secret is useless now; keep nothing
-            action = Action.GRANT_REVOKED
-            # Every revoke counts, early ones too: from when it was decided until access is gone.
-            decided = grant.revoke_requested_at or grant.ends_at
-            if decided is not None and decided <= now:
-                lag = (now - decided).total_seconds()
-                metrics.REVOCATION_LAG.labels(job.integration_name).observe(lag)
-        _audit(
-            session,
-            grant,
-            now,
-            action,
-            reason=grant.end_reason if job.operation == "revoke" else None,
-            grantee=job.unit.grantee_email,
-            permission=grant.permission,
-            principal=grant.principal,
-            ends_at=grant.ends_at.isoformat() if grant.ends_at else None,
-        )
-
-    def _record_failure(self, session: Session, grant: Grant, outcome: Outcome, now: datetime) -> None:
-        job, error = outcome.job, outcome.error
-        assert error is not None
-        retryable = not isinstance(error, TargetError) or error.retryable
-        if grant.attempts == 0 or grant.failing_since is None:
-            grant.failing_since = now  # a new operation started failing
-        grant.attempts += 1
-        grant.last_error = error.detail[:2000]
-        grant.next_attempt_at = now + backoff(grant.attempts, self.tuning)
-        grant.updated_at = now
-        action = Action.GRANT_FAILED if job.operation == "grant" else Action.GRANT_REVOKE_FAILED
-        _audit(
-            session,
-            grant,
-            now,
-            action,
-            reason=error.detail[:500],
-            attempts=grant.attempts,
-            error=error.detail[:500],
-        )
-        if job.operation == "grant" and not retryable:
-            # It can never be granted: stop trying, and clean up whatever part of it exists.
-            end_grants(
-                session,
-                [grant],
-                now=now,
-                actor="sluice",
-                action=Action.GRANT_REVOKE_REQUESTED,
-                reason=f"could not be granted: {error.detail[:300]}",
-            )
-            grant.next_attempt_at = None
-        elif job.operation == "revoke":
-            self._maybe_declare_stuck(session, grant, now, error)
-
-    def _maybe_declare_stuck(self, session: Session, grant: Grant, now: datetime, error: SluiceError) -> None:
-        """A revoke failing for longer than the window becomes `revoke_failed`, once, with an event (and
-        its webhook). Nothing stops: the row keeps being retried at the capped backoff."""
-        since = grant.failing_since or now
-        if grant.revoke_failed_at is not None or now - since < self.tuning.revoke_failed_after:
-            return
-        grant.revoke_failed_at = now
-        _audit(
-            session,
-            grant,
-            now,
-            Action.GRANT_REVOKE_STUCK,
-            reason=f"revoke failing since {since.isoformat()}; still retrying",
-            grantee=grant.identity.email,
-            principal=grant.principal,
-            integration=grant.integration.name,
-            attempts=grant.attempts,
-            error=error.detail[:500],
-            state="revoke_failed",
-        )
-        log.error("grant %s: revoke failed for longer than the window; still retrying", grant.id)
 
 
 def next_due(session: Session) -> datetime | None:
