@@ -40,6 +40,16 @@ class DecisionBody(Body):
     reason: ReasonText = ""
 
 
+class ReasonBody(Body):
+    reason: ReasonText = Field(min_length=1, description="Why; kept in the audit log")
+
+
+class IntegrationStopBody(ReasonBody):
+    integration: Annotated[str, Text(max_length=120, min_length=1)] = Field(
+        description="Every live grant of this integration is revoked"
+    )
+
+
 class Health(BaseModel):
     status: str
 

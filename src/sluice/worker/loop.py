@@ -25,6 +25,7 @@ from sluice.services.duties import Duty
 from sluice.services.grants import work as grant_work
 from sluice.services.grants.orphans import OrphanSweep
 from sluice.services.grants.people_pass import PeopleDuty
+from sluice.services.grants.retirement import Retirement
 from sluice.services.grants.revocation import GrantExpiry
 from sluice.services.grants.scheduled import ScheduledGrants
 from sluice.services.grants.secrets import SecretBox
@@ -95,6 +96,7 @@ class Worker:
         self.after_target_work: list[Duty] = [
             *([InventorySync(factory, hub, clock=clock)] if sync_inventory else []),
             self.orphans,
+            Retirement(factory, hub, clock=clock),
         ]
 
     @property

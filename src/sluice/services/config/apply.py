@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from sluice.domain.errors import Conflict
+from sluice.domain.lifecycle import Lifecycle
 from sluice.domain.states import RequestStatus
 from sluice.events.audit import Action, record
 from sluice.services.audit.webhooks import reconcile_webhooks, webhook_problems
@@ -292,6 +293,7 @@ class _Reconciler:
                 "config": spec.config,
                 "owner": spec.owner,
                 "sync_interval_seconds": spec.sync_interval_seconds,
+                "disabled": spec.disabled,
                 "source": CONFIG_SOURCE,
             }
             row = existing.get(spec.name)
@@ -303,6 +305,9 @@ class _Reconciler:
                     _assign(row, wanted)
                     self.session.add(row)
                 self.created("integration", spec.name)
+                continue
+            if row.lifecycle == Lifecycle.RETIRED:
+                self.conflicts.append(f"integration {spec.name!r} is retired; give a new one another name")
                 continue
             differences = _differences(row, wanted)
             if "kind" in differences and (live := self._grant_count(row.id, live_only=True)):
@@ -320,6 +325,8 @@ class _Reconciler:
                 self._remove_integration(row)
 
     def _remove_integration(self, row: Integration) -> None:
+        if row.lifecycle == Lifecycle.RETIRED:
+            return  # its history stays; nothing of it is left in the target
         live = self._grant_count(row.id, live_only=True)
         if live:
             self.conflicts.append(

@@ -1,0 +1,220 @@
+"""An integration's life after its first grant: disabled in the config (no new requests, live grants
+run out), the emergency stop (every live grant revoked, audited), and retirement, which on a real
+PostgreSQL target leaves no role, membership or privilege Sluice made, keeps the history, and lets
+the config drop the integration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from sluice.domain.errors import Conflict
+from sluice.domain.flows import FlowSpec
+from sluice.services.config.apply import apply_config, plan_config
+from sluice.services.config.file import ConfigDocument
+from sluice.services.targeting.inventory import sync_integration
+from sluice.store.db import transaction
+from sluice.store.tables import AccessFlow, AuditEvent, Integration
+from sluice.store.types import new_id
+from tests.api.conftest import Api, problem
+from tests.connectors.conformance.pg import NAME, PostgresHarness, postgres_harness
+
+
+def _grant_state(api: Api, grant_id: str) -> str:
+    response = api.get("root", "/grants", include_ended="true", limit=500)
+    return next(g["state"] for g in response.json()["items"] if g["id"] == grant_id)
+
+
+def _actions(api: Api, subject: str) -> list[str]:
+    with transaction(api.runtime.factory) as session:
+        return [
+            e.action for e in session.query(AuditEvent).filter_by(subject_id=subject).order_by(AuditEvent.seq)
+        ]
+
+
+def _approved(api: Api, body: dict[str, Any]) -> dict[str, Any]:
+    response = api.post("alice", "/requests", {"reason": "incident 42", "duration": "1h", **body})
+    assert response.status_code == 201, response.text
+    request = response.json()
+    assert api.post("bob", f"/requests/{request['id']}/approve", {"reason": "ok"}).status_code == 200
+    api.work()
+    return request
+
+
+def _set_disabled(api: Api, name: str, disabled: bool) -> None:
+    with transaction(api.runtime.factory) as session:
+        session.query(Integration).filter_by(name=name).one().disabled = disabled
+
+
+def test_a_disabled_integration_takes_no_request_and_lets_live_grants_run(api: Api) -> None:
+    held = api.ask(group="oncall")
+    api.post("bob", f"/requests/{held['id']}/approve", {"reason": "ok"})
+    api.work()
+    _set_disabled(api, "groups", True)
+    body = {"resources": ["groups/dba"], "permission": "member", "duration": "1h", "reason": "x"}
+    refused = problem(api.post("dave", "/requests", body), 422)
+    assert refused["type"].endswith("integration-closed")
+    assert "disabled in the config" in refused["detail"]
+    assert _grant_state(api, held["grants"][0]["id"]) == "active"  # runs out as planned
+    status = api.get("alice", "/integrations/groups/status").json()
+    assert (status["disabled"], status["lifecycle"]) == (True, "active")
+    _set_disabled(api, "groups", False)
+    assert api.post("dave", "/requests", body).status_code == 201
+
+
+def test_the_emergency_stop_revokes_every_live_grant_and_is_audited(api: Api) -> None:
+    first, second = api.ask(group="oncall"), api.ask("dave", group="dba")
+    for request in (first, second):
+        api.post("bob", f"/requests/{request['id']}/approve", {"reason": "ok"})
+    api.work()
+    stop = {"integration": "groups", "reason": "credentials leaked"}
+    problem(api.post("alice", "/grants/revoke", stop), 403)
+    problem(api.post("root", "/grants/revoke", {"integration": "nope", "reason": "x"}), 404)
+    problem(api.post("root", "/grants/revoke", {"integration": "groups", "reason": ""}), 422)
+    response = api.post("root", "/grants/revoke", stop)
+    assert response.status_code == 200, response.text
+    grant_ids = {first["grants"][0]["id"], second["grants"][0]["id"]}
+    assert set(response.json()["revoked"]) == grant_ids
+    api.work()
+    assert {_grant_state(api, g) for g in grant_ids} == {"revoked"}
+    assert "integration.grants_revoked" in _actions(api, "groups")
+    again = api.post("root", "/grants/revoke", stop)
+    assert again.json()["revoked"] == []
+
+
+@pytest.fixture
+def pg_target(postgres_admin_url: str) -> Iterator[PostgresHarness]:
+    yield from postgres_harness(postgres_admin_url)
+
+
+def _add_pg_integration(api: Api, harness: PostgresHarness) -> None:
+    now = api.clock()
+    flows = [
+        {"name": "pg-tables", "targets": [{"integration": NAME, "type": "table", "permissions": ["read"]}]},
+        {
+            "name": "pg-schemas",
+            "targets": [{"integration": NAME, "type": "schema", "permissions": ["write"]}],
+        },
+    ]
+    with transaction(api.runtime.factory) as session:
+        session.add(
+            Integration(
+                id=new_id("int"),
+                name=NAME,
+                kind="postgresql",
+                config=harness.config.model_dump(mode="json", exclude_none=True),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        for flow in flows:
+            spec = FlowSpec.model_validate(
+                {
+                    **flow,
+                    "requesters": [{"group": "engineers"}],
+                    "approvers": [{"group": "leads"}],
+                    "max_duration": "4h",
+                }
+            )
+            session.add(
+                AccessFlow(
+                    id=new_id("flw"),
+                    name=spec.name,
+                    spec=spec.model_dump(mode="json"),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    sync_integration(api.runtime.factory, api.runtime.hub, NAME, clock=api.clock)
+
+
+def _sluice_made(harness: PostgresHarness) -> dict[str, list[Any]]:
+    """Every trace of the harness's role prefix in the cluster and in its database."""
+    prefix = harness.config.role_prefix
+    admin = dict(harness.admin)
+    found: dict[str, list[Any]] = {}
+    with psycopg.connect(**admin, autocommit=True) as conn:
+        found["roles"] = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", [prefix]
+        ).fetchall()
+        found["memberships"] = conn.execute(
+            "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid"
+            " WHERE starts_with(r.rolname, %s)",
+            [prefix],
+        ).fetchall()
+        found["database_acl"] = conn.execute(
+            "SELECT datname FROM pg_database WHERE datacl::text LIKE %s", [f"%{prefix}%"]
+        ).fetchall()
+    with psycopg.connect(**{**admin, "dbname": harness.database}, autocommit=True) as conn:
+        like = [f"%{prefix}%"]
+        found["table_acl"] = conn.execute(
+            "SELECT relname FROM pg_class WHERE relacl::text LIKE %s", like
+        ).fetchall()
+        found["schema_acl"] = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspacl::text LIKE %s", like
+        ).fetchall()
+        found["default_acl"] = conn.execute(
+            "SELECT defaclobjtype FROM pg_default_acl WHERE defaclacl::text LIKE %s", like
+        ).fetchall()
+    return found
+
+
+def test_a_retired_postgresql_integration_leaves_nothing_in_the_target(
+    api: Api, pg_target: PostgresHarness
+) -> None:
+    _add_pg_integration(api, pg_target)
+    db = pg_target.sample.path.split("/")[1]
+    ended = _approved(api, {"resources": [pg_target.sample.path], "permission": "read"})
+    revoke = api.post("alice", f"/requests/{ended['id']}/revoke", {"reason": "done"})
+    assert revoke.status_code == 200, revoke.text
+    api.work()  # history: an ended grant
+    _approved(api, {"resources": [pg_target.sample.path], "permission": "read"})
+    live = _approved(api, {"resources": [f"{NAME}/{db}/app"], "permission": "write"})
+    assert _grant_state(api, live["grants"][0]["id"]) == "active"
+    made = _sluice_made(pg_target)
+    assert made["roles"] and made["table_acl"] and made["default_acl"], made
+
+    with pytest.raises(Conflict, match="live grant"):
+        _plan_without(api, NAME)
+    problem(api.post("alice", f"/integrations/{NAME}/retire", {"reason": "moved"}), 403)
+    response = api.post("root", f"/integrations/{NAME}/retire", {"reason": "database moved to prod-pg-2"})
+    assert response.status_code == 202, response.text
+    assert response.json()["lifecycle"] == "retiring"
+    refused = api.post(
+        "dave", "/requests", {"resources": [pg_target.sample.path], "permission": "read", "duration": "1h"}
+    )
+    assert problem(refused, 422)["type"].endswith("integration-closed")
+
+    api.work()  # revokes the live grants, then finishes the retirement
+    api.work()
+    status = api.get("root", f"/integrations/{NAME}/status").json()
+    assert (status["lifecycle"], status["retire_error"]) == ("retired", None), status
+    assert all(not rows for rows in _sluice_made(pg_target).values()), _sluice_made(pg_target)
+    assert _grant_state(api, live["grants"][0]["id"]) == "revoked"
+    assert api.get("alice", f"/requests/{ended['id']}").status_code == 200  # the history stays
+    assert {"integration.retiring", "integration.retired"} <= set(_actions(api, NAME))
+    problem(api.post("root", f"/integrations/{NAME}/retire", {"reason": "again"}), 409)
+
+    assert ("integration", NAME) not in _plan_without(api, NAME).removed  # kept, as history, silently
+    with transaction(api.runtime.factory) as session:
+        apply_config(session, _doc_without(api, NAME), actor="test", now=api.clock())
+        assert session.query(Integration).filter_by(name=NAME).one().lifecycle == "retired"
+
+
+def _doc_without(api: Api, name: str) -> ConfigDocument:
+    """A config document holding every integration of the store but `name`."""
+    with transaction(api.runtime.factory) as session:
+        rows = session.query(Integration).filter(Integration.name != name).all()
+        specs = [{"name": r.name, "kind": r.kind, "config": r.config} for r in rows]
+        for row in session.query(Integration).all():
+            row.source = "config"
+    return ConfigDocument.model_validate({"integrations": specs})
+
+
+def _plan_without(api: Api, name: str) -> Any:
+    doc = _doc_without(api, name)
+    with transaction(api.runtime.factory) as session:
+        return plan_config(session, doc)
