@@ -70,6 +70,7 @@ def test_the_emergency_stop_revokes_every_live_grant_and_is_audited(api: Api) ->
     for request in (first, second):
         api.post("bob", f"/requests/{request['id']}/approve", {"reason": "ok"})
     api.work()
+    waiting = api.ask("alice", group="dba")  # nobody approved it yet
     stop = {"integration": "groups", "reason": "credentials leaked"}
     problem(api.post("alice", "/grants/revoke", stop), 403)
     problem(api.post("root", "/grants/revoke", {"integration": "nope", "reason": "x"}), 404)
@@ -77,9 +78,11 @@ def test_the_emergency_stop_revokes_every_live_grant_and_is_audited(api: Api) ->
     response = api.post("root", "/grants/revoke", stop)
     assert response.status_code == 200, response.text
     grant_ids = {first["grants"][0]["id"], second["grants"][0]["id"]}
-    assert set(response.json()["revoked"]) == grant_ids
+    assert set(response.json()["revoked"]) == grant_ids | {waiting["grants"][0]["id"]}
     api.work()
     assert {_grant_state(api, g) for g in grant_ids} == {"revoked"}
+    assert api.get("alice", f"/requests/{waiting['id']}").json()["status"] == "cancelled"
+    problem(api.post("bob", f"/requests/{waiting['id']}/approve", {"reason": "late"}), 409)
     assert "integration.grants_revoked" in _actions(api, "groups")
     again = api.post("root", "/grants/revoke", stop)
     assert again.json()["revoked"] == []

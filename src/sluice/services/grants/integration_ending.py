@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from sluice.domain.errors import Conflict, InvalidInput, NotFound
 from sluice.domain.lifecycle import Lifecycle
+from sluice.domain.states import RequestStatus, is_ended
 from sluice.events.audit import Action, record
 from sluice.services.grants.endings import end_grants
+from sluice.services.requests.decisions import close_pending
 from sluice.store.grant_states import grant_is_open
-from sluice.store.tables import Grant, Integration
+from sluice.store.tables import AccessRequest, Grant, Integration
 
 MAX_REASON_LENGTH = 2000
 
@@ -40,7 +42,31 @@ def end_integration_grants(
     session: Session, integration: Integration, *, actor: str, reason: str, now: datetime
 ) -> list[Grant]:
     """Mark every open grant of the integration (pending or active) as to be revoked, locked in id
-    order so an expiry or a revoke racing with this sees the row as it is committed."""
+    order so an expiry or a revoke racing with this sees the row as it is committed. A request still
+    waiting for approval is cancelled first, so nobody approves what can no longer be granted."""
+    waiting = session.scalars(
+        select(AccessRequest)
+        .where(
+            AccessRequest.status == RequestStatus.PENDING,
+            AccessRequest.grants.any(Grant.integration_id == integration.id),
+        )
+        .order_by(AccessRequest.id)
+        .with_for_update(of=AccessRequest)
+    ).all()
+    cancelled = []
+    for request in waiting:
+        cancelled += [
+            g for g in request.grants if g.integration_id == integration.id and not is_ended(g.desired)
+        ]
+        close_pending(
+            session,
+            request,
+            status=RequestStatus.CANCELLED,
+            now=now,
+            reason=f"integration {integration.name} stopped granting: {reason}",
+            action=Action.REQUEST_CANCELLED,
+            grants_reason=reason,
+        )
     grants = session.scalars(
         select(Grant)
         .where(Grant.integration_id == integration.id, grant_is_open())
@@ -49,9 +75,10 @@ def end_integration_grants(
         .with_for_update(of=Grant)
         .execution_options(populate_existing=True)
     ).all()
-    return end_grants(
+    ended = end_grants(
         session, grants, now=now, actor=actor, action=Action.GRANT_REVOKE_REQUESTED, reason=reason
     )
+    return cancelled + ended
 
 
 def revoke_integration_grants(
