@@ -20,6 +20,8 @@ from sluice.store.db import transaction
 from sluice.store.tables import AccessFlow, AuditEvent, Integration
 from sluice.store.types import new_id
 from tests.api.conftest import Api, problem
+from tests.connectors.conformance.mysql import NAME as MYSQL_NAME
+from tests.connectors.conformance.mysql import MySQLHarness, mysql_harness
 from tests.connectors.conformance.pg import NAME, PostgresHarness, postgres_harness
 
 
@@ -93,30 +95,18 @@ def pg_target(postgres_admin_url: str) -> Iterator[PostgresHarness]:
     yield from postgres_harness(postgres_admin_url)
 
 
-def _add_pg_integration(api: Api, harness: PostgresHarness) -> None:
+def _add_integration(api: Api, name: str, kind: str, config: dict[str, Any], targets: dict[str, str]) -> None:
+    """An integration with one flow per resource type in `targets` (type -> permission), synced."""
     now = api.clock()
-    flows = [
-        {"name": "pg-tables", "targets": [{"integration": NAME, "type": "table", "permissions": ["read"]}]},
-        {
-            "name": "pg-schemas",
-            "targets": [{"integration": NAME, "type": "schema", "permissions": ["write"]}],
-        },
-    ]
     with transaction(api.runtime.factory) as session:
         session.add(
-            Integration(
-                id=new_id("int"),
-                name=NAME,
-                kind="postgresql",
-                config=harness.config.model_dump(mode="json", exclude_none=True),
-                created_at=now,
-                updated_at=now,
-            )
+            Integration(id=new_id("int"), name=name, kind=kind, config=config, created_at=now, updated_at=now)
         )
-        for flow in flows:
+        for resource_type, permission in targets.items():
             spec = FlowSpec.model_validate(
                 {
-                    **flow,
+                    "name": f"{name}-{resource_type}",
+                    "targets": [{"integration": name, "type": resource_type, "permissions": [permission]}],
                     "requesters": [{"group": "engineers"}],
                     "approvers": [{"group": "leads"}],
                     "max_duration": "4h",
@@ -131,7 +121,16 @@ def _add_pg_integration(api: Api, harness: PostgresHarness) -> None:
                     updated_at=now,
                 )
             )
-    sync_integration(api.runtime.factory, api.runtime.hub, NAME, clock=api.clock)
+    sync_integration(api.runtime.factory, api.runtime.hub, name, clock=api.clock)
+
+
+def _retire(api: Api, name: str) -> None:
+    response = api.post("root", f"/integrations/{name}/retire", {"reason": "moved elsewhere"})
+    assert response.status_code == 202, response.text
+    api.work()  # revokes the live grants, then finishes the retirement
+    api.work()
+    status = api.get("root", f"/integrations/{name}/status").json()
+    assert (status["lifecycle"], status["retire_error"]) == ("retired", None), status
 
 
 def _sluice_made(harness: PostgresHarness) -> dict[str, list[Any]]:
@@ -168,7 +167,8 @@ def _sluice_made(harness: PostgresHarness) -> dict[str, list[Any]]:
 def test_a_retired_postgresql_integration_leaves_nothing_in_the_target(
     api: Api, pg_target: PostgresHarness
 ) -> None:
-    _add_pg_integration(api, pg_target)
+    config = pg_target.config.model_dump(mode="json", exclude_none=True)
+    _add_integration(api, NAME, "postgresql", config, {"table": "read", "schema": "write"})
     db = pg_target.sample.path.split("/")[1]
     ended = _approved(api, {"resources": [pg_target.sample.path], "permission": "read"})
     revoke = api.post("alice", f"/requests/{ended['id']}/revoke", {"reason": "done"})
@@ -221,3 +221,40 @@ def _plan_without(api: Api, name: str) -> Any:
     doc = _doc_without(api, name)
     with transaction(api.runtime.factory) as session:
         return plan_config(session, doc)
+
+
+@pytest.fixture
+def mysql_target(mysql_server: dict[str, Any]) -> Iterator[MySQLHarness]:
+    yield from mysql_harness(mysql_server)
+
+
+def test_a_retired_mariadb_integration_leaves_no_account_or_privilege(
+    api: Api, mysql_target: MySQLHarness
+) -> None:
+    name = MYSQL_NAME
+    config = mysql_target.config.model_dump(mode="json", exclude_none=True)
+    _add_integration(api, name, "mysql", config, {"table": "read"})
+    ended = _approved(api, {"resources": [mysql_target.sample.path], "permission": "read"})
+    api.post("alice", f"/requests/{ended['id']}/revoke", {"reason": "done"})
+    api.work()
+    live = _approved(api, {"resources": [mysql_target.sample.path], "permission": "read"})
+    assert _grant_state(api, live["grants"][0]["id"]) == "active"
+    prefix = mysql_target.config.user_prefix
+    queries = {
+        "accounts": "SELECT user FROM mysql.user WHERE user LIKE %s",
+        "database privileges": "SELECT user FROM mysql.db WHERE user LIKE %s",
+        "table privileges": "SELECT user FROM mysql.tables_priv WHERE user LIKE %s",
+    }
+
+    def traces() -> dict[str, list[Any]]:
+        with mysql_target.admin() as conn, conn.cursor() as cur:
+            found = {}
+            for what, query in queries.items():
+                cur.execute(query, [prefix.replace("_", "\\_") + "%"])
+                found[what] = list(cur.fetchall())
+            return found
+
+    assert traces()["accounts"] and traces()["table privileges"]
+    _retire(api, name)
+    assert all(not rows for rows in traces().values()), traces()
+    assert _grant_state(api, live["grants"][0]["id"]) == "revoked"
