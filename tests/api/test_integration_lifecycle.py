@@ -258,3 +258,14 @@ def test_a_retired_mariadb_integration_leaves_no_account_or_privilege(
     _retire(api, name)
     assert all(not rows for rows in traces().values()), traces()
     assert _grant_state(api, live["grants"][0]["id"]) == "revoked"
+
+
+def test_disabled_comes_from_the_config(api: Api) -> None:
+    with transaction(api.runtime.factory) as session:
+        row = session.query(Integration).filter_by(name="groups").one()
+        spec = {"name": row.name, "kind": row.kind, "config": row.config, "disabled": True}
+    doc = ConfigDocument.model_validate({"integrations": [spec]})
+    with transaction(api.runtime.factory) as session:
+        plan = plan_config(session, doc)
+    assert ("integration", "groups") in plan.changed
+    assert "disabled" in plan.notes[("integration", "groups")]
