@@ -76,6 +76,8 @@ ensure_client_tools() {
   command -v psql >/dev/null 2>&1 || apt_install postgresql-client || true
   command -v mariadb >/dev/null 2>&1 || apt_install mariadb-client || true
   command -v redis-cli >/dev/null 2>&1 || apt_install redis-tools || true
+  # `systemd-analyze verify` checks deploy/systemd/*.service; it works without systemd as PID 1.
+  command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd || true
 }
 
 ensure_postgres

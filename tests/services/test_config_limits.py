@@ -140,7 +140,7 @@ def test_problems_of_shape_and_of_reference_are_reported_together() -> None:
         f"sluice.yaml:{line_of(text, 'nmae')}:5: identities[0].nmae: unknown key 'nmae'; allowed keys: "
         "active, attributes, email, groups, manager, name",
         f"sluice.yaml:{line_of(text, 'colour')}:5: integrations[0].colour: unknown key 'colour'; allowed "
-        "keys: config, kind, name, owner, sync_interval",
+        "keys: config, disabled, kind, name, owner, sync_interval",
         f"sluice.yaml:{line_of(text, 'user: dan')}:18: flows[1].approvers[0].user: user "
         "'dan@example.com' is not an identity in this file",
     ]

@@ -41,6 +41,29 @@ class DecisionBody(Body):
     reason: ReasonText = ""
 
 
+# A reason that must be given: storable text with at least one character that is not a space.
+_NOT_BLANK = r"^[^\u0000\ud800-\udfff]*[^\u0000\ud800-\udfff\s][^\u0000\ud800-\udfff]*$"
+RequiredReason = Annotated[
+    str,
+    Text(
+        max_length=MAX_REASON_LENGTH,
+        min_length=1,
+        pattern=_NOT_BLANK,
+        pattern_words="a reason: it holds only spaces",
+    ),
+]
+
+
+class ReasonBody(Body):
+    reason: RequiredReason = Field(description="Why; kept in the audit log")
+
+
+class IntegrationStopBody(ReasonBody):
+    integration: Annotated[str, Text(max_length=120, min_length=1)] = Field(
+        description="Every live grant of this integration is revoked"
+    )
+
+
 class Health(BaseModel):
     status: str
 

@@ -1,5 +1,5 @@
 """`sluice grants list`: everyone's grants for operators (admin token), e.g. the revokes that keep
-failing (`--state revoke_failed`)."""
+failing (`--state revoke_failed`); `sluice grants revoke --integration`: the emergency stop."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 
 from sluice.cli.client import ApiClient
 from sluice.cli.options import JsonOpt, TokenOpt, UrlOpt
-from sluice.cli.output import err_console, print_json, print_table
+from sluice.cli.output import err_console, print_json, print_line, print_table
 from sluice.domain.states import GrantState
 
 grants_app = typer.Typer(help="Everyone's grants (admin): find what is stuck.", no_args_is_help=True)
@@ -62,3 +62,26 @@ def list_grants(
     print_table(items, COLUMNS, empty="no grants match")
     if total > len(items):
         err_console.print(f"[dim]showing {len(items)} of {total}; narrow with filters or --limit[/dim]")
+
+
+@grants_app.command("revoke")
+def revoke_all(
+    integration: Annotated[
+        str, typer.Option("--integration", help="Revoke every live grant of this integration.")
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit log.")],
+    as_json: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Emergency stop: every live grant of one integration ends now (operator token). New requests are
+    still taken: disable the integration in the config, or retire it, to stop those too."""
+    with ApiClient.from_options(url, token) as api:
+        result = api.post("/grants/revoke", {"integration": integration, "reason": reason})
+    if as_json:
+        print_json(result)
+        return
+    count = len(result.get("revoked") or [])
+    print_line(
+        f"{integration}: {count} grant(s) being revoked; `sluice grants list --integration {integration}`"
+    )

@@ -1,7 +1,9 @@
-"""`sluice integrations`: how each target system is doing, and `check NAME` to test one now."""
+"""`sluice integrations`: how each target system is doing, `check NAME` to test one now, and
+`retire NAME` to take one out of service for good."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -25,13 +27,21 @@ COLUMNS = [
     ("resource_count", "Resources"),
     ("grants_active", "Active grants"),
     ("grants_failing", "Failing"),
+    ("lifecycle", "State"),
     ("last_error", "Last error"),
 ]
 
 
 def _row(status: dict[str, Any]) -> dict[str, Any]:
     reachable = status.get("reachable")
-    return {**status, "reachable": "not synced yet" if reachable is None else reachable}
+    lifecycle = status.get("lifecycle") or "active"
+    if status.get("disabled") and lifecycle == "active":
+        lifecycle = "disabled"
+    return {
+        **status,
+        "reachable": "not synced yet" if reachable is None else reachable,
+        "lifecycle": lifecycle,
+    }
 
 
 @integrations_app.callback()
@@ -70,3 +80,42 @@ def check(
         return
     what = "unreachable" if not result.get("reachable", True) else f"{len(problems)} problem(s)"
     raise CliError(f"{name}: {what}", notes=problems)
+
+
+@integrations_app.command("retire")
+def retire(
+    name: Annotated[str, typer.Argument(help="The integration to retire.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit log.")],
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=0, help="Seconds to wait for the worker to finish (0: do not wait)."),
+    ] = 120.0,
+    as_json: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Take an integration out of service for good (admin token): no new requests, every live grant
+    revoked, the roles and rights Sluice made in the target removed by the worker. Its history stays,
+    and the config may drop it afterwards."""
+    path = f"/integrations/{quote(name, safe='')}"
+    with ApiClient.from_options(url, token) as api:
+        status = api.post(f"{path}/retire", {"reason": reason}) or {}
+        deadline = time.monotonic() + wait
+        while status.get("lifecycle") != "retired" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            status = api.get(f"{path}/status") or {}
+    if as_json:
+        print_json(status)
+    if status.get("lifecycle") == "retired":
+        if not as_json:
+            print_line(
+                f"{name}: retired; nothing Sluice made is left in the target, and the config may drop it"
+            )
+        return
+    notes = [f"still retiring: {status['retire_error']}"] if status.get("retire_error") else []
+    notes.append(f"the worker finishes it; `sluice integrations` shows when {name} is retired")
+    if wait == 0:
+        if not as_json:
+            print_line(f"{name}: retiring; {notes[-1]}")
+        return
+    raise CliError(f"{name}: not retired after {wait:g}s", notes=notes)

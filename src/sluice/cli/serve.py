@@ -82,8 +82,23 @@ def server(
     serving.run_server(listen=_listen(host, port, tls_cert, tls_key, trusted_proxies))
 
 
-def worker() -> None:
+def worker(
+    health_host: Annotated[
+        str,
+        typer.Option("--health-host", envvar="SLUICE_WORKER_HEALTH_HOST", help="Address of --health-port."),
+    ] = "127.0.0.1",
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            "--health-port",
+            envvar="SLUICE_WORKER_HEALTH_PORT",
+            min=0,
+            max=65535,
+            help="Serve /healthz, /readyz and /metrics on this port (0: any free port, logged).",
+        ),
+    ] = None,
+) -> None:
     """Run the worker only: grant, expire, revoke, sync. Run as many as load needs on PostgreSQL."""
     from sluice.cli import serving
 
-    serving.run_worker()
+    serving.run_worker(health_host=health_host, health_port=health_port)

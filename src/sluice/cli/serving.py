@@ -35,6 +35,7 @@ from sluice.services.signin.provider import OpenIdProvider
 from sluice.services.signin.settings import SignInSettings
 from sluice.store.db import normalise_url, transaction
 from sluice.store.work_signal import work_signal_generation
+from sluice.worker.health import HealthServer
 from sluice.worker.loop import Worker
 
 log = logging.getLogger("sluice.cli")
@@ -304,7 +305,7 @@ def run_server(*, listen: Listen) -> None:
         runtime.engine.dispose()
 
 
-def run_worker() -> None:
+def run_worker(*, health_host: str = "127.0.0.1", health_port: int | None = None) -> None:
     configure_logging()
     settings = Settings.from_env()
     require_configured_key(is_sqlite=settings.is_sqlite, secret_key=settings.secret_key, command="worker")
@@ -312,9 +313,22 @@ def run_worker() -> None:
     migrate_store(runtime)
     check_secret_key(runtime)
     runner = WorkerRunner(runtime)
+    health = None
+    if health_port is not None:
+        health = HealthServer(
+            engine=runtime.engine,
+            factory=runtime.factory,
+            clock=runtime.clock,
+            passes=runner.worker.passes,
+            host=health_host,
+            port=health_port,
+        )
+        health.start()
     on_stop_signals(runner.stop)
     log.info("worker %s on store %s", worker_id(), store_label(settings))
     try:
         runner.run_here()
     finally:
+        if health is not None:
+            health.stop()
         runtime.engine.dispose()

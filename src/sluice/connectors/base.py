@@ -120,6 +120,24 @@ class Connector(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Leftovers:
+    """What retiring an integration found in the target beyond its per-grant principals."""
+
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # still in use by someone else, with why
+
+
+@runtime_checkable
+class LeavesLeftovers(Protocol):
+    """A connector that creates shared objects besides the per-grant principals (the PostgreSQL
+    privilege roles) and can remove them when its integration retires. Called only once no grant of
+    the integration is live; it removes only what it made for this integration and nothing anyone
+    else still uses, and is idempotent like the rest of the contract."""
+
+    def remove_leftovers(self) -> Leftovers: ...
+
+
 ConnectorFactory = Callable[[str, BaseModel, ConnectorContext], Connector]
 
 

@@ -33,10 +33,12 @@ from sluice.connectors.base import (
     AccessUnit,
     ConnectorContext,
     DiscoveredResource,
+    Leftovers,
     ManagedPrincipal,
     SecretRef,
 )
 from sluice.connectors.pg_pool import ConnectionPool
+from sluice.connectors.postgres_leftovers import remove_privilege_roles
 from sluice.connectors.postgres_sql import Target, path_segment, segment_name
 from sluice.connectors.support import is_loopback, plaintext_warning
 from sluice.domain.errors import InvalidInput, TargetError
@@ -211,6 +213,16 @@ class PostgresConnector:
                 f"configured databases not found or not open to connections: {', '.join(missing)}"
             )
         return problems
+
+    def remove_leftovers(self) -> Leftovers:
+        """The privilege roles of this integration's resources, once no grant of it is live."""
+        with self._errors():
+            return remove_privilege_roles(
+                self._pool.borrow,
+                prefix=self.config.role_prefix,
+                integration=self.name,
+                maintenance_db=self.config.dbname,
+            )
 
     # --- steps
 

@@ -61,6 +61,9 @@ class Action(StrEnum):
     GRANT_RECONCILED = "grant.reconciled"
     GRANT_CLAIM_TAKEN_OVER = "grant.claim_taken_over"  # its worker's claim lapsed; another took it
     ORPHAN_REMOVED = "target.orphan_removed"
+    INTEGRATION_GRANTS_REVOKED = "integration.grants_revoked"  # the emergency stop: every live grant
+    INTEGRATION_RETIRING = "integration.retiring"
+    INTEGRATION_RETIRED = "integration.retired"
     CONFIG_APPLIED = "config.applied"
     OBJECT_CREATED = "admin.created"
     OBJECT_CHANGED = "admin.changed"

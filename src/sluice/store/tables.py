@@ -125,6 +125,12 @@ class Integration(Base):
     last_sync_error: Mapped[str | None] = mapped_column(Text)
     resource_count: Mapped[int] = mapped_column(Integer, default=0)
     source: Mapped[str] = mapped_column(String(40), default="config")
+    # `disabled` comes from the config: no new requests, live grants run out. `lifecycle` is Sluice's:
+    # active, retiring (grants being revoked, leftovers removed) or retired (history only).
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    lifecycle: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+    retired_at: Mapped[datetime | None]
+    retire_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

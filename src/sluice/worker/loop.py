@@ -25,6 +25,7 @@ from sluice.services.duties import Duty
 from sluice.services.grants import work as grant_work
 from sluice.services.grants.orphans import OrphanSweep
 from sluice.services.grants.people_pass import PeopleDuty
+from sluice.services.grants.retirement import Retirement
 from sluice.services.grants.revocation import GrantExpiry
 from sluice.services.grants.scheduled import ScheduledGrants
 from sluice.services.grants.secrets import SecretBox
@@ -36,6 +37,7 @@ from sluice.services.targeting.inventory import InventorySync
 from sluice.store.db import transaction
 from sluice.worker.claims import ClaimHeartbeat
 from sluice.worker.dispatch import Dispatcher
+from sluice.worker.health import PassClock
 
 log = logging.getLogger("sluice.worker")
 
@@ -62,6 +64,7 @@ class Worker:
         self.clock = clock
         self.wake = wake or threading.Event()
         self.stop = threading.Event()
+        self.passes = PassClock()  # read by the health endpoint's /readyz
         self.tuning = tuning or Tuning.from_env()
         self.reconciler = grant_work.GrantWork(
             factory, hub=hub, box=box, clock=clock, worker_id=worker_id, tuning=self.tuning
@@ -95,6 +98,7 @@ class Worker:
         self.after_target_work: list[Duty] = [
             *([InventorySync(factory, hub, clock=clock)] if sync_inventory else []),
             self.orphans,
+            Retirement(factory, hub, clock=clock),
         ]
 
     @property
@@ -160,6 +164,7 @@ class Worker:
             try:
                 self.run_once()
                 delay = self.seconds_until_next()
+                self.passes.mark()
             except Exception:  # the loop must survive a store hiccup; it retries shortly
                 log.exception("worker pass failed; retrying shortly")
                 delay = 1.0

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
-from sluice.api.auth import AuditorDep, RuntimeDep
-from sluice.api.params import FilterText, Limit, Offset
-from sluice.api.schemas import AdminGrantPage, AdminGrantView
+from sluice.api.auth import AuditorDep, OperatorDep, RuntimeDep
+from sluice.api.params import FilterText, Limit, Offset, changing
+from sluice.api.schemas import AdminGrantPage, AdminGrantView, IntegrationStopBody
 from sluice.api.views import grant_view
 from sluice.domain.states import GrantState
+from sluice.services.grants.integration_ending import revoke_integration_grants
 from sluice.services.requests import reads
 from sluice.store.db import transaction
 from sluice.store.tables import Grant
@@ -54,3 +56,27 @@ def list_grants(
     with transaction(runtime.factory) as session:
         page = reads.list_grants(session, where=where, limit=limit, offset=offset)
         return AdminGrantPage(items=[admin_grant_view(g) for g in page.items], total=page.total)
+
+
+class IntegrationStop(BaseModel):
+    integration: str
+    revoked: list[str] = Field(description="The grants now being revoked")
+
+
+@router.post(
+    "/revoke",
+    response_model=IntegrationStop,
+    summary="Emergency stop: revoke every live grant of one integration (operator)",
+)
+def revoke_all(body: IntegrationStopBody, runtime: RuntimeDep, caller: OperatorDep) -> IntegrationStop:
+    """Audited as one `integration.grants_revoked` event, plus one per grant. New requests are still
+    taken: disable the integration in the config (or retire it) to stop those too."""
+    with changing(runtime) as session:
+        ended = revoke_integration_grants(
+            session,
+            name=body.integration,
+            actor=caller.identity.email,
+            reason=body.reason,
+            now=runtime.clock(),
+        )
+        return IntegrationStop(integration=body.integration, revoked=[g.id for g in ended])

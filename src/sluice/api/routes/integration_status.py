@@ -6,11 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from sluice.api.auth import CallerDep, OperatorDep, RuntimeDep
-from sluice.api.params import NamePath
+from sluice.api.auth import AdminDep, CallerDep, OperatorDep, RuntimeDep
+from sluice.api.params import NamePath, changing
+from sluice.api.schemas import ReasonBody
 from sluice.services.directory.tokens import Caller
+from sluice.services.grants.integration_ending import start_retirement
 from sluice.services.targeting.integration_status import (
     check_integration,
     integration_status,
@@ -35,6 +37,10 @@ class IntegrationStatusView(BaseModel):
     grants_failing: int
     last_error: str | None
     last_error_at: datetime | None
+    disabled: bool = Field(description="Disabled in the config: no new requests, live grants run out")
+    lifecycle: str = Field(description="active, retiring (grants being revoked) or retired")
+    retired_at: datetime | None
+    retire_error: str | None = Field(description="What keeps a retiring integration from being retired")
 
 
 class IntegrationStatusList(BaseModel):
@@ -72,7 +78,7 @@ def show_status(name: NamePath, runtime: RuntimeDep, caller: CallerDep) -> Integ
 def _status_view(status: dict[str, Any], caller: Caller) -> IntegrationStatusView:
     """Errors from a target name its hosts and accounts: only those who read everything see them."""
     if not caller.role.reads_everything:
-        status = {**status, "last_sync_error": None, "last_error": None}
+        status = {**status, "last_sync_error": None, "last_error": None, "retire_error": None}
     return IntegrationStatusView(**status)
 
 
@@ -93,3 +99,21 @@ def check(name: NamePath, runtime: RuntimeDep, caller: OperatorDep) -> Integrati
         checked_at=result.checked_at,
         seconds=result.seconds,
     )
+
+
+@router.post(
+    "/integrations/{name}/retire",
+    response_model=IntegrationStatusView,
+    status_code=202,
+    summary="Retire an integration: revoke its grants, remove what Sluice made in the target (admin)",
+)
+def retire(name: NamePath, body: ReasonBody, runtime: RuntimeDep, caller: AdminDep) -> IntegrationStatusView:
+    """No new request is taken from now on and every live grant is revoked; the worker then removes
+    the rest of what Sluice made in the target and marks the integration `retired` (poll its status).
+    Its requests, grants and audit events stay; the config may drop it afterwards."""
+    with changing(runtime) as session:
+        start_retirement(
+            session, name=name, actor=caller.identity.email, reason=body.reason, now=runtime.clock()
+        )
+        status = integration_status(session, name)
+    return _status_view(status.as_dict(), caller)

@@ -86,6 +86,7 @@ class IntegrationSpec(_Strict):
     kind: Token
     owner: Email | None = None
     sync_interval: Token = "1h"
+    disabled: bool = False  # no new requests; live grants run out
     config: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")

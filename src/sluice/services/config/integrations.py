@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, or_, select
 
+from sluice.domain.lifecycle import Lifecycle
 from sluice.services.config.checks import CONFIG_SOURCE
 from sluice.services.config.reconciler import Reconciler, assign, differences
 from sluice.store.grant_states import grant_is_live
@@ -32,6 +33,7 @@ def reconcile_integrations(walker: Reconciler) -> None:
             "config": spec.config,
             "owner": spec.owner,
             "sync_interval_seconds": spec.sync_interval_seconds,
+            "disabled": spec.disabled,
             "source": CONFIG_SOURCE,
         }
         row = existing.get(spec.name)
@@ -43,6 +45,9 @@ def reconcile_integrations(walker: Reconciler) -> None:
                 assign(row, wanted)
                 session.add(row)
             walker.created("integration", spec.name)
+            continue
+        if row.lifecycle == Lifecycle.RETIRED:
+            walker.conflicts.append(f"integration {spec.name!r} is retired; give a new one another name")
             continue
         changed = differences(row, wanted)
         if "kind" in changed and (live := _grant_count(walker, row.id, live_only=True)):
@@ -61,6 +66,8 @@ def reconcile_integrations(walker: Reconciler) -> None:
 
 
 def _remove_integration(walker: Reconciler, row: Integration) -> None:
+    if row.lifecycle == Lifecycle.RETIRED:
+        return  # its history stays; nothing of it is left in the target
     live = _grant_count(walker, row.id, live_only=True)
     if live:
         walker.conflicts.append(

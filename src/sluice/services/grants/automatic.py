@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from sluice.domain.flows import FlowSpec, Trigger
+from sluice.domain.lifecycle import closed_reason
 from sluice.domain.people import Person, miss
 from sluice.domain.policy import ResourceRef, covers, is_requester
 from sluice.domain.states import Actual, Desired, held_in_target
@@ -115,11 +116,19 @@ def reconcile_automatic(
             session, grants, now=now, actor="sluice", action=Action.GRANT_NO_LONGER_ELIGIBLE, reason=reason
         )
         outcome.revoked += [g.id for g in ended]
-    outcome.renewed = sum(_renew(grant, automatic[key[0]], now) for key, grant in existing.items())
+    # A closed integration (disabled, retiring) gets no new grant and renews none: what it has runs out.
+    outcome.renewed = sum(
+        _renew(grant, automatic[key[0]], now) for key, grant in existing.items() if _open(due[key][1])
+    )
     for key, (flow, resource) in due.items():
-        if key not in existing:
+        if key not in existing and _open(resource):
             outcome.granted.append(_create(session, hub, flow, key, resource, people[key[1]], now))
     return outcome
+
+
+def _open(resource: Resource) -> bool:
+    row = resource.integration
+    return closed_reason(row.name, disabled=row.disabled, lifecycle=row.lifecycle) is None
 
 
 def _live_automatic_grants(session: Session) -> list[Grant]:

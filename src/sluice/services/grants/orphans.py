@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sluice.connectors.base import AccessUnit, Connector, ManagedPrincipal
 from sluice.domain.errors import SluiceError
+from sluice.domain.lifecycle import Lifecycle
 from sluice.events import metrics
 from sluice.events.audit import Action, record
 from sluice.services.targeting.connector_hub import ConnectorHub
@@ -146,7 +147,9 @@ def sweep_orphans(factory: sessionmaker[Session], hub: ConnectorHub, *, clock: C
 
 def integrations(factory: sessionmaker[Session]) -> list[Integration]:
     with transaction(factory) as session:
-        return list(session.scalars(select(Integration).order_by(Integration.name)))
+        # A retired integration has nothing of ours left in its target, which may be gone by now.
+        query = select(Integration).where(Integration.lifecycle != Lifecycle.RETIRED)
+        return list(session.scalars(query.order_by(Integration.name)))
 
 
 def _rows_of(

@@ -12,6 +12,7 @@ from sluice.connectors.registry import connector_class
 from sluice.domain.durations import format_duration
 from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from sluice.domain.flows import FlowSpec
+from sluice.domain.lifecycle import refuse_closed
 from sluice.domain.policy import Person, ResourceRef, evaluate, flow_for_units
 from sluice.domain.states import Actual, Desired, RequestStatus
 from sluice.events.audit import Action, record
@@ -124,6 +125,8 @@ def submit_request(
         resource = found.get(unit.resource)
         if resource is None:
             raise NotFound(f"no resource {unit.resource!r}; `sluice inventory list` shows what exists")
+        integration = resource.integration
+        refuse_closed(integration.name, disabled=integration.disabled, lifecycle=integration.lifecycle)
         allowed = connector_class(resource.integration.kind).permissions.get(resource.type, ())
         if unit.permission not in allowed:
             raise InvalidInput(

@@ -40,6 +40,10 @@ class IntegrationStatus:
     grants_failing: int  # live grants whose last target operation failed
     last_error: str | None
     last_error_at: datetime | None
+    disabled: bool = False
+    lifecycle: str = "active"
+    retired_at: datetime | None = None
+    retire_error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +103,10 @@ def _status(session: Session, integration: Integration) -> IntegrationStatus:
         grants_failing=int(failing or 0),
         last_error=last_error,
         last_error_at=last_error_at,
+        disabled=integration.disabled,
+        lifecycle=integration.lifecycle,
+        retired_at=integration.retired_at,
+        retire_error=integration.retire_error,
     )
 
 

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.connectors.base import DiscoveredResource
 from sluice.domain.errors import NotFound, SluiceError, TargetError
+from sluice.domain.lifecycle import Lifecycle
 from sluice.events.audit import Action, record
 from sluice.services.grants.vanished import close_requests_on_vanished
 from sluice.services.targeting.connector_hub import ConnectorHub
@@ -143,9 +144,14 @@ def _record_sync_failure(factory: sessionmaker[Session], name: str, error: str, 
         )
 
 
+def _syncable() -> Select[Integration]:
+    """Integrations whose inventory is kept: all but the retired ones."""
+    return select(Integration).where(Integration.lifecycle != Lifecycle.RETIRED)
+
+
 def integrations_due_for_sync(session: Session, now: datetime) -> list[str]:
     due = []
-    for integration in session.scalars(select(Integration).order_by(Integration.name)):
+    for integration in session.scalars(_syncable().order_by(Integration.name)):
         last = integration.last_sync_at
         if last is None or last + timedelta(seconds=integration.sync_interval_seconds) <= now:
             due.append(integration.name)
@@ -156,7 +162,7 @@ def next_sync_at(session: Session, now: datetime) -> datetime | None:
     """When the next integration is due to sync: `now` for one never synced, None with none at all."""
     times = [
         (i.last_sync_at + timedelta(seconds=i.sync_interval_seconds)) if i.last_sync_at else now
-        for i in session.scalars(select(Integration))
+        for i in session.scalars(_syncable())
     ]
     return min(times) if times else None
 
