@@ -19,11 +19,9 @@ hand is never Sluice's.
 
 from __future__ import annotations
 
-import math
 import re
-import ssl
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, ClassVar
 
 import ldap3
@@ -39,6 +37,7 @@ from sluice.connectors.base import (
     ManagedPrincipal,
     SecretRef,
 )
+from sluice.connectors.ldap_connection import bound_connection
 from sluice.connectors.ldap_dn import Record
 from sluice.connectors.paths import parse_tags, split_path
 from sluice.connectors.support import resolved_secrets, scrub
@@ -378,29 +377,14 @@ class LdapGroupsConnector:
             secrets = resolved_secrets([self.config.bind_password])
             raise TargetError(f"{self.name}: {scrub(detail, secrets)}", retryable=retryable) from None
 
-    @contextmanager
-    def _connection(self) -> Iterator[ldap3.Connection]:
-        tls = None
-        if self.config.ca_file or self.config.start_tls or self.config.url.startswith("ldaps"):
-            tls = ldap3.Tls(ca_certs_file=self.config.ca_file, validate=ssl.CERT_REQUIRED)
-        server = ldap3.Server(
-            self.config.url, get_info=ldap3.NONE, tls=tls, connect_timeout=self.config.connect_timeout_seconds
+    def _connection(self) -> AbstractContextManager[ldap3.Connection]:
+        return bound_connection(
+            url=self.config.url,
+            bind_dn=self.config.bind_dn,
+            bind_password=self.config.bind_password,
+            start_tls=self.config.start_tls,
+            ca_file=self.config.ca_file,
+            connect_timeout_seconds=self.config.connect_timeout_seconds,
+            timeout_seconds=self.config.timeout_seconds,
+            what=self.name,
         )
-        password = None
-        if self.config.bind_password is not None:
-            password = self.config.bind_password.resolve(f"{self.name} bind_password")
-        conn = ldap3.Connection(
-            server,
-            user=self.config.bind_dn,
-            password=password,
-            receive_timeout=max(1, math.ceil(self.config.timeout_seconds)),  # ldap3 takes whole seconds
-            raise_exceptions=True,
-        )
-        try:
-            conn.open()
-            if self.config.start_tls:
-                conn.start_tls()
-            conn.bind()
-            yield conn
-        finally:
-            conn.unbind()

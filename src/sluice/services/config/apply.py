@@ -22,6 +22,7 @@ from sluice.domain.states import RequestStatus
 from sluice.events.audit import Action, record
 from sluice.services.audit.webhooks import reconcile_webhooks, webhook_problems
 from sluice.services.config.checks import CONFIG_SOURCE, check_document
+from sluice.services.config.directory_sources import reconcile_directory_sources
 from sluice.services.config.file import ConfigDocument
 from sluice.services.config.people import reconcile_people
 from sluice.services.config.plan import Plan, PlanEntry
@@ -103,6 +104,7 @@ class _Reconciler:
         self._flows()
         reconcile_people(self)
         reconcile_webhooks(self)
+        reconcile_directory_sources(self)
         if self.conflicts:
             raise Conflict("\n".join(self.conflicts), conflicts=self.conflicts)
         return self.plan

@@ -32,6 +32,7 @@ from sluice.services.config.source import (
 )
 from sluice.services.config.validation import problems_from_validation
 from sluice.services.directory.changes import MAX_ATTRIBUTES, MAX_GROUPS_PER_IDENTITY
+from sluice.services.directory.ldap_config import DirectorySourceSpec
 
 __all__ = [
     "ConfigDocument",
@@ -158,6 +159,7 @@ class ConfigDocument(_Strict):
     bundles: list[BundleSpec] = Field(default_factory=list, max_length=MAX_ITEMS)
     schedules: list[ScheduleSpec] = Field(default_factory=list, max_length=MAX_ITEMS)
     webhooks: list[WebhookSpec] = Field(default_factory=list, max_length=100)
+    directory_sources: list[DirectorySourceSpec] = Field(default_factory=list, max_length=100)
 
     _source: SourceMap | None = PrivateAttr(default=None)
     _unchecked: dict[str, set[str]] = PrivateAttr(default_factory=dict)
@@ -171,6 +173,7 @@ class ConfigDocument(_Strict):
         "bundles",
         "schedules",
         "webhooks",
+        "directory_sources",
         mode="before",
     )
     @classmethod
