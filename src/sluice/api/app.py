@@ -13,6 +13,7 @@ from sluice.api import problems
 from sluice.api.edge import EdgeLimits, EdgeMiddleware
 from sluice.api.params import refuse_nul
 from sluice.api.routes import access, audit, directory, flows, inventory, meta, ops, requests, targeting
+from sluice.api.routes import directory_sources as source_routes
 from sluice.api.routes import grants as grant_routes
 from sluice.api.routes import integration_status as status_routes
 from sluice.api.routes import people as people_routes
@@ -45,6 +46,7 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
         api.include_router(module.router)
     api.include_router(grant_routes.router)
     api.include_router(people_routes.router)
+    api.include_router(source_routes.router)
     api.include_router(report_routes.router)
     api.include_router(signin_routes.sessions_router)
     app.include_router(meta.health_router)

@@ -97,6 +97,8 @@ class LdapSourceConfig(BaseModel):
     @field_validator("bind_password", mode="before")
     @classmethod
     def _named_secret(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            value = {key: item for key, item in value.items() if item is not None}
         named = isinstance(value, dict) and set(value) in ({"env"}, {"file"}) and all(value.values())
         if not named:
             raise ValueError(
