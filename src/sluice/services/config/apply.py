@@ -28,7 +28,7 @@ from sluice.services.config.people import reconcile_people
 from sluice.services.config.plan import Plan, PlanEntry
 from sluice.services.config.source import ConfigError
 from sluice.services.config.targeting import reconcile_targeting
-from sluice.services.directory.scim_common import SCIM_PREFIX, owner_words
+from sluice.services.directory.sources import owned_by_directory, source_words
 from sluice.store.grant_states import grant_is_live
 from sluice.store.tables import AccessFlow, AccessRequest, Grant, Group, GroupMember, Identity, Integration
 from sluice.store.types import new_id
@@ -192,10 +192,10 @@ class _Reconciler:
 
     def _owned_elsewhere(self, kind: str, name: str, source: str) -> bool:
         """A directory source (SCIM) owns this: the file may not take it over; a conflict, not a merge."""
-        if not source.startswith(SCIM_PREFIX):
+        if not owned_by_directory(source):
             return False
         self.conflicts.append(
-            f"{kind} {name!r} is owned by {owner_words(source)}; the config file cannot change it. "
+            f"{kind} {name!r} is owned by {source_words(source)}; the config file cannot change it. "
             f"Remove it from the file, or from the identity provider first"
         )
         return True

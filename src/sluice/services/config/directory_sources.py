@@ -11,9 +11,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from sluice.services.config.source import ConfigPath
-from sluice.services.directory.ldap_config import LDAP_PREFIX, LdapSourceConfig
+from sluice.services.directory.ldap_config import LdapSourceConfig
 from sluice.services.directory.ldap_reader import DirectorySnapshot
 from sluice.services.directory.ldap_sync import apply_snapshot
+from sluice.services.directory.sources import LDAP_PREFIX
 from sluice.store.directory_tables import DirectorySource
 from sluice.store.types import new_id
 

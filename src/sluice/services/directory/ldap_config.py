@@ -31,8 +31,8 @@ from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput
 from sluice.domain.text import Token
 from sluice.services.directory.changes import MAX_ATTRIBUTES, RESERVED_ATTRIBUTES
+from sluice.services.directory.sources import LDAP_PREFIX
 
-LDAP_PREFIX = "ldap:"
 _SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,33}$")
 _LDAP_ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$|^[0-9]+(\.[0-9]+)+$")
 _IDENTITY_ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from sluice.events.audit import Action, record
 from sluice.services.directory.changes import add_blank_identity
 from sluice.services.directory.ldap_reader import DirectorySnapshot, DnKey, LdapPerson, dn_key
-from sluice.services.directory.scim_common import owner_words
+from sluice.services.directory.sources import source_words
 from sluice.store.people_queries import record_people_change
 from sluice.store.tables import Identity
 
@@ -61,7 +61,9 @@ class SyncContext:
     known_conflicts: frozenset[str]  # reported by the last sync: not audited again
 
     def conflict(self, kind: str, name: str, owner: str) -> None:
-        detail = f"{kind} {name} is owned by {owner_words(owner)}; {owner_words(self.source)} leaves it alone"
+        detail = (
+            f"{kind} {name} is owned by {source_words(owner)}; {source_words(self.source)} leaves it alone"
+        )
         self.result.conflicts.append(detail)
         if detail in self.known_conflicts:
             return

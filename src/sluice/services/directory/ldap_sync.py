@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.domain.errors import NotFound
 from sluice.events.audit import Action, record
-from sluice.services.directory.ldap_config import LDAP_PREFIX, LdapSourceConfig
+from sluice.services.directory.ldap_config import LdapSourceConfig
 from sluice.services.directory.ldap_groups_sync import sync_groups, wanted_groups
 from sluice.services.directory.ldap_people import SyncContext, SyncResult, sync_people
 from sluice.services.directory.ldap_reader import DirectoryReadError, DirectorySnapshot, read_directory
+from sluice.services.directory.sources import LDAP_PREFIX
 from sluice.store.db import transaction
 from sluice.store.directory_tables import DirectorySource
 
