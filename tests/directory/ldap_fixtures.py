@@ -161,13 +161,24 @@ def directory(slapd: Slapd) -> Directory:
     return Directory(slapd).create()
 
 
-@pytest.fixture
-def sluice(tmp_path: Path) -> Iterator[Sluice]:
+def make_sluice(url: str, home: Path) -> Iterator[Sluice]:
     clock = Clock()
-    runtime = build_runtime(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, clock)
+    runtime = build_runtime(url, home, clock)
     worker = Worker(
         runtime.factory, hub=runtime.hub, box=runtime.box, clock=clock, worker_id="w", sync_inventory=False
     )
     with TestClient(create_app(runtime)) as client:
         yield Sluice(runtime, clock, client, worker)
     runtime.engine.dispose()
+
+
+@pytest.fixture
+def sluice(tmp_path: Path) -> Iterator[Sluice]:
+    """Sluice on a SQLite store."""
+    yield from make_sluice(f"sqlite:///{tmp_path / 'store.db'}", tmp_path)
+
+
+@pytest.fixture
+def any_store_sluice(store_url: str, tmp_path: Path) -> Iterator[Sluice]:
+    """Sluice on a SQLite store and on a fresh PostgreSQL database."""
+    yield from make_sluice(store_url, tmp_path)

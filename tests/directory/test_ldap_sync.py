@@ -4,12 +4,14 @@ read changing nothing."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from sluice.domain.errors import Conflict
+from sluice.services.directory.ldap_sync import DirectorySync, claim_due_sources
 from sluice.store.db import transaction
 from sluice.store.directory_tables import DirectorySource
 from sluice.store.people_queries import people_snapshot
@@ -197,3 +199,22 @@ def test_the_config_file_and_the_api_leave_ldap_people_alone(directory: Director
     )
     assert answer.status_code == 409, answer.text
     assert sluice.identity("pat@example.com").name == "Pat Example"
+
+
+def test_a_due_source_is_claimed_by_one_worker_until_its_interval_passes(
+    directory: Directory, any_store_sluice: Sluice
+) -> None:
+    sluice = any_store_sluice
+    directory.add_person("pat")
+    sluice.apply({"directory_sources": [directory.source_config()]})
+    factory, now = sluice.runtime.factory, sluice.clock()
+    assert claim_due_sources(factory, now) == ["corp"]
+    assert claim_due_sources(factory, now) == []  # another worker finds nothing to do
+    duty = DirectorySync(factory, clock=sluice.clock)
+    with transaction(factory) as session:
+        assert duty.next_due(session, now) == now + timedelta(minutes=15)
+    sluice.clock.advance(minutes=15)
+    outcomes = duty.run()
+    assert [(o.name, o.ok) for o in outcomes] == [("corp", True)]
+    assert sluice.identity("pat@example.com").source == "ldap:corp"
+    assert duty.run() == []

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sluice.events.audit import Action, record
@@ -27,6 +27,7 @@ from sluice.store.tables import Identity
 log = logging.getLogger("sluice.directory")
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_LISTED = 200  # conflicts and warnings kept per sync
 _LOOKUP_CHUNK = 5000  # values per IN (...): SQLite binds at most 32,766 in one statement
 
 
@@ -49,7 +50,13 @@ class SyncResult:
         return {k: v for k, v in vars(self).items() if isinstance(v, int)}
 
     def as_dict(self) -> dict[str, Any]:
-        return {**vars(self), "conflicts": list(self.conflicts), "warnings": list(self.warnings)}
+        """Counts and words; at most MAX_LISTED conflicts and warnings each (the rest counted)."""
+        listed = {}
+        for key in ("conflicts", "warnings"):
+            items: list[str] = getattr(self, key)
+            more = [f"and {len(items) - MAX_LISTED} more"] if len(items) > MAX_LISTED else []
+            listed[key] = items[:MAX_LISTED] + more
+        return {**vars(self), **listed}
 
 
 @dataclass
@@ -198,6 +205,6 @@ def _identities(ctx: SyncContext, emails: list[str]) -> dict[str, Identity]:
     }
     for start in range(0, len(emails), _LOOKUP_CHUNK):
         chunk = emails[start : start + _LOOKUP_CHUNK]
-        query = select(Identity).where(or_(lowered.in_(chunk)))
+        query = select(Identity).where(lowered.in_(chunk))
         found.update({i.email.lower(): i for i in ctx.session.scalars(query)})
     return found

@@ -160,8 +160,13 @@ class DirectorySync:
         self.clock = clock
 
     def run(self) -> list[SyncOutcome]:
-        names = claim_due_sources(self.factory, self.clock())
-        return sync_sources(self.factory, names, clock=self.clock) if names else []
+        outcomes = []
+        for name in claim_due_sources(self.factory, self.clock()):
+            try:
+                outcomes.append(sync_source(self.factory, name, clock=self.clock))
+            except NotFound:
+                log.info("directory source %s was removed before its sync", name)
+        return outcomes
 
     def next_due(self, session: Session, now: datetime) -> datetime | None:
         moments = [now if at is None else at for at in session.scalars(select(DirectorySource.next_sync_at))]
