@@ -4,7 +4,11 @@ sync, then decides who may request."""
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
+
 import pytest
+import yaml
 
 from sluice.services.config.file import parse_config
 from sluice.services.config.source import ConfigError
@@ -99,3 +103,29 @@ def test_an_ldap_attribute_decides_who_may_request(directory: Directory, sluice:
     directory.modify(directory.person_dn("sol"), {"departmentNumber": ["payments"]})
     sluice.sync()
     assert ask(sluice, "sol@example.com")["status"] in ("approved", "active", "granting")
+
+
+def test_the_examples_in_the_identity_page_parse() -> None:
+    page = (Path(__file__).parents[2] / "docs" / "identity.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in page.split("```yaml\n")[1:]]
+    examples = [textwrap.dedent(b) for b in blocks if "directory_sources:" in b]
+    assert len(examples) >= 3
+    for example in examples:
+        doc = parse_config(example, "identity.md")
+        assert doc.directory_sources
+
+
+def test_start_tls_is_asked_for_and_a_server_without_it_is_not_read(
+    directory: Directory, sluice: Sluice
+) -> None:
+    directory.add_person("pat")
+    sluice.apply({"directory_sources": [directory.source_config(start_tls=True)]})
+    outcome = sluice.sync()
+    assert not outcome.ok and outcome.error is not None and "directory source corp" in outcome.error, outcome
+    with pytest.raises(ConfigError, match="start_tls is for ldap:// URLs"):
+        parse_config(
+            yaml.safe_dump(
+                {"directory_sources": [directory.source_config(url="ldaps://127.0.0.1:1", start_tls=True)]}
+            ),
+            "sluice.yaml",
+        )
