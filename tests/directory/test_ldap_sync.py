@@ -218,3 +218,14 @@ def test_a_due_source_is_claimed_by_one_worker_until_its_interval_passes(
     assert [(o.name, o.ok) for o in outcomes] == [("corp", True)]
     assert sluice.identity("pat@example.com").source == "ldap:corp"
     assert duty.run() == []
+
+
+def test_a_value_no_store_can_hold_is_left_out(directory: Directory, any_store_sluice: Sluice) -> None:
+    """LDAP octet strings may hold a NUL, which PostgreSQL refuses: the value is left out, the rest is
+    synced."""
+    sluice = any_store_sluice
+    directory.add_person("pat", description="a\x00b", title="engineer")
+    source = directory.source_config(attributes={"note": "description", "title": "title"})
+    sluice.apply({"directory_sources": [source]})
+    assert sluice.sync().ok
+    assert sluice.identity("pat@example.com").attributes == {"title": "engineer"}

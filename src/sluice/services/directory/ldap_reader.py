@@ -16,6 +16,7 @@ from sluice.connectors import ldap_dn
 from sluice.connectors.ldap_connection import bound_connection
 from sluice.connectors.support import resolved_secrets, scrub
 from sluice.domain.errors import InvalidInput
+from sluice.domain.text import storable_text
 from sluice.services.directory.ldap_config import LdapSourceConfig
 
 DnKey = tuple[tuple[str, str], ...]
@@ -69,7 +70,17 @@ def _values(attributes: dict[str, Any], name: str | None) -> list[str]:
     if found is None:
         return []
     values = found if isinstance(found, list) else [found]
-    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values if v != ""]
+    texts = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values if v != ""]
+    return [text for text in texts if _storable(text)]
+
+
+def _storable(text: str) -> bool:
+    """A value no store can hold (a NUL, a lone surrogate) is left out rather than failing the sync."""
+    try:
+        storable_text(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _first(attributes: dict[str, Any], name: str | None) -> str | None:
