@@ -229,3 +229,16 @@ def test_a_value_no_store_can_hold_is_left_out(directory: Directory, any_store_s
     sluice.apply({"directory_sources": [source]})
     assert sluice.sync().ok
     assert sluice.identity("pat@example.com").attributes == {"title": "engineer"}
+
+
+def test_a_broken_source_does_not_stop_the_worker_pass(
+    directory: Directory, sluice: Sluice, caplog: pytest.LogCaptureFixture
+) -> None:
+    sluice.apply({"directory_sources": [directory.source_config()]})
+    with transaction(sluice.runtime.factory) as session:
+        row = session.scalar(select(DirectorySource))
+        assert row is not None
+        row.spec = {**row.spec, "url": "not a url"}  # e.g. written by an older release
+    assert DirectorySync(sluice.runtime.factory, clock=sluice.clock).run() == []
+    assert "directory source corp: sync failed" in caplog.text
+    sluice.worker.run_once()  # the rest of the pass runs

@@ -166,6 +166,8 @@ class DirectorySync:
                 outcomes.append(sync_source(self.factory, name, clock=self.clock))
             except NotFound:
                 log.info("directory source %s was removed before its sync", name)
+            except Exception:  # one broken source must not hold up the people pass and target work
+                log.exception("directory source %s: sync failed; tried again at its next interval", name)
         return outcomes
 
     def next_due(self, session: Session, now: datetime) -> datetime | None:
