@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sluice.services.config.apply import plan_config
 from sluice.services.config.file import parse_config
 from sluice.services.config.source import ConfigError
 from sluice.services.targeting.inventory import sync_integration
+from sluice.store.db import transaction
 from tests.directory.ldap_fixtures import Directory, Sluice
 from tests.directory.test_ldap_flow import ask
 
@@ -129,3 +131,14 @@ def test_start_tls_is_asked_for_and_a_server_without_it_is_not_read(
             ),
             "sluice.yaml",
         )
+
+
+def test_applying_warns_when_the_password_cannot_be_read_here(directory: Directory, sluice: Sluice) -> None:
+    source = directory.source_config(bind_password={"env": "SLUICE_TEST_UNSET_LDAP_PASSWORD"})
+    with transaction(sluice.runtime.factory) as session:
+        doc = parse_config(yaml.safe_dump({"directory_sources": [source]}), "sluice.yaml", session=session)
+        plan = plan_config(session, doc)
+    assert plan.warnings == [
+        "directory source corp bind_password: environment variable SLUICE_TEST_UNSET_LDAP_PASSWORD "
+        "is not set here; the worker and server need it to sync"
+    ]

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from sluice.connectors.base import SecretRef
+from sluice.domain.errors import InvalidInput
 from sluice.services.config.source import ConfigPath
 from sluice.services.directory.ldap_config import LdapSourceConfig
 from sluice.services.directory.ldap_reader import DirectorySnapshot
@@ -60,6 +62,7 @@ def reconcile_directory_sources(reconciler: Any) -> None:
     )
     existing = {row.name: row for row in rows}
     for spec in doc.directory_sources:
+        _warn_unreadable_password(reconciler, spec.name, spec.ldap.bind_password)
         wanted = {
             "kind": LDAP_KIND,
             "spec": spec.ldap.model_dump(mode="json"),
@@ -101,3 +104,12 @@ def reconcile_directory_sources(reconciler: Any) -> None:
                 )
                 session.delete(row)
             reconciler.removed("directory_source", name, "its people are deactivated")
+
+
+def _warn_unreadable_password(reconciler: Any, name: str, password: SecretRef) -> None:
+    """The worker and server read the password when they sync; applying only warns when it cannot be
+    read here (the process that applies may not be one of them)."""
+    try:
+        password.resolve(f"directory source {name} bind_password")
+    except InvalidInput as exc:
+        reconciler.plan.warnings.append(f"{exc.detail} here; the worker and server need it to sync")
