@@ -31,10 +31,14 @@ $(NODE_STAMP): tests/oidc/package.json tests/oidc/package-lock.json
 	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
 	@touch $(NODE_STAMP)
 
+# Tests run in parallel processes: most of them wait on servers and subprocesses, so more processes than
+# cores pay off. Every fixture makes its own databases, directories and ports, so they never collide.
+TEST_PROCESSES ?= 4
+
 test: $(STAMP) $(NODE_STAMP) services
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy src
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples

@@ -66,6 +66,12 @@ ensure_slapd() {
   apt_install slapd ldap-utils || return 1
 }
 
+# sshd is not started here either: the SSH connector's tests start their own on a free port.
+ensure_sshd() {
+  if [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null 2>&1 && command -v ssh >/dev/null 2>&1; then return 0; fi
+  apt_install openssh-server openssh-client || return 1
+}
+
 ensure_client_tools() {
   command -v psql >/dev/null 2>&1 || apt_install postgresql-client || true
   command -v mariadb >/dev/null 2>&1 || apt_install mariadb-client || true
@@ -76,5 +82,6 @@ ensure_postgres
 ensure_mariadb
 ensure_redis
 ensure_slapd
+ensure_sshd
 ensure_client_tools
 say "ready"

@@ -250,3 +250,111 @@ def http_endpoint() -> Iterator[HttpEndpoint]:
         except subprocess.TimeoutExpired:
             process.kill()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- a real OpenSSH server that trusts a throwaway certificate authority
+
+
+@dataclass(frozen=True)
+class Sshd:
+    port: int
+    user: str  # the account the tests log in as: the one running the tests
+    ca_key_file: str  # the CA's private key (OpenSSH format), as the SSH connector's ca_key reads it
+    ca_public_file: str
+    krl_path: str  # the KRL sshd loads with RevokedKeys
+    principals_dir: str  # AuthorizedPrincipalsFile %u files: which `{account}@{host}` each account takes
+
+    def allow(self, principal: str) -> None:
+        """Let the test account accept certificates naming `principal` (a host label, in effect)."""
+        path = Path(self.principals_dir) / self.user
+        lines = set(path.read_text().split()) if path.exists() else set()
+        path.write_text("\n".join(sorted(lines | {principal})) + "\n")
+
+
+def ssh_login(sshd: Sshd, key_text: str, certificate: str, *, user: str | None = None) -> bool:
+    """Whether the real `ssh` client logs in to `sshd` with this key and certificate and runs a command."""
+    with tempfile.TemporaryDirectory(prefix="sluice-ssh-client-") as folder:
+        key, cert = Path(folder) / "id", Path(folder) / "id-cert.pub"
+        key.write_text(key_text)
+        key.chmod(0o600)
+        cert.write_text(certificate + "\n")
+        command = ["ssh", "-F", "/dev/null", "-i", str(key), "-o", f"CertificateFile={cert}"]
+        command += ["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"]
+        command += ["-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR"]
+        command += ["-p", str(sshd.port), f"{user or sshd.user}@127.0.0.1", "echo sluice-ok"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+        return done.returncode == 0 and "sluice-ok" in done.stdout
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[Sshd]:
+    """Debian's sshd on a free port, trusting only certificates of a CA made here, loading its KRL
+    and principals files from a temporary directory; stopped and removed at the end of the session."""
+    import getpass
+
+    binary = "/usr/sbin/sshd"
+    if not os.path.exists(binary) or shutil.which("ssh") is None:
+        _need_service("OpenSSH server (apt-get install openssh-server)", FileNotFoundError("sshd"))
+    workdir = Path(tempfile.mkdtemp(prefix="sluice-sshd-"))
+    workdir.chmod(0o755)
+    for key in ("host", "ca"):
+        subprocess.run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                f"sluice test {key}",
+                "-f",
+                str(workdir / key),
+            ],
+            check=True,
+        )
+    principals = workdir / "principals"
+    principals.mkdir()
+    krl = workdir / "revoked.krl"
+    subprocess.run(["ssh-keygen", "-q", "-k", "-f", str(krl)], check=True)  # an empty KRL
+    port = free_port()
+    user = getpass.getuser()
+    config = workdir / "sshd_config"
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {workdir / 'host'}",
+                f"PidFile {workdir / 'sshd.pid'}",
+                f"TrustedUserCAKeys {workdir / 'ca.pub'}",
+                f"RevokedKeys {krl}",
+                f"AuthorizedPrincipalsFile {principals}/%u",
+                "AuthorizedKeysFile none",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PubkeyAuthentication yes",
+                "PermitRootLogin prohibit-password",
+                "UsePAM no",
+                "StrictModes no",
+                "LogLevel VERBOSE",
+            ]
+        )
+        + "\n"
+    )
+    os.makedirs("/run/sshd", exist_ok=True)
+    log = (workdir / "sshd.log").open("wb")
+    process = subprocess.Popen([binary, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        if not wait_for_port(port, 15):
+            process.kill()
+            _need_service("sshd", RuntimeError((workdir / "sshd.log").read_text(errors="replace")[-2000:]))
+        yield Sshd(port, user, str(workdir / "ca"), str(workdir / "ca.pub"), str(krl), str(principals))
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -7,7 +7,6 @@ import socket
 import httpx
 import pytest
 
-from sluice.cli.access_commands import psql_command
 from sluice.cli.client import ApiClient, problem_error
 from sluice.cli.output import cell
 from tests.cli.conftest import Invoke, assert_clean_failure
@@ -82,20 +81,6 @@ def test_problem_detail_and_reasons_become_the_error() -> None:
 def test_an_answer_without_problem_json_still_reads_well() -> None:
     response = httpx.Response(502, text="<html>bad gateway</html>")
     assert str(problem_error(response)) == "the server answered 502 Bad Gateway"
-
-
-def test_psql_command_for_postgres_grants_only() -> None:
-    details = {
-        "host": "127.0.0.1",
-        "port": 5432,
-        "database": "sluice_demo",
-        "username": "sluice_ab12",
-        "password": "pw-1",
-    }
-    assert psql_command(details) == (
-        'psql "host=127.0.0.1 port=5432 dbname=sluice_demo user=sluice_ab12 password=pw-1"'
-    )
-    assert psql_command({"group": "oncall", "member": "alice@example.com"}) is None
 
 
 def test_cells_read_well() -> None:

@@ -4,7 +4,10 @@ what each permission allows, markers, and what check() says about a weak admin a
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pymysql
@@ -115,6 +118,12 @@ def test_config_rejects_unknown_fields_plain_passwords_and_bad_names() -> None:
         MySQLConfig(user_host="a' OR '1")
 
 
+def test_the_host_part_of_accounts_is_never_any_host_by_default() -> None:
+    with pytest.raises(ValidationError, match="user_host"):
+        MySQLConfig.model_validate({"host": "db.internal"})
+    assert MySQLConfig(user_host="10.0.%").user_host == "10.0.%"
+
+
 # --- against the server
 
 
@@ -213,6 +222,7 @@ def test_check_says_what_a_weak_admin_account_lacks(harness: MySQLHarness) -> No
             problems = MySQLConnector(NAME, config, ConnectorContext(installation="test-install")).check()
         text = " ".join(problems)
         assert "CREATE USER" in text and "CONNECTION ADMIN" in text and "GRANT OPTION" in text
+        assert "EVENT" in text  # no second lock without it
     finally:
         with harness.admin() as conn, conn.cursor() as cur:
             cur.execute("DROP USER %s@'%%'", (weak,))
@@ -232,3 +242,137 @@ def test_a_legacy_account_is_listed_as_legacy_and_still_revoked(harness: MySQLHa
     finally:
         with harness.admin() as conn, conn.cursor() as cur:
             cur.execute("DROP USER IF EXISTS %s@'%%'", (legacy_name,))
+
+
+def test_admin_cannot_create_objects_that_would_run_as_the_temporary_account(
+    harness: MySQLHarness, lookalikes: tuple[str, str]
+) -> None:
+    """A view, trigger, routine or event keeps its DEFINER; once the account is dropped, the owner's
+    own statements that fire it fail (error 1449). So `admin` does not include creating them."""
+    db = lookalikes[0]
+    admin = unit_on(harness, f"{NAME}/{db}", "database", "admin")
+    details = harness.connector.grant(admin)
+    assert run_as(admin, details, f"CREATE TABLE `{db}`.own (id int)")
+    assert not run_as(admin, details, f"CREATE VIEW `{db}`.v AS SELECT 1")
+    assert not run_as(
+        admin, details, f"CREATE TRIGGER `{db}`.tr BEFORE INSERT ON `{db}`.t FOR EACH ROW SET @x = 1"
+    )
+    assert not run_as(admin, details, f"CREATE PROCEDURE `{db}`.p() SELECT 1")
+    assert not run_as(admin, details, f"CREATE EVENT `{db}`.e ON SCHEDULE EVERY 1 DAY DO SELECT 1")
+    table = unit_on(harness, f"{NAME}/{db}/t", "table", "admin")
+    on_table = harness.connector.grant(table)
+    assert not run_as(
+        table, on_table, f"CREATE TRIGGER `{db}`.tr2 BEFORE INSERT ON `{db}`.t FOR EACH ROW SET @x = 1"
+    )
+    assert run_as(table, on_table, f"ALTER TABLE `{db}`.t ADD COLUMN note text")
+    for unit in (admin, table):
+        harness.connector.revoke(unit)
+    assert run_as_admin_insert(harness, db)
+
+
+def run_as_admin_insert(harness: MySQLHarness, db: str) -> bool:
+    with harness.admin() as conn, conn.cursor() as cur:
+        cur.execute(f"INSERT INTO `{db}`.t (id) VALUES (7)")
+    return True
+
+
+def test_an_account_takes_a_bounded_number_of_connections(
+    harness: MySQLHarness, lookalikes: tuple[str, str]
+) -> None:
+    conn = MySQLConnector(
+        NAME,
+        harness.config.model_copy(update={"max_user_connections": 2}),
+        ConnectorContext(installation="test-install"),
+    )
+    unit = unit_on(harness, f"{NAME}/{lookalikes[0]}", "database", "read")
+    details = conn.grant(unit)
+    opened = []
+    try:
+        for _ in range(2):
+            opened.append(
+                pymysql.connect(
+                    host=details["host"], port=details["port"], user=unit.principal, password=unit.secret
+                )
+            )
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            pymysql.connect(
+                host=details["host"], port=details["port"], user=unit.principal, password=unit.secret
+            )
+        assert refused.value.args[0] == 1226  # max_user_connections
+    finally:
+        for session in opened:
+            session.close()
+        conn.revoke(unit)
+
+
+def _accounts(harness: MySQLHarness, user: str) -> int:
+    with harness.admin() as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM mysql.user WHERE User = %s", (user,))
+        return int(cur.fetchone()[0])
+
+
+def _events(harness: MySQLHarness, user: str) -> int:
+    with harness.admin() as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_NAME = %s", (user,))
+        return int(cur.fetchone()[0])
+
+
+def test_a_scheduled_event_drops_the_account_when_sluice_cannot(
+    harness: MySQLHarness, lookalikes: tuple[str, str]
+) -> None:
+    """The second lock: with the worker gone (nothing calls revoke), the server itself drops the
+    account at the grant's end plus the margin."""
+    with harness.admin() as conn, conn.cursor() as cur:
+        cur.execute("SET GLOBAL event_scheduler = ON")
+    conn = MySQLConnector(
+        NAME,
+        harness.config.model_copy(update={"expiry_margin_seconds": 0}),
+        ConnectorContext(installation="test-install"),
+    )
+    unit = replace(
+        unit_on(harness, f"{NAME}/{lookalikes[0]}", "database", "read"),
+        ends_at=datetime.now(UTC) + timedelta(seconds=2),
+    )
+    details = conn.grant(unit)
+    assert run_as(unit, details, "SELECT 1")
+    assert _events(harness, unit.principal) == 1
+    deadline = time.monotonic() + 15
+    while _accounts(harness, unit.principal) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert _accounts(harness, unit.principal) == 0
+    assert not run_as(unit, details, "SELECT 1")
+    conn.revoke(unit)
+
+
+def test_revoke_removes_the_scheduled_event(harness: MySQLHarness, lookalikes: tuple[str, str]) -> None:
+    unit = replace(
+        unit_on(harness, f"{NAME}/{lookalikes[0]}", "database", "read"),
+        ends_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    harness.connector.grant(unit)
+    harness.connector.grant(unit)  # granted again (an extension): still one event
+    assert _events(harness, unit.principal) == 1
+    harness.connector.revoke(unit)
+    assert _events(harness, unit.principal) == 0
+
+
+def test_check_warns_about_accounts_open_to_any_host(harness: MySQLHarness) -> None:
+    config = harness.config.model_copy(update={"user_host": "%"})
+    problems = MySQLConnector(NAME, config, ConnectorContext(installation="test-install")).check()
+    assert any("'%'" in p and "any host" in p for p in problems)
+
+
+def test_check_names_objects_left_with_a_sluice_definer(
+    harness: MySQLHarness, lookalikes: tuple[str, str]
+) -> None:
+    """Made before `admin` stopped allowing them (or by hand): they break once the account goes."""
+    db, definer = lookalikes[0], harness.config.user_prefix + "gone"
+    with harness.admin() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DEFINER = %s@'%%' VIEW `{db}`.left_behind AS SELECT 1 AS one", (definer,))
+    try:
+        problems = harness.connector.check()
+        assert any("DEFINER" in p and f"view {db}.left_behind" in p for p in problems), problems
+    finally:
+        with harness.admin() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP VIEW `{db}`.left_behind")
+    assert harness.connector.check() == []

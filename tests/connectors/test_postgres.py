@@ -277,6 +277,7 @@ def test_table_read_grant_allows_select_only(connector: PostgresConnector, targe
         "port": connector.config.port,
         "database": target_db,
         "username": unit.principal,
+        "sslmode": "prefer",  # on loopback; verify-full toward any other host
     }
     with login(details, unit) as conn:
         assert conn.execute("SELECT count(*) FROM app.orders").fetchone() == (2,)

@@ -187,3 +187,25 @@ def test_a_legacy_user_is_listed_as_legacy_and_still_revoked(harness: RedisHarne
         assert harness.admin().acl_getuser(legacy_name) is None
     finally:
         harness.admin().execute_command("ACL", "DELUSER", legacy_name)
+
+
+@pytest.mark.parametrize("permission", ["read", "write"])
+def test_a_grant_cannot_list_key_names_or_leave_its_database(harness: RedisHarness, permission: str) -> None:
+    unit, client = grant(harness.connector, f"{NAME}/orders", permission)
+    assert refused(lambda: client.scan(0))  # SCAN would name every key on the server
+    assert refused(lambda: client.keys("*"))
+    assert refused(lambda: client.randomkey())
+    assert refused(lambda: client.dbsize())
+    assert refused(lambda: client.execute_command("SELECT", "1"))  # another logical database
+    assert refused(lambda: client.execute_command("MOVE", harness.prefixes["orders"] + "1", "1"))
+    assert client.ping()
+    assert client.get(harness.prefixes["orders"] + "1") == b"tea"
+    harness.connector.revoke(unit)
+
+
+def test_rules_from_the_config_cannot_open_what_is_always_denied(harness: RedisHarness) -> None:
+    conn = connector(harness, rules={"read": ["+@all"], "write": ["+@all"]})
+    unit, client = grant(conn, f"{NAME}/orders", "read")
+    assert refused(lambda: client.scan(0))
+    assert refused(lambda: client.execute_command("SELECT", "1"))
+    conn.revoke(unit)

@@ -7,6 +7,9 @@ targets' own second locks, such as PostgreSQL's VALID UNTIL, run on real time)."
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.connectors.base import AccessUnit
 from sluice.connectors.conformance import ConnectorHarness
+from sluice.domain.connection import OtherConnection, client_command, client_env, connection_of
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import Actual, Desired
 from sluice.services.grants.access import credentials_for
@@ -30,18 +34,20 @@ from sluice.store.queries import identity_by_email
 from sluice.store.tables import AccessFlow, Base, Grant, Identity, Integration
 from sluice.worker.loop import Worker
 from tests.conftest import Clock
+from tests.connectors.conformance.aws import AwsHarness
 from tests.connectors.conformance.http import HttpHarness
 from tests.connectors.conformance.ldap import ldap_harness
 from tests.connectors.conformance.mysql import mysql_harness
 from tests.connectors.conformance.pg import postgres_harness
 from tests.connectors.conformance.redis import redis_harness
+from tests.connectors.conformance.ssh import SshHarness
 
 pytestmark = pytest.mark.e2e
 
 REQUESTER, APPROVER = "ada@example.com", "carol@example.com"
 
 
-@pytest.fixture(scope="module", params=["postgresql", "mysql", "redis", "ldap_groups", "http"])
+@pytest.fixture(scope="module", params=["postgresql", "mysql", "redis", "ldap_groups", "http", "ssh", "aws"])
 def harness(request: pytest.FixtureRequest) -> Iterator[ConnectorHarness]:
     kind = request.param
     if kind == "postgresql":
@@ -52,6 +58,10 @@ def harness(request: pytest.FixtureRequest) -> Iterator[ConnectorHarness]:
         yield from redis_harness(request.getfixturevalue("redis_server"))
     elif kind == "ldap_groups":
         yield from ldap_harness(request.getfixturevalue("slapd"))
+    elif kind == "aws":
+        yield AwsHarness(request.getfixturevalue("aws_org"))
+    elif kind == "ssh":
+        yield SshHarness(request.getfixturevalue("sshd"))
     else:
         yield HttpHarness(request.getfixturevalue("http_endpoint"))
 
@@ -217,3 +227,40 @@ def test_the_orphan_sweep_removes_what_no_grant_row_explains(
         assert theirs.grant_id in {m.grant_id for m in harness.connector.list_managed()}
     finally:
         harness.connector.revoke(theirs)
+
+
+_PROBES = {  # what each client runs once connected, and what it prints then
+    "postgresql": (["-tAc", "SELECT 42"], "42"),
+    "mysql": (["-N", "-e", "SELECT 42"], "42"),
+    "redis": (["PING"], "PONG"),
+}
+
+
+def test_the_client_hint_logs_in_with_the_target_s_own_client(
+    tmp_path: Path, harness: ConnectorHarness
+) -> None:
+    """The command line `sluice access show` prints, run with the environment `sluice access
+    credentials --env` prints, opens the target's own client as the grantee."""
+    kind = type(harness.connector).kind
+    setup = Setup(tmp_path, harness)
+    grant_id = setup.request_and_approve(minutes=30)
+    setup.worker.run_once()
+    _, details = setup.what_the_grantee_holds(grant_id)
+    connection = connection_of(kind, details)
+    command = client_command(connection)
+    if kind not in _PROBES:  # no client that logs in: LDAP shows the membership, HTTP has none
+        assert (command or "").startswith("ldapsearch ") if kind == "ldap_groups" else command is None
+        return
+    assert connection.kind == kind and not isinstance(connection, OtherConnection)
+    assert command is not None and details["password"] not in command
+    args, expected = _PROBES[kind]
+    done = subprocess.run(
+        [*shlex.split(command), *args],
+        env={"PATH": os.environ["PATH"], **client_env(connection, details["password"])},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected

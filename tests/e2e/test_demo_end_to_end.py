@@ -177,11 +177,14 @@ def test_request_approve_use_and_expire(sluice: Sluice, postgres_admin_url: str)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "42"
 
-    # The human view of the grant prints a ready psql command line.
+    # The human view of the grant prints a ready psql command line; the password comes from the
+    # environment `access credentials --env` prints.
     shown = sluice.cli("access", "show", grant["id"], token=alice).stdout
     command = next(line for line in shown.splitlines() if line.startswith("psql "))
+    assert password not in command
+    env = sluice.cli("access", "credentials", grant["id"], "--env", token=alice).stdout
     ready = subprocess.run(
-        ["bash", "-c", command + " -tAc 'SELECT count(*) FROM public.orders'"],
+        ["bash", "-c", env + "\n" + command + " -tAc 'SELECT count(*) FROM public.orders'"],
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert ready.returncode == 0, ready.stderr

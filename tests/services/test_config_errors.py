@@ -12,6 +12,15 @@ from tests.services.config_samples import GOOD, edit, line_of
 
 BAD = [
     pytest.param(
+        edit(
+            GOOD, "      databases: [sluice_demo]\n", "      databases: [sluice_demo]\n      sslmode: maybe\n"
+        ),
+        "sslmode: maybe",
+        "integrations[0].config.sslmode",
+        "verify-full",
+        id="postgres-sslmode",
+    ),
+    pytest.param(
         edit(GOOD, "    name: Alice Example", "    nmae: Alice Example"),
         "nmae: Alice",
         "identities[0].nmae",
@@ -132,8 +141,8 @@ BAD = [
         edit(GOOD, "    kind: postgresql", "    kind: oracle"),
         "kind: oracle",
         "integrations[0].kind",
-        "unknown integration kind 'oracle'; known kinds: builtin_groups, http, ldap_groups, mysql, "
-        "postgresql, redis",
+        "unknown integration kind 'oracle'; known kinds: aws, builtin_groups, http, ldap_groups, mysql, "
+        "postgresql, redis, ssh",
         id="unknown-kind",
     ),
     pytest.param(

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sluice.domain.connection import Connection
 from sluice.domain.roles import Role
 from sluice.domain.text import Email, Text
 from sluice.services.requests.submit import MAX_REASON_LENGTH, MAX_UNITS_PER_REQUEST
@@ -83,6 +84,21 @@ class AccessDetails(GrantView):
     database: str | None = None
     username: str | None = None
     password: str | None = None
+    private_key: str | None = Field(
+        default=None, description="For SSH grants: the private key the grant's certificate is for (OpenSSH)."
+    )
+    connection: Connection | None = Field(
+        default=None,
+        description="Everything the target's connector returned, typed by the integration's kind.",
+    )
+    client: str | None = Field(
+        default=None,
+        description="The command line that opens the target's own client (psql, mysql, redis-cli…).",
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="The environment variables that client reads (PGHOST…), the password among them.",
+    )
 
 
 class ApprovalView(BaseModel):

@@ -19,6 +19,7 @@ from sluice.api.schemas import (
     RequestView,
     ResourceView,
 )
+from sluice.domain.connection import client_command, client_env, connection_of
 from sluice.domain.durations import format_duration
 from sluice.domain.states import GrantState, grant_state, request_state
 from sluice.store.tables import (
@@ -68,7 +69,21 @@ def access_details(grant: Grant, details: dict[str, Any]) -> AccessDetails:
         database=_text(details.get("database")),
         username=_text(details.get("username")),
         password=_text(details.get("password")),
+        private_key=_text(details.get("private_key")),
+        **_client_hints(grant.integration.kind, details),
     )
+
+
+def _client_hints(kind: str, details: dict[str, Any]) -> dict[str, Any]:
+    if not details:
+        return {}
+    connection = connection_of(kind, details)
+    password = _text(details.get("password"))
+    return {
+        "connection": connection,
+        "client": client_command(connection),
+        "env": client_env(connection, password),
+    }
 
 
 def _text(value: Any) -> str | None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
-import shlex
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from sluice.cli.client import ApiClient
+from sluice.cli.errors import CliError
 from sluice.cli.options import JsonOpt, TokenOpt, UrlOpt
 from sluice.cli.output import console, items_of, print_fields, print_json, print_line, print_table
+from sluice.domain.connection import env_lines
 
 access_app = typer.Typer(help="Your grants and their credentials.", no_args_is_help=True)
 
@@ -21,36 +21,6 @@ ACCESS_COLUMNS = [
     ("state", "State"),
     ("ends_at", "Ends"),
 ]
-
-
-_PLAIN_LIBPQ = re.compile(r"[A-Za-z0-9_.@:/+=-]+")
-_SHELL_SPECIAL = re.compile(r"[\"$`\\!]")
-
-
-def _libpq_value(value: Any) -> str:
-    text = str(value)
-    if _PLAIN_LIBPQ.fullmatch(text):
-        return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _shell_word(text: str) -> str:
-    return f'"{text}"' if not _SHELL_SPECIAL.search(text) else shlex.quote(text)
-
-
-def psql_command(item: dict[str, Any]) -> str | None:
-    """A ready `psql` invocation for a PostgreSQL grant, or None for other kinds of grant."""
-    if not all(item.get(k) for k in ("host", "port", "database", "username")):
-        return None
-    parts = [
-        f"host={_libpq_value(item['host'])}",
-        f"port={_libpq_value(item['port'])}",
-        f"dbname={_libpq_value(item['database'])}",
-        f"user={_libpq_value(item['username'])}",
-    ]
-    if item.get("password"):
-        parts.append(f"password={_libpq_value(item['password'])}")
-    return "psql " + _shell_word(" ".join(parts))
 
 
 @access_app.command("list")
@@ -69,6 +39,9 @@ def list_access(
     print_table(items, ACCESS_COLUMNS, empty="you hold no access")
 
 
+_HINTS = ("connection", "client", "env")
+
+
 @access_app.command("show")
 def show(grant_id: str, as_json: JsonOpt = False, url: UrlOpt = None, token: TokenOpt = None) -> None:
     """One grant with its connection details and credentials (shown only to you)."""
@@ -77,11 +50,47 @@ def show(grant_id: str, as_json: JsonOpt = False, url: UrlOpt = None, token: Tok
     if as_json:
         print_json(item)
         return
-    print_fields(item, title=f"Grant {grant_id}")
-    command = psql_command(item)
-    if command:
+    print_fields({k: v for k, v in item.items() if k not in _HINTS}, title=f"Grant {grant_id}")
+    connection = item.get("connection") or {}
+    extra = connection.get("details", connection)
+    known = set(item) | {"kind"}
+    more = {k: v for k, v in extra.items() if k not in known}
+    if more:
+        print_fields(more, title="Connection")
+    if item.get("client"):
         console.print("\n[bold]Connect:[/bold]")
-        print_line(command)
+        if item.get("env"):
+            print_line(f'eval "$(sluice access credentials {grant_id} --env)"')
+        print_line(item["client"])
+
+
+@access_app.command("credentials")
+def credentials(
+    grant_id: str,
+    as_env: Annotated[
+        bool, typer.Option("--env", help="Print `export NAME=value` lines for the target's own client.")
+    ] = False,
+    as_json: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """The credentials of an active grant of yours: the connection and password, or (`--env`) the
+    environment the target's client reads, ready for `eval`."""
+    with ApiClient.from_options(url, token) as api:
+        item = api.get(f"/access/{grant_id}")
+    if item.get("state") != "active" or not item.get("connection"):
+        raise CliError(f"grant {grant_id} is {item.get('state')}: it has no usable credentials")
+    if as_env:
+        if not item.get("env"):
+            raise CliError(f"a {item['connection'].get('kind')} grant has no client environment")
+        for line in env_lines(item["env"]):
+            print_line(line)
+        return
+    held = {**item["connection"], "password": item.get("password")}
+    if as_json:
+        print_json(held)
+        return
+    print_fields(held, title=f"Credentials of {grant_id}")
 
 
 @access_app.command("revoke")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sluice.cli import login_commands, reconcile_command, serve, store_commands
+from sluice.cli import login_commands, policy_commands, reconcile_command, serve, store_commands
 from sluice.cli.access_commands import access_app
 from sluice.cli.catalog_commands import audit_app, inventory_app, register_listings
 from sluice.cli.directory_commands import directory_app
@@ -16,6 +16,7 @@ from sluice.cli.people_commands import register_people
 from sluice.cli.report_commands import report_app
 from sluice.cli.request_commands import request_app
 from sluice.cli.scim_commands import scim_app
+from sluice.cli.ssh_key_command import ssh_key_command
 from sluice.cli.targeting_commands import register_targeting
 
 app = typer.Typer(
@@ -36,14 +37,18 @@ app.command("worker")(serve.worker)
 app.add_typer(store_commands.db_app, name="db")
 app.command("apply")(store_commands.apply_command)
 app.command("plan")(store_commands.plan_command)
+app.command("test")(policy_commands.test_command)
 app.command("reconcile")(reconcile_command.reconcile)
 app.add_typer(store_commands.token_app, name="token")
+app.add_typer(store_commands.config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.add_typer(scim_app, name="scim")
 app.add_typer(directory_app, name="directory")
 app.add_typer(request_app, name="request")
 app.add_typer(access_app, name="access")
+access_app.command("ssh-key")(ssh_key_command)
 app.add_typer(grants_app, name="grants")
+inventory_app.command("export")(policy_commands.inventory_export)
 app.add_typer(inventory_app, name="inventory")
 audit_app.command("verify")(store_commands.audit_verify)
 app.add_typer(audit_app, name="audit")

@@ -15,6 +15,7 @@ from sluice.domain.roles import Role
 
 db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+config_app = typer.Typer(help="The config as code.", no_args_is_help=True)
 
 FileOpt = Annotated[Path, typer.Option("--file", "-f", help="The config file (YAML).", dir_okay=False)]
 
@@ -48,14 +49,23 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
         )
 
 
-def _plan(file: Path, *, apply: bool, as_json: bool) -> None:
+def _plan(file: Path, *, apply: bool, as_json: bool, access: bool = False) -> None:
     from sluice.cli import store_ops
 
-    plan = store_ops.plan_file(store_ops.open_runtime(), file, apply=apply)
+    runtime = store_ops.open_runtime()
+    plan = store_ops.plan_file(runtime, file, apply=apply)
+    diff = store_ops.access_diff_of_file(runtime, file) if access and not plan.is_empty else None
     if as_json:
-        print_json(store_ops.plan_as_dict(plan, applied=apply))
-    else:
-        store_ops.print_plan(plan, applied=apply)
+        found = store_ops.plan_as_dict(plan, applied=apply)
+        if diff is not None:
+            from sluice.services.config.access_diff import diff_as_dict
+
+            found["access"] = diff_as_dict(diff)
+        print_json(found)
+        return
+    store_ops.print_plan(plan, applied=apply)
+    if diff is not None:
+        store_ops.print_access_diff(diff)
 
 
 def apply_command(
@@ -69,9 +79,33 @@ def apply_command(
     _plan(file, apply=not dry_run, as_json=as_json)
 
 
-def plan_command(file: FileOpt, as_json: JsonOpt = False) -> None:
-    """Show what `sluice apply` would change."""
-    _plan(file, apply=False, as_json=as_json)
+def plan_command(
+    file: FileOpt,
+    objects_only: Annotated[
+        bool, typer.Option("--objects-only", help="List changed objects only, without the access diff.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what `sluice apply` would change: the objects, then who gains and loses access."""
+    _plan(file, apply=False, as_json=as_json, access=not objects_only)
+
+
+@config_app.command("export")
+def config_export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of to stdout.", dir_okay=False)
+    ] = None,
+) -> None:
+    """The store's integrations, flows, scopes, bundles, schedules, webhooks and config-declared people
+    as a config file (YAML): keep a setup made through the API as code, and extend it."""
+    from sluice.cli import store_ops
+
+    text = store_ops.export_text(store_ops.open_runtime())
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        note(f"wrote {output}")
 
 
 @token_app.command("create")

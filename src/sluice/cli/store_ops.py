@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.markup import escape
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -17,7 +18,9 @@ from sluice.domain.roles import Role
 from sluice.events.chain import ChainReport, Head, verify_chain
 from sluice.runtime.settings import Settings
 from sluice.runtime.wiring import Runtime
+from sluice.services.config.access_diff import AccessDiff, access_diff, summarised
 from sluice.services.config.apply import Plan, PlanEntry, apply_config, plan_config
+from sluice.services.config.export import export_config
 from sluice.services.config.file import ConfigDocument, ConfigError, load_config
 from sluice.services.directory.tokens import create_token
 from sluice.services.grants.secret_keys import check_and_record_key
@@ -116,6 +119,49 @@ def print_plan(plan: Plan, *, applied: bool) -> None:
     console.print(f"applied: {counts}" if applied else f"plan: {counts} (nothing applied yet)")
 
 
+def access_diff_of_file(runtime: Runtime, path: Path) -> AccessDiff:
+    """Who would gain and lose what if the file at `path` were applied; the store is not changed."""
+    with transaction(runtime.factory) as session:
+        document = load_document(path, session)
+        try:
+            return access_diff(session, document, now=runtime.clock())
+        except ConfigError as exc:
+            raise bad_file(path, exc) from exc
+
+
+def print_access_diff(diff: AccessDiff) -> None:
+    counts = diff.counts()
+    if diff.is_empty:
+        console.print("access: nobody gains or loses anything")
+        return
+    console.print(
+        f"access: {counts['people']} people; {counts['may_newly']} newly requestable, "
+        f"{counts['no_longer']} no longer, {counts['now_automatic']} now automatic, "
+        f"{counts['no_longer_automatic']} no longer automatic; {counts['grants_ended']} live grants end, "
+        f"{counts['requests_closed']} pending requests close"
+    )
+    marks = (
+        ("may_newly", "green", "+ may request"),
+        ("no_longer", "red", "- may no longer request"),
+        ("now_automatic", "yellow", "~ now automatic"),
+        ("no_longer_automatic", "yellow", "~ now needs approval"),
+    )
+    for person in diff.people:
+        console.print(f"[bold]{escape(person.email)}[/bold]")
+        for key, style, words in marks:
+            for line in summarised(getattr(person, key)):
+                console.print(f"  [{style}]{words} {escape(line)}[/{style}]")
+    for grant in diff.grants_ended:
+        console.print(
+            f"[red]- ends grant {grant['id']}: {escape(grant['grantee'])} {grant['permission']} on "
+            f"{escape(grant['resource'])}[/red]"
+        )
+    for request in diff.requests_closed:
+        console.print(
+            f"[red]- closes pending request {request['id']} of {escape(request['requester'])}[/red]"
+        )
+
+
 def plan_file(runtime: Runtime, path: Path, *, apply: bool) -> Plan:
     """Plan, or apply in one transaction, the config file at `path`. A bad file applies nothing."""
     with transaction(runtime.factory) as session:
@@ -128,6 +174,14 @@ def plan_file(runtime: Runtime, path: Path, *, apply: bool) -> Plan:
             raise bad_file(path, exc) from exc
         runtime.notify_work(session)
         return plan
+
+
+def export_text(runtime: Runtime) -> str:
+    """The store's config as YAML text."""
+    with transaction(runtime.factory) as session:
+        document = export_config(session)
+    header = "# sluice config export: the store's config; `sluice plan -f` this file shows no change\n"
+    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=110)
 
 
 def new_token(runtime: Runtime, *, email: str, role: Role) -> str:

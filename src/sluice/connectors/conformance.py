@@ -57,6 +57,9 @@ class ConnectorHarness(ABC):
     grantee_email: str = "ada@example.com"
     hostile_email: str | None = None  # a grantee whose name is hostile too, where the target uses it
     unreachable_within_seconds: float = 8.0
+    # False for a connector that opens no connection (the SSH connector signs certificates and writes
+    # a KRL file): the unreachable check then uses `broken()`, its target made unusable another way.
+    reaches_a_server: bool = True
 
     @property
     def integration(self) -> str:
@@ -98,6 +101,10 @@ class ConnectorHarness(ABC):
     @abstractmethod
     def pointed_at(self, port: int, timeout_seconds: float) -> Connector:
         """The same connector, with the given timeouts, aimed at 127.0.0.1:`port`."""
+
+    def broken(self) -> Connector:
+        """For a connector that reaches no server: the same connector with its target out of use."""
+        raise ConformanceError("a harness with reaches_a_server = False must override broken()")
 
     def sibling(self, *, integration: str | None = None, installation: str | None = None) -> Connector:
         """The same connector on the same server, for another integration name or working for another
@@ -255,8 +262,31 @@ def check_hostile_names_are_data(h: ConnectorHarness) -> None:
     expect(not h.can_use(unit, details), f"access to {h.hostile.path!r} outlived its revoke")
 
 
+def _quick_retryable_failure(h: ConnectorHarness, down: Connector, call: str, unit: AccessUnit) -> None:
+    started = time.monotonic()
+    try:
+        if call == "discover":
+            list(down.discover())
+        elif call == "list_managed":
+            down.list_managed()
+        else:
+            getattr(down, call)(unit)
+    except TargetError as exc:
+        expect(exc.retryable, f"{call} on an unreachable target is not retryable: {exc.detail}")
+    else:
+        raise ConformanceError(f"{call} on an unreachable target did not fail")
+    took = time.monotonic() - started
+    expect(took < h.unreachable_within_seconds, f"{call} took {took:.1f}s to give up: no timeout?")
+
+
 def check_unreachable_target_is_a_quick_retryable_error(h: ConnectorHarness) -> None:
     unit = h.unit()
+    if not h.reaches_a_server:
+        down = h.broken()
+        for call in ("grant", "revoke", "list_managed"):
+            _quick_retryable_failure(h, down, call, unit)
+        expect(down.check(), "check() on an unusable target reports no problem")
+        return
     with socket.socket() as probe:  # a closed port: connections are refused
         probe.bind(("127.0.0.1", 0))
         closed = int(probe.getsockname()[1])
@@ -270,22 +300,7 @@ def check_unreachable_target_is_a_quick_retryable_error(h: ConnectorHarness) -> 
         ):
             down = h.pointed_at(int(port), 0.5)
             for call in calls:
-                started = time.monotonic()
-                try:
-                    if call == "discover":
-                        list(down.discover())
-                    elif call == "list_managed":
-                        down.list_managed()
-                    else:
-                        getattr(down, call)(unit)
-                except TargetError as exc:
-                    expect(exc.retryable, f"{call} on an unreachable target is not retryable: {exc.detail}")
-                else:
-                    raise ConformanceError(f"{call} on an unreachable target did not fail")
-                took = time.monotonic() - started
-                expect(
-                    took < h.unreachable_within_seconds, f"{call} took {took:.1f}s to give up: no timeout?"
-                )
+                _quick_retryable_failure(h, down, call, unit)
             expect(down.check(), "check() on an unreachable target reports no problem")
     finally:
         hole.close()

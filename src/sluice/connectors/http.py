@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import ssl
 import time
@@ -35,6 +34,7 @@ from sluice.connectors.base import (
 from sluice.connectors.paths import path_segment, split_path
 from sluice.connectors.support import (
     PRINCIPAL_PREFIX,
+    is_loopback,
     managed_by_name,
     require_own_name,
     resolved_secrets,
@@ -44,7 +44,6 @@ from sluice.connectors.support import (
 from sluice.domain.errors import InvalidInput, TargetError
 
 PROTOCOL_VERSION = "v1"
-_LOCAL_HOSTS = {"localhost"}
 _RETRY_STATUS = {429, 502, 503, 504}
 _SECRET_KEYS = {"password", "secret", "token", "api_key", "private_key"}
 
@@ -83,19 +82,10 @@ class HttpConfig(BaseModel):
         if parts.scheme == "https" and parts.hostname:
             return self
         if parts.scheme == "http" and parts.hostname and self.allow_insecure_localhost:
-            if _is_loopback(parts.hostname):
+            if is_loopback(parts.hostname):
                 return self
             raise ValueError("plain http:// is allowed only to 127.0.0.1, ::1 or localhost")
         raise ValueError("url must be https://… (or http:// to localhost with allow_insecure_localhost)")
-
-
-def _is_loopback(host: str) -> bool:
-    if host in _LOCAL_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # --- the answers the endpoint gives

@@ -12,6 +12,22 @@ from contextlib import contextmanager
 import ldap3
 
 from sluice.connectors.base import SecretRef
+from sluice.connectors.support import is_loopback
+
+
+def ldap_host(url: str) -> str:
+    """The host of an ldap:// or ldaps:// URL."""
+    return url.split("://", 1)[1].rstrip("/").rsplit(":", 1)[0].strip("[]")
+
+
+def wants_start_tls(url: str, start_tls: bool | None) -> bool:
+    """StartTLS on an ldap:// URL: as configured, else on toward every host beyond this machine
+    (ldaps:// is TLS from the start)."""
+    if url.startswith("ldaps://"):
+        return False
+    if start_tls is not None:
+        return start_tls
+    return not is_loopback(ldap_host(url))
 
 
 @contextmanager

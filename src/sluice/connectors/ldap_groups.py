@@ -37,10 +37,10 @@ from sluice.connectors.base import (
     ManagedPrincipal,
     SecretRef,
 )
-from sluice.connectors.ldap_connection import bound_connection
+from sluice.connectors.ldap_connection import bound_connection, ldap_host, wants_start_tls
 from sluice.connectors.ldap_dn import Record
 from sluice.connectors.paths import parse_tags, split_path
-from sluice.connectors.support import resolved_secrets, scrub
+from sluice.connectors.support import is_loopback, plaintext_warning, resolved_secrets, scrub
 from sluice.domain.errors import InvalidInput, TargetError
 
 _RETRYABLE_RESULTS = (
@@ -65,7 +65,9 @@ class LdapGroupsConfig(BaseModel):
     url: str = "ldap://127.0.0.1:389"
     bind_dn: str
     bind_password: SecretRef | None = None
-    start_tls: bool = False
+    # StartTLS on an ldap:// URL. Default: on toward any host but this machine (ldaps:// is TLS
+    # already); false sends the bind password in clear, and `check` says so.
+    start_tls: bool | None = None
     ca_file: str | None = None
     groups_base_dn: str
     group_filter: str = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
@@ -180,7 +182,7 @@ class LdapGroupsConnector:
             if record.added:
                 with suppress(lx.LDAPAttributeOrValueExistsResult):  # granting twice is one grant
                     conn.modify(group, {attribute: [(ldap3.MODIFY_ADD, [member])]})
-        return {"group": group, "member": member, "attribute": attribute}
+        return {"url": self.config.url, "group": group, "member": member, "attribute": attribute}
 
     def revoke(self, unit: AccessUnit) -> None:
         if unit.resource_path:
@@ -206,7 +208,7 @@ class LdapGroupsConnector:
         ]
 
     def check(self) -> list[str]:
-        problems = []
+        problems = self._plaintext_problems()
         parent = ",".join(self.config.state_dn.split(",")[1:])
         try:
             with self._errors(), self._connection() as conn:
@@ -215,8 +217,21 @@ class LdapGroupsConnector:
                 if not self._exists(conn, self.config.state_dn) and not self._exists(conn, parent):
                     problems.append(f"neither state_dn {self.config.state_dn} nor its parent exists")
         except TargetError as exc:
-            return [f"cannot connect: {exc.detail}"]
+            return [*self._plaintext_problems(), f"cannot connect: {exc.detail}"]
         return problems
+
+    @property
+    def _host(self) -> str:
+        return ldap_host(self.config.url)
+
+    @property
+    def _start_tls(self) -> bool:
+        return wants_start_tls(self.config.url, self.config.start_tls)
+
+    def _plaintext_problems(self) -> list[str]:
+        if self.config.url.startswith("ldaps://") or self._start_tls or is_loopback(self._host):
+            return []
+        return [plaintext_warning(self._host, "ldap:// with start_tls: false")]
 
     # --- bookkeeping entries
 
@@ -382,7 +397,7 @@ class LdapGroupsConnector:
             url=self.config.url,
             bind_dn=self.config.bind_dn,
             bind_password=self.config.bind_password,
-            start_tls=self.config.start_tls,
+            start_tls=self._start_tls,
             ca_file=self.config.ca_file,
             connect_timeout_seconds=self.config.connect_timeout_seconds,
             timeout_seconds=self.config.timeout_seconds,

@@ -5,24 +5,29 @@ Resources are databases and their tables (views count as tables), with paths
 line in a table's comment (and a database's, on MariaDB, which keeps one).
 
 A grant creates the account `'{prefix}{tag}_{grant hex}'@'{user_host}'` (tag: seven hex digits of
-the installation id and the integration's name) and grants `read`, `write` or `admin` on a database
-or a table. Neither MariaDB nor MySQL 8 can both hold a comment on an account, so the name is the
-marker: `list_managed` finds the accounts whose name carries this installation's and integration's
-tag (or the legacy tag of the integration alone, from before names carried the installation), and
-reads the grant id back from it. On MariaDB the server is given the `mysql_native_password` hash,
-never the password. Revoking locks the account, kills its connections, drops it and kills again (a
-login that raced the drop). MySQL has no native expiry to set as a second lock (`PASSWORD EXPIRE`
-still lets a session in, to change it).
+the installation id and the integration's name; `user_host` must be named, '%' written out) with
+`MAX_USER_CONNECTIONS`, and grants `read`, `write` or `admin` on a database or a table. `admin` never
+includes creating views, triggers, routines or events: they would keep the temporary account as
+DEFINER and break the owner's statements once it is dropped. Neither MariaDB nor MySQL 8 can both
+hold a comment on an account, so the name is the marker: `list_managed` finds the accounts whose
+name carries this installation's and integration's tag (or the legacy tag of the integration alone),
+and reads the grant id back from it. On MariaDB the server is given the `mysql_native_password` hash,
+never the password. The second lock is an event named as the account, in the granted database, that
+drops the account at the grant's end plus a margin (`check` reports when the server cannot run it).
+Revoking locks the account, kills its connections, drops it, kills again (a login that raced the
+drop) and drops the event.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pymysql
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pymysql.cursors import Cursor
 
 from sluice.connectors import mysql_sql as q
@@ -37,7 +42,9 @@ from sluice.connectors.mysql_sql import Statement, Target
 from sluice.connectors.paths import parse_tags, path_segment, split_path
 from sluice.connectors.support import (
     PRINCIPAL_PREFIX,
+    is_loopback,
     managed_by_name,
+    plaintext_warning,
     require_own_name,
     resolved_secrets,
     scrub,
@@ -48,6 +55,7 @@ from sluice.domain.errors import InvalidInput, TargetError
 # Errors no retry can mend: the admin account lacks a privilege, or the statement is refused as such.
 _LASTING = {1044, 1142, 1143, 1227, 1396, 1410, 1470}
 _UNKNOWN_THREAD = 1094
+_DENIED = {1044, 1142, 1227}
 
 
 class MySQLConfig(BaseModel):
@@ -57,10 +65,18 @@ class MySQLConfig(BaseModel):
     port: int = Field(default=3306, ge=1, le=65535)
     user: str = "root"
     password: SecretRef | None = None
-    ca_file: str | None = None  # verify the server's TLS certificate against this CA
+    # TLS with the server's certificate and host name verified. Default: on toward any host but
+    # this machine (or when ca_file is set); false sends passwords in clear, and `check` says so.
+    tls: bool | None = None
+    ca_file: str | None = None  # the CA that signed the server's certificate; default the system's
     databases: list[str] | None = None  # limit discovery; default every non-system database
     user_prefix: str = "sluice_"
-    user_host: str = "%"  # the host part of the accounts Sluice creates
+    # The host part of the accounts Sluice creates: where grantees log in from. No default: '%'
+    # (any host) must be written out, and `check` still warns about it.
+    user_host: str | None = None
+    max_user_connections: int = Field(default=10, ge=1, le=10_000)  # per account
+    second_lock: bool = True  # a scheduled event drops the account at the grant's end + margin
+    expiry_margin_seconds: int = Field(default=60, ge=0)
     public_host: str | None = None  # the host shown to grantees; default the host connected to
     connect_timeout_seconds: int = Field(default=5, ge=1)
     statement_timeout_seconds: int = Field(default=30, ge=1)
@@ -74,10 +90,23 @@ class MySQLConfig(BaseModel):
 
     @field_validator("user_host")
     @classmethod
-    def _plain_host(cls, value: str) -> str:
-        if not value or len(value) > 255 or any(c.isspace() or c in "'\"`\\" for c in value):
-            raise ValueError("user_host is a host name, address or pattern such as % or 10.0.%")
+    def _plain_host(cls, value: str | None) -> str | None:
+        if value is None or not value or len(value) > 255 or any(c.isspace() or c in "'\"`\\" for c in value):
+            raise ValueError("user_host is a host name, address or pattern such as 10.0.% or app.internal")
         return value
+
+    @model_validator(mode="after")
+    def _host_named(self) -> MySQLConfig:
+        if self.user_host is None:
+            raise ValueError(
+                "user_host: name where grantees log in from (a host, an address or a pattern such as"
+                " 10.0.%); write '%' to allow any host"
+            )
+        return self
+
+    @property
+    def account_host(self) -> str:
+        return self.user_host or "%"
 
 
 class MySQLConnector:
@@ -122,20 +151,25 @@ class MySQLConnector:
 
     def grant(self, unit: AccessUnit) -> dict[str, Any]:
         target = self._target(unit)
-        user, host = self._principal(unit), self.config.user_host
+        user, host = self._principal(unit), self.config.account_host
         if not unit.secret:
             raise TargetError(f"{self.name}: a MySQL grant needs a generated password", retryable=False)
         with self._errors(unit.secret), self._cursor() as cur:
             self._require_exists(cur, target)
             mariadb = _is_mariadb(cur)
-            _run(cur, q.create_user(user, host, unit.secret, mariadb=mariadb))
-            _run(cur, q.set_password(user, host, unit.secret, mariadb=mariadb))  # it may have existed
+            limit = self.config.max_user_connections
+            _run(cur, q.create_user(user, host, unit.secret, mariadb=mariadb, max_connections=limit))
+            # it may have existed
+            _run(cur, q.set_password(user, host, unit.secret, mariadb=mariadb, max_connections=limit))
             _run(cur, q.grant_statement(target, unit.permission, user, host))
+            self._second_lock(cur, target, user, host, unit.ends_at)
             details: dict[str, Any] = {
                 "host": self.config.public_host or self.config.host,
                 "port": self.config.port,
                 "database": target.database,
                 "username": user,
+                "tls": self._tls is not None,
+                "flavor": "mariadb" if mariadb else "mysql",
             }
             if target.table is not None:
                 details["table"] = target.table
@@ -155,6 +189,7 @@ class MySQLConnector:
             for host in hosts:
                 _run(cur, Statement("DROP USER IF EXISTS %s@%s", (user, host)))
             self._kill_sessions(cur, user)  # one that was logging in during the lock
+            self._drop_events(cur, user)
 
     def list_managed(self) -> list[ManagedPrincipal]:
         with self._errors(), self._cursor() as cur:
@@ -173,10 +208,13 @@ class MySQLConnector:
                 grantee = f"'{name}'@'{host}'"
                 held = {(p, g) for p, g in _rows(cur, Statement(q.PRIVILEGES_OF, (grantee,)))}
                 databases = {r[0] for r in _rows(cur, Statement(q.SCHEMATA_MYSQL))}
+                scheduler = str(_rows(cur, Statement(q.EVENT_SCHEDULER))[0][0])
+                pattern = q.like_prefix(self.config.user_prefix) + "@%"
+                defined = _rows(cur, Statement(q.DEFINED_BY, (pattern,) * 4))
         except TargetError as exc:
-            return [f"cannot connect: {exc.detail}"]
+            return [*self._plaintext_problems(), f"cannot connect: {exc.detail}"]
         privileges = {p for p, _ in held}
-        problems = []
+        problems = self._plaintext_problems()
         if "CREATE USER" not in privileges:
             problems.append("the admin account lacks CREATE USER: it cannot create or drop accounts")
         if "PROCESS" not in privileges and "SUPER" not in privileges:
@@ -184,6 +222,19 @@ class MySQLConnector:
         if not privileges & {"SUPER", "CONNECTION ADMIN", "CONNECTION_ADMIN"}:
             problems.append(
                 "the admin account lacks CONNECTION ADMIN (or SUPER): it cannot end revoked sessions"
+            )
+        if self.config.second_lock:
+            problems += self._second_lock_problems(privileges, scheduler)
+        if self.config.account_host == "%":
+            problems.append(
+                "accounts are made on host '%': any host may log in with a grant's password; set"
+                " user_host to where grantees connect from"
+            )
+        if defined:
+            named = ", ".join(f"{kind} {schema}.{name}" for kind, schema, name in defined)
+            problems.append(
+                f"objects whose DEFINER is a Sluice account fail once it is dropped (error 1449); give"
+                f" them another definer: {named}"
             )
         lacking = [p for p in q.GRANTABLE_NEEDED if (p, "YES") not in held]
         if lacking:
@@ -197,6 +248,49 @@ class MySQLConnector:
         return problems
 
     # --- steps and helpers
+
+    def _second_lock(
+        self, cur: Cursor, target: Target, user: str, host: str, ends_at: datetime | None
+    ) -> None:
+        """An event in the granted database drops the account at the end plus the margin, so it
+        cannot log in after its end even when the worker is down or the server was unreachable then.
+        Without the EVENT privilege there the grant goes on without it; `check` reports that."""
+        self._drop_events(cur, user)  # an extension moves the end: one event, at the new time
+        if not self.config.second_lock or ends_at is None:
+            return
+        at = ends_at.replace(tzinfo=ends_at.tzinfo or UTC) + timedelta(
+            seconds=self.config.expiry_margin_seconds
+        )
+        text = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            _run(cur, q.expiry_event(target.database, user, host, text))
+        except pymysql.err.MySQLError as exc:
+            if not (exc.args and exc.args[0] in _DENIED):
+                raise
+
+    def _drop_events(self, cur: Cursor, user: str) -> None:
+        for (schema,) in _rows(cur, Statement(q.EVENTS_NAMED, (user,))):
+            _run(cur, q.drop_event(schema, user))
+
+    def _plaintext_problems(self) -> list[str]:
+        if self._tls is not None or is_loopback(self.config.host):
+            return []
+        return [plaintext_warning(self.config.host, "tls: false")]
+
+    @staticmethod
+    def _second_lock_problems(privileges: set[str], scheduler: str) -> list[str]:
+        problems = []
+        if "EVENT" not in privileges:
+            problems.append(
+                "the admin account lacks EVENT: no second lock (a scheduled event that drops an account"
+                " at its end when Sluice cannot), so only a running worker ends access"
+            )
+        if scheduler.upper() not in ("ON", "1"):
+            problems.append(
+                "the server's event_scheduler is OFF: the second lock's events never run; set"
+                " event_scheduler=ON, or second_lock: false to accept that only the worker ends access"
+            )
+        return problems
 
     def _require_exists(self, cur: Cursor, target: Target) -> None:
         if target.table is None:
@@ -264,10 +358,17 @@ class MySQLConnector:
             secrets = resolved_secrets([self.config.password], extra)
             raise TargetError(f"{self.name}: {scrub(detail, secrets)}", retryable=retryable) from None
 
+    @property
+    def _tls(self) -> ssl.SSLContext | None:
+        wanted = self.config.tls
+        if wanted is None:
+            wanted = bool(self.config.ca_file) or not is_loopback(self.config.host)
+        return ssl.create_default_context(cafile=self.config.ca_file) if wanted else None
+
     @contextmanager
     def _cursor(self) -> Iterator[Cursor]:
         password = self.config.password.resolve(f"{self.name} password") if self.config.password else ""
-        ssl = {"ca": self.config.ca_file} if self.config.ca_file else None
+        ssl = self._tls
         conn = pymysql.connect(
             host=self.config.host,
             port=self.config.port,
@@ -279,7 +380,10 @@ class MySQLConnector:
             autocommit=True,
             charset="utf8mb4",
             ssl=ssl,
-            init_command=f"SET SESSION lock_wait_timeout = {int(self.config.statement_timeout_seconds)}",
+            init_command=(
+                f"SET SESSION lock_wait_timeout = {int(self.config.statement_timeout_seconds)},"
+                " time_zone = '+00:00'"
+            ),
             program_name="sluice",
         )
         try:

@@ -53,16 +53,25 @@ def grant_object(target: Target) -> str:
     return quote_identifier(target.database) + "." + quote_identifier(target.table)
 
 
+# `admin` is everything on the data and the schema of its tables, but nothing that keeps a DEFINER:
+# a view, trigger, routine or event made by the temporary account would run as that account, and
+# once it is dropped the owner's own statements that fire them fail (error 1449). So CREATE VIEW,
+# TRIGGER, CREATE ROUTINE, ALTER ROUTINE and EVENT are never granted (docs/connectors.md).
+_ADMIN_DATABASE = (
+    "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES, CREATE TEMPORARY TABLES,"
+    " LOCK TABLES, SHOW VIEW, EXECUTE"
+)
+_ADMIN_TABLE = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES, SHOW VIEW"
 _PRIVILEGES: dict[tuple[str, str], str] = {
     ("database", "read"): "SELECT, SHOW VIEW",
     ("database", "write"): "SELECT, INSERT, UPDATE, DELETE, SHOW VIEW",
-    ("database", "admin"): "ALL PRIVILEGES",
+    ("database", "admin"): _ADMIN_DATABASE,
     ("table", "read"): "SELECT",
     ("table", "write"): "SELECT, INSERT, UPDATE, DELETE",
-    ("table", "admin"): "ALL PRIVILEGES",
+    ("table", "admin"): _ADMIN_TABLE,
 }
 # What the admin account needs, globally and with GRANT OPTION, to give every permission above.
-GRANTABLE_NEEDED = ("SELECT", "INSERT", "UPDATE", "DELETE", "SHOW VIEW")
+GRANTABLE_NEEDED = tuple(p.strip() for p in _ADMIN_DATABASE.split(","))
 
 
 def grant_statement(target: Target, permission: str, user: str, host: str) -> Statement:
@@ -76,21 +85,39 @@ def native_password_hash(password: str) -> str:
     return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()  # noqa: S324
 
 
-def create_user(user: str, host: str, password: str, *, mariadb: bool) -> Statement:
+def _identified(password: str, *, mariadb: bool) -> tuple[str, str]:
     if mariadb:
-        return Statement(
-            "CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY PASSWORD %s",
-            (user, host, native_password_hash(password)),
-        )
-    return Statement("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (user, host, password))
+        return "IDENTIFIED BY PASSWORD %s", native_password_hash(password)
+    return "IDENTIFIED BY %s", password
 
 
-def set_password(user: str, host: str, password: str, *, mariadb: bool) -> Statement:
-    if mariadb:
-        return Statement(
-            "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s", (user, host, native_password_hash(password))
-        )
-    return Statement("ALTER USER %s@%s IDENTIFIED BY %s", (user, host, password))
+def create_user(user: str, host: str, password: str, *, mariadb: bool, max_connections: int) -> Statement:
+    clause, secret = _identified(password, mariadb=mariadb)
+    return Statement(
+        f"CREATE USER IF NOT EXISTS %s@%s {clause} WITH MAX_USER_CONNECTIONS %s",
+        (user, host, secret, max_connections),
+    )
+
+
+def set_password(user: str, host: str, password: str, *, mariadb: bool, max_connections: int) -> Statement:
+    clause, secret = _identified(password, mariadb=mariadb)
+    return Statement(
+        f"ALTER USER %s@%s {clause} WITH MAX_USER_CONNECTIONS %s", (user, host, secret, max_connections)
+    )
+
+
+def expiry_event(database: str, user: str, host: str, at: str) -> Statement:
+    """The second lock: an event, named as the account, that drops the account at `at` (UTC, the
+    session's time zone) even when no Sluice worker is there to do it."""
+    return Statement(
+        f"CREATE EVENT {quote_identifier(database)}.{quote_identifier(user)} ON SCHEDULE AT %s"
+        " ON COMPLETION NOT PRESERVE DO DROP USER IF EXISTS %s@%s",
+        (at, user, host),
+    )
+
+
+def drop_event(database: str, name: str) -> Statement:
+    return Statement(f"DROP EVENT IF EXISTS {quote_identifier(database)}.{quote_identifier(name)}")
 
 
 def like_prefix(prefix: str) -> str:
@@ -121,4 +148,17 @@ SESSIONS_OF = "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s AND
 CURRENT_USER = "SELECT CURRENT_USER()"
 PRIVILEGES_OF = (
     "SELECT PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s"
+)
+EVENTS_NAMED = "SELECT EVENT_SCHEMA FROM information_schema.EVENTS WHERE EVENT_NAME = %s"
+EVENT_SCHEDULER = "SELECT @@GLOBAL.event_scheduler"
+# Objects whose DEFINER is an account of Sluice's (made before `admin` stopped allowing them): they
+# break once the account is dropped. Four times the same LIKE pattern as parameters.
+DEFINED_BY = (
+    "SELECT 'view', TABLE_SCHEMA, TABLE_NAME FROM information_schema.VIEWS WHERE DEFINER LIKE %s"
+    " UNION ALL SELECT 'trigger', TRIGGER_SCHEMA, TRIGGER_NAME FROM information_schema.TRIGGERS"
+    " WHERE DEFINER LIKE %s"
+    " UNION ALL SELECT 'routine', ROUTINE_SCHEMA, ROUTINE_NAME FROM information_schema.ROUTINES"
+    " WHERE DEFINER LIKE %s"
+    " UNION ALL SELECT 'event', EVENT_SCHEMA, EVENT_NAME FROM information_schema.EVENTS WHERE DEFINER LIKE %s"
+    " LIMIT 20"
 )

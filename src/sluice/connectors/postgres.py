@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import psycopg
@@ -38,10 +38,13 @@ from sluice.connectors.base import (
 )
 from sluice.connectors.pg_pool import ConnectionPool
 from sluice.connectors.postgres_sql import Target, path_segment, segment_name
+from sluice.connectors.support import is_loopback, plaintext_warning
 from sluice.domain.errors import InvalidInput, TargetError
 
 __all__ = ["PostgresConfig", "PostgresConnector", "path_segment", "segment_name"]
 
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+_PLAINTEXT_MODES = ("disable", "allow", "prefer")
 _ROLE_PREFIX = re.compile(r"^[a-z0-9_]{1,20}$")
 _ALREADY_THERE = (errors.DuplicateObject, errors.UniqueViolation)
 _TERMINATE_WAIT_MS = 5000
@@ -59,6 +62,10 @@ class PostgresConfig(BaseModel):
     databases: list[str] | None = None  # limit discovery; default every database that allows connections
     role_prefix: str = "sluice_"
     public_host: str | None = None  # the host shown to grantees; default the host connected to
+    # TLS as libpq names it. Default: verify-full (certificate and host name checked) toward any
+    # host but this machine, prefer on loopback; an sslmode in `url` is kept.
+    sslmode: SslMode | None = None
+    ca_file: str | None = None  # the CA that signed the server's certificate; default the system's
     expiry_margin_seconds: int = Field(default=60, ge=0)
     connect_timeout_seconds: int = Field(default=5, ge=1)
     statement_timeout_seconds: int = Field(default=30, ge=1)
@@ -138,6 +145,7 @@ class PostgresConnector:
                 "port": admin.info.port,
                 "database": target.database,
                 "username": login,
+                "sslmode": admin.info.get_parameters().get("sslmode", "prefer"),
             }
 
     def revoke(self, unit: AccessUnit) -> None:
@@ -183,8 +191,8 @@ class PostgresConnector:
                 role = admin.execute(q.ADMIN_ROLE).fetchone()
                 databases = {r[0] for r in admin.execute(q.DATABASES)}
         except TargetError as exc:
-            return [f"cannot connect: {exc.detail}"]
-        problems = []
+            return [*self._plaintext_problems(), f"cannot connect: {exc.detail}"]
+        problems = self._plaintext_problems()
         if version < 140000:
             problems.append("PostgreSQL 14 or later is needed (the server is older)")
         if role is not None:
@@ -355,6 +363,7 @@ class PostgresConnector:
                 params["password"] = self.config.password.resolve(f"{self.name} password")
         if dbname is not None:
             params["dbname"] = dbname
+        params.update(self._tls_params(conninfo))
         conn = psycopg.connect(
             conninfo,
             autocommit=True,
@@ -371,6 +380,28 @@ class PostgresConnector:
             conn.close()
             raise
         return conn
+
+    def _tls_params(self, conninfo: str) -> dict[str, str]:
+        """sslmode (and the CA to verify with) for a connection: the config's, the URL's own, or
+        verify-full toward a host that is not this machine."""
+        given = conninfo_to_dict(conninfo) if conninfo else {}
+        mode = self.config.sslmode or given.get("sslmode")
+        if mode is None:
+            host = str(given.get("host") or "") if conninfo else self.config.host
+            mode = "prefer" if is_loopback(host) else "verify-full"
+        params = {"sslmode": str(mode)}
+        if mode in ("verify-ca", "verify-full") and "sslrootcert" not in given:
+            params["sslrootcert"] = self.config.ca_file or "system"
+        return params
+
+    def _plaintext_problems(self) -> list[str]:
+        with suppress(InvalidInput, psycopg.Error):
+            conninfo = self.config.url.resolve(f"{self.name} url") if self.config.url else ""
+            host = str(conninfo_to_dict(conninfo).get("host") or "") if conninfo else self.config.host
+            mode = self._tls_params(conninfo)["sslmode"]
+            if mode in _PLAINTEXT_MODES and not is_loopback(host):
+                return [plaintext_warning(host, f"sslmode={mode}")]
+        return []
 
     @contextmanager
     def _connect_to(self, admin: psycopg.Connection[Any], dbname: str) -> Iterator[psycopg.Connection[Any]]:

@@ -6,7 +6,8 @@ the separator names a namespace). Paths are `{integration}/{namespace}`.
 
 A grant creates the ACL user `{prefix}{tag}_{grant hex}` with `reset`, the SHA-256 of its password
 (`#…`: Redis never sees the password itself), no pub/sub channels, the key pattern of the namespace
-(`%R~` read-only for `read`, `%RW~` for `write`) and the command rules of the permission. Rules are
+(`%R~` read-only for `read`, `%RW~` for `write`), the command rules of the permission, then
+`ALWAYS_DENIED`: no command that lists key names, switches database or touches the server. Rules are
 built from validated tokens, never by escaping: a prefix with a space or a control character is
 refused. Redis keeps no comment on an ACL user, so the name is the marker `list_managed` reads: the
 tag is seven hex digits of the installation id and the integration's name (`installation_tag`).
@@ -37,7 +38,9 @@ from sluice.connectors.base import (
 from sluice.connectors.paths import path_segment, split_path
 from sluice.connectors.support import (
     PRINCIPAL_PREFIX,
+    is_loopback,
     managed_by_name,
+    plaintext_warning,
     require_own_name,
     resolved_secrets,
     scrub,
@@ -49,10 +52,28 @@ from sluice.domain.errors import InvalidInput, TargetError
 _PREFIX = re.compile(r"^[\x21-\x7e\u00a0-\U0010ffff]{1,200}$")
 _RULE = re.compile(r"^[+-]@?[a-z][a-z0-9|_-]*$")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+# A client's own connection: answer a ping, name itself, reset itself. No SELECT, no HELLO-driven
+# protocol switch to another user, nothing about other clients.
+_CONNECTION = ["+ping", "+echo", "+auth", "+client|setname", "+client|getname", "+client|id", "+reset"]
 DEFAULT_RULES: dict[str, list[str]] = {
-    "read": ["-@all", "+@read", "+@connection", "-@dangerous"],
-    "write": ["-@all", "+@read", "+@write", "+@connection", "-@dangerous"],
+    "read": ["-@all", "+@read", "-@dangerous", *_CONNECTION],
+    "write": ["-@all", "+@read", "+@write", "-@dangerous", *_CONNECTION],
 }
+# Appended after every permission's rules, the config's own included, so no rule set can open them:
+# commands that name keys beyond the grant's pattern (SCAN, KEYS, RANDOMKEY, DBSIZE), reach another
+# logical database (SELECT, SWAPDB, MOVE, COPY … DB), or act on the server or other clients.
+ALWAYS_DENIED = [
+    "-@dangerous",
+    "-@admin",
+    "-scan",
+    "-keys",
+    "-randomkey",
+    "-dbsize",
+    "-select",
+    "-swapdb",
+    "-move",
+    "-copy",
+]
 _KEY_ACCESS = {"read": "%R~", "write": "%RW~"}
 
 
@@ -91,8 +112,10 @@ class RedisConfig(BaseModel):
     port: int = Field(default=6379, ge=1, le=65535)
     username: str | None = None  # default: the `default` user
     password: SecretRef | None = None
-    tls: bool = False
-    ca_file: str | None = None
+    # TLS with the server's certificate and host name verified. Default: on toward any host but
+    # this machine; false sends passwords in clear, and `check` says so.
+    tls: bool | None = None
+    ca_file: str | None = None  # the CA that signed the server's certificate; default the system's
     namespaces: list[Namespace] = Field(default_factory=list)
     scan: Scan | None = None
     user_prefix: str = "sluice_"
@@ -158,13 +181,14 @@ class RedisConnector:
         digest = hashlib.sha256(unit.secret.encode()).hexdigest()
         pattern = _KEY_ACCESS[unit.permission] + _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"
         rules = ["reset", "on", "#" + digest, "resetchannels", pattern, *self.config.rules[unit.permission]]
+        rules += ALWAYS_DENIED
         with self._errors(unit.secret), self._client() as client:
             client.execute_command("ACL", "SETUSER", user, *rules)
             self._save(client)
         return {
             "host": self.config.public_host or self.config.host,
             "port": self.config.port,
-            "tls": self.config.tls,
+            "tls": self._tls,
             "username": user,
             "key_prefix": prefix,
         }
@@ -215,12 +239,24 @@ class RedisConnector:
                     except redis.ResponseError:  # may not even ask: no ACL rights at all
                         refused = ["ACL DRYRUN", *probes]
         except TargetError as exc:
-            return [f"cannot connect: {exc.detail}"]
+            return [*self._plaintext_problems(), f"cannot connect: {exc.detail}"]
+        problems = self._plaintext_problems()
         if _major(version) < 7:
-            return [f"Redis 7 or later is needed for read-only key patterns (the server runs {version})"]
-        if refused:
-            return [f"the admin user {me!r} may not run: {', '.join(refused)}"]
-        return []
+            problems.append(
+                f"Redis 7 or later is needed for read-only key patterns (the server runs {version})"
+            )
+        elif refused:
+            problems.append(f"the admin user {me!r} may not run: {', '.join(refused)}")
+        return problems
+
+    @property
+    def _tls(self) -> bool:
+        return self.config.tls if self.config.tls is not None else not is_loopback(self.config.host)
+
+    def _plaintext_problems(self) -> list[str]:
+        if self._tls or is_loopback(self.config.host):
+            return []
+        return [plaintext_warning(self.config.host, "tls: false")]
 
     # --- helpers
 
@@ -294,8 +330,9 @@ class RedisConnector:
             db=db,
             username=self.config.username,
             password=password,
-            ssl=self.config.tls,
+            ssl=self._tls,
             ssl_ca_certs=self.config.ca_file,
+            ssl_check_hostname=self._tls,
             socket_connect_timeout=self.config.connect_timeout_seconds,
             socket_timeout=self.config.timeout_seconds,
             retry=Retry(NoBackoff(), 0),  # the worker retries with backoff; one call is one attempt

@@ -1,9 +1,11 @@
 """Small helpers every connector shares: principal names that carry their installation, integration
-and grant, and error texts with secrets scrubbed out."""
+and grant, error texts with secrets scrubbed out, and whether a host is this machine (TLS is on by
+default toward any other)."""
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Iterable
 from contextlib import suppress
@@ -81,3 +83,22 @@ def scrub(detail: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         detail = detail.replace(secret, "***")
     return detail
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for this machine: `localhost`, a loopback address, or a Unix socket directory (an
+    empty host means the socket too). TLS is on by default toward every other host."""
+    if not host or host.startswith("/") or host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def plaintext_warning(host: str, setting: str) -> str:
+    """What `check` says when TLS toward a host beyond this machine was turned off."""
+    return (
+        f"PLAINTEXT: TLS to {host} is off ({setting}): the admin password and the grantees' sessions"
+        " cross the network in clear; turn TLS on, or keep this target on loopback"
+    )

@@ -8,13 +8,15 @@ from typing import Any
 import pytest
 
 from sluice.connectors.conformance import ConnectorHarness
+from tests.connectors.conformance.aws import AwsHarness
 from tests.connectors.conformance.http import HttpHarness
 from tests.connectors.conformance.ldap import ldap_harness
 from tests.connectors.conformance.mysql import mysql_harness
 from tests.connectors.conformance.pg import postgres_harness
 from tests.connectors.conformance.redis import redis_harness
+from tests.connectors.conformance.ssh import SshHarness
 
-KINDS = ("postgresql", "mysql", "redis", "ldap_groups", "http")
+KINDS = ("postgresql", "mysql", "redis", "ldap_groups", "http", "ssh", "aws")
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +44,24 @@ def http_harness(http_endpoint: Any) -> ConnectorHarness:
     return HttpHarness(http_endpoint)
 
 
+@pytest.fixture(scope="module")
+def ssh_harness(sshd: Any) -> ConnectorHarness:
+    return SshHarness(sshd)
+
+
+@pytest.fixture(scope="module")
+def aws_harness(aws_org: Any) -> ConnectorHarness:
+    return AwsHarness(aws_org)
+
+
 _FIXTURES = {
     "postgresql": "postgresql_harness",
     "mysql": "mysql_harness_fixture",
     "redis": "redis_harness_fixture",
     "ldap_groups": "ldap_groups_harness",
     "http": "http_harness",
+    "ssh": "ssh_harness",
+    "aws": "aws_harness",
 }
 
 

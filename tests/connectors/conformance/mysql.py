@@ -34,6 +34,7 @@ class MySQLHarness(ConnectorHarness):
             user=str(server["user"]),
             databases=[database, hostile_db],
             user_prefix=prefix,
+            user_host="127.0.0.1",
         )
         self.connector = MySQLConnector(NAME, self.config, ConnectorContext(installation="test-install"))
         self.sample = Sample("table", f"{NAME}/{database}/orders", "read")
@@ -81,7 +82,7 @@ class MySQLHarness(ConnectorHarness):
 
     def remove_by_hand(self, unit: AccessUnit) -> None:
         with self.admin() as conn, conn.cursor() as cur:
-            cur.execute("DROP USER %s@'%%'", (unit.principal,))
+            cur.execute("DROP USER %s@%s", (unit.principal, self.config.account_host))
 
     def pointed_at(self, port: int, timeout_seconds: float) -> Connector:
         seconds = max(1, int(timeout_seconds))
@@ -97,6 +98,7 @@ def mysql_harness(server: dict[str, Any]) -> Iterator[MySQLHarness]:
     prefix = f"sc{tag}_"
     harness = MySQLHarness(server, database, hostile_db, prefix)
     with harness.admin() as conn, conn.cursor() as cur:
+        cur.execute("SET GLOBAL event_scheduler = ON")  # the second lock's events run (check() is clean)
         cur.execute(f"CREATE DATABASE {_q(database)}")
         cur.execute(f"CREATE TABLE {_q(database)}.orders (id int) COMMENT 'Orders.\nsluice: pii=true'")
         cur.execute(f"CREATE DATABASE {_q(hostile_db)}")

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sluice.connectors import ldap_dn
 from sluice.connectors.base import SecretRef
+from sluice.connectors.ldap_connection import wants_start_tls
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput
 from sluice.domain.text import Token
@@ -69,7 +70,7 @@ class LdapSourceConfig(BaseModel):
     url: str
     bind_dn: str
     bind_password: SecretRef
-    start_tls: bool = False
+    start_tls: bool | None = None  # StartTLS on ldap://; default: on toward any host but this machine
     ca_file: str | None = None  # PEM bundle to check the server's certificate (ldaps:// or StartTLS)
     people_base_dn: str
     people_filter: str = "(|(objectClass=inetOrgPerson)(objectClass=user))"
@@ -143,9 +144,13 @@ class LdapSourceConfig(BaseModel):
         for field in ("people_filter", "disabled_filter", "group_filter"):
             if getattr(self, field) is not None:
                 _filter(getattr(self, field), field)
-        if self.start_tls and self.url.startswith("ldaps://"):
+        if self.start_tls is True and self.url.startswith("ldaps://"):
             raise ValueError("start_tls is for ldap:// URLs; ldaps:// is TLS from the start")
         return self
+
+    @property
+    def uses_start_tls(self) -> bool:
+        return wants_start_tls(self.url, self.start_tls)
 
 
 class DirectorySourceSpec(BaseModel):

@@ -153,7 +153,7 @@ def _connection(name: str, config: LdapSourceConfig) -> Any:
         url=config.url,
         bind_dn=config.bind_dn,
         bind_password=config.bind_password,
-        start_tls=config.start_tls,
+        start_tls=config.uses_start_tls,
         ca_file=config.ca_file,
         connect_timeout_seconds=config.connect_timeout_seconds,
         timeout_seconds=config.timeout_seconds,

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sluice.connectors.registry import connector_class
 from sluice.domain.errors import Conflict, NotAllowed, NotFound
 from sluice.domain.states import is_active
 from sluice.services.grants.secrets import SecretBox
@@ -31,8 +32,16 @@ def credentials_for(session: Session, *, grant_id: str, viewer: Identity, box: S
     details: dict[str, Any] = dict(grant.connection or {})
     details.setdefault("username", grant.principal)
     if grant.credentials is not None:
-        details["password"] = box.open(grant.credentials)
+        details.update(secret_fields(grant.integration.kind, box.open(grant.credentials)))
     return details
+
+
+def secret_fields(kind: str, secret: str) -> dict[str, str]:
+    """The secret as the grantee uses it: a password for most targets; a connector class may say
+    otherwise with `secret_fields` (the SSH connector hands over a private key made from it)."""
+    custom = getattr(connector_class(kind), "secret_fields", None)
+    found: dict[str, str] = custom(secret) if custom is not None else {"password": secret}
+    return found
 
 
 def ensure_viewer(grant: Grant, viewer: Identity, is_admin: bool) -> None:
