@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from sluice.services.config.apply import plan_config
+from sluice.services.config.export import export_config
 from sluice.services.config.file import parse_config
 from sluice.services.config.source import ConfigError
 from sluice.services.targeting.inventory import sync_integration
@@ -142,3 +143,17 @@ def test_applying_warns_when_the_password_cannot_be_read_here(directory: Directo
         "directory source corp bind_password: environment variable SLUICE_TEST_UNSET_LDAP_PASSWORD "
         "is not set here; the worker and server need it to sync"
     ]
+
+
+def test_an_exported_config_keeps_the_source_and_plans_clean(directory: Directory, sluice: Sluice) -> None:
+    """Applying an exported file must not remove the source (which would deactivate its people)."""
+    directory.add_person("pat")
+    source = directory.source_config(attributes={"department": "departmentNumber"}, start_tls=False)
+    sluice.apply({"directory_sources": [source]})
+    sluice.sync()
+    with transaction(sluice.runtime.factory) as session:
+        exported = export_config(session)
+        assert "pat@example.com" not in yaml.safe_dump(exported)  # LDAP people are the directory's
+        doc = parse_config(yaml.safe_dump(exported), "exported.yaml", session=session)
+        assert plan_config(session, doc).is_empty
+    assert exported["directory_sources"][0]["ldap"]["attributes"] == {"department": "departmentNumber"}

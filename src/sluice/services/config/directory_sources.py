@@ -5,12 +5,14 @@ people and takes away its groups' memberships (nothing would keep them current a
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from sluice.connectors.base import SecretRef
+from sluice.domain.durations import format_duration
 from sluice.domain.errors import InvalidInput
 from sluice.services.config.source import ConfigPath
 from sluice.services.directory.ldap_config import LdapSourceConfig
@@ -113,3 +115,17 @@ def _warn_unreadable_password(reconciler: Any, name: str, password: SecretRef) -
         password.resolve(f"directory source {name} bind_password")
     except InvalidInput as exc:
         reconciler.plan.warnings.append(f"{exc.detail} here; the worker and server need it to sync")
+
+
+def exported_directory_sources(session: Session) -> list[dict[str, Any]]:
+    """The stored sources as `directory_sources:` items (`sluice config export`), defaults left out."""
+    return [
+        {
+            "name": row.name,
+            "sync_interval": format_duration(timedelta(seconds=row.sync_interval_seconds)),
+            LDAP_KIND: LdapSourceConfig.model_validate(row.spec).model_dump(
+                mode="json", exclude_defaults=True
+            ),
+        }
+        for row in session.scalars(select(DirectorySource).order_by(DirectorySource.name))
+    ]
