@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "deploy.md").read_text()
 VARIABLE = re.compile(r"SLUICE_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_])")  # not a prefix such as SLUICE_OIDC_*
 # Names that appear in the code as examples of a variable the operator chooses (a webhook's
-# `secret_env`), not as settings Sluice reads.
-EXAMPLES = {"SLUICE_PAGER_WEBHOOK_SECRET", "SLUICE_WEBHOOK_SECRET"}
+# `secret_env`, an LDAP source's `bind_password`), not as settings Sluice reads.
+EXAMPLES = {"SLUICE_PAGER_WEBHOOK_SECRET", "SLUICE_WEBHOOK_SECRET", "SLUICE_LDAP_PASSWORD"}
 CONNECTORS = sorted(connector_classes())  # every built-in connector, and any added later
 
 

@@ -228,7 +228,7 @@ def test_every_problem_is_reported_at_once_in_file_order(tmp_path: Path) -> None
 def test_a_file_that_is_not_a_mapping_or_not_there() -> None:
     with pytest.raises(ConfigError, match=r"sluice.yaml:1:1: the file must be a mapping"):
         parse_config("- just\n- a list\n", "sluice.yaml")
-    allowed = r"unknown key 'integration'; allowed keys: (bundles, )?flows, groups"
+    allowed = r"unknown key 'integration'; allowed keys: (bundles, )?(directory_sources, )?flows, groups"
     with pytest.raises(ConfigError, match=allowed):
         parse_config("integration: []\n", "sluice.yaml")
     with pytest.raises(ConfigError, match="cannot read"):

@@ -26,6 +26,7 @@ from sluice.api.routes import (
     scopes,
     tags,
 )
+from sluice.api.routes import directory_sources as source_routes
 from sluice.api.routes import grants as grant_routes
 from sluice.api.routes import integration_status as status_routes
 from sluice.api.routes import people as people_routes
@@ -73,6 +74,7 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
         api.include_router(module.router)
     api.include_router(grant_routes.router)
     api.include_router(people_routes.router)
+    api.include_router(source_routes.router)
     api.include_router(report_routes.router)
     api.include_router(signin_routes.sessions_router)
     app.include_router(meta.health_router)

@@ -7,6 +7,7 @@ import typer
 from sluice.cli import login_commands, policy_commands, reconcile_command, serve, store_commands
 from sluice.cli.access_commands import access_app
 from sluice.cli.catalog_commands import audit_app, inventory_app, register_listings
+from sluice.cli.directory_commands import directory_app
 from sluice.cli.errors import ErrorHandlingGroup
 from sluice.cli.grant_commands import grants_app
 from sluice.cli.integration_commands import integrations_app
@@ -42,6 +43,7 @@ app.add_typer(store_commands.token_app, name="token")
 app.add_typer(store_commands.config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.add_typer(scim_app, name="scim")
+app.add_typer(directory_app, name="directory")
 app.add_typer(request_app, name="request")
 app.add_typer(access_app, name="access")
 access_app.command("ssh-key")(ssh_key_command)

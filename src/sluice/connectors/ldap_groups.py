@@ -19,11 +19,9 @@ hand is never Sluice's.
 
 from __future__ import annotations
 
-import math
 import re
-import ssl
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, ClassVar
 
 import ldap3
@@ -39,6 +37,7 @@ from sluice.connectors.base import (
     ManagedPrincipal,
     SecretRef,
 )
+from sluice.connectors.ldap_connection import bound_connection, ldap_host, wants_start_tls
 from sluice.connectors.ldap_dn import Record
 from sluice.connectors.paths import parse_tags, split_path
 from sluice.connectors.support import is_loopback, plaintext_warning, resolved_secrets, scrub
@@ -223,15 +222,11 @@ class LdapGroupsConnector:
 
     @property
     def _host(self) -> str:
-        return self.config.url.split("://", 1)[1].rstrip("/").rsplit(":", 1)[0].strip("[]")
+        return ldap_host(self.config.url)
 
     @property
     def _start_tls(self) -> bool:
-        if self.config.url.startswith("ldaps://"):
-            return False
-        if self.config.start_tls is not None:
-            return self.config.start_tls
-        return not is_loopback(self._host)
+        return wants_start_tls(self.config.url, self.config.start_tls)
 
     def _plaintext_problems(self) -> list[str]:
         if self.config.url.startswith("ldaps://") or self._start_tls or is_loopback(self._host):
@@ -397,29 +392,14 @@ class LdapGroupsConnector:
             secrets = resolved_secrets([self.config.bind_password])
             raise TargetError(f"{self.name}: {scrub(detail, secrets)}", retryable=retryable) from None
 
-    @contextmanager
-    def _connection(self) -> Iterator[ldap3.Connection]:
-        tls = None
-        if self.config.ca_file or self._start_tls or self.config.url.startswith("ldaps"):
-            tls = ldap3.Tls(ca_certs_file=self.config.ca_file, validate=ssl.CERT_REQUIRED)
-        server = ldap3.Server(
-            self.config.url, get_info=ldap3.NONE, tls=tls, connect_timeout=self.config.connect_timeout_seconds
+    def _connection(self) -> AbstractContextManager[ldap3.Connection]:
+        return bound_connection(
+            url=self.config.url,
+            bind_dn=self.config.bind_dn,
+            bind_password=self.config.bind_password,
+            start_tls=self._start_tls,
+            ca_file=self.config.ca_file,
+            connect_timeout_seconds=self.config.connect_timeout_seconds,
+            timeout_seconds=self.config.timeout_seconds,
+            what=self.name,
         )
-        password = None
-        if self.config.bind_password is not None:
-            password = self.config.bind_password.resolve(f"{self.name} bind_password")
-        conn = ldap3.Connection(
-            server,
-            user=self.config.bind_dn,
-            password=password,
-            receive_timeout=max(1, math.ceil(self.config.timeout_seconds)),  # ldap3 takes whole seconds
-            raise_exceptions=True,
-        )
-        try:
-            conn.open()
-            if self._start_tls:
-                conn.start_tls()
-            conn.bind()
-            yield conn
-        finally:
-            conn.unbind()

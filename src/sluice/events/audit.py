@@ -73,6 +73,8 @@ class Action(StrEnum):
     SIGNED_OUT = "auth.signed_out"
     SIGN_IN_REFUSED = "auth.sign_in_refused"
     DIRECTORY_CONFLICT = "directory.conflict"  # a source tried to write what another source owns
+    DIRECTORY_SYNCED = "directory.synced"  # a directory source (LDAP) was read and applied
+    DIRECTORY_SYNC_FAILED = "directory.sync_failed"  # it could not be read; nothing changed
     INVENTORY_SYNCED = "inventory.synced"
     INVENTORY_SYNC_FAILED = "inventory.sync_failed"
     TAGS_CHANGED = "inventory.tags_changed"

@@ -20,6 +20,7 @@ from sluice.events.head_export import AuditHeadExport
 from sluice.events.stream import AuditStream, Sink, sinks_from_env
 from sluice.runtime.tuning import Tuning
 from sluice.services.audit.webhook_delivery import WebhookDuty
+from sluice.services.directory.ldap_sync import DirectorySync
 from sluice.services.directory.schedule_feeds import FeedRefresh
 from sluice.services.duties import Duty
 from sluice.services.grants import work as grant_work
@@ -90,6 +91,7 @@ class Worker:
             FeedRefresh(factory, clock=clock),
             ScheduledGrants(factory, clock=clock),
             Escalation(factory, clock=clock),
+            DirectorySync(factory, clock=clock),
             self.people,
             AuditHeadExport(factory, clock=clock, every=self.tuning.audit_head_every),
             self.audit_stream,

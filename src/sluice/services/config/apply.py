@@ -21,6 +21,7 @@ from sluice.events.audit import Action, record
 from sluice.services.audit.webhooks import reconcile_webhooks, webhook_problems
 from sluice.services.config.checks import check_document
 from sluice.services.config.directory_objects import reconcile_directory
+from sluice.services.config.directory_sources import reconcile_directory_sources
 from sluice.services.config.document import ConfigDocument
 from sluice.services.config.flows import reconcile_flows
 from sluice.services.config.integrations import reconcile_integrations
@@ -71,6 +72,7 @@ def _walk(walker: Reconciler) -> Plan:
     reconcile_flows(walker)
     reconcile_people(walker)
     reconcile_webhooks(walker)
+    reconcile_directory_sources(walker)
     if walker.conflicts:
         raise Conflict("\n".join(walker.conflicts), conflicts=walker.conflicts)
     return walker.plan

@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select
 
 from sluice.services.config.checks import CONFIG_SOURCE
 from sluice.services.config.reconciler import Reconciler, assign, differences
-from sluice.services.directory.scim_common import SCIM_PREFIX, owner_words
+from sluice.services.directory.sources import owned_by_directory, source_words
 from sluice.store.tables import Group, GroupMember, Identity
 from sluice.store.types import new_id
 
@@ -28,10 +28,10 @@ def reconcile_directory(walker: Reconciler) -> None:
 
 def _owned_elsewhere(walker: Reconciler, kind: str, name: str, source: str) -> bool:
     """A directory source (SCIM) owns this: the file may not take it over; a conflict, not a merge."""
-    if not source.startswith(SCIM_PREFIX):
+    if not owned_by_directory(source):
         return False
     walker.conflicts.append(
-        f"{kind} {name!r} is owned by {owner_words(source)}; the config file cannot change it. "
+        f"{kind} {name!r} is owned by {source_words(source)}; the config file cannot change it. "
         f"Remove it from the file, or from the identity provider first"
     )
     return True

@@ -20,6 +20,7 @@ from sluice.services.config.checks import MAX_GROUPS
 from sluice.services.config.integration_checks import builtin_groups_config
 from sluice.services.config.source import SourceMap
 from sluice.services.directory.changes import MAX_ATTRIBUTES, MAX_GROUPS_PER_IDENTITY
+from sluice.services.directory.ldap_config import DirectorySourceSpec
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 # A config file declares a small directory; a large one comes from SCIM or LDAP. Kept well below what
@@ -135,6 +136,7 @@ class ConfigDocument(_Strict):
     bundles: list[BundleSpec] = Field(default_factory=list, max_length=MAX_ITEMS)
     schedules: list[ScheduleSpec] = Field(default_factory=list, max_length=MAX_ITEMS)
     webhooks: list[WebhookSpec] = Field(default_factory=list, max_length=100)
+    directory_sources: list[DirectorySourceSpec] = Field(default_factory=list, max_length=100)
 
     _source: SourceMap | None = PrivateAttr(default=None)
     _unchecked: dict[str, set[str]] = PrivateAttr(default_factory=dict)
@@ -148,6 +150,7 @@ class ConfigDocument(_Strict):
         "bundles",
         "schedules",
         "webhooks",
+        "directory_sources",
         mode="before",
     )
     @classmethod

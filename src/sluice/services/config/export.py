@@ -2,8 +2,9 @@
 (or by an earlier file) can be kept as code and extended.
 
 What a config file may own is exported: integrations, flows, scopes, bundles, schedules, webhooks,
-and the identities and groups the config itself declared (with their config memberships). People and
-groups a directory source (SCIM, LDAP) keeps are left out: the file could not take them over. The
+directory sources, and the identities and groups the config itself declared (with their config
+memberships). People and groups a directory source (SCIM, LDAP) keeps are left out: the file could
+not take them over (the source itself is exported, so applying the file never removes it). The
 document parses and plans clean: applying it unchanged changes nothing but where objects made
 through the API now come from (they become the file's to manage)."""
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from sluice.domain.durations import format_duration
 from sluice.services.config.checks import CONFIG_SOURCE
+from sluice.services.config.directory_sources import exported_directory_sources
 from sluice.store.people_tables import Schedule
 from sluice.store.tables import AccessFlow, Group, GroupMember, Identity, Integration, Webhook
 from sluice.store.targeting_tables import Bundle, Scope
@@ -45,6 +47,7 @@ def export_config(session: Session) -> dict[str, Any]:
             {"name": w.name, "url": w.url, "secret_env": w.secret_env, "topics": list(w.topics)}
             for w in session.scalars(select(Webhook).order_by(Webhook.name))
         ],
+        "directory_sources": exported_directory_sources(session),
     }
     return {key: value for key, value in document.items() if value}
 

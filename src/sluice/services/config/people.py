@@ -11,6 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from sluice.domain.people import BUILTIN_ATTRIBUTES, Subject
+from sluice.services.config.directory_sources import directory_attributes, directory_source_problems
 from sluice.services.config.source import ConfigPath
 from sluice.services.directory.scim_user_fields import scim_attributes
 from sluice.store.people_queries import known_attributes, record_people_change
@@ -58,7 +59,8 @@ def people_problems(checker: Any, doc: ConfigDocument, session: Session | None) 
     """Add to `checker` (config_checks._Checker) a problem for each condition on an attribute no
     identity has, and each shift naming an unknown schedule."""
     attributes = {key for identity in doc.identities for key in identity.attributes}
-    attributes |= doc.unchecked("attributes")
+    attributes |= doc.unchecked("attributes") | directory_attributes(doc, session)
+    directory_source_problems(checker, doc)
     schedules = {s.name for s in doc.schedules} | doc.unchecked("schedules")
     if session is not None:
         attributes |= known_attributes(session) | scim_attributes(session)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from sluice.domain.errors import Conflict, InvalidInput, NotFound
 from sluice.events.audit import Action, record
-from sluice.services.directory.scim_common import SCIM_PREFIX, owner_words
+from sluice.services.directory.sources import owned_by_directory, source_words
 from sluice.store.people_queries import record_people_change
 from sluice.store.queries import identity_by_email
 from sluice.store.tables import Group, GroupMember, Identity
@@ -65,9 +65,13 @@ def _audit(session: Session, *, actor: str, now: datetime, kind: str, name: str,
 
 
 def _refuse_directory_source(kind: str, name: str, source: str) -> None:
-    """Identities and groups an identity provider pushes (SCIM) change only through it."""
-    if source.startswith(SCIM_PREFIX):
-        raise Conflict(f"{kind} {name} is owned by {owner_words(source)}; change it in the identity provider")
+    """Identities and groups an identity provider pushes (SCIM) or a directory holds (LDAP) change only
+    through it."""
+    if owned_by_directory(source):
+        raise Conflict(
+            f"{kind} {name} is owned by {source_words(source)}; "
+            "change it in the identity provider or directory it comes from"
+        )
 
 
 def _group(session: Session, name: str, *, create: bool, now: datetime) -> Group:
