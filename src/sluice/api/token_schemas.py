@@ -12,14 +12,17 @@ from pydantic import BaseModel, Field
 from sluice.api.schemas import Body
 from sluice.domain.roles import Role
 from sluice.domain.text import Text
-from sluice.domain.tokens import DEFAULT_SCOPES, Scope, parse_scopes
+from sluice.domain.tokens import DEFAULT_SCOPES, LIFETIME_PATTERN, Scope, parse_scopes
 from sluice.services.directory.service_accounts import NAME_PATTERN
 from sluice.services.directory.token_lifecycle import MAX_TOKEN_NAME
 from sluice.store.auth_tables import ServiceAccount
 from sluice.store.tables import ApiToken
 
 TokenName = Annotated[str, Text(max_length=MAX_TOKEN_NAME, min_length=1)]
-Lifetime = Annotated[str, Text(max_length=40, min_length=1)]
+Lifetime = Annotated[
+    str,
+    Text(max_length=8, min_length=1, pattern=LIFETIME_PATTERN, pattern_words="like '30d', '12h' or 'never'"),
+]
 AccountName = Annotated[
     str,
     Text(

@@ -14,6 +14,7 @@ with (`domain/roles.py`). Its scopes narrow that further:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,9 @@ from sluice.domain.errors import InvalidInput, NotAllowed
 from sluice.domain.roles import Role
 
 NEVER = "never"
+# A lifetime as the API takes it: one positive number and a unit (`90d`, `12h`), or `never`.
+LIFETIME_PATTERN = r"^(never|[1-9][0-9]{0,5}[smhd])$"
+_LIFETIME = re.compile(LIFETIME_PATTERN)
 
 
 class Scope(StrEnum):
@@ -106,18 +110,26 @@ class TokenLifetimes:
             )
 
     def expiry(self, asked: str | None, now: datetime) -> datetime | None:
-        """When a token asked to live `asked` (`30d`, `12h`, `never`, or None for the default) ends."""
+        """When a token asked to live `asked` (`30d`, `12h`, `never`, or None for the default) ends.
+        A lifetime the operator does not allow is refused as not allowed, a malformed one as invalid."""
         if asked is None:
             return now + self.default
-        if asked.strip().lower() == NEVER:
+        cleaned = asked.strip().lower()
+        if not _LIFETIME.match(cleaned):
+            raise InvalidInput(
+                f"token lifetime {asked!r} is not understood; write it like '30d', '12h' or 'never'"
+            )
+        if cleaned == NEVER:
             if not self.allow_never:
-                raise InvalidInput(
+                raise NotAllowed(
                     "tokens that never expire are not allowed here; give a lifetime up to "
                     f"{format_duration(self.maximum)} (an operator allows `never` with "
                     "SLUICE_TOKEN_ALLOW_NEVER=true)"
                 )
             return None
-        lifetime = parse_duration(asked)
+        lifetime = parse_duration(cleaned)
         if lifetime > self.maximum:
-            raise InvalidInput(f"a token lives at most {format_duration(self.maximum)}; {asked!r} is longer")
+            raise NotAllowed(
+                f"a token lives at most {format_duration(self.maximum)} here; {asked!r} is longer"
+            )
         return now + lifetime
