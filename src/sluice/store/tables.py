@@ -18,7 +18,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
     event,
     func,
     insert,
@@ -106,7 +105,8 @@ class ApiToken(Base):
     made by the store-side bootstrap before tokens had names); `expires_at` None means never."""
 
     __tablename__ = "api_tokens"
-    __table_args__ = (UniqueConstraint("identity_id", "name"),)
+    # A unique index rather than a constraint: SQLite adds it without rebuilding the table.
+    __table_args__ = (Index("ix_api_tokens_identity_name", "identity_id", "name", unique=True),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     identity_id: Mapped[str] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"))

@@ -31,17 +31,20 @@ def _timeouts() -> None:
 
 def upgrade() -> None:
     _timeouts()
-    with op.batch_alter_table("api_tokens") as batch:
-        batch.add_column(sa.Column("name", sa.String(length=100), nullable=True))
-        batch.add_column(sa.Column("display_prefix", sa.String(length=16), server_default="", nullable=False))
-        batch.add_column(
-            sa.Column(
-                "scopes", sa.String(length=100), server_default="admin,approve,read,request", nullable=False
-            )
-        )
-        batch.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True))
-        batch.create_unique_constraint(op.f("uq_api_tokens_identity_id"), ["identity_id", "name"])
+    # Plain ADD COLUMN and CREATE INDEX: no table rebuild on SQLite.
+    op.add_column("api_tokens", sa.Column("name", sa.String(length=100), nullable=True))
+    op.add_column(
+        "api_tokens", sa.Column("display_prefix", sa.String(length=16), server_default="", nullable=False)
+    )
+    op.add_column(
+        "api_tokens",
+        sa.Column(
+            "scopes", sa.String(length=100), server_default="admin,approve,read,request", nullable=False
+        ),
+    )
+    op.add_column("api_tokens", sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("api_tokens", sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_index("ix_api_tokens_identity_name", "api_tokens", ["identity_id", "name"], unique=True)
     op.create_table(
         "service_accounts",
         sa.Column("identity_id", sa.String(length=32), nullable=False),
@@ -65,8 +68,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     _timeouts()
     op.drop_table("service_accounts")
+    op.drop_index("ix_api_tokens_identity_name", table_name="api_tokens")
     with op.batch_alter_table("api_tokens") as batch:
-        batch.drop_constraint(op.f("uq_api_tokens_identity_id"), type_="unique")
         batch.drop_column("last_used_at")
         batch.drop_column("expires_at")
         batch.drop_column("scopes")
