@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -60,7 +61,10 @@ def _create(
     secret, row = mint_token(
         session, identity=owner, role=role, scopes=asked.scopes, name=name, expires_at=expires_at, now=now
     )
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # the same name made at the same moment by another call
+        raise Conflict(f"{owner.email} already has a token named {name!r}") from exc
     record(
         session,
         now=now,
