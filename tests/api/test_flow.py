@@ -25,6 +25,7 @@ def test_me(api: Api) -> None:
         "groups": ["engineers"],
         "signed_in_with": "token",
         "expires_at": None,
+        "scopes": ["admin", "approve", "read", "request"],  # a store-side bootstrap token has every scope
     }
     assert api.get("root", "/me").json()["admin"] is True
     assert api.get("root", "/me").json()["role"] == "admin"

@@ -32,7 +32,9 @@ from sluice.api.routes import integration_status as status_routes
 from sluice.api.routes import people as people_routes
 from sluice.api.routes import reports as report_routes
 from sluice.api.routes import requestable as requestable_routes
+from sluice.api.routes import service_accounts as service_account_routes
 from sluice.api.routes import signin as signin_routes
+from sluice.api.routes import tokens as token_routes
 from sluice.api.scim.app import scim_router
 from sluice.runtime.wiring import Runtime
 
@@ -77,6 +79,8 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
     api.include_router(source_routes.router)
     api.include_router(report_routes.router)
     api.include_router(signin_routes.sessions_router)
+    api.include_router(token_routes.router)
+    api.include_router(service_account_routes.router)
     app.include_router(meta.health_router)
     app.include_router(ops.router)
     app.include_router(signin_routes.router, responses=problems.PROBLEM_RESPONSES)

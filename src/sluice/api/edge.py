@@ -254,7 +254,8 @@ class EdgeMiddleware:
                 names = {key.lower() for key, _ in headers}
                 extra = [h for h in API_HEADERS if h[0] not in names]
                 extra.append((b"content-security-policy", DOCS_CSP if docs else API_CSP))
-                if path.startswith(GUARDED):  # personal data and credentials: never kept by a cache
+                # personal data and credentials: never kept by a cache (once, if a route set it too)
+                if path.startswith(GUARDED) and b"cache-control" not in names:
                     extra.append((b"cache-control", b"no-store"))
                 if scope.get("scheme") == "https":
                     extra.append(HSTS)

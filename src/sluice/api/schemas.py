@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sluice.domain.connection import Connection
 from sluice.domain.roles import Role
 from sluice.domain.text import Email, Text
+from sluice.domain.tokens import Scope
 from sluice.services.requests.submit import MAX_REASON_LENGTH, MAX_UNITS_PER_REQUEST
 
 # Every string a caller sends is `Text`: bounded, without NUL or lone surrogates (see domain/text.py).
@@ -75,7 +76,12 @@ class Me(BaseModel):
     role: Role = Field(description="what the token may do beyond the caller's own access (domain/roles.py)")
     groups: list[str]
     signed_in_with: str = Field(description="`token` (an API token) or the sign-in: `web`, `cli`, `device`")
-    expires_at: datetime | None = Field(default=None, description="when this session ends (tokens: never)")
+    expires_at: datetime | None = Field(
+        default=None, description="when this session or token ends (None: never)"
+    )
+    scopes: list[Scope] = Field(
+        default_factory=list, description="what this token may do (sessions: every scope)"
+    )
 
 
 class GrantView(BaseModel):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from sluice.cli import login_commands, policy_commands, reconcile_command, serve, store_commands
+from sluice.cli import (
+    login_commands,
+    policy_commands,
+    reconcile_command,
+    serve,
+    store_commands,
+    token_commands,
+)
 from sluice.cli.access_commands import access_app
 from sluice.cli.catalog_commands import audit_app, inventory_app, register_listings
 from sluice.cli.directory_commands import directory_app
@@ -39,7 +46,8 @@ app.command("apply")(store_commands.apply_command)
 app.command("plan")(store_commands.plan_command)
 app.command("test")(policy_commands.test_command)
 app.command("reconcile")(reconcile_command.reconcile)
-app.add_typer(store_commands.token_app, name="token")
+app.add_typer(token_commands.token_app, name="token")
+app.add_typer(token_commands.service_account_app, name="service-account")
 app.add_typer(store_commands.config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.add_typer(scim_app, name="scim")

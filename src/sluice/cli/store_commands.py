@@ -1,4 +1,5 @@
-"""Commands that work on the store directly, with no server: migrations, config apply/plan, tokens.
+"""Commands that work on the store directly, with no server: migrations, config apply/plan, the audit
+chain (the store-side token bootstrap is in `token_commands`).
 The work itself is in `store_ops`, imported when a command runs."""
 
 from __future__ import annotations
@@ -8,13 +9,11 @@ from typing import Annotated
 
 import typer
 
-from sluice.cli.errors import EXIT_BAD_INPUT, CliError
+from sluice.cli.errors import CliError
 from sluice.cli.options import JsonOpt
-from sluice.cli.output import console, note, print_json, print_line
-from sluice.domain.roles import Role
+from sluice.cli.output import note, print_json, print_line
 
 db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
-token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 config_app = typer.Typer(help="The config as code.", no_args_is_help=True)
 
 FileOpt = Annotated[Path, typer.Option("--file", "-f", help="The config file (YAML).", dir_okay=False)]
@@ -106,31 +105,6 @@ def config_export(
     else:
         output.write_text(text, encoding="utf-8")
         note(f"wrote {output}")
-
-
-@token_app.command("create")
-def token_create(
-    email: Annotated[str, typer.Option("--email", help="The identity the token acts as.")],
-    admin: Annotated[bool, typer.Option("--admin", help="The same as --role admin.")] = False,
-    role: Annotated[
-        Role | None,
-        typer.Option("--role", case_sensitive=False, help="user, auditor (reads all), operator or admin."),
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create an API token; prints only the token (shown once, stored as a hash)."""
-    from sluice.cli import store_ops
-
-    if admin and role not in (None, Role.ADMIN):
-        raise CliError(f"--admin and --role {role} disagree; give one of them", exit_code=EXIT_BAD_INPUT)
-    chosen = Role.ADMIN if admin else role or Role.USER
-    token = store_ops.new_token(store_ops.open_runtime(), email=email, role=chosen)
-    if as_json:
-        print_json({"token": token})
-        return
-    print_line(token)
-    if console.is_terminal:
-        note("[dim]use it with: export SLUICE_TOKEN=<the token above>[/dim]")
 
 
 def audit_verify(

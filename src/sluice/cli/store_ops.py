@@ -14,7 +14,10 @@ from sqlalchemy.orm import Session
 
 from sluice.cli.errors import EXIT_BAD_INPUT, CliError
 from sluice.cli.output import console
+from sluice.domain.durations import parse_duration
+from sluice.domain.errors import InvalidInput
 from sluice.domain.roles import Role
+from sluice.domain.tokens import NEVER
 from sluice.events.chain import ChainReport, Head, verify_chain
 from sluice.runtime.settings import Settings
 from sluice.runtime.wiring import Runtime
@@ -185,9 +188,16 @@ def export_text(runtime: Runtime) -> str:
     return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=110)
 
 
-def new_token(runtime: Runtime, *, email: str, role: Role) -> str:
+def new_token(runtime: Runtime, *, email: str, role: Role, expires: str | None = None) -> str:
+    """The store-side bootstrap token; it lives `expires` (`30d`…) or, when None or `never`, until
+    revoked."""
+    now = runtime.clock()
+    try:
+        ends = None if expires is None or expires.strip().lower() == NEVER else now + parse_duration(expires)
+    except InvalidInput as exc:
+        raise CliError(f"--expires: {exc.detail}", exit_code=EXIT_BAD_INPUT) from exc
     with transaction(runtime.factory) as session:
-        return create_token(session, email=email, role=role, actor=CLI_ACTOR, now=runtime.clock())
+        return create_token(session, email=email, role=role, actor=CLI_ACTOR, now=now, expires_at=ends)
 
 
 def verify_audit(runtime: Runtime, *, expect: str | None) -> ChainReport:

@@ -69,6 +69,9 @@ class Action(StrEnum):
     OBJECT_CHANGED = "admin.changed"
     OBJECT_REMOVED = "admin.removed"
     TOKEN_CREATED = "token.created"  # noqa: S105 (an event name, not a secret)
+    TOKEN_REVOKED = "token.revoked"  # noqa: S105 (an event name, not a secret)
+    SERVICE_ACCOUNT_CREATED = "service_account.created"
+    SERVICE_ACCOUNT_DISABLED = "service_account.disabled"
     SIGNED_IN = "auth.signed_in"
     SIGNED_OUT = "auth.signed_out"
     SIGN_IN_REFUSED = "auth.sign_in_refused"
@@ -114,6 +117,10 @@ ALLOWED_DETAILS = frozenset(
         "approvers",  # emails of the people a request.escalated event newly asks
         "head",  # an audit.head event's SEQ:HASH
         "role",  # a new token's role
+        "token_id",  # an API token's id (never the token itself)
+        "scopes",  # an API token's scopes
+        "expires_at",  # when an API token ends
+        "owner",  # the admin answerable for a service account
         "via",  # the token or session an API caller acted through, e.g. token:tok_3f9a0c1d2e4b
         "worker",  # the worker id (host:pid) that took over a claim
         "previous_worker",  # the worker whose claim lapsed

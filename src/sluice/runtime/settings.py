@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from sluice.domain.durations import parse_duration
+from sluice.domain.tokens import TokenLifetimes
 
 
 @dataclass(frozen=True)
@@ -14,6 +17,8 @@ class Settings:
     secret_key: str | None
     # Keys still accepted for opening secrets during a rotation (`sluice keys rotate`), never for sealing.
     old_secret_keys: tuple[str, ...] = ()
+    # API tokens: default and longest lifetime, whether `never` is allowed (docs/identity.md, Tokens).
+    token_lifetimes: TokenLifetimes = field(default_factory=TokenLifetimes)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -25,8 +30,20 @@ class Settings:
             database_url=url,
             secret_key=os.environ.get("SLUICE_SECRET_KEY") or None,
             old_secret_keys=old,
+            token_lifetimes=token_lifetimes_from_env(),
         )
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def token_lifetimes_from_env() -> TokenLifetimes:
+    """`SLUICE_TOKEN_DEFAULT_LIFETIME` (30d), `SLUICE_TOKEN_MAX_LIFETIME` (365d) and
+    `SLUICE_TOKEN_ALLOW_NEVER` (false)."""
+    default = os.environ.get("SLUICE_TOKEN_DEFAULT_LIFETIME") or "30d"
+    maximum = os.environ.get("SLUICE_TOKEN_MAX_LIFETIME") or "365d"
+    allow_never = os.environ.get("SLUICE_TOKEN_ALLOW_NEVER", "").strip().lower() in {"1", "true", "yes"}
+    return TokenLifetimes(
+        default=parse_duration(default), maximum=parse_duration(maximum), allow_never=allow_never
+    )

@@ -53,3 +53,23 @@ class SignInSession(Base):
     revoked_at: Mapped[datetime | None]
 
     identity: Mapped[Identity] = relationship()
+
+
+class ServiceAccount(Base):
+    """A non-human identity for automation: its `identities` row (kind told by this row) acts through
+    tokens an admin creates; it never signs in and never approves. `owner` is the admin answerable for
+    it; `role` bounds what its tokens may do (`domain/roles.py`)."""
+
+    __tablename__ = "service_accounts"
+
+    identity_id: Mapped[str] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(20))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+    identity: Mapped[Identity] = relationship()

@@ -100,14 +100,26 @@ class GroupMember(Base):
 
 
 class ApiToken(Base):
+    """An API token: only its SHA-256 hash is kept, with a short non-secret `display_prefix` (the first
+    characters of the token) to recognise it in lists. `name` is unique per owner (None for a token
+    made by the store-side bootstrap before tokens had names); `expires_at` None means never."""
+
     __tablename__ = "api_tokens"
+    # A unique index rather than a constraint: SQLite adds it without rebuilding the table.
+    __table_args__ = (Index("ix_api_tokens_identity_name", "identity_id", "name", unique=True),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     identity_id: Mapped[str] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(20), default="user", server_default="user")  # domain/roles.py
+    name: Mapped[str | None] = mapped_column(String(100))
+    display_prefix: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    # domain/tokens.py, comma-separated; tokens older than scopes keep every scope their role allows
+    scopes: Mapped[str] = mapped_column(String(100), server_default="admin,approve,read,request")
     created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]  # written at most once a minute (services/directory/tokens.py)
 
     identity: Mapped[Identity] = relationship()
 

@@ -31,4 +31,5 @@ def whoami(runtime: RuntimeDep, caller: CallerDep) -> Me:
             groups=groups,
             signed_in_with=caller.method,
             expires_at=caller.expires_at,
+            scopes=sorted(caller.scopes),
         )

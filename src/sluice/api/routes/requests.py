@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Query
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from sluice.api.auth import CallerDep, Credential, CredentialDep, RuntimeDep, caller_for, me
+from sluice.api.auth import CallerDep, Credential, CredentialDep, RuntimeDep, caller_for, me, needs_scope
 from sluice.api.params import IdPath, Limit, Offset, changing
 from sluice.api.reading import shown_request
 from sluice.api.schemas import DecisionBody, RequestCreate, RequestPage, RequestView
@@ -18,6 +18,7 @@ from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput
 from sluice.domain.roles import Role
 from sluice.domain.states import RequestStatus
+from sluice.domain.tokens import Scope
 from sluice.runtime.wiring import Runtime
 from sluice.services.directory.tokens import Caller
 from sluice.services.grants import revocation
@@ -127,7 +128,12 @@ def _decide(
         return shown_request(session, request, now)
 
 
-@router.post("/{request_id}/approve", response_model=RequestView, summary="Approve a pending request")
+@router.post(
+    "/{request_id}/approve",
+    response_model=RequestView,
+    openapi_extra=needs_scope(Scope.APPROVE),
+    summary="Approve a pending request",
+)
 def approve(
     request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
@@ -142,7 +148,12 @@ def approve(
     )
 
 
-@router.post("/{request_id}/reject", response_model=RequestView, summary="Reject a pending request")
+@router.post(
+    "/{request_id}/reject",
+    response_model=RequestView,
+    openapi_extra=needs_scope(Scope.APPROVE),
+    summary="Reject a pending request",
+)
 def reject(
     request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from sluice.domain.states import RequestStatus, held_in_target
 from sluice.events.audit import Action, record
+from sluice.services.directory.service_accounts import is_service_account
 from sluice.services.grants.endings import activate_request_grants, end_grants
 from sluice.services.requests.approvals import (
     RequestApproval,
@@ -63,7 +64,9 @@ def _entitled_state(
     session: Session, request: AccessRequest, actor: Identity, now: datetime
 ) -> RequestApproval:
     """The request's approval state, once `actor` is shown to be entitled to act on it now (the
-    approver engine says who is, and why not)."""
+    approver engine says who is, and why not). A service account never approves, whatever a flow says."""
+    if is_service_account(session, actor.id):
+        raise NotAllowed(f"{actor.email} is a service account; service accounts never approve or reject")
     flow = load_flow(session, request.flow_name)
     state = request_approval(session, request, flow, now)
     if state is None:  # the flow no longer asks for approval: nobody holds approver rights on it

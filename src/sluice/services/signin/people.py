@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from sluice.events.audit import Action, record
+from sluice.services.directory.service_accounts import is_service_account
 from sluice.services.signin.id_tokens import SignInRefused
 from sluice.services.signin.settings import SignInSettings
 from sluice.store.people_queries import record_people_change
@@ -43,6 +44,8 @@ def person_for_claims(
         identity = _create(session, email, _name_of(settings, claims), now)
     if not identity.active:
         raise SignInRefused(f"{email} is not active in Sluice's directory")
+    if is_service_account(session, identity.id):
+        raise SignInRefused(f"{email} is a service account; service accounts act only through API tokens")
     groups = _groups_of(settings, claims)
     if groups is not None:
         _set_oidc_groups(session, identity, groups, now)
