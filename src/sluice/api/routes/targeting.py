@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sluice.api.auth import AdminDep, CallerDep, RuntimeDep, me
-from sluice.api.params import FilterText, Limit, NamePath, Offset, RefPath, RequiredText, changing
+from sluice.api.params import DefinedNamePath, FilterText, Limit, Offset, RefPath, RequiredText, changing
 from sluice.api.reading import shown_request
 from sluice.api.schemas import RequestView
 from sluice.api.targeting_schemas import (
@@ -132,16 +132,16 @@ def list_bundles(runtime: RuntimeDep, caller: CallerDep) -> BundleList:
 
 
 @router.get("/bundles/{name}", response_model=BundleView, summary="Show a bundle")
-def show_bundle(name: NamePath, runtime: RuntimeDep, caller: CallerDep) -> BundleView:
+def show_bundle(name: DefinedNamePath, runtime: RuntimeDep, caller: CallerDep) -> BundleView:
     with transaction(runtime.factory) as session:
         return _bundle_view(BundleSpec.model_validate(bundle_service.bundle_view(session, name)))
 
 
 @router.put("/bundles/{name}", response_model=BundleView, summary="Create or replace a bundle (admin)")
 def put_bundle(
-    name: NamePath, body: BundleBody, runtime: RuntimeDep, caller: AdminDep, response: Response
+    name: DefinedNamePath, body: BundleBody, runtime: RuntimeDep, caller: AdminDep, response: Response
 ) -> BundleView:
-    spec = _spec(BundleSpec, {"name": name, **body.model_dump(exclude_none=True)})
+    spec = _spec(BundleSpec, {"name": name, "description": body.description, "targets": body.plain_targets()})
     with transaction(runtime.factory) as session:
         created = bundle_service.put_bundle(session, spec, actor=caller.identity.email, now=runtime.clock())
     response.status_code = 201 if created else 200
@@ -149,7 +149,7 @@ def put_bundle(
 
 
 @router.delete("/bundles/{name}", status_code=204, summary="Delete a bundle no flow uses (admin)")
-def delete_bundle(name: NamePath, runtime: RuntimeDep, caller: AdminDep) -> None:
+def delete_bundle(name: DefinedNamePath, runtime: RuntimeDep, caller: AdminDep) -> None:
     with transaction(runtime.factory) as session:
         bundle_service.delete_bundle(session, name, actor=caller.identity.email, now=runtime.clock())
 
@@ -158,7 +158,7 @@ def delete_bundle(name: NamePath, runtime: RuntimeDep, caller: AdminDep) -> None
     "/bundles/{name}/requests", status_code=201, response_model=RequestView, summary="Request a bundle"
 )
 def create_bundle_request(
-    name: NamePath, body: BundleRequestBody, runtime: RuntimeDep, caller: CallerDep
+    name: DefinedNamePath, body: BundleRequestBody, runtime: RuntimeDep, caller: CallerDep
 ) -> RequestView:
     """Requests every resource the bundle covers now, or the subset named in `resources`."""
     duration = parse_duration(body.duration)
@@ -200,7 +200,7 @@ def list_scopes(runtime: RuntimeDep, caller: CallerDep) -> ScopeList:
 
 
 @router.get("/scopes/{name}", response_model=ScopeView, summary="Show a saved scope")
-def show_scope(name: NamePath, runtime: RuntimeDep, caller: CallerDep) -> ScopeView:
+def show_scope(name: DefinedNamePath, runtime: RuntimeDep, caller: CallerDep) -> ScopeView:
     with transaction(runtime.factory) as session:
         row = bundle_service.scope_row(session, name)
         return ScopeView(name=row.name, description=row.description, query=row.query)
@@ -208,7 +208,7 @@ def show_scope(name: NamePath, runtime: RuntimeDep, caller: CallerDep) -> ScopeV
 
 @router.put("/scopes/{name}", response_model=ScopeView, summary="Create or replace a saved scope (admin)")
 def put_scope(
-    name: NamePath, body: ScopeBody, runtime: RuntimeDep, caller: AdminDep, response: Response
+    name: DefinedNamePath, body: ScopeBody, runtime: RuntimeDep, caller: AdminDep, response: Response
 ) -> ScopeView:
     """A query that cannot be read answers 422 with the column of the problem."""
     spec = _spec(ScopeSpec, {"name": name, **body.model_dump()})
@@ -219,7 +219,7 @@ def put_scope(
 
 
 @router.delete("/scopes/{name}", status_code=204, summary="Delete a scope nothing uses (admin)")
-def delete_scope(name: NamePath, runtime: RuntimeDep, caller: AdminDep) -> None:
+def delete_scope(name: DefinedNamePath, runtime: RuntimeDep, caller: AdminDep) -> None:
     with transaction(runtime.factory) as session:
         bundle_service.delete_scope(session, name, actor=caller.identity.email, now=runtime.clock())
 
