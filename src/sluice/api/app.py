@@ -11,7 +11,7 @@ from swagger_ui_bundle import swagger_ui_path
 from sluice import __version__
 from sluice.api import problems
 from sluice.api.edge import EdgeLimits, EdgeMiddleware
-from sluice.api.params import refuse_nul
+from sluice.api.params import refuse_nul, refuse_unknown_query
 from sluice.api.routes import (
     access,
     audit,
@@ -56,7 +56,9 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
     _serve_docs(app)
 
     api = APIRouter(
-        prefix=API_PREFIX, responses=problems.PROBLEM_RESPONSES, dependencies=[Depends(refuse_nul)]
+        prefix=API_PREFIX,
+        responses=problems.PROBLEM_RESPONSES,
+        dependencies=[Depends(refuse_nul), Depends(refuse_unknown_query)],
     )
     for module in (
         meta,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice.domain.connection import Connection
+from sluice.domain.durations import DURATION_PATTERN, DURATION_WORDS
 from sluice.domain.roles import Role
 from sluice.domain.text import Email, Text
 from sluice.domain.tokens import Scope
@@ -17,7 +18,9 @@ from sluice.services.requests.submit import MAX_REASON_LENGTH, MAX_UNITS_PER_REQ
 # Every string a caller sends is `Text`: bounded, without NUL or lone surrogates (see domain/text.py).
 PathText = Annotated[str, Text(max_length=1000, min_length=1)]
 PermissionText = Annotated[str, Text(max_length=60, min_length=1)]
-DurationText = Annotated[str, Text(max_length=40, min_length=1)]
+DurationText = Annotated[
+    str, Text(max_length=40, min_length=1, pattern=DURATION_PATTERN, pattern_words=DURATION_WORDS)
+]
 FlowName = Annotated[str, Text(max_length=120, min_length=1)]
 ReasonText = Annotated[str, Text(max_length=MAX_REASON_LENGTH)]
 
@@ -28,7 +31,9 @@ class Body(BaseModel):
 
 class RequestCreate(Body):
     resources: list[PathText] = Field(
-        min_length=1, max_length=MAX_UNITS_PER_REQUEST, description="Resource paths"
+        min_length=1,
+        max_length=MAX_UNITS_PER_REQUEST,
+        description="Resource paths, each named once",
     )
     permission: PermissionText
     duration: DurationText = Field(description="How long, written like '20s', '15m', '4h' or '1h30m'")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError
 
 from sluice.api.schemas import Body, DurationText, FlowName, PathText, ReasonText
 from sluice.domain.bundles import BundleSpec, ScopeSpec
 from sluice.domain.errors import InvalidInput
-from sluice.domain.flows import MAX_TARGETS, Target
-from sluice.domain.text import Description, QueryText, Text, text_keys
+from sluice.domain.flows import MAX_TARGETS, Selector, Target
+from sluice.domain.text import Description, QueryText, Text, Token, text_keys
 from sluice.services.requests.submit import MAX_UNITS_PER_REQUEST
 from sluice.services.targeting.tag_changes import MAX_BATCH
 from sluice.services.targeting.tags import MAX_VALUE
@@ -62,9 +62,54 @@ class BatchView(BaseModel):
     deleted: int
 
 
+Word = Annotated[str, Text(max_length=120, min_length=1)]
+Permissions = Annotated[list[Token], Field(min_length=1, max_length=50)]
+
+
+class TypeTarget(Body):
+    """Resources of one type in one integration, picked by a selector (every one if left out)."""
+
+    integration: Word
+    type: Word
+    select: Selector = Field(default_factory=Selector)
+    permissions: Permissions
+
+
+class ScopeTarget(Body):
+    """Whatever a saved scope matches."""
+
+    scope: Word
+    permissions: Permissions
+
+
+def _target_form(value: Any) -> str | None:
+    """Which shape a target has: one naming a scope, else one naming an integration and type; None
+    (refused with the words below) for a target naming a bundle."""
+    if isinstance(value, dict):
+        if "bundle" in value:
+            return None
+        return "scope" if "scope" in value else "type"
+    return "scope" if isinstance(value, ScopeTarget) else "type"
+
+
+# A bundle member is exactly one of the two shapes; the schema says so with `oneOf`. (A bundle cannot
+# contain a bundle, so the third shape a flow target may take is not offered here.)
+BundleTarget = Annotated[
+    Annotated[TypeTarget, Tag("type")] | Annotated[ScopeTarget, Tag("scope")],
+    Discriminator(
+        _target_form,
+        custom_error_type="nested_bundle",
+        custom_error_message="a bundle cannot contain a bundle; list that bundle's targets instead",
+    ),
+]
+
+
 class BundleBody(Body):
     description: Description = ""
-    targets: list[Target] = Field(min_length=1, max_length=MAX_TARGETS)
+    targets: list[BundleTarget] = Field(min_length=1, max_length=MAX_TARGETS)
+
+    def plain_targets(self) -> list[Target]:
+        return [Target.model_validate(t.model_dump(exclude_defaults=True)) for t in self.targets]
 
 
 class BundleView(BaseModel):

@@ -22,10 +22,12 @@ from sluice.domain.selectors import Exclusion, Selector
 from sluice.domain.text import Description, QueryText, Token
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MAX_NAME = 120
+NAME_WORDS = "a name of letters, digits, '.', '-' and '_', starting with a letter or digit"
 
 
 def _name(value: str) -> str:
-    if not NAME.match(value) or len(value) > 120:
+    if not NAME.match(value) or len(value) > MAX_NAME:
         raise ValueError(
             f"{value!r} is not a valid name: letters, digits, '.', '-' and '_', starting with a letter or "
             "digit, at most 120"

@@ -10,6 +10,19 @@ from sluice.domain.errors import InvalidInput
 _PART = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
+# A duration as the API takes one, written as a JSON Schema pattern (ECMA-262 and Python read it alike):
+# a bare number of seconds or parts like `1h30m`, at least one part longer than zero, each number at
+# most 8 significant digits. Within the API's 40 characters that stays below any clock's limit
+# (4 parts of 99,999,999 days), so every text the pattern admits parses.
+_ANY_NUMBER = "0*[0-9]{1,8}"
+_POSITIVE_NUMBER = "0*[1-9][0-9]{0,7}"
+_UNIT = "[smhdSMHD]"
+DURATION_PATTERN = (
+    rf"^(?:{_POSITIVE_NUMBER}"
+    rf"|(?:{_ANY_NUMBER}{_UNIT})*{_POSITIVE_NUMBER}{_UNIT}(?:{_ANY_NUMBER}{_UNIT})*)$"
+)
+DURATION_WORDS = "a duration longer than zero, like '30s', '15m', '4h', '2d' or '1h30m'"
+
 
 def parse_duration(text: str | int) -> timedelta:
     """Parse `30s`, `15m`, `4h`, `2d`, `1h30m` (or a bare number of seconds) into a timedelta."""

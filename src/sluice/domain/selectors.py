@@ -22,6 +22,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic.json_schema import JsonDict
 
 from sluice.domain.criteria import EVERYTHING, AllOf, AnyOf, Condition, Criteria, Not, Op, condition
 from sluice.domain.query_language import parse_query, readable_query
@@ -66,15 +67,19 @@ def _non_empty(value: list[str] | None, what: str) -> list[str] | None:
     return value
 
 
+# A list given must hold an entry (`_non_empty` says so in words); the schema states it as `minItems`.
+_NOT_EMPTY: JsonDict = {"minItems": 1}
+
+
 class _Parts(BaseModel):
     """The parts a selector and its exclusions share."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    names: list[Reference] | None = Field(default=None, max_length=MAX_ITEMS)
-    ids: list[Reference] | None = Field(default=None, max_length=MAX_ITEMS)
-    tags: list[Reference] | None = Field(default=None, max_length=MAX_ITEMS)
-    under: list[Reference] | None = Field(default=None, max_length=MAX_ITEMS)
+    names: list[Reference] | None = Field(default=None, max_length=MAX_ITEMS, json_schema_extra=_NOT_EMPTY)
+    ids: list[Reference] | None = Field(default=None, max_length=MAX_ITEMS, json_schema_extra=_NOT_EMPTY)
+    tags: list[Reference] | None = Field(default=None, max_length=MAX_ITEMS, json_schema_extra=_NOT_EMPTY)
+    under: list[Reference] | None = Field(default=None, max_length=MAX_ITEMS, json_schema_extra=_NOT_EMPTY)
     query: QueryText | None = None
     scope: Token | None = None
 

@@ -50,8 +50,11 @@ def storable_text(value: str) -> str:
 
 def _matching(pattern: re.Pattern[str], words: str) -> Callable[[str], str]:
     def check(value: str) -> str:
-        if not pattern.match(value):
-            raise ValueError(f"is not {words}")
+        # The whole text, as a JSON Schema validator reads `^…$`: Python's `$` also matches before a
+        # final newline, which the schema's pattern does not admit.
+        if not pattern.fullmatch(value):
+            shown = repr(value) if len(value) <= 60 else f"{value[:57]!r}…"
+            raise ValueError(f"{shown} is not {words}")
         return value
 
     return check

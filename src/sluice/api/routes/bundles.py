@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from sluice.api.auth import AdminDep, CallerDep, RuntimeDep, me
-from sluice.api.params import NamePath, changing
+from sluice.api.params import DefinedNamePath, changing
 from sluice.api.reading import shown_request
 from sluice.api.schemas import RequestView
 from sluice.api.targeting_schemas import BundleBody, BundleList, BundleRequestBody, BundleView, spec_from_body
@@ -26,14 +26,14 @@ def list_bundles(runtime: RuntimeDep, caller: CallerDep) -> BundleList:
 
 
 @router.get("/bundles/{name}", response_model=BundleView, summary="Show a bundle")
-def show_bundle(name: NamePath, runtime: RuntimeDep, caller: CallerDep) -> BundleView:
+def show_bundle(name: DefinedNamePath, runtime: RuntimeDep, caller: CallerDep) -> BundleView:
     with transaction(runtime.factory) as session:
         return _bundle_view(BundleSpec.model_validate(bundle_service.bundle_view(session, name)))
 
 
 @router.put("/bundles/{name}", response_model=BundleView, summary="Create or replace a bundle (admin)")
 def put_bundle(
-    name: NamePath, body: BundleBody, runtime: RuntimeDep, caller: AdminDep, response: Response
+    name: DefinedNamePath, body: BundleBody, runtime: RuntimeDep, caller: AdminDep, response: Response
 ) -> BundleView:
     spec = spec_from_body(BundleSpec, {"name": name, **body.model_dump(exclude_none=True)})
     with transaction(runtime.factory) as session:
@@ -43,7 +43,7 @@ def put_bundle(
 
 
 @router.delete("/bundles/{name}", status_code=204, summary="Delete a bundle no flow uses (admin)")
-def delete_bundle(name: NamePath, runtime: RuntimeDep, caller: AdminDep) -> None:
+def delete_bundle(name: DefinedNamePath, runtime: RuntimeDep, caller: AdminDep) -> None:
     with transaction(runtime.factory) as session:
         bundle_service.delete_bundle(session, name, actor=caller.identity.email, now=runtime.clock())
 
@@ -52,7 +52,7 @@ def delete_bundle(name: NamePath, runtime: RuntimeDep, caller: AdminDep) -> None
     "/bundles/{name}/requests", status_code=201, response_model=RequestView, summary="Request a bundle"
 )
 def create_bundle_request(
-    name: NamePath, body: BundleRequestBody, runtime: RuntimeDep, caller: CallerDep
+    name: DefinedNamePath, body: BundleRequestBody, runtime: RuntimeDep, caller: CallerDep
 ) -> RequestView:
     """Requests every resource the bundle covers now, or the subset named in `resources`."""
     duration = parse_duration(body.duration)

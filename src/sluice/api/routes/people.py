@@ -10,12 +10,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice.api.auth import AdminDep, CallerDep, RuntimeDep, me
-from sluice.api.params import EmailPath, IdPath, NamePath, changing
+from sluice.api.params import EmailPath, IdPath, Moment, NamePath, changing
 from sluice.api.reading import shown_groups, shown_identities
 from sluice.api.schemas import DurationText, GrantView, GroupView, IdentityView, ReasonText
 from sluice.api.views import grant_view
 from sluice.domain.durations import parse_duration
-from sluice.domain.errors import InvalidInput, NotFound
+from sluice.domain.errors import NotFound
 from sluice.domain.shifts import ScheduleSpec
 from sluice.domain.text import Description, Email, Name, PersonName, Token, Value, text_keys
 from sluice.services.directory.changes import (
@@ -145,11 +145,9 @@ def who_is_on_call(
     name: NamePath,
     runtime: RuntimeDep,
     caller: CallerDep,
-    at: Annotated[datetime | None, Query(description="An ISO 8601 time with a zone; default now")] = None,
+    at: Annotated[Moment | None, Query(description="An ISO 8601 time with a zone; default now")] = None,
 ) -> OnCall:
     moment = at or runtime.clock()
-    if moment.tzinfo is None:
-        raise InvalidInput("'at' needs a time zone, e.g. 2026-01-05T09:00:00Z")
     with transaction(runtime.factory) as session:
         found = on_call(session, name, moment)
     if found is None:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from sqlalchemy import select
 
 from sluice.api.auth import AdminDep, CallerDep, RuntimeDep
-from sluice.api.params import NamePath
+from sluice.api.params import DefinedNamePath
 from sluice.api.targeting_schemas import ScopeBody, ScopeList, ScopeView, spec_from_body
 from sluice.domain.bundles import ScopeSpec
 from sluice.services.targeting import bundles as bundle_service
@@ -26,7 +26,7 @@ def list_scopes(runtime: RuntimeDep, caller: CallerDep) -> ScopeList:
 
 
 @router.get("/scopes/{name}", response_model=ScopeView, summary="Show a saved scope")
-def show_scope(name: NamePath, runtime: RuntimeDep, caller: CallerDep) -> ScopeView:
+def show_scope(name: DefinedNamePath, runtime: RuntimeDep, caller: CallerDep) -> ScopeView:
     with transaction(runtime.factory) as session:
         row = bundle_service.scope_row(session, name)
         return ScopeView(name=row.name, description=row.description, query=row.query)
@@ -34,7 +34,7 @@ def show_scope(name: NamePath, runtime: RuntimeDep, caller: CallerDep) -> ScopeV
 
 @router.put("/scopes/{name}", response_model=ScopeView, summary="Create or replace a saved scope (admin)")
 def put_scope(
-    name: NamePath, body: ScopeBody, runtime: RuntimeDep, caller: AdminDep, response: Response
+    name: DefinedNamePath, body: ScopeBody, runtime: RuntimeDep, caller: AdminDep, response: Response
 ) -> ScopeView:
     """A query that cannot be read answers 422 with the column of the problem."""
     spec = spec_from_body(ScopeSpec, {"name": name, **body.model_dump()})
@@ -45,6 +45,6 @@ def put_scope(
 
 
 @router.delete("/scopes/{name}", status_code=204, summary="Delete a scope nothing uses (admin)")
-def delete_scope(name: NamePath, runtime: RuntimeDep, caller: AdminDep) -> None:
+def delete_scope(name: DefinedNamePath, runtime: RuntimeDep, caller: AdminDep) -> None:
     with transaction(runtime.factory) as session:
         bundle_service.delete_scope(session, name, actor=caller.identity.email, now=runtime.clock())

@@ -138,6 +138,9 @@ def apply_tag_changes(
                 continue
             set_count += 1
     result = BatchResult(len(merged), set_count, deleted)
+    # The tags are written before the audit event: flushing the event locks the audit chain's head until
+    # commit, and every revoke records an event, so the head must not wait on thousands of tag rows.
+    session.flush()
     if set_count or deleted:
         record_people_change(session, identity_id=None, reason="resource tags changed", now=now)
     record(
