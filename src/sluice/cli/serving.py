@@ -273,6 +273,7 @@ def run_up(*, demo: bool, listen: Listen, config: Path | None) -> None:
         apply_file(runtime, config)
     if demo:
         seed_demo(runtime)
+        runtime.demo = True
     runner = WorkerRunner(runtime)
     on_stop_signals(runner.stop)
     runner.start_in_thread()

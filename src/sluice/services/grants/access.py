@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from sluice.domain.errors import Conflict, NotAllowed, NotFound
 from sluice.domain.states import is_active
+from sluice.events.audit import Action, record
 from sluice.services.grants.secrets import SecretBox
 from sluice.store.tables import Grant, Identity
 
@@ -32,6 +34,27 @@ def credentials_for(session: Session, *, grant_id: str, viewer: Identity, box: S
     details.setdefault("username", grant.principal)
     if grant.credentials is not None:
         details["password"] = box.open(grant.credentials)
+    return details
+
+
+def reveal_credentials(
+    session: Session, *, grant_id: str, viewer: Identity, box: SecretBox, now: datetime
+) -> dict[str, Any]:
+    """The credentials, shown on purpose (the portal's reveal button): each showing is an audit event,
+    which names the grant and never the secret."""
+    details = credentials_for(session, grant_id=grant_id, viewer=viewer, box=box)
+    grant = grant_of(session, grant_id)
+    record(
+        session,
+        now=now,
+        actor=viewer.email,
+        action=Action.CREDENTIALS_REVEALED,
+        subject_type="grant",
+        subject_id=grant.id,
+        request_id=grant.request_id,
+        resource=grant.resource_path,
+        principal=grant.principal,
+    )
     return details
 
 
