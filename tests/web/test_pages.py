@@ -11,17 +11,16 @@ from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent
 from tests.web.conftest import Portal
 
-UNIT = "member groups/oncall"
 
-
-def _ask(portal: Portal, who: str = "alice", reason: str = "incident 42") -> str:
+def _ask(portal: Portal, who: str = "alice", reason: str = "incident 42", group: str = "oncall") -> str:
     client = portal.browser(who)
-    found = client.get("/request", params={"q": "onc"})
-    assert found.status_code == 200 and 'value="member groups/oncall"' in found.text
-    review = client.get("/request/review", params={"unit": UNIT})
+    unit = f"member groups/{group}"
+    found = client.get("/request", params={"q": group[:3]})
+    assert found.status_code == 200 and f'value="{unit}"' in found.text
+    review = client.get("/request/review", params={"unit": unit})
     assert review.status_code == 200, review.text
     assert "bob@example.com" in review.text and "carol@example.com" in review.text  # who approves
-    answer = portal.post(client, "/request", unit=UNIT, duration="1h", reason=reason)
+    answer = portal.post(client, "/request", unit=unit, duration="1h", reason=reason)
     assert answer.status_code == 303, answer.text
     match = re.fullmatch(r"/requests/(\w+)", answer.headers["location"])
     assert match

@@ -10,9 +10,10 @@ from sluice.web.rendering import STATIC_DIR
 from sluice.web.routes import access, admin, approvals, asking, history, request_page, signin
 
 STATIC_PREFIX = "/static"
+PORTAL_MODULES = (signin, access, asking, approvals, request_page, history, admin)
 
 
 def install_portal(app: FastAPI) -> None:
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="portal-static")
-    for module in (signin, access, asking, approvals, request_page, history, admin):
+    for module in PORTAL_MODULES:
         app.include_router(module.router)
