@@ -244,9 +244,18 @@ def banner(runtime: Runtime, listen: Listen, *, worker: bool, demo: bool = False
     parts = "API and worker" if worker else "API"
     store = store_label(runtime.settings)
     if wants_json():
-        log.info("Sluice %s on %s", parts, listen.url, extra={"url": listen.url, "store": store})
+        log.info(
+            "Sluice %s on %s",
+            parts,
+            listen.url,
+            extra={"url": listen.url, "portal": f"{listen.url}/", "store": store},
+        )
         return
-    lines = [f"[bold]Sluice[/bold] {parts} on {listen.url}", f"  store: {escape(store)}"]
+    lines = [
+        f"[bold]Sluice[/bold] {parts} on {listen.url}",
+        f"  portal: {listen.url}/" + ("  (demo sign-in: alice asks, carol approves)" if demo else ""),
+        f"  store: {escape(store)}",
+    ]
     if runtime.signin is not None:
         lines.append(f"  sign-in: {escape(runtime.signin.settings.issuer)} (sluice login)")
     if demo:

@@ -70,6 +70,9 @@ def render(request: Request, template: str, context: dict[str, Any], *, status: 
     response = HTMLResponse(html, status_code=status)
     remember_csrf(request, response)
     response.headers["cache-control"] = "no-store"
+    # `no-referrer` (the API's) makes a browser send `Origin: null` with the page's forms, which the
+    # CSRF check refuses; same-origin keeps the origin for the portal's own forms and tells no one else.
+    response.headers["referrer-policy"] = "same-origin"
     return response
 
 
