@@ -14,8 +14,7 @@ from sluice.api.params import IdPath, changing
 from sluice.api.views import grant_view
 from sluice.domain.durations import parse_duration
 from sluice.services.grants.access import reveal_credentials
-from sluice.services.grants.extensions import extend_grant
-from sluice.services.grants.revocation import revoke_grant
+from sluice.services.grants.acting import end_grant_as, extend_grant_as
 from sluice.services.requests import reads
 from sluice.store.db import transaction
 from sluice.web.guard import ViewerDep, form_fields
@@ -95,15 +94,11 @@ async def extend(grant_id: IdPath, request: Request, runtime: RuntimeDep, viewer
     by = parse_duration(fields.get("by", ""))
     now = runtime.clock()
     with changing(runtime) as session:
-        actor = viewer.identity_in(session)
-        reads.visible_grant(
-            session, grant_id=grant_id, viewer=actor, is_admin=viewer.reads_everything, now=now
-        )
-        extend_grant(
+        extend_grant_as(
             session,
             grant_id=grant_id,
-            actor=actor,
-            is_admin=viewer.caller.is_admin,
+            actor=viewer.identity_in(session),
+            role=viewer.caller.role,
             by=by,
             reason=fields.get("reason", ""),
             now=now,
@@ -116,15 +111,11 @@ async def end_early(grant_id: IdPath, request: Request, runtime: RuntimeDep, vie
     fields = dict(await form_fields(request))
     now = runtime.clock()
     with changing(runtime) as session:
-        actor = viewer.identity_in(session)
-        reads.visible_grant(
-            session, grant_id=grant_id, viewer=actor, is_admin=viewer.reads_everything, now=now
-        )
-        revoke_grant(
+        end_grant_as(
             session,
             grant_id=grant_id,
-            actor=actor,
-            is_admin=viewer.caller.role.operates,
+            actor=viewer.identity_in(session),
+            role=viewer.caller.role,
             reason=fields.get("reason", "") or "ended early in the portal",
             now=now,
         )

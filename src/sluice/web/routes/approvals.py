@@ -13,7 +13,8 @@ from sluice.api.auth import RuntimeDep
 from sluice.api.params import changing
 from sluice.api.reading import shown_request
 from sluice.domain.errors import InvalidInput, SluiceError
-from sluice.services.requests import decisions, reads
+from sluice.services.requests import reads
+from sluice.services.requests.acting import RequestAction, act_on_request
 from sluice.services.requests.policy import find_flow
 from sluice.services.targeting.requestable import approver_words
 from sluice.store.db import transaction
@@ -80,12 +81,15 @@ def _decide_one(
     now = runtime.clock()
     try:
         with changing(runtime) as session:
-            actor = viewer.identity_in(session)
-            reads.visible_request(
-                session, request_id=request_id, viewer=actor, is_admin=viewer.reads_everything, now=now
+            act_on_request(
+                session,
+                request_id=request_id,
+                action=RequestAction(decision),
+                actor=viewer.identity_in(session),
+                role=viewer.caller.role,
+                reason=reason,
+                now=now,
             )
-            act = decisions.approve_request if decision == "approve" else decisions.reject_request
-            act(session, request_id=request_id, approver=actor, reason=reason, now=now)
     except SluiceError as exc:
         return request_id, False, exc.detail
     return request_id, True, "approved" if decision == "approve" else "rejected"

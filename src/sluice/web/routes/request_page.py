@@ -11,7 +11,9 @@ from fastapi import Request, Response
 from sluice.api.auth import RuntimeDep
 from sluice.api.params import IdPath, changing
 from sluice.api.reading import shown_request
-from sluice.services.requests import decisions, reads
+from sluice.domain.errors import InvalidInput
+from sluice.services.requests import reads
+from sluice.services.requests.acting import RequestAction, act_on_request
 from sluice.store.db import transaction
 from sluice.web.guard import ViewerDep, form_fields
 from sluice.web.rendering import go_to, render
@@ -53,27 +55,20 @@ def request_live(request_id: IdPath, request: Request, runtime: RuntimeDep, view
 
 @router.post("/requests/{request_id}/decide")
 async def decide(request_id: IdPath, request: Request, runtime: RuntimeDep, viewer: ViewerDep) -> Response:
-    """approve, reject or cancel (withdraw), as the API's routes of the same names."""
+    """approve, reject or cancel (withdraw): the same service as the API's routes of those names."""
     values = dict(await form_fields(request))
-    action = values.get("decision", "")
-    reason = values.get("reason", "")
-    now = runtime.clock()
+    try:
+        action = RequestAction(values.get("decision", ""))
+    except ValueError:
+        raise InvalidInput("choose approve, reject or cancel") from None
     with changing(runtime) as session:
-        actor = viewer.identity_in(session)
-        reads.visible_request(
-            session, request_id=request_id, viewer=actor, is_admin=viewer.reads_everything, now=now
+        act_on_request(
+            session,
+            request_id=request_id,
+            action=action,
+            actor=viewer.identity_in(session),
+            role=viewer.caller.role,
+            reason=values.get("reason", ""),
+            now=runtime.clock(),
         )
-        if action == "approve":
-            decisions.approve_request(session, request_id=request_id, approver=actor, reason=reason, now=now)
-        elif action == "reject":
-            decisions.reject_request(session, request_id=request_id, approver=actor, reason=reason, now=now)
-        else:
-            decisions.cancel_request(
-                session,
-                request_id=request_id,
-                actor=actor,
-                is_admin=viewer.caller.role.administers,
-                reason=reason,
-                now=now,
-            )
     return go_to(request, f"/requests/{request_id}")
