@@ -46,6 +46,7 @@ def test_request_approve_use_and_end_in_the_browser(
     option = alice.locator(f'input[name="unit"][value="read {ORDERS}"]')
     expect(option).to_be_visible()  # swapped in by the type-ahead, no submit
     option.check()
+    expect(option).to_be_checked()
     alice.get_by_role("button", name="Review: who will approve").click()
     expect(alice.get_by_text("carol@example.com").first).to_be_visible()
     alice.get_by_label("For how long").fill("1h")
