@@ -44,7 +44,7 @@ def start_demo(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_") or k.endswith("POSTGRES_URL")}
     env["SLUICE_HOME"] = str(home)
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603 (our own executable, fixed arguments)
         [SLUICE, "up", "--demo", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
