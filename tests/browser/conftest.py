@@ -28,7 +28,10 @@ def chromium() -> Iterator[object]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-services.sh")
         pytest.skip(f"{CHROMIUM} is missing: run scripts/ensure-services.sh")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # The machine is shared: a page may take longer than Playwright's 5 s default under load.
+    expect.set_options(timeout=20_000)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
