@@ -40,6 +40,7 @@ def _role_exists(admin_url: str, name: str) -> bool:
 def test_request_approve_use_and_end_in_the_browser(
     chromium: Browser, demo: Sluice, postgres_admin_url: str
 ) -> None:
+    assert f"portal: {demo.url}/" in demo.logs()  # what `make up` prints
     alice = sign_in(chromium, demo.url, "Alice")
     alice.get_by_role("link", name="Request access").first.click()
     alice.get_by_label("Find what you may request").press_sequentially("ord", delay=50)
