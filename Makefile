@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.sluice-installed
 
 NODE_STAMP := tests/oidc/node_modules/.sluice-installed
+AXE_STAMP := tests/browser/node_modules/.sluice-installed
 
 .PHONY: up test lint lock services install clean
 
@@ -31,11 +32,18 @@ $(NODE_STAMP): tests/oidc/package.json tests/oidc/package-lock.json
 	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
 	@touch $(NODE_STAMP)
 
+# axe-core, which the portal's accessibility tests inject into each page.
+$(AXE_STAMP): tests/browser/package.json tests/browser/package-lock.json
+	@command -v npm >/dev/null || { echo "the browser tests need Node.js and npm"; exit 1; }
+	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+	@touch $(AXE_STAMP)
+
+
 # Tests run in parallel processes: most of them wait on servers and subprocesses, so more processes than
 # cores pay off. Every fixture makes its own databases, directories and ports, so they never collide.
 TEST_PROCESSES ?= 4
 
-test: $(STAMP) $(NODE_STAMP) services
+test: $(STAMP) $(NODE_STAMP) $(AXE_STAMP) services
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy src
 	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal
@@ -53,4 +61,4 @@ lock:
 	mv constraints.txt.new constraints.txt && rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .sluice .pytest_cache .ruff_cache tests/oidc/node_modules
+	rm -rf $(VENV) .sluice .pytest_cache .ruff_cache tests/oidc/node_modules tests/browser/node_modules

@@ -80,10 +80,16 @@ ensure_client_tools() {
   command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd || true
 }
 
+# The portal's browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] || apt_install chromium || return 1
+}
+
 ensure_postgres
 ensure_mariadb
 ensure_redis
 ensure_slapd
 ensure_sshd
 ensure_client_tools
+ensure_chromium
 say "ready"

@@ -37,6 +37,7 @@ from sluice.api.routes import signin as signin_routes
 from sluice.api.routes import tokens as token_routes
 from sluice.api.scim.app import scim_router
 from sluice.runtime.wiring import Runtime
+from sluice.web.app import install_portal
 
 API_PREFIX = "/api/v1"
 
@@ -88,6 +89,7 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
     app.include_router(signin_routes.router, responses=problems.PROBLEM_RESPONSES)
     app.include_router(api)
     app.include_router(scim_router())
+    install_portal(app)
     return app
 
 

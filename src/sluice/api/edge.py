@@ -33,6 +33,13 @@ DOCS_CSP = (
     b"default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     b"img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
 )
+# Portal pages: scripts and styles from this server only (htmx is a file under /static), no inline script,
+# forms posted back here only.
+PORTAL_CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    b"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+API_PREFIXES = ("/api/", "/scim/", "/auth/", "/openapi.json", "/metrics", "/healthz", "/readyz")
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 MAX_TRACKED_KEYS = 50_000  # buckets kept per limiter; the least recently used go first
 GUARDED = ("/api/", "/scim/", "/auth/")  # what the lockout and no-store cover
@@ -253,7 +260,7 @@ class EdgeMiddleware:
                 headers = list(message.get("headers", []))
                 names = {key.lower() for key, _ in headers}
                 extra = [h for h in API_HEADERS if h[0] not in names]
-                extra.append((b"content-security-policy", DOCS_CSP if docs else API_CSP))
+                extra.append((b"content-security-policy", _csp(path, docs)))
                 # personal data and credentials: never kept by a cache (once, if a route set it too)
                 if path.startswith(GUARDED) and b"cache-control" not in names:
                     extra.append((b"cache-control", b"no-store"))
@@ -263,3 +270,9 @@ class EdgeMiddleware:
             await send(message)
 
         return secure_send
+
+
+def _csp(path: str, docs: bool) -> bytes:
+    if docs:
+        return DOCS_CSP
+    return API_CSP if path.startswith(API_PREFIXES) else PORTAL_CSP

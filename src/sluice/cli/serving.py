@@ -245,9 +245,18 @@ def banner(runtime: Runtime, listen: Listen, *, worker: bool, demo: bool = False
     parts = "API and worker" if worker else "API"
     store = store_label(runtime.settings)
     if wants_json():
-        log.info("Sluice %s on %s", parts, listen.url, extra={"url": listen.url, "store": store})
+        log.info(
+            "Sluice %s on %s",
+            parts,
+            listen.url,
+            extra={"url": listen.url, "portal": f"{listen.url}/", "store": store},
+        )
         return
-    lines = [f"[bold]Sluice[/bold] {parts} on {listen.url}", f"  store: {escape(store)}"]
+    lines = [
+        f"[bold]Sluice[/bold] {parts} on {listen.url}",
+        f"  portal: {listen.url}/" + ("  (demo sign-in: alice asks, carol approves)" if demo else ""),
+        f"  store: {escape(store)}",
+    ]
     if runtime.signin is not None:
         lines.append(f"  sign-in: {escape(runtime.signin.settings.issuer)} (sluice login)")
     if demo:
@@ -274,6 +283,7 @@ def run_up(*, demo: bool, listen: Listen, config: Path | None) -> None:
         apply_file(runtime, config)
     if demo:
         seed_demo(runtime)
+        runtime.demo = True
     runner = WorkerRunner(runtime)
     on_stop_signals(runner.stop)
     runner.start_in_thread()

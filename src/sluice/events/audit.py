@@ -49,6 +49,7 @@ class Action(StrEnum):
     REQUEST_ESCALATED = "request.escalated"
     GRANT_ENDING_SOON = "grant.ending_soon"
     GRANT_EXTENDED = "grant.extended"
+    CREDENTIALS_REVEALED = "grant.credentials_revealed"  # the grantee was shown the secret
     GRANT_NO_LONGER_ELIGIBLE = "grant.no_longer_eligible"
     AUTOMATIC_GRANTED = "grant.automatic"
     GRANT_ACTIVATED = "grant.activated"

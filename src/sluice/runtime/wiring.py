@@ -41,6 +41,8 @@ class Runtime:
     # The OpenID Provider people sign in with; None when sign-in is not configured (API tokens only).
     # Only processes that serve the API set it (see `cli/serving.py`): a worker needs no client secret.
     signin: OpenIdProvider | None = None
+    # `sluice up --demo`: the portal offers its demo sign-in (pick a demo person); never set otherwise.
+    demo: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

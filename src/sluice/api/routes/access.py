@@ -12,7 +12,7 @@ from sluice.api.schemas import AccessDetails, DecisionBody, GrantPage, GrantView
 from sluice.api.views import access_details, grant_view
 from sluice.domain.states import is_active
 from sluice.services.grants.access import credentials_for
-from sluice.services.grants.revocation import revoke_grant
+from sluice.services.grants.acting import end_grant_as
 from sluice.services.requests import reads
 from sluice.store.db import transaction
 
@@ -56,15 +56,11 @@ def revoke_access(
 ) -> GrantView:
     now = runtime.clock()
     with changing(runtime) as session:
-        actor = me(session, caller)
-        reads.visible_grant(
-            session, grant_id=grant_id, viewer=actor, is_admin=caller.role.reads_everything, now=now
-        )
-        grant = revoke_grant(
+        grant = end_grant_as(
             session,
             grant_id=grant_id,
-            actor=actor,
-            is_admin=caller.role.operates,
+            actor=me(session, caller),
+            role=caller.role,
             reason=(body or DecisionBody()).reason,
             now=now,
         )

@@ -25,8 +25,7 @@ from sluice.services.directory.changes import (
     set_group,
     set_identity,
 )
-from sluice.services.grants.extensions import extend_grant
-from sluice.services.requests.reads import visible_grant
+from sluice.services.grants.acting import extend_grant_as
 from sluice.store.db import transaction
 from sluice.store.people_queries import on_call
 from sluice.store.people_tables import Schedule
@@ -167,15 +166,11 @@ def extend_access(grant_id: IdPath, body: ExtendBody, runtime: RuntimeDep, calle
     by = parse_duration(body.by)
     now = runtime.clock()
     with changing(runtime) as session:
-        actor = me(session, caller)
-        visible_grant(
-            session, grant_id=grant_id, viewer=actor, is_admin=caller.role.reads_everything, now=now
-        )
-        grant = extend_grant(
+        grant = extend_grant_as(
             session,
             grant_id=grant_id,
-            actor=actor,
-            is_admin=caller.is_admin,
+            actor=me(session, caller),
+            role=caller.role,
             by=by,
             reason=body.reason,
             now=now,

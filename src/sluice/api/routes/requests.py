@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from sluice.api.auth import CallerDep, Credential, CredentialDep, RuntimeDep, caller_for, me, needs_scope
@@ -16,17 +13,15 @@ from sluice.api.reading import shown_request
 from sluice.api.schemas import DecisionBody, RequestCreate, RequestPage, RequestView
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput
-from sluice.domain.roles import Role
 from sluice.domain.states import RequestStatus
 from sluice.domain.tokens import Scope
 from sluice.runtime.wiring import Runtime
 from sluice.services.directory.tokens import Caller
-from sluice.services.grants import revocation
-from sluice.services.requests import decisions, reads
+from sluice.services.requests import reads
+from sluice.services.requests.acting import RequestAction, act_on_request
 from sluice.services.requests.rules import grantee_of
 from sluice.services.requests.submit import UnitAsked, submit_request
 from sluice.store.db import transaction
-from sluice.store.tables import AccessRequest, Identity
 
 router = APIRouter(prefix="/requests", tags=["requests"])
 
@@ -109,21 +104,21 @@ def show_request(request_id: IdPath, runtime: RuntimeDep, caller: CallerDep) -> 
         return shown_request(session, request, now)
 
 
-Decide = Callable[[Session, Identity, Role, str, datetime], AccessRequest]
-
-
 def _decide(
-    runtime: Runtime, caller: Caller, request_id: str, body: DecisionBody | None, decide: Decide
+    runtime: Runtime, caller: Caller, request_id: str, body: DecisionBody | None, action: RequestAction
 ) -> RequestView:
-    """One decision in one transaction: the acting person, their token's role and reason go to `decide`.
-    Someone who may not see the request gets the 404 of an absent one, not a refusal that names it."""
+    """One decision in one transaction, as the acting person with their token's role."""
     now = runtime.clock()
     with changing(runtime) as session:
-        actor = me(session, caller)
-        reads.visible_request(
-            session, request_id=request_id, viewer=actor, is_admin=caller.role.reads_everything, now=now
+        request = act_on_request(
+            session,
+            request_id=request_id,
+            action=action,
+            actor=me(session, caller),
+            role=caller.role,
+            reason=(body or DecisionBody()).reason,
+            now=now,
         )
-        request = decide(session, actor, caller.role, (body or DecisionBody()).reason, now)
         session.flush()
         return shown_request(session, request, now)
 
@@ -137,15 +132,7 @@ def _decide(
 def approve(
     request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
-    return _decide(
-        runtime,
-        caller,
-        request_id,
-        body,
-        lambda session, actor, _role, reason, now: decisions.approve_request(
-            session, request_id=request_id, approver=actor, reason=reason, now=now
-        ),
-    )
+    return _decide(runtime, caller, request_id, body, RequestAction.APPROVE)
 
 
 @router.post(
@@ -157,42 +144,18 @@ def approve(
 def reject(
     request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
-    return _decide(
-        runtime,
-        caller,
-        request_id,
-        body,
-        lambda session, actor, _role, reason, now: decisions.reject_request(
-            session, request_id=request_id, approver=actor, reason=reason, now=now
-        ),
-    )
+    return _decide(runtime, caller, request_id, body, RequestAction.REJECT)
 
 
 @router.post("/{request_id}/cancel", response_model=RequestView, summary="Withdraw your request")
 def cancel(
     request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
-    return _decide(
-        runtime,
-        caller,
-        request_id,
-        body,
-        lambda session, actor, role, reason, now: decisions.cancel_request(
-            session, request_id=request_id, actor=actor, is_admin=role.administers, reason=reason, now=now
-        ),
-    )
+    return _decide(runtime, caller, request_id, body, RequestAction.CANCEL)
 
 
 @router.post("/{request_id}/revoke", response_model=RequestView, summary="End a request's access now")
 def revoke(
     request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
-    return _decide(
-        runtime,
-        caller,
-        request_id,
-        body,
-        lambda session, actor, role, reason, now: revocation.revoke_request(
-            session, request_id=request_id, actor=actor, is_admin=role.operates, reason=reason, now=now
-        ),
-    )
+    return _decide(runtime, caller, request_id, body, RequestAction.REVOKE)

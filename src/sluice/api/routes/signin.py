@@ -187,6 +187,7 @@ def callback(
     page = HTMLResponse(
         "<!doctype html><title>Signed in to Sluice</title>"
         f"<p>Signed in to Sluice as {html.escape(email)} until {until:%Y-%m-%d %H:%M} UTC.</p>"
+        '<p><a href="/access">Open the portal</a></p>'
     )
     page.set_cookie(
         SESSION_COOKIE,

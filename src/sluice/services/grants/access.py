@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from sluice.connectors.registry import connector_class
 from sluice.domain.errors import Conflict, NotAllowed, NotFound
 from sluice.domain.states import is_active
+from sluice.events.audit import Action, record
 from sluice.services.grants.secrets import SecretBox
 from sluice.store.tables import Grant, Identity
 
@@ -42,6 +44,27 @@ def secret_fields(kind: str, secret: str) -> dict[str, str]:
     custom = getattr(connector_class(kind), "secret_fields", None)
     found: dict[str, str] = custom(secret) if custom is not None else {"password": secret}
     return found
+
+
+def reveal_credentials(
+    session: Session, *, grant_id: str, viewer: Identity, box: SecretBox, now: datetime
+) -> dict[str, Any]:
+    """The credentials, shown on purpose (the portal's reveal button): each showing is an audit event,
+    which names the grant and never the secret."""
+    details = credentials_for(session, grant_id=grant_id, viewer=viewer, box=box)
+    grant = grant_of(session, grant_id)
+    record(
+        session,
+        now=now,
+        actor=viewer.email,
+        action=Action.CREDENTIALS_REVEALED,
+        subject_type="grant",
+        subject_id=grant.id,
+        request_id=grant.request_id,
+        resource=grant.resource_path,
+        principal=grant.principal,
+    )
+    return details
 
 
 def ensure_viewer(grant: Grant, viewer: Identity, is_admin: bool) -> None:

@@ -227,3 +227,15 @@ def audit_events(
     if action:
         query = query.where(AuditEvent.action == action)
     return list(session.scalars(query))
+
+
+def request_timeline(session: Session, *, request_id: str, limit: int = 500) -> list[AuditEvent]:
+    """What happened to a request and its grants, oldest first (the audit events about either)."""
+    grant_ids = select(Grant.id).where(Grant.request_id == request_id)
+    query = (
+        select(AuditEvent)
+        .where((AuditEvent.subject_id == request_id) | AuditEvent.subject_id.in_(grant_ids))
+        .order_by(AuditEvent.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))

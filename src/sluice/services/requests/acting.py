@@ -1,0 +1,52 @@
+"""Acting on a request as a person: first the rule for seeing it (someone who may not see a request
+gets the answer for an absent one, not a refusal that names it), then the decision, each with the
+rights the caller's role gives. The API's routes and the portal's pages both call these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from sluice.domain.roles import Role
+from sluice.services.grants import revocation
+from sluice.services.requests import decisions, reads
+from sluice.store.tables import AccessRequest, Identity
+
+
+class RequestAction(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    CANCEL = "cancel"
+    REVOKE = "revoke"
+
+
+def act_on_request(
+    session: Session,
+    *,
+    request_id: str,
+    action: RequestAction,
+    actor: Identity,
+    role: Role,
+    reason: str,
+    now: datetime,
+) -> AccessRequest:
+    reads.visible_request(
+        session, request_id=request_id, viewer=actor, is_admin=role.reads_everything, now=now
+    )
+    if action == RequestAction.APPROVE:
+        return decisions.approve_request(
+            session, request_id=request_id, approver=actor, reason=reason, now=now
+        )
+    if action == RequestAction.REJECT:
+        return decisions.reject_request(
+            session, request_id=request_id, approver=actor, reason=reason, now=now
+        )
+    if action == RequestAction.CANCEL:
+        return decisions.cancel_request(
+            session, request_id=request_id, actor=actor, is_admin=role.administers, reason=reason, now=now
+        )
+    return revocation.revoke_request(
+        session, request_id=request_id, actor=actor, is_admin=role.operates, reason=reason, now=now
+    )

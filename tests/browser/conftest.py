@@ -1,0 +1,39 @@
+"""One headless Debian Chromium for the whole test session, driven by Playwright; never a downloaded
+browser (`playwright install` is not used). Each person gets a browser context of their own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-services.sh")
+        pytest.skip(f"{CHROMIUM} is missing: run scripts/ensure-services.sh")
+    from playwright.sync_api import expect, sync_playwright
+
+    # The machine is shared: a page may take longer than Playwright's 5 s default under load.
+    expect.set_options(timeout=20_000)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
