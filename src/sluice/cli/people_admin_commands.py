@@ -14,8 +14,12 @@ from sluice.cli.errors import CliError
 from sluice.cli.options import JsonOpt, TokenOpt, UrlOpt, key_values
 from sluice.cli.output import items_of, print_fields, print_json, print_table
 
-identities_app = typer.Typer(help="People and service accounts; `set`/`deactivate` change them (admin).")
-groups_app = typer.Typer(help="Groups and their members; `set`/`add-member`/`remove-member` (admin).")
+identities_app = typer.Typer(
+    help="List people and service accounts (no command); set/activate/deactivate change them (admin)."
+)
+groups_app = typer.Typer(
+    help="List groups and members (no command); set/add-member/remove-member change them (admin)."
+)
 
 IDENTITY_COLUMNS = [
     ("email", "Email"),
@@ -167,7 +171,7 @@ def _set_active(email: str, active: bool, as_json: bool, url: str | None, token:
 def identity_deactivate(
     email: EmailArg, as_json: JsonOpt = False, url: UrlOpt = None, token: TokenOpt = None
 ) -> None:
-    """Mark an identity inactive (admin): it can no longer request or approve."""
+    """Mark an identity inactive (admin); the worker re-evaluates its access on its next pass."""
     _set_active(email, False, as_json, url, token)
 
 
