@@ -130,8 +130,8 @@ def test_resources(api: Api) -> None:
     assert page["total"] == 2
     assert [r["path"] for r in page["items"]] == ["groups/dba", "groups/oncall"]
     first = page["items"][0]
-    assert set(first) == {"id", "integration", "type", "name", "path", "parent", "deleted_at"}
-    assert first["integration"] == "groups"
+    assert set(first) == {"id", "integration", "type", "name", "path", "parent", "deleted_at", "tags"}
+    assert first["integration"] == "groups" and first["tags"] == {}
     assert first["type"] == "group"
 
     assert api.get("dave", "/resources", q="CALL").json()["total"] == 1

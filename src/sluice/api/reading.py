@@ -13,6 +13,7 @@ from sluice.api.views import group_views, identity_views, request_view, resource
 from sluice.services.directory import reads as directory_reads
 from sluice.services.requests import reads
 from sluice.services.targeting import reads as targeting_reads
+from sluice.services.targeting.tags import tags_of
 from sluice.store.tables import AccessRequest, Group, Identity, Resource
 
 
@@ -21,7 +22,12 @@ def shown_request(session: Session, request: AccessRequest, now: datetime) -> Re
 
 
 def shown_resources(session: Session, resources: Sequence[Resource]) -> list[ResourceView]:
-    return resource_views(resources, parents=targeting_reads.parent_paths(session, resources))
+    """With each resource's effective tags, read for the whole page at once."""
+    return resource_views(
+        resources,
+        parents=targeting_reads.parent_paths(session, resources),
+        tags=tags_of(session, [r.id for r in resources]),
+    )
 
 
 def shown_identities(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from sluice.domain.connection import Connection
 from sluice.domain.durations import DURATION_PATTERN, DURATION_WORDS
@@ -179,6 +179,14 @@ class ResourceView(BaseModel):
     path: str
     parent: str | None = Field(description="The parent resource's path")
     deleted_at: datetime | None
+    tags: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=200)],
+        Annotated[str, StringConstraints(max_length=500)],
+    ] = Field(
+        default_factory=dict,
+        description="The effective tags (an injected value wins over a discovered one); "
+        "`GET /resources/{ref}/tags` says where each comes from",
+    )
 
 
 class ResourcePage(BaseModel):

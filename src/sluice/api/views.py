@@ -3,7 +3,7 @@ config) can slip out."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -115,7 +115,9 @@ def request_view(request: AccessRequest, *, approvers: list[str]) -> RequestView
     )
 
 
-def resource_views(resources: Sequence[Resource], *, parents: dict[str, str]) -> list[ResourceView]:
+def resource_views(
+    resources: Sequence[Resource], *, parents: dict[str, str], tags: Mapping[str, dict[str, str]]
+) -> list[ResourceView]:
     return [
         ResourceView(
             id=r.id,
@@ -125,6 +127,7 @@ def resource_views(resources: Sequence[Resource], *, parents: dict[str, str]) ->
             path=r.path,
             parent=parents.get(r.parent_id) if r.parent_id else None,
             deleted_at=r.deleted_at,
+            tags=dict(sorted(tags.get(r.id, {}).items())),
         )
         for r in resources
     ]

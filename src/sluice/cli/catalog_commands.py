@@ -23,26 +23,37 @@ def inventory_list(
     integration: Annotated[str | None, typer.Option("--integration", help="Only this integration.")] = None,
     type_: Annotated[str | None, typer.Option("--type", help="Only this resource type.")] = None,
     path_prefix: Annotated[str | None, typer.Option("--path-prefix", help="Only paths starting so.")] = None,
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Only resources with this tag: key=value, key, key != value.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 1000,
     as_json: JsonOpt = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """List resources that can be requested."""
+    """List resources that can be requested, with their tags (`sluice tags list PATH` says where each
+    comes from)."""
     with ApiClient.from_options(url, token) as api:
         items, total = api.get_pages(
-            "/resources", limit=limit, integration=integration, type=type_, path_prefix=path_prefix
+            "/resources",
+            limit=limit,
+            integration=integration,
+            type=type_,
+            path_prefix=path_prefix,
+            tag=tag,
         )
     if as_json:
         print_json({"items": items, "total": total})
         return
     print_table(
         items,
-        [("path", "Path"), ("type", "Type"), ("integration", "Integration")],
+        [("path", "Path"), ("type", "Type"), ("integration", "Integration"), ("tags", "Tags")],
         empty="no resources; run `sluice inventory sync`",
     )
     if total > len(items):
-        err_console.print(f"[dim]showing {len(items)} of {total}; narrow with --path-prefix or --limit[/dim]")
+        err_console.print(
+            f"[dim]showing {len(items)} of {total}; narrow with --path-prefix, --tag or --limit[/dim]"
+        )
 
 
 @inventory_app.command("sync")
@@ -219,37 +230,6 @@ def register_listings(app: typer.Typer) -> None:
             print_json(me)
         else:
             print_fields(me)
-
-    @app.command("identities")
-    def identities(as_json: JsonOpt = False, url: UrlOpt = None, token: TokenOpt = None) -> None:
-        """People and service accounts Sluice knows."""
-        columns = [
-            ("email", "Email"),
-            ("name", "Name"),
-            ("active", "Active"),
-            ("manager", "Manager"),
-            ("groups", "Groups"),
-        ]
-        _listing("/identities", columns, as_json, url, token, limit=PAGE_SIZE)
-
-    @app.command("groups")
-    def groups(as_json: JsonOpt = False, url: UrlOpt = None, token: TokenOpt = None) -> None:
-        """Groups and their members."""
-        columns = [
-            ("name", "Name"),
-            ("description", "Description"),
-            ("source", "Source"),
-            ("members", "Members"),
-        ]
-
-        def shape(group: dict[str, Any]) -> dict[str, Any]:
-            members = [
-                m.get("email", "") + (" (temporary)" if m.get("expires_at") else "")
-                for m in group.get("members") or []
-            ]
-            return {**group, "members": members}
-
-        _listing("/groups", columns, as_json, url, token, shape, limit=PAGE_SIZE)
 
     @app.command("flows")
     def flows(as_json: JsonOpt = False, url: UrlOpt = None, token: TokenOpt = None) -> None:

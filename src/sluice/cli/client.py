@@ -144,3 +144,9 @@ class ApiClient:
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, body=body or {})
+
+    def put(self, path: str, body: dict[str, Any]) -> Any:
+        return self.request("PUT", path, body=body)
+
+    def patch(self, path: str, body: dict[str, Any]) -> Any:
+        return self.request("PATCH", path, body=body)

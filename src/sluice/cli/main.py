@@ -19,11 +19,13 @@ from sluice.cli.errors import ErrorHandlingGroup
 from sluice.cli.grant_commands import grants_app
 from sluice.cli.integration_commands import integrations_app
 from sluice.cli.key_commands import keys_app
+from sluice.cli.people_admin_commands import groups_app, identities_app
 from sluice.cli.people_commands import register_people
 from sluice.cli.report_commands import report_app
 from sluice.cli.request_commands import request_app
 from sluice.cli.scim_commands import scim_app
 from sluice.cli.ssh_key_command import ssh_key_command
+from sluice.cli.tag_commands import tags_app
 from sluice.cli.targeting_commands import register_targeting
 
 app = typer.Typer(
@@ -58,6 +60,9 @@ access_app.command("ssh-key")(ssh_key_command)
 app.add_typer(grants_app, name="grants")
 inventory_app.command("export")(policy_commands.inventory_export)
 app.add_typer(inventory_app, name="inventory")
+app.add_typer(tags_app, name="tags")
+app.add_typer(identities_app, name="identities")
+app.add_typer(groups_app, name="groups")
 audit_app.command("verify")(store_commands.audit_verify)
 app.add_typer(audit_app, name="audit")
 app.add_typer(integrations_app, name="integrations")

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from sluice.cli.errors import CliError
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 UrlOpt = Annotated[
     str | None,
@@ -14,3 +16,14 @@ UrlOpt = Annotated[
 TokenOpt = Annotated[
     str | None, typer.Option("--token", help="API token \\[default: $SLUICE_TOKEN].", show_default=False)
 ]
+
+
+def key_values(pairs: list[str], what: str) -> dict[str, str]:
+    """`key=value` arguments as a dict; a pair without `=` or with an empty key is a clear error."""
+    found: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"{what} {pair!r} is not key=value")
+        found[key.strip()] = value
+    return found

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
 from sluice.cli.client import ApiClient
+from sluice.cli.errors import CliError
 from sluice.cli.options import JsonOpt, TokenOpt, UrlOpt
 from sluice.cli.output import cell, items_of, print_fields, print_json, print_line, print_table
 
@@ -77,27 +79,47 @@ def _show_request(item: dict[str, Any]) -> None:
 
 @request_app.command("create")
 def create(
-    resource: Annotated[
-        list[str], typer.Option("--resource", "-r", help="Resource path, e.g. prod-pg/appdb/public/orders.")
-    ],
-    permission: Annotated[str, typer.Option("--permission", "-p", help="e.g. read, write, member.")],
     duration: Annotated[str, typer.Option("--duration", "-d", help="How long: 30s, 15m, 4h, 1h30m.")],
+    resource: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--resource",
+            "-r",
+            help="Resource path, e.g. prod-pg/appdb/public/orders; with --bundle, a subset of the bundle.",
+        ),
+    ] = None,
+    permission: Annotated[
+        str | None, typer.Option("--permission", "-p", help="e.g. read, write, member (not with --bundle).")
+    ] = None,
+    bundle: Annotated[
+        str | None, typer.Option("--bundle", "-b", help="Request this bundle's resources, each as it says.")
+    ] = None,
     reason: Annotated[str, typer.Option("--reason", help="Why you need it.")] = "",
     flow: Annotated[str | None, typer.Option("--flow", help="Use this access flow.")] = None,
     as_json: JsonOpt = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """Ask for access; prints the new request's id."""
-    body = {
-        "resources": resource,
-        "permission": permission,
-        "duration": duration,
-        "reason": reason,
-        "flow": flow,
-    }
+    """Ask for access to resources, or to a whole bundle (`sluice requestable` lists both); prints the
+    new request's id."""
+    if bundle is not None:
+        if permission is not None:
+            raise CliError("--permission does not go with --bundle: the bundle says the permission of each")
+        path = f"/bundles/{quote(bundle, safe='')}/requests"
+        body: dict[str, Any] = {"duration": duration, "reason": reason, "flow": flow, "resources": resource}
+    else:
+        if not resource or permission is None:
+            raise CliError("say what to request: --resource and --permission, or --bundle NAME")
+        path = "/requests"
+        body = {
+            "resources": resource,
+            "permission": permission,
+            "duration": duration,
+            "reason": reason,
+            "flow": flow,
+        }
     with ApiClient.from_options(url, token) as api:
-        created = api.post("/requests", body)
+        created = api.post(path, {k: v for k, v in body.items() if v is not None})
     if as_json:
         print_json(created)
     else:

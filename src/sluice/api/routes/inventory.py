@@ -26,6 +26,9 @@ def list_resources(
     resource_type: Annotated[FilterText | None, Query(alias="type")] = None,
     path_prefix: FilterText | None = None,
     q: FilterText | None = None,
+    tag: Annotated[
+        FilterText | None, Query(description="key=value, key, key != value, key in [a, b]")
+    ] = None,
     include_deleted: bool = False,
     limit: Limit = 100,
     offset: Offset = 0,
@@ -35,6 +38,7 @@ def list_resources(
         type=resource_type,
         path_prefix=path_prefix,
         q=q,
+        tag=tag,
         include_deleted=include_deleted,
     )
     with transaction(runtime.factory) as session:

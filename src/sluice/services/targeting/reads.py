@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from sluice.domain.errors import NotFound
+from sluice.domain.errors import InvalidInput, NotFound
+from sluice.domain.selectors import parse_tag_rule
 from sluice.services.pages import Page, page_of
+from sluice.store.selector_sql import compile_criteria
 from sluice.store.tables import Integration, Resource
 
 
@@ -19,6 +21,7 @@ class ResourceFilter:
     type: str | None = None
     path_prefix: str | None = None
     q: str | None = None
+    tag: str | None = None  # a tag rule: key=value, key, key != value, key in [a, b]
     include_deleted: bool = False
 
 
@@ -39,6 +42,12 @@ def list_resources(session: Session, *, where: ResourceFilter, limit: int, offse
                 Resource.path.icontains(where.q, autoescape=True),
             )
         )
+    if where.tag:
+        try:
+            rule = parse_tag_rule(where.tag)
+        except ValueError as exc:
+            raise InvalidInput(f"tag filter: {exc}") from exc
+        query = query.where(compile_criteria(rule, session.get_bind().dialect.name))
     if not where.include_deleted:
         query = query.where(Resource.deleted_at.is_(None))
     return page_of(session, query, limit, offset)
