@@ -17,7 +17,6 @@ from scim2_models import (
     InvalidFilterException,
     InvalidValueException,
     NotFoundException,
-    PatchOp,
     Resource,
     SCIMException,
     ScimFilter,
@@ -100,7 +99,7 @@ def parse_resource(model: type[ResourceT], body: Any, context: Context) -> Resou
     if not isinstance(body, dict):
         raise ScimError(Error(status=400, scim_type="invalidSyntax", detail="send a JSON object"))
     try:
-        return model.model_validate(_booleans(body), scim_ctx=context)
+        return model.model_validate(real_booleans(body), scim_ctx=context)
     except ValidationError as exc:
         raise validation_failure(exc) from exc
 
@@ -183,84 +182,24 @@ def page_of(
 
 # -- What providers send ----------------------------------------------------------------------------
 
-_TYPED_VALUE_PATH = re.compile(r'^(\w+)\[type eq "([^"]+)"\]\.(\w+)$', re.IGNORECASE)
 
-
-def _booleans(value: Any) -> Any:
+def real_booleans(value: Any) -> Any:
     """Entra ID sends booleans as "True" / "False"; the attributes that hold booleans get real ones."""
     if isinstance(value, dict):
-        return {k: _boolean_of(k, v) for k, v in value.items()}
+        return {k: boolean_of(k, v) for k, v in value.items()}
     return value
 
 
 _BOOLEAN_ATTRIBUTES = frozenset({"active", "primary"})
 
 
-def _boolean_of(key: str, value: Any) -> Any:
+def boolean_of(key: str, value: Any) -> Any:
     name = key.rsplit(":", 1)[-1].rsplit(".", 1)[-1].lower()
     if name in _BOOLEAN_ATTRIBUTES and isinstance(value, str) and value.lower() in ("true", "false"):
         log.info("SCIM: accepted the string %r as a boolean for %s", value, key)
         return value.lower() == "true"
     if isinstance(value, dict):
-        return _booleans(value)
+        return real_booleans(value)
     if isinstance(value, list):
-        return [_booleans(item) for item in value]
+        return [real_booleans(item) for item in value]
     return value
-
-
-def normalise_operations(body: Any, current: dict[str, Any]) -> dict[str, Any]:
-    """A PATCH body as RFC 7644 writes it, from what Entra ID, Okta and others send: `op` in any case,
-    boolean strings, a manager given as a bare id, and an add to `emails[type eq "work"].value` when the
-    user has no work email yet (Entra sends this on every create)."""
-    if not isinstance(body, dict) or not isinstance(body.get("Operations"), list):
-        raise ScimError(
-            Error(status=400, scim_type="invalidSyntax", detail="a PATCH body holds a list of Operations")
-        )
-    operations = []
-    for operation in body["Operations"]:
-        if not isinstance(operation, dict):
-            raise ScimError(Error(status=400, scim_type="invalidSyntax", detail="an operation is an object"))
-        operation = dict(operation)
-        if isinstance(operation.get("op"), str) and operation["op"] != operation["op"].lower():
-            log.info("SCIM: accepted the PATCH op %r as %r", operation["op"], operation["op"].lower())
-            operation["op"] = operation["op"].lower()
-        path = operation.get("path")
-        if "value" in operation:
-            operation["value"] = (
-                _booleans(operation["value"])
-                if not isinstance(path, str)
-                else _boolean_of(path, operation["value"])
-            )
-        if (
-            isinstance(path, str)
-            and path.lower().endswith(":manager")
-            and isinstance(operation.get("value"), str)
-        ):
-            operation["value"] = {"value": operation["value"]}
-        if isinstance(path, str) and operation.get("op") in ("add", "replace"):
-            operation = _typed_value_add(operation, path, current)
-        operations.append(operation)
-    return {**body, "Operations": operations}
-
-
-def _typed_value_add(operation: dict[str, Any], path: str, current: dict[str, Any]) -> dict[str, Any]:
-    match = _TYPED_VALUE_PATH.match(path)
-    if match is None:
-        return operation
-    attribute, kind, sub = match.groups()
-    existing = next((v for k, v in current.items() if k.lower() == attribute.lower()), None) or []
-    if any(isinstance(e, dict) and str(e.get("type", "")).lower() == kind.lower() for e in existing):
-        return operation
-    return {"op": "add", "path": attribute, "value": [{"type": kind, sub: operation.get("value")}]}
-
-
-def apply_patch(model: type[ResourceT], resource: ResourceT, body: Any) -> bool:
-    """Apply a PATCH (normalised) to `resource` with scim2-models; True when something changed."""
-    current = resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-    try:
-        patch = PatchOp[model].model_validate(  # type: ignore[valid-type]
-            normalise_operations(body, current), scim_ctx=Context.RESOURCE_PATCH_REQUEST
-        )
-        return bool(patch.patch(resource))
-    except ValidationError as exc:
-        raise validation_failure(exc) from exc

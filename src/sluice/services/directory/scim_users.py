@@ -20,7 +20,6 @@ from sluice.services.directory.changes import add_blank_identity
 from sluice.services.directory.scim_common import (
     ForeignOwner,
     Page,
-    apply_patch,
     narrowed_records,
     page_of,
     parse_filter,
@@ -28,6 +27,7 @@ from sluice.services.directory.scim_common import (
     record_of,
     taken_key,
 )
+from sluice.services.directory.scim_patch import apply_patch
 from sluice.services.directory.scim_user_fields import (
     ScimUser,
     attributes_of,
