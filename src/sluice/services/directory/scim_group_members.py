@@ -49,21 +49,23 @@ def member_operation(
     if path is None and isinstance(value, dict) and any(k.lower() == "members" for k in value):
         members = next(v for k, v in value.items() if k.lower() == "members")
         wanted = _values(members or [])
-        set_members(session, source, row, wanted if op == "replace" else [*current, *wanted], now=now)
+        set_members(
+            session, source, row, wanted if op == "replace" else [*current, *wanted], now=now, current=current
+        )
         rest = {k: v for k, v in value.items() if k.lower() != "members"}
         return {**operation, "value": rest} if rest else None
     if not isinstance(path, str):
         return operation
     if path.lower() == "members":
         if op == "add":
-            set_members(session, source, row, [*current, *_values(value or [])], now=now)
+            set_members(session, source, row, [*current, *_values(value or [])], now=now, current=current)
         elif op == "replace":
-            set_members(session, source, row, _values(value or []), now=now)
+            set_members(session, source, row, _values(value or []), now=now, current=current)
         elif value:  # remove with a list of members (some providers)
             gone = set(_values(value))
-            set_members(session, source, row, [m for m in current if m not in gone], now=now)
+            set_members(session, source, row, [m for m in current if m not in gone], now=now, current=current)
         else:
-            set_members(session, source, row, [], now=now)
+            set_members(session, source, row, [], now=now, current=current)
         return None
     selected = _MEMBER_FILTER.match(path)
     if selected is not None:
@@ -75,7 +77,9 @@ def member_operation(
                     detail=f"{op} on {path!r}: only remove selects a member",
                 )
             )
-        set_members(session, source, row, [m for m in current if m != selected.group(1)], now=now)
+        set_members(
+            session, source, row, [m for m in current if m != selected.group(1)], now=now, current=current
+        )
         return None
     if path.lower().startswith("members"):
         raise ScimError(
@@ -99,12 +103,20 @@ def current_members(session: Session, source: str, group_id: str) -> list[str]:
 
 
 def set_members(
-    session: Session, source: str, row: ScimRecord, wanted_ids: list[str], *, now: datetime
+    session: Session,
+    source: str,
+    row: ScimRecord,
+    wanted_ids: list[str],
+    *,
+    now: datetime,
+    current: list[str] | None = None,
 ) -> None:
-    """Make this source's members of the group exactly `wanted_ids` (users of the same source)."""
+    """Make this source's members of the group exactly `wanted_ids` (users of the same source).
+    `current`: the members as the caller just read them in this transaction, so a PATCH of one member
+    reads the group once."""
     wanted = set(wanted_ids)
-    current = set(current_members(session, source, row.id))
-    added, removed = wanted - current, current - wanted
+    current_ids = set(current_members(session, source, row.id) if current is None else current)
+    added, removed = wanted - current_ids, current_ids - wanted
     if added:
         known = set(
             session.scalars(
