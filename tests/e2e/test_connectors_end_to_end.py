@@ -248,8 +248,9 @@ def test_the_client_hint_logs_in_with_the_target_s_own_client(
     _, details = setup.what_the_grantee_holds(grant_id)
     connection = connection_of(kind, details)
     command = client_command(connection)
-    if kind not in _PROBES:  # no client that logs in: LDAP shows the membership, HTTP has none
-        assert (command or "").startswith("ldapsearch ") if kind == "ldap_groups" else command is None
+    if kind not in _PROBES:  # no client that logs in: LDAP shows the membership, SSH writes the key first
+        expected_start = {"ldap_groups": "ldapsearch ", "ssh": f"sluice access ssh-key {grant_id}"}.get(kind)
+        assert (command or "").startswith(expected_start) if expected_start else command is None
         return
     assert connection.kind == kind and not isinstance(connection, OtherConnection)
     assert command is not None and details["password"] not in command
