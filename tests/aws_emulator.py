@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.target_servers import free_port, wait_for_port
+from tests.target_servers import free_port, stop, wait_for_port
 
 REGION = "us-east-1"
 KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -118,11 +118,7 @@ def aws_org() -> Iterator[AwsOrg]:
             pytest.fail(f"moto_server did not start: {log_path.read_text(errors='replace')[-2000:]}")
         yield _build(f"http://127.0.0.1:{port}")
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log.close()
         log_path.unlink(missing_ok=True)
 

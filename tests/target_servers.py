@@ -35,6 +35,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def stop(process: subprocess.Popen[bytes], *, grace: float = 10) -> None:
+    """Ask a server the tests started to stop, and kill it if it has not within `grace` seconds."""
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def wait_for_port(port: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -139,11 +148,7 @@ def slapd() -> Iterator[Slapd]:
         conn.unbind()
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -244,11 +249,7 @@ def http_endpoint() -> Iterator[HttpEndpoint]:
             pytest.fail(f"the reference HTTP endpoint did not start: {process.stderr.read()!r}")  # type: ignore[union-attr]
         yield HttpEndpoint(f"https://127.0.0.1:{port}", port, str(ca), str(secret_file), admin_token)
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -351,10 +352,6 @@ def sshd() -> Iterator[Sshd]:
             _need_service("sshd", RuntimeError((workdir / "sshd.log").read_text(errors="replace")[-2000:]))
         yield Sshd(port, user, str(workdir / "ca"), str(workdir / "ca.pub"), str(krl), str(principals))
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log.close()
         shutil.rmtree(workdir, ignore_errors=True)

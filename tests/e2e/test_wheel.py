@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.target_servers import stop
+
 pytestmark = [pytest.mark.e2e, pytest.mark.wheel]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,9 +106,5 @@ def test_the_wheel_installs_alone_and_runs_the_demo(tmp_path: Path, postgres_adm
         )
         assert str(venv) in check.stdout, "the installed package is not the one in the fresh venv"
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, grace=20)
         log.close()
