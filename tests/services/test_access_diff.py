@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.connectors.base import DiscoveredResource
 from sluice.services.config.access_diff import access_diff, access_of
+from sluice.services.config.affected import PolicyState, affected_people, changed_flows
 from sluice.services.config.apply import apply_config
 from sluice.services.config.file import parse_config
+from sluice.services.config.plan import Plan, PlanEntry
 from sluice.services.grants.reevaluate import reevaluate
 from sluice.services.requests.decisions import approve_request
 from sluice.services.requests.submit import UnitAsked, submit_request
@@ -162,3 +164,24 @@ def test_after_apply_people_may_request_exactly_what_the_diff_said(
                 expected[unit] = False
         assert after.get(email, {}) == expected, email
     factory.kw["bind"].dispose()
+
+
+def test_only_the_people_a_changed_flow_names_are_computed(
+    store: sessionmaker[Session], clock: Clock
+) -> None:
+    to_oncall = edit(GOOD, READERS, flows_for([], automatic=False, group="oncall"))
+    with transaction(store) as session:
+        before = PolicyState.read(session, clock())
+        savepoint = session.begin_nested()
+        plan = apply_config(
+            session, parse_config(to_oncall, "sluice.yaml", session=session), actor="t", now=clock()
+        )
+        after = PolicyState.read(session, clock())
+        savepoint.rollback()
+        emails = {i: p.email for i, p in before.people.items()}
+        assert changed_flows(before, after) == ["engineering-read-pg"]
+        affected = affected_people(plan, before, after)
+        assert affected is not None
+        # engineering (before) and oncall (after): alice and bob, not carol
+        assert sorted(emails[i] for i in affected) == ["alice@example.com", "bob@example.com"]
+        assert affected_people(Plan(changed=[PlanEntry("integration", "local-pg")]), before, after) is None

@@ -15,9 +15,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sluice.services.config.affected import PolicyState, affected_people, holders_through
 from sluice.services.config.apply import apply_config
 from sluice.services.config.document import ConfigDocument
-from sluice.services.grants.reevaluate import reevaluate
+from sluice.services.grants.reevaluate import Outcome, reevaluate
 from sluice.services.targeting.requestable import RequestableFilter, requestable
 from sluice.store.tables import AccessRequest, Grant, Identity
 
@@ -78,8 +79,11 @@ def access_of(session: Session, identity: Identity, now: datetime) -> Access:
     return found
 
 
-def _everyone(session: Session) -> list[Identity]:
-    return list(session.scalars(select(Identity).where(Identity.active.is_(True)).order_by(Identity.email)))
+def _active(session: Session, ids: set[str] | None) -> list[Identity]:
+    query = select(Identity).where(Identity.active.is_(True)).order_by(Identity.email)
+    if ids is not None:
+        query = query.where(Identity.id.in_(sorted(ids)))
+    return list(session.scalars(query))
 
 
 def _compare(email: str, before: Access, after: Access) -> PersonDiff:
@@ -95,37 +99,46 @@ def _compare(email: str, before: Access, after: Access) -> PersonDiff:
 
 
 def access_diff(session: Session, doc: ConfigDocument, *, now: datetime) -> AccessDiff:
-    """What applying `doc` would change in who may do what. The store is left as it was."""
-    before = {i.email: access_of(session, i, now) for i in _everyone(session)}
+    """What applying `doc` would change in who may do what. The store is left as it was.
+
+    `requestable` runs only for the people the change can reach (`affected_people`), once with the
+    document applied (inside a savepoint) and once after rolling it back."""
+    state_before = PolicyState.read(session, now)
     result = AccessDiff()
     savepoint = session.begin_nested()
     try:
-        apply_config(session, doc, actor="sluice plan", now=now)
+        plan = apply_config(session, doc, actor="sluice plan", now=now)
         session.flush()
-        after = {i.email: access_of(session, i, now) for i in _everyone(session)}
-        outcome = reevaluate(session, now=now, identity_ids=None)
-        session.flush()
-        for grant in session.scalars(select(Grant).where(Grant.id.in_(outcome.revoked)).order_by(Grant.id)):
-            result.grants_ended.append(
-                {
-                    "id": grant.id,
-                    "grantee": grant.identity.email,
-                    "resource": grant.resource_path,
-                    "permission": grant.permission,
-                    "why": grant.end_reason or "",
-                }
-            )
-        for request in session.scalars(
-            select(AccessRequest).where(AccessRequest.id.in_(outcome.cancelled)).order_by(AccessRequest.id)
-        ):
-            result.requests_closed.append({"id": request.id, "requester": request.requester.email})
+        affected = affected_people(plan, state_before, PolicyState.read(session, now))
+        after = {i.email: access_of(session, i, now) for i in _active(session, affected)}
+        rechecked = None if affected is None else affected | holders_through(session, affected)
+        _record_endings(session, result, reevaluate(session, now=now, identity_ids=rechecked))
     finally:
         savepoint.rollback()
+    before = {i.email: access_of(session, i, now) for i in _active(session, affected)}
     for email in sorted(set(before) | set(after)):
         person = _compare(email, before.get(email, {}), after.get(email, {}))
         if not person.is_empty:
             result.people.append(person)
     return result
+
+
+def _record_endings(session: Session, result: AccessDiff, outcome: Outcome) -> None:
+    session.flush()
+    for grant in session.scalars(select(Grant).where(Grant.id.in_(outcome.revoked)).order_by(Grant.id)):
+        result.grants_ended.append(
+            {
+                "id": grant.id,
+                "grantee": grant.identity.email,
+                "resource": grant.resource_path,
+                "permission": grant.permission,
+                "why": grant.end_reason or "",
+            }
+        )
+    for request in session.scalars(
+        select(AccessRequest).where(AccessRequest.id.in_(outcome.cancelled)).order_by(AccessRequest.id)
+    ):
+        result.requests_closed.append({"id": request.id, "requester": request.requester.email})
 
 
 DETAIL_LIMIT = 10  # a person's list longer than this is summarised by parent and permission
