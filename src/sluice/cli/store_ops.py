@@ -139,7 +139,8 @@ def print_access_diff(diff: AccessDiff) -> None:
         f"access: {counts['people']} people; {counts['may_newly']} newly requestable, "
         f"{counts['no_longer']} no longer, {counts['now_automatic']} now automatic, "
         f"{counts['no_longer_automatic']} no longer automatic; {counts['grants_ended']} live grants end, "
-        f"{counts['requests_closed']} pending requests close"
+        f"{counts['requests_closed']} pending requests close; "
+        f"approvers change on {counts['approver_changes']} pending or live grants"
     )
     marks = (
         ("may_newly", "green", "+ may request"),
@@ -161,6 +162,12 @@ def print_access_diff(diff: AccessDiff) -> None:
         console.print(
             f"[red]- closes pending request {request['id']} of {escape(request['requester'])}[/red]"
         )
+    for change in diff.approvers:
+        where = f"flow {escape(change.flow)}, {escape(change.resource)} (for {escape(change.requester)})"
+        for email in change.newly:
+            console.print(f"[green]+ {escape(email)} may approve on {where}[/green]")
+        for email in change.no_longer:
+            console.print(f"[red]- {escape(email)} may no longer approve on {where}[/red]")
 
 
 def plan_file(runtime: Runtime, path: Path, *, apply: bool) -> Plan:

@@ -2,7 +2,8 @@
 stops being automatic, and which live grants and pending requests the change would end.
 
 Computed by applying the document inside a savepoint that is always rolled back, with the services that
-decide for real: `requestable` for what each person may ask before and after, and `reevaluate` (the
+decide for real: `requestable` for what each person may ask before and after, `would_approve` (the
+approver engine) for who decides on what is pending or live (`approver_diff`), and `reevaluate` (the
 worker's people pass) for the grants and requests that would end. Nothing here is a second
 implementation of coverage or approval, so what `sluice apply` then does is what the diff said."""
 
@@ -17,6 +18,12 @@ from sqlalchemy.orm import Session
 
 from sluice.services.config.affected import PolicyState, affected_people, holders_through
 from sluice.services.config.apply import apply_config
+from sluice.services.config.approver_diff import (
+    ApproverChange,
+    approver_changes,
+    approvers_of,
+    decided_under,
+)
 from sluice.services.config.document import ConfigDocument
 from sluice.services.grants.reevaluate import Outcome, reevaluate
 from sluice.services.targeting.requestable import RequestableFilter, requestable
@@ -46,10 +53,11 @@ class AccessDiff:
     people: list[PersonDiff] = field(default_factory=list)
     grants_ended: list[dict[str, str]] = field(default_factory=list)  # id, grantee, resource, permission
     requests_closed: list[dict[str, str]] = field(default_factory=list)  # id, requester
+    approvers: list[ApproverChange] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
-        return not (self.people or self.grants_ended or self.requests_closed)
+        return not (self.people or self.grants_ended or self.requests_closed or self.approvers)
 
     def counts(self) -> dict[str, int]:
         totals: Counter[str] = Counter()
@@ -61,6 +69,7 @@ class AccessDiff:
             **{k: totals[k] for k in ("may_newly", "no_longer", "now_automatic", "no_longer_automatic")},
             "grants_ended": len(self.grants_ended),
             "requests_closed": len(self.requests_closed),
+            "approver_changes": len(self.approvers),
         }
 
 
@@ -109,13 +118,19 @@ def access_diff(session: Session, doc: ConfigDocument, *, now: datetime) -> Acce
     try:
         plan = apply_config(session, doc, actor="sluice plan", now=now)
         session.flush()
-        affected = affected_people(plan, state_before, PolicyState.read(session, now))
+        state_after = PolicyState.read(session, now)
+        affected = affected_people(plan, state_before, state_after)
+        decided = decided_under(session, state_before, state_after)
+        approvers_after = approvers_of(session, state_after.flows, decided, now)
         after = {i.email: access_of(session, i, now) for i in _active(session, affected)}
         rechecked = None if affected is None else affected | holders_through(session, affected)
         _record_endings(session, result, reevaluate(session, now=now, identity_ids=rechecked))
     finally:
         savepoint.rollback()
+        session.expire_all()  # what the savepoint changed in loaded objects must not leak into "before"
     before = {i.email: access_of(session, i, now) for i in _active(session, affected)}
+    approvers_before = approvers_of(session, state_before.flows, decided, now)
+    result.approvers = approver_changes(session, approvers_before, approvers_after)
     for email in sorted(set(before) | set(after)):
         person = _compare(email, before.get(email, {}), after.get(email, {}))
         if not person.is_empty:
@@ -173,4 +188,5 @@ def diff_as_dict(diff: AccessDiff) -> dict[str, object]:
         ],
         "grants_ended": diff.grants_ended,
         "requests_closed": diff.requests_closed,
+        "approver_changes": [change.as_dict() for change in diff.approvers],
     }
