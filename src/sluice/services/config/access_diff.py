@@ -30,6 +30,7 @@ from sluice.services.targeting.requestable import RequestableFilter, requestable
 from sluice.store.tables import AccessRequest, Grant, Identity
 
 PAGE = 1_000
+CHANGE_KINDS = ("may_newly", "no_longer", "now_automatic", "no_longer_automatic")
 
 # (resource path, permission) -> whether a flow gives it without anyone's approval
 Access = dict[tuple[str, str], bool]
@@ -38,6 +39,7 @@ Access = dict[tuple[str, str], bool]
 @dataclass
 class PersonDiff:
     email: str
+    groups: frozenset[str] = frozenset()  # after the change (before it, for someone it removes)
     may_newly: list[tuple[str, str]] = field(default_factory=list)
     no_longer: list[tuple[str, str]] = field(default_factory=list)
     now_automatic: list[tuple[str, str]] = field(default_factory=list)
@@ -62,11 +64,11 @@ class AccessDiff:
     def counts(self) -> dict[str, int]:
         totals: Counter[str] = Counter()
         for person in self.people:
-            for key in ("may_newly", "no_longer", "now_automatic", "no_longer_automatic"):
+            for key in CHANGE_KINDS:
                 totals[key] += len(getattr(person, key))
         return {
             "people": len(self.people),
-            **{k: totals[k] for k in ("may_newly", "no_longer", "now_automatic", "no_longer_automatic")},
+            **{k: totals[k] for k in CHANGE_KINDS},
             "grants_ended": len(self.grants_ended),
             "requests_closed": len(self.requests_closed),
             "approver_changes": len(self.approvers),
@@ -131,8 +133,10 @@ def access_diff(session: Session, doc: ConfigDocument, *, now: datetime) -> Acce
     before = {i.email: access_of(session, i, now) for i in _active(session, affected)}
     approvers_before = approvers_of(session, state_before.flows, decided, now)
     result.approvers = approver_changes(session, approvers_before, approvers_after)
+    groups = {p.email: p.groups for state in (state_before, state_after) for p in state.people.values()}
     for email in sorted(set(before) | set(after)):
         person = _compare(email, before.get(email, {}), after.get(email, {}))
+        person.groups = groups.get(email, frozenset())
         if not person.is_empty:
             result.people.append(person)
     return result
@@ -181,7 +185,7 @@ def diff_as_dict(diff: AccessDiff) -> dict[str, object]:
                 "email": p.email,
                 **{
                     key: [{"resource": path, "permission": perm} for path, perm in getattr(p, key)]
-                    for key in ("may_newly", "no_longer", "now_automatic", "no_longer_automatic")
+                    for key in CHANGE_KINDS
                 },
             }
             for p in diff.people
