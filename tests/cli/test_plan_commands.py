@@ -48,7 +48,7 @@ def test_by_group_counts_the_members_a_change_reaches(invoke: Invoke, tmp_path: 
     out = " ".join(result.stdout.split())
     assert "group engineering (2 members reached)" in out
     assert "- may no longer request read on local-pg/sluice_demo/public/customers (2 of 2 members)" in out
-    assert "group oncall (1 members reached)" in out
+    assert "group oncall (1 member reached)" in out
     assert "alice@example.com" not in out.split("access:")[1]  # per group, not per person
     as_json = invoke(
         "plan",

@@ -220,6 +220,7 @@ def _pending_request_of_alice(store: sessionmaker[Session], clock: Clock) -> str
             ["carol@example.com"],
         ),
     ],
+    ids=["the-flow-approvers-change", "the-requester-manager-changes"],
 )
 def test_the_diff_names_who_newly_approves_and_who_no_longer_does(
     store: sessionmaker[Session], clock: Clock, old: str, new: str, newly: list[str], no_longer: list[str]

@@ -66,7 +66,8 @@ def print_drift(found: list[Drift]) -> None:
 
 def print_diff_by_group(diff: AccessDiff) -> None:
     for group in by_group(diff.people):
-        console.print(f"[bold]group {escape(group.name)}[/bold] ({group.people} members reached)")
+        members = f"{group.people} member{'s' if group.people != 1 else ''}"
+        console.print(f"[bold]group {escape(group.name)}[/bold] ({members} reached)")
         for kind, style, words in CHANGE_MARKS:
             for line in group.lines(kind):
                 console.print(f"  [{style}]{words} {escape(line)}[/{style}]")
