@@ -12,17 +12,21 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.connectors.base import DiscoveredResource
-from sluice.services.config.access_diff import access_diff, access_of
+from sluice.services.config.access_diff import access_diff, access_of, diff_as_dict
+from sluice.services.config.affected import PolicyState, affected_people, changed_flows
 from sluice.services.config.apply import apply_config
 from sluice.services.config.file import parse_config
+from sluice.services.config.plan import Plan, PlanEntry
 from sluice.services.grants.reevaluate import reevaluate
+from sluice.services.requests.approvals import approvers_of_request
 from sluice.services.requests.decisions import approve_request
+from sluice.services.requests.policy import find_flow
 from sluice.services.requests.submit import UnitAsked, submit_request
 from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.services.targeting.inventory import apply_discovery
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.queries import identity_by_email
-from sluice.store.tables import Base, Identity, Integration
+from sluice.store.tables import AccessRequest, Base, Identity, Integration
 from tests.conftest import Clock
 from tests.services.config_samples import GOOD, edit
 
@@ -162,3 +166,96 @@ def test_after_apply_people_may_request_exactly_what_the_diff_said(
                 expected[unit] = False
         assert after.get(email, {}) == expected, email
     factory.kw["bind"].dispose()
+
+
+def test_only_the_people_a_changed_flow_names_are_computed(
+    store: sessionmaker[Session], clock: Clock
+) -> None:
+    to_oncall = edit(GOOD, READERS, flows_for([], automatic=False, group="oncall"))
+    with transaction(store) as session:
+        before = PolicyState.read(session, clock())
+        savepoint = session.begin_nested()
+        plan = apply_config(
+            session, parse_config(to_oncall, "sluice.yaml", session=session), actor="t", now=clock()
+        )
+        after = PolicyState.read(session, clock())
+        savepoint.rollback()
+        emails = {i: p.email for i, p in before.people.items()}
+        assert changed_flows(before, after) == ["engineering-read-pg"]
+        affected = affected_people(plan, before, after)
+        assert affected is not None
+        # engineering (before) and oncall (after): alice and bob, not carol
+        assert sorted(emails[i] for i in affected) == ["alice@example.com", "bob@example.com"]
+        assert affected_people(Plan(changed=[PlanEntry("integration", "local-pg")]), before, after) is None
+
+
+def _pending_request_of_alice(store: sessionmaker[Session], clock: Clock) -> str:
+    with transaction(store) as session:
+        alice = identity_by_email(session, "alice@example.com")
+        assert alice is not None
+        return submit_request(
+            session,
+            hub=ConnectorHub(store),
+            requester=alice,
+            units=[UnitAsked("local-pg/app/public/orders", "read")],
+            duration=timedelta(hours=1),
+            reason="ticket 10",
+            now=clock(),
+        ).id
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "newly", "no_longer"),
+    [  # the flow's approvers change; then only the directory does (alice's manager)
+        (
+            "    approvers: [{manager: true}]\n    max_duration: 8h",
+            "    approvers: [{user: bob@example.com}]\n    max_duration: 8h",
+            ["bob@example.com"],
+            ["carol@example.com"],
+        ),
+        (
+            "    manager: carol@example.com\n    groups: [engineering]\n",
+            "    manager: bob@example.com\n    groups: [engineering]\n",
+            ["bob@example.com"],
+            ["carol@example.com"],
+        ),
+    ],
+    ids=["the-flow-approvers-change", "the-requester-manager-changes"],
+)
+def test_the_diff_names_who_newly_approves_and_who_no_longer_does(
+    store: sessionmaker[Session], clock: Clock, old: str, new: str, newly: list[str], no_longer: list[str]
+) -> None:
+    request_id = _pending_request_of_alice(store, clock)
+    changed = edit(GOOD, old, new)
+    with transaction(store) as session:
+        diff = access_diff(session, parse_config(changed, "sluice.yaml", session=session), now=clock())
+    assert [(c.flow, c.resource, c.requester) for c in diff.approvers] == [
+        ("engineering-read-pg", "local-pg/app/public/orders", "alice@example.com")
+    ]
+    assert (diff.approvers[0].newly, diff.approvers[0].no_longer) == (newly, no_longer)
+    assert diff_as_dict(diff)["approver_changes"] == [
+        {
+            "flow": "engineering-read-pg",
+            "resource": "local-pg/app/public/orders",
+            "requester": "alice@example.com",
+            "newly": newly,
+            "no_longer": no_longer,
+        }
+    ]
+    with transaction(store) as session:  # after the apply, the request's approvers are what the plan said
+        apply_config(session, parse_config(changed, "sluice.yaml", session=session), actor="t", now=clock())
+        request = session.get(AccessRequest, request_id)
+        assert request is not None
+        flow = find_flow(session, request.flow_name)
+        assert flow is not None
+        assert approvers_of_request(session, request, flow, clock()) == newly
+
+
+def test_a_change_that_leaves_approvers_alone_reports_none(
+    store: sessionmaker[Session], clock: Clock
+) -> None:
+    _pending_request_of_alice(store, clock)
+    changed = edit(GOOD, "    max_duration: 8h", "    max_duration: 4h")
+    with transaction(store) as session:
+        diff = access_diff(session, parse_config(changed, "sluice.yaml", session=session), now=clock())
+    assert diff.approvers == []

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,24 +11,14 @@ from typing import Annotated
 
 import typer
 
-from sluice.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, CliError
+from sluice.cli.errors import EXIT_FAILURE
 from sluice.cli.options import JsonOpt
 from sluice.cli.output import print_json, print_line
-from sluice.domain.errors import InvalidInput
-from sluice.services.config.apply import apply_config
-from sluice.services.config.file import load_config
+from sluice.cli.scratch_store import read_text, scratch_store
 from sluice.services.config.policy_tests import Outcome, read_policy_tests, run_policy_tests
 from sluice.services.config.source import ConfigError
-from sluice.services.targeting.snapshots import load_snapshot, read_snapshot, take_snapshot
-from sluice.store.db import make_engine, make_session_factory, transaction
-from sluice.store.tables import Base
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"cannot read {path}: {exc}", exit_code=EXIT_BAD_INPUT) from exc
+from sluice.services.targeting.snapshots import take_snapshot
+from sluice.store.db import transaction
 
 
 def test_command(
@@ -52,29 +41,15 @@ def test_command(
     from sluice.cli.store_ops import bad_file
 
     try:
-        tests = read_policy_tests(_read(tests_file), str(tests_file))
+        tests = read_policy_tests(read_text(tests_file), str(tests_file))
     except ConfigError as exc:
         raise bad_file(tests_file, exc) from exc
     now = datetime.now(UTC)
-    with tempfile.TemporaryDirectory(prefix="sluice-test-") as folder:
-        engine = make_engine(f"sqlite:///{Path(folder) / 'store.db'}")
-        try:
-            Base.metadata.create_all(engine)
-            factory = make_session_factory(engine)
-            try:
-                document = load_config(config)
-            except ConfigError as exc:
-                raise bad_file(config, exc) from exc
-            with transaction(factory) as session:
-                apply_config(session, document, actor="sluice test", now=now)
-                if inventory is not None:
-                    load_snapshot(session, read_snapshot(_read(inventory), str(inventory)), now=now)
-            with transaction(factory) as session:
-                outcomes = run_policy_tests(session, tests, now=now)
-        except InvalidInput as exc:
-            raise CliError(exc.detail, exit_code=EXIT_BAD_INPUT) from exc
-        finally:
-            engine.dispose()
+    with (
+        scratch_store(config, inventory, now=now, actor="sluice test") as factory,
+        transaction(factory) as session,
+    ):
+        outcomes = run_policy_tests(session, tests, now=now)
     if junit is not None:
         write_junit(junit, outcomes, name=str(tests_file))
     failed = [o for o in outcomes if not o.passed]

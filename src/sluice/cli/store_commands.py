@@ -4,14 +4,19 @@ The work itself is in `store_ops`, imported when a command runs."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sluice.cli.errors import CliError
 from sluice.cli.options import JsonOpt
 from sluice.cli.output import note, print_json, print_line
+
+if TYPE_CHECKING:
+    from sluice.services.config.access_diff import AccessDiff
+    from sluice.services.config.apply import Plan
 
 db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
 config_app = typer.Typer(help="The config as code.", no_args_is_help=True)
@@ -48,23 +53,32 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
         )
 
 
-def _plan(file: Path, *, apply: bool, as_json: bool, access: bool = False) -> None:
+def _plan(file: Path, *, apply: bool, as_json: bool, access: bool = False, by_group: bool = False) -> None:
     from sluice.cli import store_ops
 
     runtime = store_ops.open_runtime()
     plan = store_ops.plan_file(runtime, file, apply=apply)
     diff = store_ops.access_diff_of_file(runtime, file) if access and not plan.is_empty else None
+    _show(plan, diff, applied=apply, as_json=as_json, by_group=by_group)
+
+
+def _show(plan: Plan, diff: AccessDiff | None, *, applied: bool, as_json: bool, by_group: bool) -> None:
+    from sluice.cli import store_ops
+
     if as_json:
-        found = store_ops.plan_as_dict(plan, applied=apply)
+        found = store_ops.plan_as_dict(plan, applied=applied)
         if diff is not None:
             from sluice.services.config.access_diff import diff_as_dict
+            from sluice.services.config.group_diff import by_group as diff_by_group
 
             found["access"] = diff_as_dict(diff)
+            if by_group:
+                found["access"]["groups"] = [group.as_dict() for group in diff_by_group(diff.people)]
         print_json(found)
         return
-    store_ops.print_plan(plan, applied=apply)
+    store_ops.print_plan(plan, applied=applied)
     if diff is not None:
-        store_ops.print_access_diff(diff)
+        store_ops.print_access_diff(diff, by_group=by_group)
 
 
 def apply_command(
@@ -78,15 +92,62 @@ def apply_command(
     _plan(file, apply=not dry_run, as_json=as_json)
 
 
+class DiffBy(StrEnum):
+    PERSON = "person"
+    GROUP = "group"
+
+
 def plan_command(
     file: FileOpt,
     objects_only: Annotated[
         bool, typer.Option("--objects-only", help="List changed objects only, without the access diff.")
     ] = False,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against",
+            help="Diff against this config file instead of the store (no store needed).",
+            dir_okay=False,
+        ),
+    ] = None,
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            "--inventory", help="With --against: a snapshot from `sluice inventory export`.", dir_okay=False
+        ),
+    ] = None,
+    by: Annotated[
+        DiffBy, typer.Option("--by", help="Show the access diff per person or per group.")
+    ] = DiffBy.PERSON,
+    drift: Annotated[
+        bool,
+        typer.Option("--drift", help="Show what the store holds that the file does not, and nothing else."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show what `sluice apply` would change: the objects, then who gains and loses access."""
-    _plan(file, apply=False, as_json=as_json, access=not objects_only)
+    from sluice.cli import plan_ops, store_ops
+
+    if inventory is not None and against is None:
+        raise CliError(
+            "--inventory goes with --against (the store has its own inventory)", exit_code=EXIT_BAD_INPUT
+        )
+    if drift:
+        if against is not None:
+            raise CliError(
+                "--drift compares the store with the file; it takes no --against", exit_code=EXIT_BAD_INPUT
+            )
+        found = plan_ops.drift_of_file(store_ops.open_runtime(), file)
+        if as_json:
+            print_json({"drift": [item.as_dict() for item in found]})
+        else:
+            plan_ops.print_drift(found)
+        return
+    if against is None:
+        _plan(file, apply=False, as_json=as_json, access=not objects_only, by_group=by == DiffBy.GROUP)
+        return
+    plan, diff = plan_ops.plan_against(against, file, inventory=inventory, access=not objects_only)
+    _show(plan, diff, applied=False, as_json=as_json, by_group=by == DiffBy.GROUP)
 
 
 @config_app.command("export")

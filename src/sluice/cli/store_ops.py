@@ -32,6 +32,13 @@ from sluice.store.db import normalise_url, transaction
 from sluice.store.migrate import current_revision, upgrade
 
 CLI_ACTOR = "sluice-cli"
+# how each kind of access change is shown: (kind, colour, words)
+CHANGE_MARKS = (
+    ("may_newly", "green", "+ may request"),
+    ("no_longer", "red", "- may no longer request"),
+    ("now_automatic", "yellow", "~ now automatic"),
+    ("no_longer_automatic", "yellow", "~ now needs approval"),
+)
 
 
 def store_label(settings: Settings) -> str:
@@ -133,7 +140,7 @@ def access_diff_of_file(runtime: Runtime, path: Path) -> AccessDiff:
             raise bad_file(path, exc) from exc
 
 
-def print_access_diff(diff: AccessDiff) -> None:
+def print_access_diff(diff: AccessDiff, *, by_group: bool = False) -> None:
     counts = diff.counts()
     if diff.is_empty:
         console.print("access: nobody gains or loses anything")
@@ -142,17 +149,16 @@ def print_access_diff(diff: AccessDiff) -> None:
         f"access: {counts['people']} people; {counts['may_newly']} newly requestable, "
         f"{counts['no_longer']} no longer, {counts['now_automatic']} now automatic, "
         f"{counts['no_longer_automatic']} no longer automatic; {counts['grants_ended']} live grants end, "
-        f"{counts['requests_closed']} pending requests close"
+        f"{counts['requests_closed']} pending requests close; "
+        f"approvers change on {counts['approver_changes']} pending or live grants"
     )
-    marks = (
-        ("may_newly", "green", "+ may request"),
-        ("no_longer", "red", "- may no longer request"),
-        ("now_automatic", "yellow", "~ now automatic"),
-        ("no_longer_automatic", "yellow", "~ now needs approval"),
-    )
-    for person in diff.people:
+    if by_group:
+        from sluice.cli.plan_ops import print_diff_by_group
+
+        print_diff_by_group(diff)
+    for person in [] if by_group else diff.people:
         console.print(f"[bold]{escape(person.email)}[/bold]")
-        for key, style, words in marks:
+        for key, style, words in CHANGE_MARKS:
             for line in summarised(getattr(person, key)):
                 console.print(f"  [{style}]{words} {escape(line)}[/{style}]")
     for grant in diff.grants_ended:
@@ -164,6 +170,12 @@ def print_access_diff(diff: AccessDiff) -> None:
         console.print(
             f"[red]- closes pending request {request['id']} of {escape(request['requester'])}[/red]"
         )
+    for change in diff.approvers:
+        where = f"flow {escape(change.flow)}, {escape(change.resource)} (for {escape(change.requester)})"
+        for email in change.newly:
+            console.print(f"[green]+ {escape(email)} may approve on {where}[/green]")
+        for email in change.no_longer:
+            console.print(f"[red]- {escape(email)} may no longer approve on {where}[/red]")
 
 
 def plan_file(runtime: Runtime, path: Path, *, apply: bool) -> Plan:

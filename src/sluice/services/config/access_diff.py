@@ -2,7 +2,8 @@
 stops being automatic, and which live grants and pending requests the change would end.
 
 Computed by applying the document inside a savepoint that is always rolled back, with the services that
-decide for real: `requestable` for what each person may ask before and after, and `reevaluate` (the
+decide for real: `requestable` for what each person may ask before and after, `would_approve` (the
+approver engine) for who decides on what is pending or live (`approver_diff`), and `reevaluate` (the
 worker's people pass) for the grants and requests that would end. Nothing here is a second
 implementation of coverage or approval, so what `sluice apply` then does is what the diff said."""
 
@@ -15,13 +16,21 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sluice.services.config.affected import PolicyState, affected_people, holders_through
 from sluice.services.config.apply import apply_config
+from sluice.services.config.approver_diff import (
+    ApproverChange,
+    approver_changes,
+    approvers_of,
+    decided_under,
+)
 from sluice.services.config.document import ConfigDocument
-from sluice.services.grants.reevaluate import reevaluate
+from sluice.services.grants.reevaluate import Outcome, reevaluate
 from sluice.services.targeting.requestable import RequestableFilter, requestable
 from sluice.store.tables import AccessRequest, Grant, Identity
 
 PAGE = 1_000
+CHANGE_KINDS = ("may_newly", "no_longer", "now_automatic", "no_longer_automatic")
 
 # (resource path, permission) -> whether a flow gives it without anyone's approval
 Access = dict[tuple[str, str], bool]
@@ -30,6 +39,7 @@ Access = dict[tuple[str, str], bool]
 @dataclass
 class PersonDiff:
     email: str
+    groups: frozenset[str] = frozenset()  # after the change (before it, for someone it removes)
     may_newly: list[tuple[str, str]] = field(default_factory=list)
     no_longer: list[tuple[str, str]] = field(default_factory=list)
     now_automatic: list[tuple[str, str]] = field(default_factory=list)
@@ -45,21 +55,23 @@ class AccessDiff:
     people: list[PersonDiff] = field(default_factory=list)
     grants_ended: list[dict[str, str]] = field(default_factory=list)  # id, grantee, resource, permission
     requests_closed: list[dict[str, str]] = field(default_factory=list)  # id, requester
+    approvers: list[ApproverChange] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
-        return not (self.people or self.grants_ended or self.requests_closed)
+        return not (self.people or self.grants_ended or self.requests_closed or self.approvers)
 
     def counts(self) -> dict[str, int]:
         totals: Counter[str] = Counter()
         for person in self.people:
-            for key in ("may_newly", "no_longer", "now_automatic", "no_longer_automatic"):
+            for key in CHANGE_KINDS:
                 totals[key] += len(getattr(person, key))
         return {
             "people": len(self.people),
-            **{k: totals[k] for k in ("may_newly", "no_longer", "now_automatic", "no_longer_automatic")},
+            **{k: totals[k] for k in CHANGE_KINDS},
             "grants_ended": len(self.grants_ended),
             "requests_closed": len(self.requests_closed),
+            "approver_changes": len(self.approvers),
         }
 
 
@@ -78,8 +90,11 @@ def access_of(session: Session, identity: Identity, now: datetime) -> Access:
     return found
 
 
-def _everyone(session: Session) -> list[Identity]:
-    return list(session.scalars(select(Identity).where(Identity.active.is_(True)).order_by(Identity.email)))
+def _active(session: Session, ids: set[str] | None) -> list[Identity]:
+    query = select(Identity).where(Identity.active.is_(True)).order_by(Identity.email)
+    if ids is not None:
+        query = query.where(Identity.id.in_(sorted(ids)))
+    return list(session.scalars(query))
 
 
 def _compare(email: str, before: Access, after: Access) -> PersonDiff:
@@ -95,37 +110,54 @@ def _compare(email: str, before: Access, after: Access) -> PersonDiff:
 
 
 def access_diff(session: Session, doc: ConfigDocument, *, now: datetime) -> AccessDiff:
-    """What applying `doc` would change in who may do what. The store is left as it was."""
-    before = {i.email: access_of(session, i, now) for i in _everyone(session)}
+    """What applying `doc` would change in who may do what. The store is left as it was.
+
+    `requestable` runs only for the people the change can reach (`affected_people`), once with the
+    document applied (inside a savepoint) and once after rolling it back."""
+    state_before = PolicyState.read(session, now)
     result = AccessDiff()
     savepoint = session.begin_nested()
     try:
-        apply_config(session, doc, actor="sluice plan", now=now)
+        plan = apply_config(session, doc, actor="sluice plan", now=now)
         session.flush()
-        after = {i.email: access_of(session, i, now) for i in _everyone(session)}
-        outcome = reevaluate(session, now=now, identity_ids=None)
-        session.flush()
-        for grant in session.scalars(select(Grant).where(Grant.id.in_(outcome.revoked)).order_by(Grant.id)):
-            result.grants_ended.append(
-                {
-                    "id": grant.id,
-                    "grantee": grant.identity.email,
-                    "resource": grant.resource_path,
-                    "permission": grant.permission,
-                    "why": grant.end_reason or "",
-                }
-            )
-        for request in session.scalars(
-            select(AccessRequest).where(AccessRequest.id.in_(outcome.cancelled)).order_by(AccessRequest.id)
-        ):
-            result.requests_closed.append({"id": request.id, "requester": request.requester.email})
+        state_after = PolicyState.read(session, now)
+        affected = affected_people(plan, state_before, state_after)
+        decided = decided_under(session, state_before, state_after)
+        approvers_after = approvers_of(session, state_after.flows, decided, now)
+        after = {i.email: access_of(session, i, now) for i in _active(session, affected)}
+        rechecked = None if affected is None else affected | holders_through(session, affected)
+        _record_endings(session, result, reevaluate(session, now=now, identity_ids=rechecked))
     finally:
         savepoint.rollback()
+        session.expire_all()  # what the savepoint changed in loaded objects must not leak into "before"
+    before = {i.email: access_of(session, i, now) for i in _active(session, affected)}
+    approvers_before = approvers_of(session, state_before.flows, decided, now)
+    result.approvers = approver_changes(session, approvers_before, approvers_after)
+    groups = {p.email: p.groups for state in (state_before, state_after) for p in state.people.values()}
     for email in sorted(set(before) | set(after)):
         person = _compare(email, before.get(email, {}), after.get(email, {}))
+        person.groups = groups.get(email, frozenset())
         if not person.is_empty:
             result.people.append(person)
     return result
+
+
+def _record_endings(session: Session, result: AccessDiff, outcome: Outcome) -> None:
+    session.flush()
+    for grant in session.scalars(select(Grant).where(Grant.id.in_(outcome.revoked)).order_by(Grant.id)):
+        result.grants_ended.append(
+            {
+                "id": grant.id,
+                "grantee": grant.identity.email,
+                "resource": grant.resource_path,
+                "permission": grant.permission,
+                "why": grant.end_reason or "",
+            }
+        )
+    for request in session.scalars(
+        select(AccessRequest).where(AccessRequest.id.in_(outcome.cancelled)).order_by(AccessRequest.id)
+    ):
+        result.requests_closed.append({"id": request.id, "requester": request.requester.email})
 
 
 DETAIL_LIMIT = 10  # a person's list longer than this is summarised by parent and permission
@@ -153,11 +185,12 @@ def diff_as_dict(diff: AccessDiff) -> dict[str, object]:
                 "email": p.email,
                 **{
                     key: [{"resource": path, "permission": perm} for path, perm in getattr(p, key)]
-                    for key in ("may_newly", "no_longer", "now_automatic", "no_longer_automatic")
+                    for key in CHANGE_KINDS
                 },
             }
             for p in diff.people
         ],
         "grants_ended": diff.grants_ended,
         "requests_closed": diff.requests_closed,
+        "approver_changes": [change.as_dict() for change in diff.approvers],
     }
