@@ -14,7 +14,7 @@ import pytest
 from sluice.domain.errors import Conflict
 from sluice.domain.flows import FlowSpec
 from sluice.services.config.apply import apply_config, plan_config
-from sluice.services.config.file import ConfigDocument
+from sluice.services.config.document import ConfigDocument
 from sluice.services.targeting.inventory import sync_integration
 from sluice.store.db import transaction
 from sluice.store.tables import AccessFlow, AuditEvent, Integration

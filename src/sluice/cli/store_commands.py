@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sluice.cli.errors import CliError
+from sluice.cli.errors import EXIT_BAD_INPUT, CliError
 from sluice.cli.options import JsonOpt
 from sluice.cli.output import note, print_json, print_line
 
