@@ -19,6 +19,7 @@ from cryptography.fernet import Fernet
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict
 
+from sluice.api.edge import EdgeLimits
 from sluice.connectors import postgres_sql as q
 from sluice.connectors.postgres_sql import Target
 from sluice.domain.flows import FlowSpec
@@ -32,6 +33,10 @@ from sluice.store.tables import AccessFlow, Group, GroupMember, Identity, Integr
 ADMIN_URL = os.environ.get("SLUICE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLE = "orders"
 INTEGRATION = "bench-pg"
+
+# One benchmark client sends far more calls a minute than the per-address and per-token limits allow a
+# real one; those limits are measured by tests/api/test_edge.py, not here.
+BENCH_LIMITS = EdgeLimits(per_token_per_minute=1e12, per_address_per_minute=1e12, failed_auth_limit=10**9)
 
 
 def params(dbname: str | None = None) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import httpx
 import psycopg
 from _support import (
     ADMIN_URL,
+    BENCH_LIMITS,
     median,
     new_key,
     params,
@@ -104,7 +105,7 @@ async def _through_scim(
     with transaction(runtime.factory) as session:
         token = create_scim_token(session, source="bench", actor="bench", now=utc_now())
     client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(runtime)),
+        transport=httpx.ASGITransport(app=create_app(runtime, limits=BENCH_LIMITS)),
         base_url="http://bench/scim/v2/",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
     )
@@ -235,7 +236,7 @@ def deactivation(samples: int) -> tuple[list[float], list[float]]:
         latencies = []
         try:
             with (
-                TestClient(create_app(runtime)) as client,
+                TestClient(create_app(runtime, limits=BENCH_LIMITS)) as client,
                 psycopg.connect(**params(), autocommit=True) as pg,
             ):
                 for i in range(samples):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 from _support import (
+    BENCH_LIMITS,
     managed_count,
     median,
     new_key,
@@ -98,7 +99,7 @@ def main() -> None:
             with transaction(factory) as session:
                 return int(session.scalar(select(func.count()).where(Grant.actual == Actual.ACTIVE)) or 0)
 
-        with TestClient(create_app(runtime)) as client:
+        with TestClient(create_app(runtime, limits=BENCH_LIMITS)) as client:
             started = time.perf_counter()
             for i in range(n):
                 response = client.post(

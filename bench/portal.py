@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _support import percentile
+from _support import BENCH_LIMITS, percentile
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from policy_scale import IDENTITIES, NOW, build
@@ -90,7 +90,7 @@ def main() -> None:
         queries = typed_queries(names, args.queries, rng)
         page_times: list[float] = []
         service_times: list[float] = []
-        with TestClient(create_app(runtime)) as client:
+        with TestClient(create_app(runtime, limits=BENCH_LIMITS)) as client:
             client.cookies.set(SESSION_COOKIE, token)
             for round_ in range(2):  # the first round warms caches and is not counted
                 for q in queries:
