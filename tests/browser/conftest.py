@@ -3,31 +3,19 @@ browser (`playwright install` is not used). Each person gets a browser context o
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import _need_service
 
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[object]:
     if not shutil.which(CHROMIUM):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-services.sh")
-        pytest.skip(f"{CHROMIUM} is missing: run scripts/ensure-services.sh")
+        _need_service("Chromium (run scripts/ensure-services.sh)", FileNotFoundError(CHROMIUM))
     from playwright.sync_api import expect, sync_playwright
 
     # The machine is shared: a page may take longer than Playwright's 5 s default under load.
