@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from sluice.store.db import transaction
+from sluice.store.tables import AuditEvent
 from tests.api.conftest import Api, email, problem
 
 
@@ -100,6 +104,13 @@ def test_someone_elses_credentials_are_404(api: Api) -> None:
     for who in ("bob", "dave", "root"):
         body = problem(api.get(who, f"/access/{grant_id}"), 404)
         assert grant_id in body["detail"]
+    # Each showing of the secret is on the record, naming the grant and who saw it; refusals are not.
+    with transaction(api.runtime.factory) as session:
+        shown = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "grant.credentials_revealed")
+        ).all()
+        assert [(e.actor, e.subject_id) for e in shown] == [(email("alice"), grant_id)]
+        assert all("password" not in str(e.details) for e in shown)
 
 
 def test_revoking_someone_elses_grant(api: Api) -> None:

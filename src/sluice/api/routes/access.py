@@ -11,7 +11,7 @@ from sluice.api.params import IdPath, Limit, Offset, changing
 from sluice.api.schemas import AccessDetails, DecisionBody, GrantPage, GrantView
 from sluice.api.views import access_details, grant_view
 from sluice.domain.states import is_active
-from sluice.services.grants.access import credentials_for
+from sluice.services.grants.access import reveal_credentials
 from sluice.services.grants.acting import end_grant_as
 from sluice.services.requests import reads
 from sluice.store.db import transaction
@@ -37,13 +37,16 @@ def list_access(
 @router.get("/{grant_id}", response_model=AccessDetails, summary="Show a grant of yours, with credentials")
 def show_access(grant_id: IdPath, runtime: RuntimeDep, caller: CallerDep) -> AccessDetails:
     """Only the grantee sees this; for anyone else (admins included) the grant does not exist. The
-    connection details are empty while the access is not active."""
+    connection details are empty while the access is not active; each showing of an active grant's
+    credentials is an audit event (`grant.credentials_revealed`), as in the portal."""
     with transaction(runtime.factory) as session:
         viewer = me(session, caller)
         grant = reads.own_grant(session, grant_id=grant_id, viewer=viewer)
         details: dict[str, Any] = {}
         if is_active(grant.desired, grant.actual):
-            details = credentials_for(session, grant_id=grant.id, viewer=viewer, box=runtime.box)
+            details = reveal_credentials(
+                session, grant_id=grant.id, viewer=viewer, box=runtime.box, now=runtime.clock()
+            )
         return access_details(grant, details)
 
 
