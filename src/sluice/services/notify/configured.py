@@ -8,11 +8,14 @@ from collections.abc import Mapping
 
 from sluice.runtime.settings import Settings
 from sluice.services.notify.channels import Channel
+from sluice.services.notify.email import EmailChannel, SmtpSettings
 
 
 def channels_from_env(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Channel]:
     """Each channel whose settings are present in `env` (the process environment by default)."""
     environ = os.environ if env is None else env
     channels: dict[str, Channel] = {}
-    _ = environ, settings
+    smtp = SmtpSettings.from_env(environ)
+    if smtp is not None:
+        channels["email"] = EmailChannel(smtp)
     return channels
