@@ -214,7 +214,9 @@ def test_a_failing_channel_is_retried_with_backoff_rests_and_gives_up_after_the_
         duty.run()
     rows = [n for n in notifications(store) if n.channel == "email" and n.topic == "request.created"]
     assert all(n.gave_up_at is not None and n.next_attempt_at is None for n in rows)
-    assert all(n.attempts == POLICY.max_attempts for n in rows)
+    assert sum(n.attempts for n in rows) == POLICY.max_attempts  # one try per rest, not one per notice
+    assert email.calls == POLICY.max_attempts
+    assert any("failed 3 times in a row" in (n.last_error or "") for n in rows)
     assert _metric("sluice_notifications_total", channel="email", outcome="gave_up") >= 2
     with transaction(store.factory) as session:
         assert duty.next_due(session, store.clock()) is None

@@ -26,7 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.services.notify.channels import Channel
-from sluice.services.notify.outcomes import give_up, record_outcomes
+from sluice.services.notify.outcomes import give_up, give_up_channel, record_outcomes
 from sluice.services.notify.rules import recipients
 from sluice.services.notify.sending import NotifyPolicy, claim, send_all
 from sluice.services.notify.subjects import about
@@ -162,6 +162,8 @@ class NotificationDuty:
             rest_until = now
         with transaction(self.factory) as session:
             record_outcomes(session, outcomes, now, rest_until, self.policy)
+            if self._failures.get(name, 0) >= self.policy.max_attempts:
+                give_up_channel(session, name, now, self._failures[name])
         return sum(1 for o in tried if o.error is None)
 
     def _background_pass(self, name: str) -> None:

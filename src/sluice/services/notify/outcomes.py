@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sluice.events import metrics
@@ -41,6 +41,31 @@ def give_up(row: Notification, now: datetime, why: str) -> None:
     row.next_attempt_at, row.gave_up_at, row.last_error = None, now, why[:500]
     metrics.NOTIFICATIONS.labels(row.channel, "gave_up").inc()
     log.error("%s notification %s (%s) given up: %s", row.channel, row.id, row.topic, row.last_error)
+
+
+def give_up_channel(session: Session, channel: str, now: datetime, failures: int) -> int:
+    """After `max_attempts` failures in a row, everything waiting for the channel is given up: a
+    channel that stays down does not pile up messages that would arrive hours late."""
+    result = session.execute(
+        update(Notification)
+        .where(Notification.channel == channel, Notification.next_attempt_at.is_not(None))
+        .values(
+            next_attempt_at=None,
+            gave_up_at=now,
+            last_error=f"gave up: the {channel} channel failed {failures} times in a row",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    dropped = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if dropped:
+        metrics.NOTIFICATIONS.labels(channel, "gave_up").inc(dropped)
+        log.error(
+            "%s channel failed %d times in a row: gave up %d waiting notifications",
+            channel,
+            failures,
+            dropped,
+        )
+    return dropped
 
 
 def _record_one(

@@ -1,8 +1,8 @@
 """Who hears what: the recipients of one event, by the rules below and the flow's `notify:` block
 (`domain/notify.NotifySpec`, defaults when a flow names none).
 
-- request.created: the approvers who may decide now (the approver engine), the owners when the flow
-  asks for them, and the flow's destinations;
+- request.created: while it is pending, the approvers who may decide now (the approver engine) and
+  the owners when the flow asks for them; always the flow's destinations;
 - request.escalated: the people the tier that opened asks (named in the event by the approver engine);
 - request.reminder: the approvers who can still decide;
 - request.break_glass: every approver of the flow, on every configured channel, and the destinations;
@@ -71,12 +71,13 @@ def recipients(
     flow = flows.get(flow_name or "")
     spec = flow.notify_spec if flow is not None else NotifySpec()
     found_list: list[Recipient] = []
-    if topic == "request.created" and request is not None and request.status == RequestStatus.PENDING:
-        emails = approvers_of_request(session, request, flow, now) if flow is not None else []
-        found_list += _people(session, emails, spec.person_channels("approvers", configured), "approver")
-        owners = _owner_ids(session, [g.resource_id for g in request.grants if g.resource_id])
-        found_list += _ids(owners, spec.person_channels("owners", configured), "owner")
-        found_list += _destinations(spec, configured)
+    if topic == "request.created" and request is not None:
+        if request.status == RequestStatus.PENDING:  # decided already: nobody needs asking any more
+            emails = approvers_of_request(session, request, flow, now) if flow is not None else []
+            found_list += _people(session, emails, spec.person_channels("approvers", configured), "approver")
+            owners = _owner_ids(session, [g.resource_id for g in request.grants if g.resource_id])
+            found_list += _ids(owners, spec.person_channels("owners", configured), "owner")
+        found_list += _destinations(spec, configured)  # a shared place hears of every request
     elif topic in ("request.escalated", "request.reminder") and request is not None:
         if topic == "request.escalated":
             emails = [str(e) for e in (message.payload.get("details") or {}).get("approvers") or []]
