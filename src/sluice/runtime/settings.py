@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sluice.domain.durations import parse_duration
 from sluice.domain.tokens import TokenLifetimes
+from sluice.services.notify.slack_settings import SlackSettings
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class Settings:
     old_secret_keys: tuple[str, ...] = ()
     # API tokens: default and longest lifetime, whether `never` is allowed (docs/identity.md, Tokens).
     token_lifetimes: TokenLifetimes = field(default_factory=TokenLifetimes)
+    # The Slack app (docs/notifications.md, Slack); None when no bot token is set.
+    slack: SlackSettings | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -31,6 +34,7 @@ class Settings:
             secret_key=os.environ.get("SLUICE_SECRET_KEY") or None,
             old_secret_keys=old,
             token_lifetimes=token_lifetimes_from_env(),
+            slack=SlackSettings.from_env(),
         )
 
     @property

@@ -1,0 +1,1 @@
+"""Notifications: what people and chat channels are told about requests and grants."""
