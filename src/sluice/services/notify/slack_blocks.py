@@ -34,6 +34,7 @@ MAX_PRIVATE_METADATA = 3000
 MAX_OPTION_TEXT = 75
 MAX_OPTION_VALUE = 150
 SHOWN_RESOURCES = 20
+MAX_PATH_SHOWN = 300
 
 _ZWSP = "\u200b"
 DECISION_TOPICS = frozenset({"request.approved", "request.rejected", "request.cancelled", "request.expired"})
@@ -74,11 +75,18 @@ def when(moment: datetime | None) -> str:
 
 
 def _resources(subject: Subject) -> str:
-    shown = [f"• {escape(path)}" for path in subject.resources[:SHOWN_RESOURCES]]
-    more = subject.resource_count - len(shown)
+    """As many paths as fit in one section (each cut to a readable length), then how many more."""
+    room = MAX_SECTION_TEXT - 100  # the heading and the "… and N more" line
+    lines: list[str] = []
+    for path in subject.resources[:SHOWN_RESOURCES]:
+        line = f"• {escape(clip(path, MAX_PATH_SHOWN))}"
+        if sum(len(x) + 1 for x in lines) + len(line) > room:
+            break
+        lines.append(line)
+    more = subject.resource_count - len(lines)
     if more > 0:
-        shown.append(f"… and {more} more")
-    return "\n".join(shown) or "—"
+        lines.append(f"… and {more} more")
+    return "\n".join(lines) or "—"
 
 
 def _facts(subject: Subject) -> Block:
