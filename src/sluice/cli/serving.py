@@ -156,6 +156,8 @@ class WorkerRunner:
             clock=runtime.clock,
             worker_id=worker_id(),
             wake=runtime.wake,
+            channels=runtime.channels,
+            public_url=runtime.settings.public_url,
         )
         self.listener: WorkNoticeListener | WorkSignalPoller = (
             WorkNoticeListener(runtime.settings.database_url, runtime.wake)

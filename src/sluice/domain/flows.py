@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from sluice.domain.approval import ApprovalPolicy, Approver, ApproverGroup
 from sluice.domain.durations import parse_duration
+from sluice.domain.notify import NotifySpec
 from sluice.domain.people import Subject
 from sluice.domain.selectors import Selector
 from sluice.domain.text import MAX_ITEMS, Description, Text, Token
@@ -80,6 +81,20 @@ class FlowSpec(_Strict):
     # requests for others matching these (None: only oneself)
     grantees: list[Subject] | None = Field(default=None, max_length=MAX_ITEMS)
     for_direct_reports: bool = False
+    notify: NotifySpec | None = None  # who hears what (None: the defaults of `NotifySpec`)
+
+    @model_serializer(mode="wrap")
+    def _without_default_notify(self, handler: Any) -> dict[str, Any]:
+        """Leaves `notify` out when the flow does not name it, so such a flow is stored (and compared
+        by `sluice plan`) exactly as before the key existed."""
+        data: dict[str, Any] = handler(self)
+        if data.get("notify") is None:
+            data.pop("notify", None)
+        return data
+
+    @property
+    def notify_spec(self) -> NotifySpec:
+        return self.notify or NotifySpec()
 
     @field_validator("max_duration", "pending_timeout")
     @classmethod

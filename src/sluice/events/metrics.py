@@ -60,6 +60,11 @@ WEBHOOK_DELIVERIES = Counter(
     "Webhook deliveries by webhook and outcome: delivered, failed (retried later), gave_up.",
     ["webhook", "outcome"],
 )
+NOTIFICATIONS = Counter(
+    "sluice_notifications_total",
+    "Notifications by channel and outcome: sent, failed (retried later), gave_up.",
+    ["channel", "outcome"],
+)
 
 
 class StoreCollector(Collector):

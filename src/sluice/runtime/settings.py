@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sluice.domain.durations import parse_duration
 from sluice.domain.tokens import TokenLifetimes
@@ -20,6 +21,9 @@ class Settings:
     old_secret_keys: tuple[str, ...] = ()
     # API tokens: default and longest lifetime, whether `never` is allowed (docs/identity.md, Tokens).
     token_lifetimes: TokenLifetimes = field(default_factory=TokenLifetimes)
+    # Where people reach the portal, for links in notifications (`SLUICE_PUBLIC_URL`; falls back to
+    # `SLUICE_OIDC_PUBLIC_URL`); None: messages carry no links.
+    public_url: str | None = None
     # The Slack app (docs/notifications.md, Slack); None when no bot token is set.
     slack: SlackSettings | None = None
 
@@ -34,12 +38,25 @@ class Settings:
             secret_key=os.environ.get("SLUICE_SECRET_KEY") or None,
             old_secret_keys=old,
             token_lifetimes=token_lifetimes_from_env(),
+            public_url=public_url_from_env(),
             slack=SlackSettings.from_env(),
         )
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def public_url_from_env() -> str | None:
+    """`SLUICE_PUBLIC_URL` (else `SLUICE_OIDC_PUBLIC_URL`), without a trailing slash; it must be an
+    absolute http(s) URL."""
+    url = (os.environ.get("SLUICE_PUBLIC_URL") or os.environ.get("SLUICE_OIDC_PUBLIC_URL") or "").strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"SLUICE_PUBLIC_URL must be an absolute http(s) URL, not {url!r}")
+    return url.rstrip("/")
 
 
 def token_lifetimes_from_env() -> TokenLifetimes:

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sluice.runtime.settings import Settings
 from sluice.runtime.store_files import secure_store_files
 from sluice.services.grants.secrets import SecretBox
+from sluice.services.notify.channels import Channel
+from sluice.services.notify.configured import channels_from_env
 from sluice.services.signin.provider import OpenIdProvider
 from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.store.db import make_engine, make_session_factory
@@ -43,6 +45,8 @@ class Runtime:
     signin: OpenIdProvider | None = None
     # `sluice up --demo`: the portal offers its demo sign-in (pick a demo person); never set otherwise.
     demo: bool = False
+    # The notification channels configured by the environment (email, Teams, Slack), by name.
+    channels: dict[str, Channel] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -55,6 +59,7 @@ class Runtime:
             factory=factory,
             hub=ConnectorHub(factory),
             box=SecretBox.load(settings.home, settings.secret_key, settings.old_secret_keys),
+            channels=channels_from_env(settings),
         )
 
     def notify_work(self, session: Session) -> None:

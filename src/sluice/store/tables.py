@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     event,
     func,
     insert,
@@ -193,6 +194,7 @@ class AccessRequest(Base):
     starts_at: Mapped[datetime | None]  # a future start asked for (a maintenance window); None: at once
     # approval tiers notified so far
     escalation_tier: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reminded_at: Mapped[datetime | None]  # when its approvers were last reminded (`notify.remind_after`)
 
     requester: Mapped[Identity] = relationship()
     grants: Mapped[list[Grant]] = relationship(back_populates="request", order_by="Grant.id")
@@ -319,6 +321,9 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the notification core turned the row into notifications (its own cursor, apart from the
+    # webhooks' `delivered_at`, so each reads the outbox once).
+    notified_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class Webhook(Base):
@@ -361,6 +366,40 @@ class WebhookDelivery(Base):
 
     outbox: Mapped[OutboxMessage] = relationship()
     webhook: Mapped[Webhook] = relationship()
+
+
+class Notification(Base):
+    """One outbox row to one recipient on one channel (email, Slack, Teams). The UNIQUE key makes the
+    fan-out idempotent; `next_attempt_at` is set while it is still to be sent (and is the lease while a
+    worker sends it), NULL once delivered or given up. `reference` is what the channel says identifies
+    the message it sent, so later events about the same request can update it."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint(
+            "outbox_id", "recipient", "channel", name="uq_notifications_outbox_recipient_channel"
+        ),
+        Index("ix_notifications_channel_due", "channel", "next_attempt_at"),
+        Index("ix_notifications_request_recipient", "request_id", "recipient", "channel"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"))
+    topic: Mapped[str] = mapped_column(String(60))
+    channel: Mapped[str] = mapped_column(String(20))
+    recipient: Mapped[str] = mapped_column(String(320))  # an identity id, or "slack:#db", "teams:db"
+    role: Mapped[str] = mapped_column(String(20))  # approver, requester, owner, channel
+    request_id: Mapped[str | None] = mapped_column(String(32))
+    grant_id: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    delivered_at: Mapped[datetime | None]
+    gave_up_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+
+    outbox: Mapped[OutboxMessage] = relationship()
 
 
 class SealingKey(Base):

