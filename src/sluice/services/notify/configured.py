@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from sluice.runtime.settings import Settings
 from sluice.services.notify.channels import Channel
+from sluice.services.notify.email import EmailChannel, SmtpSettings
 from sluice.services.notify.slack_channel import SlackChannel
 
 
@@ -15,7 +16,9 @@ def channels_from_env(settings: Settings, env: Mapping[str, str] | None = None) 
     """Each channel whose settings are present in `env` (the process environment by default)."""
     environ = os.environ if env is None else env
     channels: dict[str, Channel] = {}
-    _ = environ
+    smtp = SmtpSettings.from_env(environ)
+    if smtp is not None:
+        channels["email"] = EmailChannel(smtp)
     if settings.slack is not None:
         channels[SlackChannel.name] = SlackChannel(settings.slack.client())
     return channels
