@@ -29,6 +29,7 @@ from sluice.domain.text import Text
 from sluice.runtime.wiring import Runtime
 from sluice.services.notify import slack_blocks as blocks
 from sluice.services.notify import slack_inbound as inbound
+from sluice.services.notify import slack_views as views
 from sluice.services.notify.slack_settings import SlackSettings
 from sluice.store.db import transaction
 
@@ -181,7 +182,7 @@ def _command(runtime: Runtime, client: WebClient, command: Command) -> str | Non
         email = _who(client, command.user_id)
         with transaction(runtime.factory) as session:
             inbound.person(session, email)
-        client.views_open(trigger_id=command.trigger_id, view=blocks.request_modal())
+        client.views_open(trigger_id=command.trigger_id, view=views.request_modal())
     except inbound.SlackRefusal as exc:
         return str(exc)
     except (SlackApiError, SlackClientError, OSError) as exc:
@@ -212,7 +213,7 @@ def _clicked(runtime: Runtime, client: WebClient, interaction: Interaction, emai
     action = interaction.actions[0]
     if action.action_id == blocks.REJECT:
         if interaction.trigger_id:
-            client.views_open(trigger_id=interaction.trigger_id, view=blocks.reject_modal(action.value))
+            client.views_open(trigger_id=interaction.trigger_id, view=views.reject_modal(action.value))
         return
     try:
         with changing(runtime) as session:

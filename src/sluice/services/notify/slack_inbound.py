@@ -21,7 +21,7 @@ from sluice.domain.errors import InvalidInput, NotAuthenticated
 from sluice.domain.roles import Role
 from sluice.domain.text import storable_text
 from sluice.services.grants.acting import extend_grant_as
-from sluice.services.notify import slack_blocks
+from sluice.services.notify import slack_views
 from sluice.services.requests import reads
 from sluice.services.requests.acting import RequestAction, act_on_request
 from sluice.services.requests.policy import load_flow
@@ -140,7 +140,7 @@ def resource_options(session: Session, *, actor: Identity, query: str, now: date
         now=now,
     )
     options = [
-        slack_blocks.option(
+        slack_views.option(
             f"{item.resource.path} · {choice.permission}", f"{item.resource.id}|{choice.permission}"
         )
         for item in page.items
