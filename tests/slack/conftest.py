@@ -39,9 +39,10 @@ def slack_settings(standin: SlackStandIn) -> SlackSettings:
 
 
 @pytest.fixture
-def slack_api(tmp_path: Path, clock: Clock, slack: SlackStandIn) -> Iterator[Api]:
-    """The API on a SQLite file, its runtime holding the Slack settings (as `from_env` would)."""
-    for api in make_api(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, clock):
+def slack_api(store_url: str, tmp_path: Path, clock: Clock, slack: SlackStandIn) -> Iterator[Api]:
+    """The API on a SQLite file and on a fresh PostgreSQL database, its runtime holding the Slack
+    settings (as `from_env` would)."""
+    for api in make_api(store_url, tmp_path, clock):
         api.runtime.settings = dataclasses.replace(api.runtime.settings, slack=slack_settings(slack))
         yield api
 

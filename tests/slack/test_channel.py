@@ -196,3 +196,11 @@ def test_an_unreachable_slack_is_retried() -> None:
     with pytest.raises(ChannelError) as caught:
         dead.send(notice())
     assert caught.value.retryable is True
+
+
+def test_an_ended_grant_says_why(slack: SlackStandIn, channel: SlackChannel) -> None:
+    ended = dataclasses.replace(SUBJECT, grant_id="grt_9", state="revoked")
+    channel.send(notice("grant.revoked", to="alice", role="requester", subject=ended, reason="<!here> done"))
+    channel.send(notice("grant.expired", to="alice", role="requester", subject=ended))
+    said = [m["text"] for m in slack.in_channel(f"D{slack_id('alice')}")]
+    assert said == ["Your access has *ended* (&lt;!here&gt; done)", "Your access has *ended* (expired)"]

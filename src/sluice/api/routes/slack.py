@@ -37,7 +37,7 @@ log = logging.getLogger("sluice.slack")
 router = APIRouter(prefix="/slack", include_in_schema=False)
 
 SlackId = Annotated[str, Text(max_length=255)]
-MAX_BODY = 64 * 1024
+MAX_BODY = 256 * 1024  # a view submission carries every input's state
 
 
 class _Part(BaseModel):

@@ -143,7 +143,8 @@ def _headline(notice: Notice) -> str:
     if topic == "grant.ending_soon":
         return f"Your access *ends soon*, at {when(subject.ends_at)}"
     if topic in ("grant.expired", "grant.revoked", "grant.no_longer_eligible"):
-        return f"Your access has *ended* ({escape(topic.removeprefix('grant.').replace('_', ' '))})"
+        how = escape(notice.reason or topic.removeprefix("grant.").replace("_", " "))
+        return f"Your access has *ended* ({how})"
     if topic == "grant.revoke_failed":
         return f"Removing access of {who} is *failing*; Sluice keeps trying"
     return escape(topic)

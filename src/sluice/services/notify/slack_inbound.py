@@ -72,12 +72,13 @@ def first_sighting(session: Session, signature: str, now: datetime) -> bool:
     session.execute(delete(SlackSeenRequest).where(SlackSeenRequest.expires_at < now))
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = session.execute(
+    taken = session.scalar(
         insert(SlackSeenRequest)
         .values(signature=signature, expires_at=now + _KEEP)
         .on_conflict_do_nothing(index_elements=["signature"])
+        .returning(SlackSeenRequest.signature)
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return taken is not None
 
 
 def email_of(user: dict[str, Any]) -> str | None:
