@@ -47,6 +47,7 @@ class Action(StrEnum):
     REQUEST_CANCELLED = "request.cancelled"
     REQUEST_EXPIRED = "request.expired"
     REQUEST_ESCALATED = "request.escalated"
+    REQUEST_REMINDER = "request.reminder"  # a pending request's approvers are reminded (notify.remind_after)
     GRANT_ENDING_SOON = "grant.ending_soon"
     GRANT_EXTENDED = "grant.extended"
     CREDENTIALS_REVEALED = "grant.credentials_revealed"  # the grantee was shown the secret

@@ -35,6 +35,7 @@ from sluice.services.notify.channels import Channel
 from sluice.services.notify.delivery import NotificationDuty
 from sluice.services.requests.escalation import Escalation
 from sluice.services.requests.pending_expiry import PendingRequestExpiry
+from sluice.services.requests.reminders import Reminders
 from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.services.targeting.inventory import InventorySync
 from sluice.store.db import transaction
@@ -104,6 +105,7 @@ class Worker:
             FeedRefresh(factory, clock=clock),
             ScheduledGrants(factory, clock=clock),
             Escalation(factory, clock=clock),
+            Reminders(factory, clock=clock),
             DirectorySync(factory, clock=clock),
             self.people,
             AuditHeadExport(factory, clock=clock, every=self.tuning.audit_head_every),

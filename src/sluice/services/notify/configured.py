@@ -10,6 +10,7 @@ from sluice.runtime.settings import Settings
 from sluice.services.notify.channels import Channel
 from sluice.services.notify.email import EmailChannel, SmtpSettings
 from sluice.services.notify.slack_channel import SlackChannel
+from sluice.services.notify.teams import TeamsChannel, destinations_from_env
 
 
 def channels_from_env(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Channel]:
@@ -19,6 +20,9 @@ def channels_from_env(settings: Settings, env: Mapping[str, str] | None = None) 
     smtp = SmtpSettings.from_env(environ)
     if smtp is not None:
         channels["email"] = EmailChannel(smtp)
+    teams = destinations_from_env(environ)
+    if teams:
+        channels["teams"] = TeamsChannel(teams)
     if settings.slack is not None:
         channels[SlackChannel.name] = SlackChannel(settings.slack.client())
     return channels
