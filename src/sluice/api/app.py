@@ -34,6 +34,7 @@ from sluice.api.routes import reports as report_routes
 from sluice.api.routes import requestable as requestable_routes
 from sluice.api.routes import service_accounts as service_account_routes
 from sluice.api.routes import signin as signin_routes
+from sluice.api.routes import slack as slack_routes
 from sluice.api.routes import tokens as token_routes
 from sluice.api.scim.app import scim_router
 from sluice.runtime.wiring import Runtime
@@ -89,6 +90,7 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
     app.include_router(signin_routes.router, responses=problems.PROBLEM_RESPONSES)
     app.include_router(api)
     app.include_router(scim_router())
+    app.include_router(slack_routes.router, responses=problems.PROBLEM_RESPONSES)
     install_portal(app)
     return app
 

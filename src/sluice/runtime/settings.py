@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from sluice.domain.durations import parse_duration
 from sluice.domain.tokens import TokenLifetimes
+from sluice.services.notify.slack_settings import SlackSettings
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class Settings:
     # Where people reach the portal, for links in notifications (`SLUICE_PUBLIC_URL`; falls back to
     # `SLUICE_OIDC_PUBLIC_URL`); None: messages carry no links.
     public_url: str | None = None
+    # The Slack app (docs/notifications.md, Slack); None when no bot token is set.
+    slack: SlackSettings | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -36,6 +39,7 @@ class Settings:
             old_secret_keys=old,
             token_lifetimes=token_lifetimes_from_env(),
             public_url=public_url_from_env(),
+            slack=SlackSettings.from_env(),
         )
 
     @property

@@ -419,5 +419,6 @@ from sluice.store import auth_tables as _auth_tables  # noqa: E402,F401
 from sluice.store import directory_tables as _directory_tables  # noqa: E402,F401
 from sluice.store import people_tables as _people_tables  # noqa: E402,F401
 from sluice.store import scim_tables as _scim_tables  # noqa: E402,F401
+from sluice.store import slack_tables as _slack_tables  # noqa: E402,F401
 from sluice.store import targeting_tables as _targeting_tables  # noqa: E402,F401
 from sluice.store import work_signal as _work_signal  # noqa: E402,F401

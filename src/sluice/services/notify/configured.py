@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from sluice.runtime.settings import Settings
 from sluice.services.notify.channels import Channel
 from sluice.services.notify.email import EmailChannel, SmtpSettings
+from sluice.services.notify.slack_channel import SlackChannel
 from sluice.services.notify.teams import TeamsChannel, destinations_from_env
 
 
@@ -22,4 +23,6 @@ def channels_from_env(settings: Settings, env: Mapping[str, str] | None = None) 
     teams = destinations_from_env(environ)
     if teams:
         channels["teams"] = TeamsChannel(teams)
+    if settings.slack is not None:
+        channels[SlackChannel.name] = SlackChannel(settings.slack.client())
     return channels
