@@ -19,15 +19,17 @@ from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from sluice.domain.flows import FlowSpec
 from sluice.domain.people import Person, any_holds
 from sluice.domain.states import RequestStatus
+from sluice.domain.text import storable_text
 from sluice.events.audit import Action, record
 from sluice.services.directory.service_accounts import is_service_account
 from sluice.services.grants.endings import activate_request_grants, end_grants
 from sluice.services.requests.approvals import RequestApproval, refusal, request_context
-from sluice.services.requests.policy import find_flow
-from sluice.store.queries import break_glass_unreviewed
+from sluice.services.requests.policy import find_flow, load_flows
+from sluice.store.queries import break_glass_unreviewed, person_of
 from sluice.store.tables import AccessRequest, Identity
 
 MAX_INCIDENT_LENGTH = 200
+MAX_REVIEW_REASON_LENGTH = 2000  # as a request's reason
 OUTCOMES = ("ok", "revoke")
 
 
@@ -39,19 +41,44 @@ class BreakGlassAsk:
     incident: str
 
 
+def _may_break(flow: FlowSpec, person: Person) -> bool:
+    """Does the flow allow break-glass, and to this person (whoever may request, unless `allowed` says)?"""
+    spec = flow.break_glass
+    return spec is not None and (spec.allowed is None or any_holds(spec.allowed, person))
+
+
 def break_glass_flows(flows: list[FlowSpec], person: Person, named: str | None) -> list[FlowSpec]:
     """The flows under which `person` may break the glass; refused when there is none."""
-    usable = [
-        f
-        for f in flows
-        if f.break_glass is not None
-        and (f.break_glass.allowed is None or any_holds(f.break_glass.allowed, person))
-    ]
+    usable = [f for f in flows if _may_break(f, person)]
     if usable:
         return usable
     if named is not None:
         raise NotAllowed(f"flow {named!r} does not allow break-glass access for {person.email}")
     raise NotAllowed(f"no access flow allows break-glass access for {person.email} now")
+
+
+def _checked_text(value: str, what: str, hint: str, longest: int = MAX_REVIEW_REASON_LENGTH) -> None:
+    """Given, bounded and storable (every way in reaches here, the portal's forms too)."""
+    if not value.strip():
+        raise InvalidInput(f"{what} is required: {hint}")
+    if len(value) > longest:
+        raise InvalidInput(f"{what} may be at most {longest} characters")
+    try:
+        storable_text(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{what} {exc}") from None
+
+
+def offered(session: Session, identity: Identity, allowing: list[set[str]], now: datetime) -> FlowSpec | None:
+    """The flow under which `identity` could break the glass for units each allowed by the flows
+    named in `allowing` (what the portal offers as the emergency option), or None."""
+    common = set.intersection(*allowing) if allowing else set()
+    if not common:
+        return None
+    person = person_of(session, identity, now)
+    flows = [f for f in load_flows(session) if f.name in common]
+    usable = [f for f in flows if _may_break(f, person)]
+    return min(usable, key=lambda f: f.name) if usable else None
 
 
 def check_break_glass(
@@ -68,12 +95,8 @@ def check_break_glass(
     spec = flow.break_glass
     if spec is None:
         raise NotAllowed(f"flow {flow.name!r} does not allow break-glass access")
-    if not ask.reason.strip():
-        raise InvalidInput("break-glass access needs a reason: say what the emergency is")
-    if not ask.incident.strip():
-        raise InvalidInput("break-glass access needs an incident reference, e.g. INC-123")
-    if len(ask.incident) > MAX_INCIDENT_LENGTH:
-        raise InvalidInput(f"the incident reference may be at most {MAX_INCIDENT_LENGTH} characters")
+    _checked_text(ask.reason, "the break-glass reason", "say what the emergency is")
+    _checked_text(ask.incident, "the incident reference", "e.g. INC-123", MAX_INCIDENT_LENGTH)
     if grantee.id != requester.id:
         raise InvalidInput("break-glass access is only for oneself")
     if starts_at is not None:
@@ -144,8 +167,7 @@ def review_break_glass(
         raise NotAllowed(why_not)
     if request.reviewed_at is not None:
         raise Conflict(f"request {request.id} was already reviewed by {request.reviewed_by}")
-    if not reason.strip():
-        raise InvalidInput("say what the review found")
+    _checked_text(reason, "the review's reason", "say what the review found")
     request.reviewed_at = now
     request.reviewed_by = reviewer.email
     request.review_reason = reason.strip()
