@@ -13,6 +13,20 @@ from tests.services.config_samples import GOOD, edit, line_of
 
 BAD = [
     pytest.param(
+        edit(GOOD, "    max_duration: 8h", "    max_duration: 8h\n    break_glass: {max_duration: soon}"),
+        "break_glass: {max_duration: soon}",
+        "flows[0].break_glass.max_duration",
+        "soon",
+        id="break-glass-duration",
+    ),
+    pytest.param(
+        edit(GOOD, "    max_duration: 8h", "    max_duration: 8h\n    break_glass: {one_at_a_tme: true}"),
+        "break_glass: {one_at_a_tme",
+        "flows[0].break_glass.one_at_a_tme",
+        "unknown key 'one_at_a_tme'; allowed keys: allowed, max_duration, one_at_a_time",
+        id="break-glass-unknown-key",
+    ),
+    pytest.param(
         edit(
             GOOD, "      databases: [sluice_demo]\n", "      databases: [sluice_demo]\n      sslmode: maybe\n"
         ),

@@ -38,6 +38,7 @@ ACTIONS = {
     "/access/{grant_id}/extend",
     "/access/{grant_id}/end",
     "/requests/{request_id}/decide",
+    "/requests/{request_id}/review",  # tests/web/test_break_glass_pages.py
 }
 
 

@@ -4,15 +4,17 @@ carry a column that is not named here (the credentials column is not)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from sluice.domain.connection import Connection
 from sluice.domain.durations import DURATION_PATTERN, DURATION_WORDS
 from sluice.domain.roles import Role
+from sluice.domain.states import ReviewState
 from sluice.domain.text import Email, Text
 from sluice.domain.tokens import Scope
+from sluice.services.requests.break_glass import MAX_INCIDENT_LENGTH
 from sluice.services.requests.submit import MAX_REASON_LENGTH, MAX_UNITS_PER_REQUEST
 
 # Every string a caller sends is `Text`: bounded, without NUL or lone surrogates (see domain/text.py).
@@ -41,6 +43,11 @@ class RequestCreate(Body):
     flow: FlowName | None = Field(default=None, description="Use this flow rather than the best match")
     starts_at: datetime | None = Field(default=None, description="Start later (ISO 8601 with a zone)")
     for_user: Email | None = Field(default=None, description="Ask for someone else (email)")
+    break_glass: BreakGlassBody | None = Field(
+        default=None,
+        description="Emergency access: approved by you at once, under a flow that allows break-glass; "
+        "approvers are told and review it afterwards",
+    )
 
 
 class DecisionBody(Body):
@@ -58,6 +65,29 @@ RequiredReason = Annotated[
         pattern_words="a reason: it holds only spaces",
     ),
 ]
+
+
+IncidentText = Annotated[
+    str,
+    Text(
+        max_length=MAX_INCIDENT_LENGTH,
+        min_length=1,
+        pattern=_NOT_BLANK,
+        pattern_words="an incident reference: it holds only spaces",
+    ),
+]
+
+
+class BreakGlassBody(Body):
+    reason: RequiredReason = Field(description="What the emergency is; every approver reads it")
+    incident: IncidentText = Field(description="The incident this access is for, e.g. INC-123")
+
+
+class ReviewBody(Body):
+    reason: RequiredReason = Field(description="What the review found; kept in the audit log")
+    outcome: Literal["ok", "revoke"] = Field(
+        default="ok", description="ok: the access was justified; revoke: end it now"
+    )
 
 
 class ReasonBody(Body):
@@ -159,6 +189,16 @@ class RequestView(BaseModel):
     approvers: list[str]
     approvals: list[ApprovalView]
     grants: list[GrantView]
+    break_glass: bool = Field(default=False, description="Approved by its requester in an emergency")
+    incident: str | None = Field(default=None, description="The incident a break-glass request names")
+    review: ReviewState | None = Field(
+        default=None,
+        description="A break-glass request's review: awaiting_review until an approver reviews it, then "
+        "reviewed or revoked; null for other requests",
+    )
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
+    review_reason: str | None = None
 
 
 class RequestPage(BaseModel):

@@ -21,7 +21,7 @@ from sluice.api.schemas import (
 )
 from sluice.domain.connection import client_command, client_env, connection_of
 from sluice.domain.durations import format_duration
-from sluice.domain.states import GrantState, grant_state, request_state
+from sluice.domain.states import GrantState, grant_state, request_state, review_state
 from sluice.store.tables import (
     AccessRequest,
     AuditEvent,
@@ -112,6 +112,12 @@ def request_view(request: AccessRequest, *, approvers: list[str]) -> RequestView
             for a in request.approvals
         ],
         grants=[grant_view(g) for g in grants],
+        break_glass=request.break_glass,
+        incident=request.incident,
+        review=review_state(request.break_glass, request.reviewed_at, request.review_outcome),
+        reviewed_by=request.reviewed_by,
+        reviewed_at=request.reviewed_at,
+        review_reason=request.review_reason,
     )
 
 

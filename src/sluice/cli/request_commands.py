@@ -19,6 +19,7 @@ request_app = typer.Typer(help="Ask for access, follow and decide on requests.",
 class Scope(StrEnum):
     MINE = "mine"
     TO_APPROVE = "to_approve"
+    TO_REVIEW = "to_review"
     ALL = "all"
 
 
@@ -55,6 +56,7 @@ REQUEST_FIELDS = (
     "decided_at",
     "decision_reason",
 )
+REVIEW_FIELDS = ("break_glass", "incident", "review", "reviewed_by", "reviewed_at", "review_reason")
 
 
 def _request_row(item: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +66,8 @@ def _request_row(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _show_request(item: dict[str, Any]) -> None:
-    print_fields({k: item.get(k) for k in REQUEST_FIELDS}, title=f"Request {item.get('id', '')}")
+    fields = REQUEST_FIELDS + (REVIEW_FIELDS if item.get("break_glass") else ())
+    print_fields({k: item.get(k) for k in fields}, title=f"Request {item.get('id', '')}")
     grants = item.get("grants") or []
     if grants:
         print_table(grants, GRANT_COLUMNS, title="Grants")
@@ -96,12 +99,29 @@ def create(
     ] = None,
     reason: Annotated[str, typer.Option("--reason", help="Why you need it.")] = "",
     flow: Annotated[str | None, typer.Option("--flow", help="Use this access flow.")] = None,
+    break_glass: Annotated[
+        bool,
+        typer.Option(
+            "--break-glass",
+            help="Emergency: approve it yourself at once (the flow must allow it; needs --reason and "
+            "--incident). Every approver is told and reviews it afterwards.",
+        ),
+    ] = False,
+    incident: Annotated[
+        str | None, typer.Option("--incident", help="With --break-glass: the incident, e.g. INC-123.")
+    ] = None,
     as_json: JsonOpt = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
     """Ask for access to resources, or to a whole bundle (`sluice requestable` lists both); prints the
     new request's id."""
+    if incident is not None and not break_glass:
+        raise CliError("--incident goes with --break-glass")
+    if break_glass and (incident is None or not reason.strip()):
+        raise CliError("--break-glass needs --reason (what the emergency is) and --incident (e.g. INC-123)")
+    if break_glass and bundle is not None:
+        raise CliError("--break-glass does not go with --bundle: name the resources and the permission")
     if bundle is not None:
         if permission is not None:
             raise CliError("--permission does not go with --bundle: the bundle says the permission of each")
@@ -118,6 +138,8 @@ def create(
             "reason": reason,
             "flow": flow,
         }
+    if break_glass:
+        body["break_glass"] = {"reason": reason, "incident": incident}
     with ApiClient.from_options(url, token) as api:
         created = api.post(path, {k: v for k, v in body.items() if v is not None})
     if as_json:
@@ -136,7 +158,8 @@ def list_requests(
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """List requests: yours, those waiting for your approval, or all (admins)."""
+    """List requests: yours, those waiting for your approval, break-glass ones for you to review, or all
+    (admins)."""
     with ApiClient.from_options(url, token) as api:
         payload = api.get("/requests", scope=scope.value, status=status)
     items = items_of(payload)
@@ -218,3 +241,30 @@ def revoke(
 ) -> None:
     """End the access of an approved request now."""
     _decide("revoke", request_id, reason, as_json, url, token)
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    REVOKE = "revoke"
+
+
+@request_app.command("review")
+def review(
+    request_id: str,
+    reason: Annotated[
+        str, typer.Option("--reason", help="What the review found (recorded in the audit log).")
+    ],
+    outcome: Annotated[
+        Outcome, typer.Option("--outcome", help="ok: it was justified; revoke: end its access now.")
+    ] = Outcome.OK,
+    as_json: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Review a break-glass request you are an approver of (`request list --scope to_review`)."""
+    with ApiClient.from_options(url, token) as api:
+        item = api.post(f"/requests/{request_id}/review", {"reason": reason, "outcome": outcome.value})
+    if as_json:
+        print_json(item)
+        return
+    print_line(f"{request_id}: {cell(item.get('review'))}, {cell(item.get('state'))}")

@@ -21,7 +21,7 @@ from sluice.domain.selectors import Selector
 from sluice.domain.text import MAX_ITEMS, Description, Text, Token
 from sluice.domain.windows import Extensions, TimeWindow
 
-__all__ = ["FlowSpec", "Selector", "Subject", "Target", "Trigger"]
+__all__ = ["BreakGlass", "FlowSpec", "Selector", "Subject", "Target", "Trigger"]
 
 MAX_TARGETS = 200
 
@@ -64,6 +64,37 @@ class Target(_Strict):
         return self
 
 
+class BreakGlass(_Strict):
+    """Emergency access under a flow: the requester approves their own request, with a reason and an
+    incident reference, for at most `max_duration`; approvers review it afterwards."""
+
+    max_duration: Token = "1h"
+    # refuse a second break-glass by someone while one of theirs is still unreviewed
+    one_at_a_time: bool = True
+    # who may break the glass (None: whoever may request under the flow)
+    allowed: list[Subject] | None = Field(default=None, max_length=MAX_ITEMS)
+
+    @field_validator("max_duration")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        try:
+            parse_duration(value)
+        except Exception as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("allowed")
+    @classmethod
+    def _no_manager(cls, value: list[Subject] | None) -> list[Subject] | None:
+        if value is not None and any(s.mentions_manager_of_requester() for s in value):
+            raise ValueError("'manager' names an approver, not who may break the glass")
+        return value
+
+    @property
+    def max_duration_delta(self) -> timedelta:
+        return parse_duration(self.max_duration)
+
+
 class FlowSpec(_Strict):
     name: Annotated[str, Text(max_length=120, min_length=1)]
     description: Description = ""
@@ -81,6 +112,7 @@ class FlowSpec(_Strict):
     # requests for others matching these (None: only oneself)
     grantees: list[Subject] | None = Field(default=None, max_length=MAX_ITEMS)
     for_direct_reports: bool = False
+    break_glass: BreakGlass | None = None  # emergency self-approval, reviewed afterwards
     notify: NotifySpec | None = None  # who hears what (None: the defaults of `NotifySpec`)
 
     @model_serializer(mode="wrap")
@@ -126,6 +158,8 @@ class FlowSpec(_Strict):
             raise ValueError("name either 'approvers' or 'approval', not both")
         if self.trigger == Trigger.AUTOMATIC and (self.approvers or self.approval is not None):
             raise ValueError("an automatic flow grants without approval; remove 'approvers'/'approval'")
+        if self.break_glass is not None and self.auto_approve:
+            raise ValueError("break_glass needs approvers to review it; name 'approvers' or 'approval'")
         return self
 
     @property

@@ -55,6 +55,24 @@ class RequestState(StrEnum):
     EXPIRED = "expired"
 
 
+class ReviewState(StrEnum):
+    """Where a break-glass request stands with its review; a request that is not break-glass has none.
+    Kept beside `RequestState` rather than in it: the request state says what its access is doing
+    (granting, active, ended), which a break-glass request goes through like any other."""
+
+    AWAITING_REVIEW = "awaiting_review"
+    REVIEWED = "reviewed"  # an approver found it justified
+    REVOKED = "revoked"  # an approver ended its access on review
+
+
+def review_state(break_glass: bool, reviewed_at: datetime | None, outcome: str | None) -> ReviewState | None:
+    if not break_glass:
+        return None
+    if reviewed_at is None:
+        return ReviewState.AWAITING_REVIEW
+    return ReviewState.REVOKED if outcome == "revoke" else ReviewState.REVIEWED
+
+
 def grant_state(desired: str, actual: str, *, revoke_failed: bool = False) -> GrantState:
     """`revoke_failed` is the worker's verdict that this revoke has failed for longer than its window."""
     if desired == Desired.PENDING:

@@ -48,6 +48,8 @@ class Action(StrEnum):
     REQUEST_EXPIRED = "request.expired"
     REQUEST_ESCALATED = "request.escalated"
     REQUEST_REMINDER = "request.reminder"  # a pending request's approvers are reminded (notify.remind_after)
+    REQUEST_BREAK_GLASS = "request.break_glass"  # made and approved by its requester in an emergency
+    REQUEST_BREAK_GLASS_REVIEWED = "request.break_glass_reviewed"
     GRANT_ENDING_SOON = "grant.ending_soon"
     GRANT_EXTENDED = "grant.extended"
     CREDENTIALS_REVEALED = "grant.credentials_revealed"  # the grantee was shown the secret
@@ -127,6 +129,9 @@ ALLOWED_DETAILS = frozenset(
         "worker",  # the worker id (host:pid) that took over a claim
         "previous_worker",  # the worker whose claim lapsed
         "source",  # the directory source (config, scim:okta) an event is about
+        "break_glass",  # true on a break-glass request's events
+        "incident",  # the incident reference a break-glass request names
+        "outcome",  # a break-glass review's outcome: ok or revoke
     }
 )
 

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sluice.domain.states import grant_state
 from sluice.store.db import transaction
 from sluice.store.grant_states import grant_due_to_expire, grant_revoke_outstanding, grant_work_due
-from sluice.store.tables import Grant, Integration
+from sluice.store.queries import break_glass_unreviewed
+from sluice.store.tables import AccessRequest, Grant, Integration
 
 log = logging.getLogger("sluice.metrics")
 
@@ -105,7 +106,20 @@ class StoreCollector(Collector):
             "an early revoke was asked (0 if none).",
             labels=["integration"],
         )
+        unreviewed = GaugeMetricFamily(
+            "sluice_break_glass_unreviewed",
+            "Break-glass requests (approved by their requester in an emergency) not yet reviewed.",
+        )
         with transaction(self.factory) as session:
+            unreviewed.add_metric(
+                [],
+                int(
+                    session.scalar(
+                        select(func.count()).select_from(AccessRequest).where(break_glass_unreviewed())
+                    )
+                    or 0
+                ),
+            )
             names = {row[0]: row[1] for row in session.execute(select(Integration.id, Integration.name))}
             rows = session.execute(
                 select(
@@ -156,6 +170,7 @@ class StoreCollector(Collector):
         yield by_state
         yield depth
         yield overdue
+        yield unreviewed
 
 
 def registry_with_store(factory: sessionmaker[Session], clock: Callable[[], datetime]) -> CollectorRegistry:

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from sluice.domain.policy import Person
 from sluice.store.tables import (
     AccessFlow,
+    AccessRequest,
     Grant,
     Group,
     GroupMember,
@@ -72,3 +73,8 @@ def all_flows(session: Session) -> Sequence[AccessFlow]:
 
 def grants_of_request(request_id: str) -> Select[Grant]:
     return select(Grant).where(Grant.request_id == request_id).order_by(Grant.id)
+
+
+def break_glass_unreviewed() -> ColumnElement[bool]:
+    """A break-glass request nobody has reviewed yet (the review list, the admin view and the gauge)."""
+    return AccessRequest.break_glass.is_(True) & AccessRequest.reviewed_at.is_(None)

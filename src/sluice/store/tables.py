@@ -178,7 +178,10 @@ class AccessFlow(Base):
 
 class AccessRequest(Base):
     __tablename__ = "requests"
-    __table_args__ = (Index("ix_requests_status_pending_until", "status", "pending_until"),)
+    __table_args__ = (
+        Index("ix_requests_status_pending_until", "status", "pending_until"),
+        Index("ix_requests_break_glass_reviewed_at", "break_glass", "reviewed_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     requester_id: Mapped[str] = mapped_column(ForeignKey("identities.id"))
@@ -195,6 +198,13 @@ class AccessRequest(Base):
     # approval tiers notified so far
     escalation_tier: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reminded_at: Mapped[datetime | None]  # when its approvers were last reminded (`notify.remind_after`)
+    # Break-glass: approved by its requester in an emergency, then reviewed by an approver.
+    break_glass: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    incident: Mapped[str | None] = mapped_column(String(200))
+    reviewed_at: Mapped[datetime | None]
+    reviewed_by: Mapped[str | None] = mapped_column(String(320))
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    review_outcome: Mapped[str | None] = mapped_column(String(20))  # "ok" | "revoke"
 
     requester: Mapped[Identity] = relationship()
     grants: Mapped[list[Grant]] = relationship(back_populates="request", order_by="Grant.id")

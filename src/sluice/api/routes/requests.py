@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from sluice.api.auth import CallerDep, Credential, CredentialDep, RuntimeDep, caller_for, me, needs_scope
 from sluice.api.params import IdPath, Limit, Offset, changing
 from sluice.api.reading import shown_request
-from sluice.api.schemas import DecisionBody, RequestCreate, RequestPage, RequestView
+from sluice.api.schemas import DecisionBody, RequestCreate, RequestPage, RequestView, ReviewBody
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput
 from sluice.domain.states import RequestStatus
@@ -18,7 +18,8 @@ from sluice.domain.tokens import Scope
 from sluice.runtime.wiring import Runtime
 from sluice.services.directory.tokens import Caller
 from sluice.services.requests import reads
-from sluice.services.requests.acting import RequestAction, act_on_request
+from sluice.services.requests.acting import RequestAction, act_on_request, review_request
+from sluice.services.requests.break_glass import BreakGlassAsk
 from sluice.services.requests.rules import grantee_of
 from sluice.services.requests.submit import UnitAsked, submit_request
 from sluice.store.db import transaction
@@ -59,6 +60,11 @@ def _submit(runtime: Runtime, sent: Credential, body: RequestCreate) -> RequestV
             flow_name=body.flow,
             starts_at=body.starts_at,
             grantee=grantee_of(session, body.for_user),
+            break_glass=(
+                None
+                if body.break_glass is None
+                else BreakGlassAsk(reason=body.break_glass.reason, incident=body.break_glass.incident)
+            ),
         )
         return shown_request(session, request, now)
 
@@ -71,7 +77,10 @@ def list_requests(
     offset: Offset = 0,
     scope: Annotated[
         reads.RequestScope,
-        Query(description="mine: asked by you; to_approve: waiting for you; all: every one (admin)"),
+        Query(
+            description="mine: asked by you; to_approve: waiting for you; to_review: break-glass requests "
+            "you may review; all: every one (admin)"
+        ),
     ] = reads.RequestScope.MINE,
     status: RequestStatus | None = None,
 ) -> RequestPage:
@@ -159,3 +168,24 @@ def revoke(
     request_id: IdPath, runtime: RuntimeDep, caller: CallerDep, body: OptionalDecision = None
 ) -> RequestView:
     return _decide(runtime, caller, request_id, body, RequestAction.REVOKE)
+
+
+@router.post(
+    "/{request_id}/review",
+    response_model=RequestView,
+    openapi_extra=needs_scope(Scope.APPROVE),
+    summary="Review a break-glass request (outcome revoke ends its access now)",
+)
+def review(request_id: IdPath, body: ReviewBody, runtime: RuntimeDep, caller: CallerDep) -> RequestView:
+    now = runtime.clock()
+    with changing(runtime) as session:
+        request = review_request(
+            session,
+            request_id=request_id,
+            actor=me(session, caller),
+            role=caller.role,
+            reason=body.reason,
+            outcome=body.outcome,
+            now=now,
+        )
+        return shown_request(session, request, now)

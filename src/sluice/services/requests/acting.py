@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from sluice.domain.roles import Role
 from sluice.services.grants import revocation
-from sluice.services.requests import decisions, reads
+from sluice.services.requests import break_glass, decisions, reads
 from sluice.store.tables import AccessRequest, Identity
 
 
@@ -49,4 +49,23 @@ def act_on_request(
         )
     return revocation.revoke_request(
         session, request_id=request_id, actor=actor, is_admin=role.operates, reason=reason, now=now
+    )
+
+
+def review_request(
+    session: Session,
+    *,
+    request_id: str,
+    actor: Identity,
+    role: Role,
+    reason: str,
+    outcome: str,
+    now: datetime,
+) -> AccessRequest:
+    """Review a break-glass request as a person (seeing it first, as for any decision)."""
+    reads.visible_request(
+        session, request_id=request_id, viewer=actor, is_admin=role.reads_everything, now=now
+    )
+    return break_glass.review_break_glass(
+        session, request_id=request_id, reviewer=actor, reason=reason, outcome=outcome, now=now
     )

@@ -15,6 +15,7 @@ from sluice.domain.errors import NotAllowed, NotFound
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import GrantState, RequestStatus
 from sluice.services.pages import Page, page_of
+from sluice.services.requests import break_glass
 from sluice.services.requests.approvals import approvers_of_request, can_act_on
 from sluice.services.requests.policy import find_flow
 from sluice.store.grant_states import grant_in_state, grant_is_live
@@ -32,6 +33,7 @@ from sluice.store.tables import (
 class RequestScope(StrEnum):
     MINE = "mine"
     TO_APPROVE = "to_approve"
+    TO_REVIEW = "to_review"  # break-glass requests the viewer may review
     ALL = "all"
 
 
@@ -71,6 +73,8 @@ def visible_request(
         select(Approval.id).where(Approval.request_id == request.id, Approval.approver_id == viewer.id)
     )
     if decided is not None or may_decide(session, request, viewer, now):
+        return request
+    if request.break_glass and break_glass.review_refusal(session, request, viewer, now) is None:
         return request
     raise missing
 
@@ -116,6 +120,9 @@ def list_requests(
         if not is_admin:
             raise NotAllowed("listing every request needs an admin token; use scope=mine or to_approve")
         return page_of(session, query, limit, offset)
+    if scope == RequestScope.TO_REVIEW:
+        review = [r for r in break_glass.to_review_by(session, viewer, now) if status in (None, r.status)]
+        return Page(review[offset : offset + limit], len(review))
     # to_approve: approver rights come from each flow and the requester, so they are checked per row.
     if status not in (None, RequestStatus.PENDING):
         return Page([], 0)

@@ -4,13 +4,16 @@ others the flow names, one's direct reports), when it may start, and the flows' 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy.orm import Session
 
 from sluice.domain.approval import approvals_needed
+from sluice.domain.durations import format_duration
 from sluice.domain.errors import InvalidInput, NotAllowed, NotFound
 from sluice.domain.flows import FlowSpec
 from sluice.domain.people import Person, any_holds
+from sluice.domain.policy import ResourceRef, evaluate
 from sluice.store.queries import identity_by_email
 from sluice.store.tables import Identity
 
@@ -71,6 +74,27 @@ def refuse_unusable(flows: list[FlowSpec], reasons: list[str], grantee: Person, 
         f"no access flow lets {requester.email} make this request{whom} now: " + "; ".join(reasons),
         reasons="; ".join(reasons),
     )
+
+
+def refuse_no_flow(flows: list[FlowSpec], person: Person, refs: list[tuple[ResourceRef, str]]) -> NoReturn:
+    """No one of `flows` allows every unit: refused, naming a unit no flow allows and why, if any."""
+    for ref, permission in refs:
+        if not any(evaluate(f, person, ref, permission).allowed for f in flows):
+            reasons = [f"{v.flow}: {v.reason}" for v in (evaluate(f, person, ref, permission) for f in flows)]
+            raise NotAllowed(
+                f"no access flow lets {person.email} request {permission} on {ref.path}",
+                reasons="; ".join(reasons) if flows else "no access flow exists yet",
+            )
+    raise NotAllowed("no single access flow allows every unit of this request; request them separately")
+
+
+def refuse_too_long(flow: FlowSpec, duration: timedelta, *, break_glass: bool) -> None:
+    """A request longer than its flow allows is refused (break-glass has its own cap, checked with it)."""
+    if not break_glass and duration > flow.max_duration_delta:
+        raise InvalidInput(
+            f"duration {format_duration(duration)} is longer than flow {flow.name!r} allows "
+            f"({flow.max_duration}); ask for {flow.max_duration} or less"
+        )
 
 
 def capped_duration(flow: FlowSpec, start: datetime, duration: timedelta) -> timedelta:

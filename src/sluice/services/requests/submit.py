@@ -11,18 +11,21 @@ from sqlalchemy.orm import Session, joinedload
 from sluice.connectors.registry import connector_class
 from sluice.domain.durations import format_duration
 from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from sluice.domain.flows import FlowSpec
 from sluice.domain.lifecycle import refuse_closed
-from sluice.domain.policy import Person, ResourceRef, evaluate, flow_for_units
+from sluice.domain.policy import flow_for_units
 from sluice.domain.states import Actual, Desired, RequestStatus
 from sluice.events.audit import Action, record
 from sluice.services.grants.endings import activate_request_grants
+from sluice.services.requests import break_glass as glass
 from sluice.services.requests.approvals import refuse_without_approver
+from sluice.services.requests.break_glass import BreakGlassAsk
 from sluice.services.requests.policy import load_flows, requesting_needs_shifts
 from sluice.services.requests.rules import (
     capped_duration,
     checked_start,
     explain_choice,
+    refuse_no_flow,
+    refuse_too_long,
     refuse_unusable,
     usable_flows,
 )
@@ -83,13 +86,6 @@ def _held(
     return held
 
 
-def _refusal(flows: list[FlowSpec], person: Person, ref: ResourceRef, permission: str) -> str:
-    if not flows:
-        return "no access flow exists yet"
-    reasons = [f"{v.flow}: {v.reason}" for v in (evaluate(f, person, ref, permission) for f in flows)]
-    return "; ".join(reasons)
-
-
 def submit_request(
     session: Session,
     *,
@@ -102,6 +98,7 @@ def submit_request(
     flow_name: str | None = None,
     starts_at: datetime | None = None,
     grantee: Identity | None = None,
+    break_glass: BreakGlassAsk | None = None,
 ) -> AccessRequest:
     if not units:
         raise InvalidInput("name at least one resource to request")
@@ -145,20 +142,15 @@ def submit_request(
     )
     flows, unusable = usable_flows(flows, requester=person, grantee=grantee_person, start=start or now)
     refuse_unusable(flows, unusable, grantee_person, person)
+    if break_glass is not None:
+        flows = glass.break_glass_flows(flows, person, flow_name)
     flow = flow_for_units(flows, person, refs)
     if flow is None:
-        for ref, permission in refs:
-            if not any(evaluate(f, person, ref, permission).allowed for f in flows):
-                raise NotAllowed(
-                    f"no access flow lets {person.email} request {permission} on {ref.path}",
-                    reasons=_refusal(flows, person, ref, permission),
-                )
-        raise NotAllowed("no single access flow allows every unit of this request; request them separately")
-    if duration > flow.max_duration_delta:
-        raise InvalidInput(
-            f"duration {format_duration(duration)} is longer than flow {flow.name!r} allows "
-            f"({flow.max_duration}); ask for {flow.max_duration} or less"
-        )
+        refuse_no_flow(flows, person, refs)
+    refuse_too_long(flow, duration, break_glass=break_glass is not None)
+    if break_glass is not None:
+        glass.check_break_glass(session, flow, break_glass, requester, grantee, start, duration)
+        reason = reason if reason.strip() else break_glass.reason
     if flow.justification_required and not reason.strip():
         raise InvalidInput(f"flow {flow.name!r} needs a reason: say why you need this access")
     duration = capped_duration(flow, start or now, duration)
@@ -216,14 +208,17 @@ def submit_request(
         )
     request.grants = sorted(grants, key=lambda g: g.id)  # the relationship's order, as when loaded
     session.add(request)
+    # A break-glass request is made and approved in one step: one `request.break_glass` event says both.
+    marks = {} if break_glass is None else {"break_glass": True, "incident": break_glass.incident.strip()}
     record(
         session,
         now=now,
         actor=requester.email,
-        action=Action.REQUEST_CREATED,
+        action=Action.REQUEST_CREATED if break_glass is None else Action.REQUEST_BREAK_GLASS,
         subject_type="request",
         subject_id=request.id,
-        reason=request.reason,
+        reason=request.reason if break_glass is None else break_glass.reason.strip(),
+        **marks,
         requester=requester.email,
         flow=flow.name,
         resources=[r.path for r, _ in resolved],
@@ -233,7 +228,9 @@ def submit_request(
         choice=explain_choice(flow, flows, flow_name is not None),
         starts_at=start.isoformat() if start else None,
     )
-    if flow.auto_approve:
+    if break_glass is not None:
+        glass.open_break_glass(session, request, break_glass, now=now)
+    elif flow.auto_approve:
         request.status = RequestStatus.APPROVED
         request.decided_at = now
         request.decided_by = "sluice"

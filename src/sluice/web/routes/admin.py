@@ -1,6 +1,7 @@
-"""Admin pages, for whoever the API lets read everything (auditors, operators, admins): grants by
-state with the stuck revokes first, integrations and their status, the flows as written with an
-explain box ("may X get Y, and who approves?"), and the audit log with filters."""
+"""Admin pages, for whoever the API lets read everything (auditors, operators, admins): the
+break-glass requests awaiting review first, grants by state with the stuck revokes first, integrations
+and their status, the flows as written with an explain box ("may X get Y, and who approves?"), and the
+audit log with filters."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import yaml
 from fastapi import Query, Request, Response
 
 from sluice.api.auth import RuntimeDep
+from sluice.api.reading import shown_request
 from sluice.api.views import grant_view
 from sluice.domain.states import GrantState
 from sluice.domain.text import Text
-from sluice.services.requests import reads
+from sluice.services.requests import break_glass, reads
 from sluice.services.requests.explain import explain
 from sluice.services.targeting.integration_status import integration_statuses
 from sluice.store.db import transaction
@@ -40,6 +42,10 @@ def admin_home(
     now = runtime.clock()
     context: dict[str, Any] = {"viewer": viewer, "who": who, "resource": resource, "permission": permission}
     with transaction(runtime.factory) as session:
+        context["unreviewed"] = [
+            shown_request(session, r, now)
+            for r in break_glass.unreviewed_requests(session, limit=GRANTS_SHOWN)
+        ]
         stuck = reads.list_grants(
             session, where=reads.GrantFilter(state=GrantState.REVOKE_FAILED), limit=GRANTS_SHOWN, offset=0
         ).items

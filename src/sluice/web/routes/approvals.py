@@ -13,7 +13,7 @@ from sluice.api.auth import RuntimeDep
 from sluice.api.params import changing
 from sluice.api.reading import shown_request
 from sluice.domain.errors import InvalidInput, SluiceError
-from sluice.services.requests import reads
+from sluice.services.requests import break_glass, reads
 from sluice.services.requests.acting import RequestAction, act_on_request
 from sluice.services.requests.policy import find_flow
 from sluice.services.targeting.requestable import approver_words
@@ -46,7 +46,9 @@ def _inbox(runtime: RuntimeDep, viewer: ViewerDep) -> dict[str, Any]:
             flow = find_flow(session, asked.flow_name)
             why = approver_words(flow) if flow is not None else []
             rows.append({"request": shown_request(session, asked, now), "why": why})
-    return {"rows": rows, "total": page.total, "viewer": viewer, "outcomes": []}
+        identity = viewer.identity_in(session)
+        to_review = [shown_request(session, r, now) for r in break_glass.to_review_by(session, identity, now)]
+    return {"rows": rows, "total": page.total, "viewer": viewer, "outcomes": [], "to_review": to_review}
 
 
 @router.get("/approvals")

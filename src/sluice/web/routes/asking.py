@@ -13,6 +13,8 @@ from sluice.api.params import changing
 from sluice.domain.durations import format_duration, parse_duration
 from sluice.domain.errors import InvalidInput
 from sluice.domain.text import Text
+from sluice.services.requests import break_glass
+from sluice.services.requests.break_glass import BreakGlassAsk
 from sluice.services.requests.explain import Explanation, explain
 from sluice.services.requests.submit import UnitAsked, submit_request
 from sluice.services.targeting.requestable import RequestableFilter, requestable
@@ -96,7 +98,11 @@ def review(
         if v.flow == e.chosen_flow and e.allowed
     ]
     longest = format_duration(min(limits)) if limits else ""
+    with transaction(runtime.factory) as session:
+        allowing = [{v.flow for v in e.flows if v.allowed} for e in explanations]
+        emergency = break_glass.offered(session, viewer.identity_in(session), allowing, runtime.clock())
     context = {
+        "emergency": emergency,
         "viewer": viewer,
         "units": [unit_value(u.permission, u.resource) for u in units],
         "explanations": explanations,
@@ -122,6 +128,11 @@ async def submit(request: Request, runtime: RuntimeDep, viewer: ViewerDep) -> Re
             duration=duration,
             reason=values.get("reason", ""),
             now=now,
+            break_glass=(
+                BreakGlassAsk(reason=values.get("reason", ""), incident=values.get("incident", ""))
+                if values.get("break_glass") == "on"
+                else None
+            ),
         )
         request_id = asked.id
     return go_to(request, f"/requests/{request_id}")

@@ -12,8 +12,8 @@ from sluice.api.auth import RuntimeDep
 from sluice.api.params import IdPath, changing
 from sluice.api.reading import shown_request
 from sluice.domain.errors import InvalidInput
-from sluice.services.requests import reads
-from sluice.services.requests.acting import RequestAction, act_on_request
+from sluice.services.requests import break_glass, reads
+from sluice.services.requests.acting import RequestAction, act_on_request, review_request
 from sluice.store.db import transaction
 from sluice.web.guard import ViewerDep, form_fields
 from sluice.web.rendering import go_to, render
@@ -31,6 +31,11 @@ def _request_context(runtime: RuntimeDep, viewer: ViewerDep, request_id: str) ->
         )
         shown = shown_request(session, asked, now)
         may_decide = asked.requester_id != identity.id and reads.may_decide(session, asked, identity, now)
+        may_review = (
+            asked.break_glass
+            and asked.reviewed_at is None
+            and break_glass.review_refusal(session, asked, identity, now) is None
+        )
         timeline = reads.request_timeline(session, request_id=asked.id)
         session.expunge_all()
     return {
@@ -39,6 +44,7 @@ def _request_context(runtime: RuntimeDep, viewer: ViewerDep, request_id: str) ->
         "now": now,
         "own": shown.requester == viewer.email,
         "may_decide": may_decide,
+        "may_review": may_review,
         "timeline": timeline,
     }
 
@@ -72,3 +78,20 @@ async def decide(request_id: IdPath, request: Request, runtime: RuntimeDep, view
             now=runtime.clock(),
         )
     return go_to(request, f"/requests/{request_id}")
+
+
+@router.post("/requests/{request_id}/review")
+async def review(request_id: IdPath, request: Request, runtime: RuntimeDep, viewer: ViewerDep) -> Response:
+    """Review a break-glass request: the same service as the API's POST .../review."""
+    values = dict(await form_fields(request))
+    with changing(runtime) as session:
+        review_request(
+            session,
+            request_id=request_id,
+            actor=viewer.identity_in(session),
+            role=viewer.caller.role,
+            reason=values.get("reason", ""),
+            outcome=values.get("outcome", "ok"),
+            now=runtime.clock(),
+        )
+    return go_to(request, "/approvals" if values.get("from") == "inbox" else f"/requests/{request_id}")
