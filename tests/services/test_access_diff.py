@@ -24,6 +24,7 @@ from sluice.services.requests.policy import find_flow
 from sluice.services.requests.submit import UnitAsked, submit_request
 from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.services.targeting.inventory import apply_discovery
+from sluice.services.targeting.requestable import RequestableFilter, requestable
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.queries import identity_by_email
 from sluice.store.tables import AccessRequest, Base, Identity, Integration
@@ -187,6 +188,39 @@ def test_only_the_people_a_changed_flow_names_are_computed(
         # engineering (before) and oncall (after): alice and bob, not carol
         assert sorted(emails[i] for i in affected) == ["alice@example.com", "bob@example.com"]
         assert affected_people(Plan(changed=[PlanEntry("integration", "local-pg")]), before, after) is None
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_walking_the_catalogue_by_path_gives_what_walking_by_offset_gives(
+    store: sessionmaker[Session], clock: Clock, size: int
+) -> None:
+    """`access_of` walks `requestable` with `after` (each page starts where the last one stopped); the
+    pages must hold exactly what offset paging holds, in the same order, with bundles only once."""
+    with transaction(store) as session:
+        alice = identity_by_email(session, "alice@example.com")
+        assert alice is not None
+        by_offset: list[tuple[str, str]] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = requestable(
+                session, identity=alice, where=RequestableFilter(), limit=size, offset=offset, now=clock()
+            )
+            by_offset += [(i.resource.path, o.permission) for i in page.items for o in i.options]
+            offset = page.next_offset
+        by_path: list[tuple[str, str]] = []
+        where, pages = RequestableFilter(), 0
+        while True:
+            page = requestable(session, identity=alice, where=where, limit=size, offset=0, now=clock())
+            assert (page.next_after is None) == (page.next_offset is None)
+            assert pages == 0 or not page.bundles
+            by_path += [(i.resource.path, o.permission) for i in page.items for o in i.options]
+            pages += 1
+            if page.next_after is None:
+                break
+            where = RequestableFilter(after=page.next_after)
+        assert by_path == by_offset
+        assert len(by_path) >= 4  # alice reads every table
+        assert set(access_of(session, alice, clock())) == set(by_offset)
 
 
 def _pending_request_of_alice(store: sessionmaker[Session], clock: Clock) -> str:

@@ -78,16 +78,15 @@ class AccessDiff:
 def access_of(session: Session, identity: Identity, now: datetime) -> Access:
     """Everything `identity` may request now, as the catalogue (`requestable`) lists it."""
     found: Access = {}
-    offset: int | None = 0
-    while offset is not None:
-        page = requestable(
-            session, identity=identity, where=RequestableFilter(), limit=PAGE, offset=offset, now=now
-        )
+    where = RequestableFilter()
+    while True:
+        page = requestable(session, identity=identity, where=where, limit=PAGE, offset=0, now=now)
         for item in page.items:
             for option in item.options:
                 found[(item.resource.path, option.permission)] = not option.approval_required
-        offset = page.next_offset
-    return found
+        if page.next_after is None:
+            return found
+        where = RequestableFilter(after=page.next_after)
 
 
 def _active(session: Session, ids: set[str] | None) -> list[Identity]:

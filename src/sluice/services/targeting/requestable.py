@@ -9,6 +9,9 @@ the caller may not see, and a single UNION has a new shape, so a new compilation
 Each page row is then checked in memory by the policy evaluator (the same code that checks a
 request), which also picks the flow. Approvers are shown as the flow names them; `explain` resolves
 the people. Paths are compared in code-point order: the store's collation must be binary or C.
+A caller walking the whole catalogue passes each page's `next_after` as `after` instead of an offset:
+every part then starts at that path through the index, so each page costs its own size (with offsets,
+every part reads `offset + limit` rows and a full walk grows with the square of its length).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class RequestableFilter:
     path_prefix: str | None = None
     tag: str | None = None  # a tag rule: key=value, key, key != value, key in [a, b]
     q: str | None = None  # text in the name or path
+    after: str | None = None  # only paths after this one: the previous page's `next_after`
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class RequestablePage:
     items: list[RequestableResource]
     next_offset: int | None
     bundles: list[RequestableBundle] = field(default_factory=list)
+    # the last path this page looked at, for `RequestableFilter.after`; None on the last page
+    next_after: str | None = None
 
 
 def requesting_flows(flows: Sequence[FlowSpec], person: Person) -> list[FlowSpec]:
@@ -90,6 +96,8 @@ def _filters(
         clauses.append(Resource.type == where.type)
     if where.path_prefix:
         clauses.append(path_under(where.path_prefix, dialect))
+    if where.after is not None:
+        clauses.append(Resource.path > where.after)
     if where.tag:
         try:
             rule = parse_tag_rule(where.tag)
@@ -187,8 +195,10 @@ def requestable(
         options = options_for(ref, kind_of[row.integration_id], choices, person)
         if options:
             items.append(RequestableResource(ref, options))
-    bundles = _bundles(session, {f.name for f in flows}) if offset == 0 else []
-    return RequestablePage(items, offset + limit if more else None, bundles)
+    bundles = _bundles(session, {f.name for f in flows}) if offset == 0 and where.after is None else []
+    return RequestablePage(
+        items, offset + limit if more else None, bundles, rows[-1].path if more and rows else None
+    )
 
 
 def _bundles(session: Session, requesting: set[str]) -> list[RequestableBundle]:
