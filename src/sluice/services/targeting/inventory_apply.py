@@ -11,18 +11,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, and_, bindparam, exists, select, update
+from sqlalchemy import Select, Table, and_, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from sluice.services.grants.vanished import close_requests_on_vanished
 from sluice.services.targeting.inventory_staging import CHUNK
 from sluice.services.targeting.tags import forget_discovered_tags, sync_discovered_tags
+from sluice.store.bulk import Prepared, insert_many
 from sluice.store.tables import Resource
 from sluice.store.targeting_tables import InventoryStaging, ResourceTag
 from sluice.store.types import new_id
 
 _resources = cast(Table, Resource.__table__)
 _staged = cast(Table, InventoryStaging.__table__)
+_tags_table = cast(Table, ResourceTag.__table__)
 
 
 @dataclass
@@ -43,10 +45,12 @@ class Applied:
 
 def apply_staged(session: Session, integration_id: str, sync_id: str, now: datetime) -> Applied:
     applied = Applied()
-    last = ""
-    while rows := _chunk(session, integration_id, sync_id, last):
-        last = rows[-1].path
-        _apply_chunk(session, integration_id, rows, now, applied)
+    chunks, tags = Prepared(session, _CHUNK), Prepared(session, _TAGS)
+    params = {"sync_id": sync_id, "integration_id": integration_id, "after": ""}
+    while rows := chunks.rows(params):
+        existing = tags.rows({**params, "upto": rows[-1][0]})
+        params["after"] = rows[-1][0]
+        _apply_chunk(session, integration_id, rows, existing, now, applied)
     _resolve_parents(session, integration_id, applied, now)
     _mark_vanished(session, integration_id, sync_id, now, applied)
     for obj in list(session.identity_map.values()):  # the writes above went around the ORM
@@ -55,11 +59,11 @@ def apply_staged(session: Session, integration_id: str, sync_id: str, now: datet
     return applied
 
 
-def _chunk(session: Session, integration_id: str, sync_id: str, after: str) -> Sequence[Any]:
+def _chunk_query() -> Select[Any]:
     """The next staged rows in path order, each with the store's row of the same path and its parent's
     id (both absent for a new path)."""
     row, parent = _resources.alias("r"), _resources.alias("p")
-    query = (
+    return (
         select(
             _staged.c.path,
             _staged.c.type,
@@ -68,49 +72,77 @@ def _chunk(session: Session, integration_id: str, sync_id: str, after: str) -> S
             _staged.c.tags,
             row.c.id,
             row.c.integration_id,
-            row.c.type.label("row_type"),
-            row.c.name.label("row_name"),
+            row.c.type,
+            row.c.name,
             row.c.parent_id,
             row.c.deleted_at,
-            parent.c.id.label("found_parent"),
+            parent.c.id,
         )
         .select_from(
             _staged.outerjoin(row, row.c.path == _staged.c.path).outerjoin(
                 parent,
-                and_(parent.c.path == _staged.c.parent_path, parent.c.integration_id == integration_id),
+                and_(
+                    parent.c.path == _staged.c.parent_path,
+                    parent.c.integration_id == bindparam("integration_id"),
+                ),
             )
         )
-        .where(_staged.c.sync_id == sync_id, _staged.c.path > after)
+        .where(_staged.c.sync_id == bindparam("sync_id"), _staged.c.path > bindparam("after"))
         .order_by(_staged.c.path)
         .limit(CHUNK)
     )
-    return session.connection().execute(query).all()
+
+
+def _tags_query() -> Select[Any]:
+    """The stored tags of the resources of one chunk (staged paths in `(after, upto]`)."""
+    tag, row = _tags_table, _resources.alias("r")
+    return (
+        select(tag.c.resource_id, tag.c.key, tag.c.value, tag.c.source, tag.c.discovered_value)
+        .select_from(
+            _staged.join(
+                row, and_(row.c.path == _staged.c.path, row.c.integration_id == bindparam("integration_id"))
+            ).join(tag, tag.c.resource_id == row.c.id)
+        )
+        .where(
+            _staged.c.sync_id == bindparam("sync_id"),
+            _staged.c.path > bindparam("after"),
+            _staged.c.path <= bindparam("upto"),
+        )
+    )
+
+
+_CHUNK = _chunk_query()
+_TAGS = _tags_query()
 
 
 def _apply_chunk(
-    session: Session, integration_id: str, rows: Sequence[Row[Any]], now: datetime, applied: Applied
+    session: Session,
+    integration_id: str,
+    rows: Sequence[tuple[Any, ...]],
+    existing_tags: list[tuple[Any, ...]],
+    now: datetime,
+    applied: Applied,
 ) -> None:
     new_rows: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
     wanted: dict[str, dict[str, str]] = {}
-    existing: list[str] = []
     new_here: dict[str, str] = {}
-    for item in rows:
-        if item.id is not None and item.integration_id != integration_id:
+    for path, type_, name, parent_path, tags, row_id, owner, *was, found_parent in rows:
+        if row_id is not None and owner != integration_id:
             continue  # the path belongs to another integration's inventory
         applied.total += 1
-        rid = item.id or new_id("res")
-        parent_id = item.found_parent or (new_here.get(item.parent_path) if item.parent_path else None)
-        unresolved = item.parent_path is not None and parent_id is None
-        if item.id is None:
-            new_here[item.path] = rid
+        rid = row_id or new_id("res")
+        parent_id = found_parent or (new_here.get(parent_path) if parent_path else None)
+        unresolved = parent_path is not None and parent_id is None
+        if row_id is None:
+            new_here[path] = rid
             new_rows.append(
                 {
                     "id": rid,
                     "integration_id": integration_id,
-                    "type": item.type,
-                    "name": item.name,
-                    "path": item.path,
+                    "type": type_,
+                    "name": name,
+                    "path": path,
                     "parent_id": parent_id,
                     "discovered_at": now,
                     "updated_at": now,
@@ -119,16 +151,14 @@ def _apply_chunk(
             applied.added += 1
             counted = True
         else:
-            existing.append(rid)
-            keep_parent = item.parent_id if unresolved else parent_id
-            was = (item.row_type, item.row_name, item.parent_id, item.deleted_at)
-            counted = was != (item.type, item.name, keep_parent, None)
+            keep_parent = was[2] if unresolved else parent_id
+            counted = tuple(was) != (type_, name, keep_parent, None)
             if counted:
                 changed.append(
                     {
                         "b_id": rid,
-                        "type": item.type,
-                        "name": item.name,
+                        "type": type_,
+                        "name": name,
                         "parent_id": keep_parent,
                         "deleted_at": None,
                         "updated_at": now,
@@ -136,16 +166,14 @@ def _apply_chunk(
                 )
                 applied.updated += 1
         if unresolved:
-            applied.pending.append(
-                (rid, item.parent_path, None if item.id is None else item.parent_id, counted)
-            )
-        wanted[rid] = json.loads(item.tags)
+            applied.pending.append((rid, parent_path, None if row_id is None else was[2], counted))
+        wanted[rid] = json.loads(tags)
     connection = session.connection()
     if new_rows:
-        connection.execute(_resources.insert(), new_rows)
+        insert_many(session, _resources.insert(), new_rows)
     if changed:
         connection.execute(_update_by_id(), changed)
-    applied.tags += sync_discovered_tags(session, wanted, existing, now)
+    applied.tags += sync_discovered_tags(session, wanted, existing_tags, now)
 
 
 def _update_by_id() -> Any:

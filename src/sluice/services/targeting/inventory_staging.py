@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from sluice.connectors.base import DiscoveredResource
 from sluice.services.targeting.tags import MAX_VALUE, TAG_KEY
+from sluice.store.bulk import insert_many
 from sluice.store.targeting_tables import InventoryStaging
 
-CHUNK = 2000
+CHUNK = 5000
 # A sync that died (process killed) leaves its staged rows; the next sync of the integration drops
 # rows older than this, which no sync still running can own.
 STALE_AFTER = timedelta(hours=6)
@@ -56,7 +57,7 @@ def stage_chunk(
     statement = (
         postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     ).on_conflict_do_nothing()
-    session.connection().execute(statement, list(rows.values()))
+    insert_many(session, statement, list(rows.values()))
 
 
 def staged_count(session: Session, sync_id: str) -> int:

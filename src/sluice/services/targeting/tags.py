@@ -21,6 +21,7 @@ from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from sluice.domain.policy import ResourceRef
+from sluice.store.bulk import insert_many
 from sluice.store.tables import Resource
 from sluice.store.targeting_tables import DISCOVERED, ResourceTag
 
@@ -57,38 +58,33 @@ def tag_rows_of(session: Session, resource_id: str) -> list[ResourceTag]:
 
 
 def sync_discovered_tags(
-    session: Session, wanted: Mapping[str, Mapping[str, str]], existing_ids: Sequence[str], now: datetime
+    session: Session,
+    wanted: Mapping[str, Mapping[str, str]],
+    stored: Iterable[tuple[str, str, str, str, str | None]],
+    now: datetime,
 ) -> int:
     """Make the discovered layer of some resources' tags match what the connector reported: `wanted`
-    maps resource ids to their discovered tags (already filtered), `existing_ids` are those of them
-    that may have tags already (new rows have none). Injected values stay in effect; the discovered
-    value under them is kept up to date. Writes only what differs; returns the number of discovered
-    values added, changed or removed."""
+    maps resource ids to their discovered tags (already filtered), `stored` is the tag rows these
+    resources have now (resource id, key, value, source, discovered value). Injected values stay in
+    effect; the discovered value under them is kept up to date. Writes only what differs; returns the
+    number of discovered values added, changed or removed."""
     table = cast(Table, ResourceTag.__table__)
     connection = session.connection()
     seen: set[tuple[str, str]] = set()
     removed: list[dict[str, str]] = []
     changed: list[tuple[str, str, dict[str, object]]] = []
-    for chunk in in_chunks(list(existing_ids)):
-        rows = connection.execute(
-            select(
-                table.c.resource_id, table.c.key, table.c.value, table.c.source, table.c.discovered_value
-            ).where(table.c.resource_id.in_(chunk))
-        )
-        for resource_id, key, value, source, discovered in rows:
-            seen.add((resource_id, key))
-            found = wanted.get(resource_id, {}).get(key)
-            if source != DISCOVERED:  # an injected value stays in effect; the layer under it follows
-                if found != discovered:
-                    changed.append((resource_id, key, {"discovered_value": found}))
-            elif found is None:
-                removed.append({"b_id": resource_id, "b_key": key})
-            elif found != value:
-                changed.append(
-                    (resource_id, key, {"value": found, "discovered_value": found, "updated_at": now})
-                )
-            elif discovered != found:  # equal to the effective value while nothing is injected
+    for resource_id, key, value, source, discovered in stored:
+        seen.add((resource_id, key))
+        found = wanted.get(resource_id, {}).get(key)
+        if source != DISCOVERED:  # an injected value stays in effect; the layer under it follows
+            if found != discovered:
                 changed.append((resource_id, key, {"discovered_value": found}))
+        elif found is None:
+            removed.append({"b_id": resource_id, "b_key": key})
+        elif found != value:
+            changed.append((resource_id, key, {"value": found, "discovered_value": found, "updated_at": now}))
+        elif discovered != found:  # equal to the effective value while nothing is injected
+            changed.append((resource_id, key, {"discovered_value": found}))
     added = [
         {
             "resource_id": resource_id,
@@ -110,7 +106,7 @@ def sync_discovered_tags(
             update(table).where(table.c.resource_id == resource_id, table.c.key == key).values(**values)
         )
     if added:
-        connection.execute(insert(table), added)
+        insert_many(session, insert(table), added)
     return len(removed) + len(changed) + len(added)
 
 
