@@ -61,3 +61,22 @@ class Scope(Base):
 # Listing what may be requested walks each target's resources in path order within one integration and
 # type, stopping after a page: this index serves that walk (and "under a parent" ranges within it).
 Index("ix_resources_integration_type_path", Resource.integration_id, Resource.type, Resource.path)
+
+
+class InventoryStaging(Base):
+    """What one inventory sync read from its target, written a chunk at a time while the connector
+    lists, so that the sync never holds a whole inventory in memory. The apply step walks it in path
+    order against `resources`, then deletes the sync's rows; rows a crashed sync left behind are
+    removed by the next sync of the same integration. `tags` is the discovered tags as a JSON object
+    with sorted keys."""
+
+    __tablename__ = "inventory_staging"
+
+    sync_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(60))
+    name: Mapped[str] = mapped_column(String(500))
+    parent_path: Mapped[str | None] = mapped_column(String(1000))
+    tags: Mapped[str] = mapped_column(Text)
+    staged_at: Mapped[datetime]

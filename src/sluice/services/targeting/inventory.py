@@ -1,10 +1,12 @@
 """Inventory sync: ask a connector what exists and make the resource table match, incrementally
-(insert new, update changed, mark vanished ones deleted, bring back ones that reappear)."""
+(insert new, update changed, mark vanished ones deleted, bring back ones that reappear). What the
+connector lists is staged a chunk at a time (`inventory_staging.py`) and compared in path order
+(`inventory_apply.py`), so a sync holds a chunk in memory, never the whole inventory."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,11 +17,11 @@ from sluice.connectors.base import DiscoveredResource
 from sluice.domain.errors import NotFound, SluiceError, TargetError
 from sluice.domain.lifecycle import Lifecycle
 from sluice.events.audit import Action, record
-from sluice.services.grants.vanished import close_requests_on_vanished
 from sluice.services.targeting.connector_hub import ConnectorHub
-from sluice.services.targeting.tags import sync_discovered_tags
+from sluice.services.targeting.inventory_apply import apply_staged
+from sluice.services.targeting.inventory_staging import chunked, drop_stale, stage_chunk, unstage
 from sluice.store.db import transaction
-from sluice.store.tables import Integration, Resource
+from sluice.store.tables import Integration
 from sluice.store.types import new_id
 
 log = logging.getLogger("sluice.worker")  # the worker's sync duty logs what it did
@@ -38,91 +40,76 @@ class SyncResult:
 
 
 def apply_discovery(
-    session: Session, integration: Integration, found: list[DiscoveredResource], now: datetime
+    session: Session, integration: Integration, found: Iterable[DiscoveredResource], now: datetime
 ) -> SyncResult:
-    existing = {
-        r.path: r for r in session.scalars(select(Resource).where(Resource.integration_id == integration.id))
-    }
-    added = updated = 0
-    seen: set[str] = set()
-    # Parents first, so each child can point at its parent's row.
-    for item in sorted(found, key=lambda d: d.path.count("/")):
-        if item.path in seen:
-            continue
-        seen.add(item.path)
-        parent = existing.get(item.parent_path) if item.parent_path else None
-        row = existing.get(item.path)
-        if row is None:
-            row = Resource(
-                id=new_id("res"),
-                integration_id=integration.id,
-                type=item.type,
-                name=item.name,
-                path=item.path,
-                parent_id=parent.id if parent else None,
-                discovered_at=now,
-                updated_at=now,
-            )
-            session.add(row)
-            existing[item.path] = row
-            added += 1
-            continue
-        parent_id = parent.id if parent else None
-        if (row.type, row.name, row.parent_id, row.deleted_at) != (item.type, item.name, parent_id, None):
-            row.type, row.name, row.parent_id, row.deleted_at = item.type, item.name, parent_id, None
-            row.updated_at = now
-            updated += 1
-    deleted = 0
-    vanished: dict[str, str] = {}
-    for path, row in existing.items():
-        if path not in seen and row.deleted_at is None:
-            row.deleted_at = now
-            row.updated_at = now
-            deleted += 1
-            vanished[row.id] = path
-    session.flush()
-    sync_discovered_tags(session, integration.id, existing, found, now)
-    close_requests_on_vanished(session, list(vanished), vanished, now)
+    """Make the integration's inventory match `found`, in the caller's transaction (snapshots, tests).
+    `found` may be any iterable: it is staged a chunk at a time."""
+    sync_id = new_id("sync")
+    for chunk in chunked(found):
+        stage_chunk(session, sync_id, integration.id, chunk, now)
+    return _apply(session, integration, sync_id, now)
+
+
+def _apply(session: Session, integration: Integration, sync_id: str, now: datetime) -> SyncResult:
+    applied = apply_staged(session, integration.id, sync_id, now)
+    unstage(session, sync_id)
     integration.last_sync_at = now
     integration.last_sync_error = None
-    integration.resource_count = len(seen)
-    return SyncResult(integration.name, added, updated, deleted, len(seen))
-
-
-def sync_integration(
-    factory: sessionmaker[Session], hub: ConnectorHub, name: str, *, clock: Callable[[], datetime]
-) -> SyncResult:
-    """Discover outside any transaction (a target may be slow), then apply in one transaction."""
-    with transaction(factory) as session:
-        integration = session.scalar(select(Integration).where(Integration.name == name))
-        if integration is None:
-            raise NotFound(f"no integration {name!r}")
-        connector = hub.for_integration(integration)
-    try:
-        found = list(connector.discover())
-    except SluiceError as exc:
-        _record_sync_failure(factory, name, exc.detail, clock())
-        raise
-    except Exception as exc:
-        _record_sync_failure(factory, name, f"unexpected {type(exc).__name__} during discovery", clock())
-        raise TargetError(f"discovery of {name} failed unexpectedly") from exc
-    now = clock()
-    with transaction(factory) as session:
-        integration = session.scalar(select(Integration).where(Integration.name == name).with_for_update())
-        if integration is None:
-            raise NotFound(f"integration {name!r} was removed during the sync")
-        result = apply_discovery(session, integration, found, now)
+    integration.resource_count = applied.total
+    result = SyncResult(integration.name, applied.added, applied.updated, applied.deleted, applied.total)
+    if applied.changed:  # an unchanged inventory leaves no audit event behind
         record(
             session,
             now=now,
             actor="sluice",
             action=Action.INVENTORY_SYNCED,
             subject_type="integration",
-            subject_id=name,
-            integration=name,
+            subject_id=integration.name,
+            integration=integration.name,
             counts=result.as_dict(),
         )
     return result
+
+
+def sync_integration(
+    factory: sessionmaker[Session], hub: ConnectorHub, name: str, *, clock: Callable[[], datetime]
+) -> SyncResult:
+    """Read the target a chunk at a time outside any transaction (a target may be slow), staging each
+    chunk in its own short transaction; then compare and apply in one transaction."""
+    with transaction(factory) as session:
+        integration = session.scalar(select(Integration).where(Integration.name == name))
+        if integration is None:
+            raise NotFound(f"no integration {name!r}")
+        connector = hub.for_integration(integration)
+        integration_id = integration.id
+        drop_stale(session, integration_id, clock())
+    sync_id = new_id("sync")
+    try:
+        for chunk in chunked(connector.discover()):
+            with transaction(factory) as session:
+                stage_chunk(session, sync_id, integration_id, chunk, clock())
+        now = clock()
+        with transaction(factory) as session:
+            integration = session.scalar(
+                select(Integration).where(Integration.name == name).with_for_update()
+            )
+            if integration is None:
+                raise NotFound(f"integration {name!r} was removed during the sync")
+            return _apply(session, integration, sync_id, now)
+    except SluiceError as exc:
+        _forget(factory, sync_id)
+        if not isinstance(exc, NotFound):
+            _record_sync_failure(factory, name, exc.detail, clock())
+        raise
+    except Exception as exc:
+        _forget(factory, sync_id)
+        _record_sync_failure(factory, name, f"unexpected {type(exc).__name__} during discovery", clock())
+        raise TargetError(f"discovery of {name} failed unexpectedly") from exc
+
+
+def _forget(factory: sessionmaker[Session], sync_id: str) -> None:
+    with transaction(factory) as session:
+        unstage(session, sync_id)
 
 
 def _record_sync_failure(factory: sessionmaker[Session], name: str, error: str, now: datetime) -> None:

@@ -15,12 +15,13 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from sluice.connectors.base import DiscoveredResource
 from sluice.domain.policy import ResourceRef
+from sluice.store.bulk import insert_many
 from sluice.store.tables import Resource
 from sluice.store.targeting_tables import DISCOVERED, ResourceTag
 
@@ -58,61 +59,77 @@ def tag_rows_of(session: Session, resource_id: str) -> list[ResourceTag]:
 
 def sync_discovered_tags(
     session: Session,
-    integration_id: str,
-    rows: Mapping[str, Resource],
-    found: Sequence[DiscoveredResource],
+    wanted: Mapping[str, Mapping[str, str]],
+    stored: Iterable[tuple[str, str, str, str, str | None]],
     now: datetime,
 ) -> int:
-    """Make the discovered layer of an integration's tags match what the connector reported.
-    `rows` maps paths to resource rows (with ids). Injected values stay in effect; the discovered
-    value under them is kept up to date. Returns the number of discovered values added, changed or
-    removed."""
-    wanted: dict[str, dict[str, str]] = {}
-    for item in found:
-        row = rows.get(item.path)
-        if row is not None:
-            wanted[row.id] = {k: v[:MAX_VALUE] for k, v in item.tags.items() if TAG_KEY.match(k)}
-    existing: dict[tuple[str, str], ResourceTag] = {
-        (t.resource_id, t.key): t
-        for t in session.scalars(
-            select(ResourceTag)
-            .join(Resource, Resource.id == ResourceTag.resource_id)
-            .where(Resource.integration_id == integration_id)
+    """Make the discovered layer of some resources' tags match what the connector reported: `wanted`
+    maps resource ids to their discovered tags (already filtered), `stored` is the tag rows these
+    resources have now (resource id, key, value, source, discovered value). Injected values stay in
+    effect; the discovered value under them is kept up to date. Writes only what differs; returns the
+    number of discovered values added, changed or removed."""
+    table = cast(Table, ResourceTag.__table__)
+    connection = session.connection()
+    seen: set[tuple[str, str]] = set()
+    removed: list[dict[str, str]] = []
+    changed: list[tuple[str, str, dict[str, object]]] = []
+    for resource_id, key, value, source, discovered in stored:
+        seen.add((resource_id, key))
+        found = wanted.get(resource_id, {}).get(key)
+        if source != DISCOVERED:  # an injected value stays in effect; the layer under it follows
+            if found != discovered:
+                changed.append((resource_id, key, {"discovered_value": found}))
+        elif found is None:
+            removed.append({"b_id": resource_id, "b_key": key})
+        elif found != value:
+            changed.append((resource_id, key, {"value": found, "discovered_value": found, "updated_at": now}))
+        elif discovered != found:  # equal to the effective value while nothing is injected
+            changed.append((resource_id, key, {"discovered_value": found}))
+    added = [
+        {
+            "resource_id": resource_id,
+            "key": key,
+            "value": value,
+            "source": DISCOVERED,
+            "discovered_value": value,
+            "updated_at": now,
+        }
+        for resource_id, tags in wanted.items()
+        for key, value in tags.items()
+        if (resource_id, key) not in seen
+    ]
+    where = (table.c.resource_id == bindparam("b_id"), table.c.key == bindparam("b_key"))
+    if removed:
+        connection.execute(delete(table).where(*where), removed)
+    for resource_id, key, values in changed:  # few: a sync changes little at a time
+        connection.execute(
+            update(table).where(table.c.resource_id == resource_id, table.c.key == key).values(**values)
         )
-    }
+    if added:
+        insert_many(session, insert(table), added)
+    return len(removed) + len(changed) + len(added)
+
+
+def forget_discovered_tags(session: Session, resource_ids: Sequence[str]) -> int:
+    """The resources vanished from their target: their discovered values go, injected ones stay."""
+    table = cast(Table, ResourceTag.__table__)
+    connection = session.connection()
     changes = 0
-    for (resource_id, key), tag in existing.items():
-        value = wanted.get(resource_id, {}).get(key)
-        if tag.source != DISCOVERED:  # an injected value stays in effect; the layer under it follows
-            if value != tag.discovered_value:
-                tag.discovered_value = value
-                changes += 1
-        elif value is None:
-            session.delete(tag)
-            changes += 1
-        else:
-            if value != tag.value:
-                tag.value, tag.updated_at = value, now
-                changes += 1
-            tag.discovered_value = value  # equal to the effective value while nothing is injected
-    for resource_id, tags in wanted.items():
-        for key, value in tags.items():
-            if (resource_id, key) not in existing:
-                session.add(
-                    ResourceTag(
-                        resource_id=resource_id,
-                        key=key,
-                        value=value,
-                        source=DISCOVERED,
-                        discovered_value=value,
-                        updated_at=now,
-                    )
-                )
-                changes += 1
+    for chunk in in_chunks(list(resource_ids)):
+        gone = connection.execute(
+            delete(table).where(table.c.resource_id.in_(chunk), table.c.source == DISCOVERED)
+        )
+        kept = connection.execute(
+            update(table)
+            .where(table.c.resource_id.in_(chunk), table.c.discovered_value.is_not(None))
+            .values(discovered_value=None)
+        )
+        changes += gone.rowcount + kept.rowcount
     return changes
 
 
 __all__ = [
+    "forget_discovered_tags",
     "in_chunks",
     "resource_refs",
     "sync_discovered_tags",

@@ -1,0 +1,74 @@
+"""Bulk reads and writes on the DB-API cursor, for the few passes that move a million rows (the
+inventory sync). Statements are built and compiled by SQLAlchemy, as everywhere else, once per pass;
+rows then go through the driver as plain tuples, without the per-row result and parameter
+processing that costs more than the database itself at that size. Parameters get their column
+type's bind processing (a datetime on SQLite); result values come back as the driver gives them, so
+read only columns that need no conversion (text, integers) or that are only tested for NULL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+from sqlalchemy import Executable, Insert
+from sqlalchemy.orm import Session
+
+
+class Prepared:
+    """One compiled statement on the session's connection."""
+
+    def __init__(self, session: Session, statement: Executable) -> None:
+        self.session = session
+        dialect = session.get_bind().dialect
+        compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        self.text = str(compiled)
+        self.order: tuple[str, ...] | None = getattr(compiled, "positiontup", None)
+        self.defaults: dict[str, Any] = dict(compiled.params)
+        self.processors: dict[str, Callable[[Any], Any]] = {
+            name: processor
+            for bind, name in compiled.bind_names.items()
+            if (processor := bind.type._cached_bind_processor(dialect)) is not None
+        }
+
+    def _arguments(self, params: dict[str, Any], seen: dict[Any, Any] | None = None) -> Any:
+        merged = params if self.defaults.keys() <= params.keys() else {**self.defaults, **params}
+        if self.processors:
+            merged = dict(merged)
+            for name, processor in self.processors.items():
+                value = merged.get(name)
+                if value is None:
+                    continue
+                if seen is None or not isinstance(value, Hashable):
+                    merged[name] = processor(value)
+                else:  # a bulk write repeats its time stamps: convert each once
+                    if (name, value) not in seen:
+                        seen[name, value] = processor(value)
+                    merged[name] = seen[name, value]
+        return merged if self.order is None else tuple(merged[name] for name in self.order)
+
+    def _cursor(self) -> Any:
+        return self.session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+    def rows(self, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        cursor = self._cursor()
+        try:
+            cursor.execute(self.text, self._arguments(params or {}))
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def execute_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        cursor = self._cursor()
+        try:
+            seen: dict[Any, Any] = {}
+            cursor.executemany(self.text, [self._arguments(row, seen) for row in rows])
+        finally:
+            cursor.close()
+
+
+def insert_many(session: Session, statement: Insert, rows: Sequence[dict[str, Any]]) -> None:
+    """One INSERT for many rows of the same keys, through the driver's executemany."""
+    if rows:
+        Prepared(session, statement.values({key: None for key in rows[0]})).execute_many(rows)
