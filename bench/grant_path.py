@@ -1,6 +1,8 @@
 """Grant path: N auto-approved requests submitted through the REST API (one identity each) on a
 PostgreSQL target, timed until every grant is active in the target, against the floor of the same N
-grants issued raw with psycopg on one connection (the connector's own statements). Then the latency
+grants issued raw with psycopg on one connection (the connector's own statements), and the physical
+floor: the least DDL a grant needs (a login role with a client-computed SCRAM verifier and its
+membership in a prebuilt privilege role, one pipelined transaction). Then the latency
 from submit to active of single requests on an idle system.
 
 On a PostgreSQL store Sluice runs as API servers and `sluice worker` processes (docs/deploy.md), and
@@ -22,8 +24,10 @@ from pathlib import Path
 import psycopg
 from _support import (
     BENCH_LIMITS,
+    Scratch,
     managed_count,
     median,
+    minimal_grant,
     new_key,
     params,
     percentile,
@@ -35,6 +39,7 @@ from _support import (
     url,
 )
 from fastapi.testclient import TestClient
+from psycopg import sql
 from sqlalchemy import func, select
 
 from sluice.api.app import create_app
@@ -49,6 +54,12 @@ from sluice.store.tables import Grant
 SLUICE = str(Path(sys.executable).with_name("sluice"))
 
 
+def drop_logins(made: Scratch, stem: str, n: int) -> None:
+    with psycopg.connect(**params(), autocommit=True) as conn:
+        for i in range(n):
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(f"{made.prefix}{stem}{i}")))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=500)
@@ -60,16 +71,21 @@ def main() -> None:
         engine, factory, box = seed_store(made, n + singles, key)
         path = resource_path(made)
 
-        # The floor: the same grants, raw, on one connection.
+        # The floor: the same grants, raw, on one connection (the connector's statements).
         with raw_connection(made) as conn:
             started = time.perf_counter()
             for i in range(n):
                 raw_grant(conn, made, f"{made.prefix}floor{i}", f"gr_floor{i}", secrets.token_urlsafe(24))
             floor = time.perf_counter() - started
         assert managed_count(made) == n
-        with psycopg.connect(**params(), autocommit=True) as conn:
+        drop_logins(made, "floor", n)
+        # The physical floor: the least DDL any grant needs (the privilege role is prebuilt above).
+        with raw_connection(made) as conn:
+            started = time.perf_counter()
             for i in range(n):
-                conn.execute(f'DROP ROLE "{made.prefix}floor{i}"')
+                minimal_grant(conn, made, f"{made.prefix}min{i}", secrets.token_urlsafe(24))
+            physical = time.perf_counter() - started
+        drop_logins(made, "min", n)
 
         runtime = Runtime(
             settings=Settings(home=Path(home), database_url=url(made.store), secret_key=key),
@@ -144,7 +160,14 @@ def main() -> None:
         output.close()
         engine.dispose()
 
-    print(f"floor (raw psycopg, one connection): {n} grants in {floor:.2f}s = {n / floor:.1f} grants/s")
+    print(
+        f"physical floor (CREATE ROLE + membership): {n} grants in {physical:.2f}s"
+        f" = {n / physical:.1f} grants/s"
+    )
+    print(
+        f"floor (connector's statements, raw psycopg, one connection): {n} grants in {floor:.2f}s = "
+        f"{n / floor:.1f} grants/s ({floor / physical:.2f}x the physical floor)"
+    )
     print(
         f"API -> worker -> target:             {n} grants in {api:.2f}s = {n / api:.1f} grants/s"
         f" (submitting took {submitted:.2f}s)"
@@ -154,6 +177,7 @@ def main() -> None:
         f"single request, submit -> active (idle system, {singles} samples): "
         f"p50={p50:.1f}ms p99={p99:.1f}ms max={max(latencies):.1f}ms"
     )
+    print(f"API / physical floor: {api / physical:.2f}")
     print(f"ratio={api / floor:.2f}")
 
 
