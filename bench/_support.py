@@ -236,20 +236,24 @@ def minimal_grant(conn: psycopg.Connection[Any], made: Scratch, login: str, pass
 
 
 def raw_revoke(conn: psycopg.Connection[Any], database: str, login: str) -> None:
-    """What PostgresConnector.revoke issues for a grant in `database`, in the same order (`conn` is open
-    on that database, so one connection serves every statement)."""
+    """What PostgresConnector.revoke issues for a grant in `database`, in the same order and the same
+    three round trips (`conn` is open on that database, so one connection serves every statement)."""
     ident = sql.Identifier(login)
     row = conn.execute(q.ROLE, [login]).fetchone()
     if row is None:
         return
-    conn.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
-    conn.execute(q.TERMINATE, [5000, login]).fetchall()
-    for _ in list(conn.execute(q.ROLE_DATABASES, [database, row[0]])):
-        with conn.transaction():
-            conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
-    conn.execute(q.TERMINATE, [5000, login]).fetchall()
-    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+    with conn.pipeline():
+        conn.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
+        conn.execute(q.TERMINATE, [5000, login])
+        found = conn.execute(q.ROLE_DATABASES, [database, row[0]])
+    databases = [r[0] for r in found.fetchall()]
+    with conn.pipeline():
+        if conn.info.dbname in databases:
+            with conn.transaction():
+                conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+        conn.execute(q.TERMINATE, [5000, login])
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
 
 
 def raw_connection(made: Scratch) -> psycopg.Connection[Any]:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from _phases import measured
 from _support import (
     BENCH_LIMITS,
     Scratch,
@@ -51,6 +52,7 @@ from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.store.db import transaction
 from sluice.store.tables import Grant
 
+PROFILED = 100  # submits measured phase by phase, after the timed runs
 SLUICE = str(Path(sys.executable).with_name("sluice"))
 
 
@@ -68,7 +70,7 @@ def main() -> None:
     n, singles = args.requests, args.singles
     with scratch() as made, tempfile.TemporaryDirectory() as home:
         key = new_key()
-        engine, factory, box = seed_store(made, n + singles, key)
+        engine, factory, box = seed_store(made, n + singles + PROFILED, key)
         path = resource_path(made)
 
         # The floor: the same grants, raw, on one connection (the connector's statements).
@@ -97,7 +99,7 @@ def main() -> None:
         with transaction(factory) as session:
             tokens = [
                 create_token(session, email=f"u{i}@bench.example", admin=False, actor="bench", now=utc_now())
-                for i in range(n + singles)
+                for i in range(n + singles + PROFILED)
             ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
         env.update(SLUICE_DATABASE_URL=url(made.store), SLUICE_HOME=home, SLUICE_SECRET_KEY=key)
@@ -155,6 +157,17 @@ def main() -> None:
                             break
                     time.sleep(0.002)
                 latencies.append((time.perf_counter() - asked) * 1000)
+            # Where a submit's time goes (timers and statement counts; see _phases.py).
+            extra = tokens[n + singles :]
+            with measured(engine) as phases:
+                for token in extra:
+                    asked = time.perf_counter()
+                    response = client.post(
+                        "/api/v1/requests", json=body, headers={"Authorization": f"Bearer {token}"}
+                    )
+                    phases.seconds["HTTP request, end to end"] += time.perf_counter() - asked
+                    assert response.status_code == 201, response.text
+                    phases.submits += 1
         worker.terminate()
         worker.wait(timeout=60)
         output.close()
@@ -172,6 +185,7 @@ def main() -> None:
         f"API -> worker -> target:             {n} grants in {api:.2f}s = {n / api:.1f} grants/s"
         f" (submitting took {submitted:.2f}s)"
     )
+    print("\n".join(phases.report()))
     p50, p99 = median(latencies), percentile(latencies, 99)
     print(
         f"single request, submit -> active (idle system, {singles} samples): "

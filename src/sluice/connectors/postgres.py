@@ -166,18 +166,34 @@ class PostgresConnector:
                 return
             role_oid, comment = row
             self._require_marker(login, comment, unit.grant_id)
+            # Three round trips on the admin connection: the marker (read above), then access cut
+            # (NOLOGIN, sessions ended) with the databases to clean, then the clean-up and the drop,
+            # each step pipelined in the order written.
             try:
-                # Cut access first, so an open session ends even if a later step fails.
-                admin.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
-                self._terminate(admin, login)
-                for db in [r[0] for r in admin.execute(q.ROLE_DATABASES, [database, role_oid])]:
-                    with self._connect_to(admin, db) as conn, conn.transaction():
-                        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
-                        conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
-                self._terminate(admin, login)  # a session that was authenticating during the ALTER
-                admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+                with admin.pipeline():
+                    # Cut access first, so an open session ends even if a later step fails.
+                    admin.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
+                    self._terminate(admin, login)
+                    found = admin.execute(q.ROLE_DATABASES, [database, role_oid])
+                databases = [r[0] for r in found.fetchall()]
+                for db in databases:
+                    if db != admin.info.dbname:
+                        with self._pool.borrow(db) as conn, conn.pipeline(), conn.transaction():
+                            self._drop_owned(conn, ident)
+                with admin.pipeline():
+                    if admin.info.dbname in databases:
+                        with admin.transaction():
+                            self._drop_owned(admin, ident)
+                    self._terminate(admin, login)  # a session that was authenticating during the ALTER
+                    admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
             except errors.UndefinedObject:
                 return  # dropped meanwhile: gone is what we want
+
+    @staticmethod
+    def _drop_owned(conn: psycopg.Connection[Any], ident: sql.Identifier) -> None:
+        """Hand what the role made in this database to the admin, and drop its privileges here."""
+        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
 
     def list_managed(self) -> list[ManagedPrincipal]:
         with self._errors(), self._connect() as admin:
@@ -321,7 +337,7 @@ class PostgresConnector:
 
     def _terminate(self, admin: psycopg.Connection[Any], login: str) -> None:
         wait = min(_TERMINATE_WAIT_MS, self.config.statement_timeout_seconds * 500)
-        admin.execute(q.TERMINATE, [wait, login]).fetchall()
+        admin.execute(q.TERMINATE, [wait, login])
 
     # --- helpers
 
