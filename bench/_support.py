@@ -170,10 +170,17 @@ def grant_comment(made: Scratch, grant_id: str) -> str:
     return q.grant_comment(grant_id, INTEGRATION, installation_of(made.store))
 
 
-def raw_grant(conn: psycopg.Connection[Any], made: Scratch, login: str, grant_id: str, password: str) -> None:
-    """What PostgresConnector.grant issues for a table read grant, in the same order."""
+def _login_options(password: str) -> sql.Composed:
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    verifier = q.scram_sha256_verifier(password, iterations=q.GRANT_SCRAM_ITERATIONS)
+    return sql.SQL("LOGIN INHERIT PASSWORD {} VALID UNTIL {}").format(
+        sql.Literal(verifier), sql.Literal(until)
+    )
+
+
+def _prepare_privilege_role(conn: psycopg.Connection[Any], made: Scratch, privilege: str) -> None:
+    """What the connector runs the first time a resource and permission are granted."""
     target = Target(made.target, "public", TABLE)
-    privilege = q.privilege_role_name(made.prefix, resource_path(made), "read")
     with suppress(errors.DuplicateObject, errors.UniqueViolation), conn.transaction():
         conn.execute(sql.SQL("CREATE ROLE {} WITH NOLOGIN").format(sql.Identifier(privilege)))
         conn.execute(
@@ -189,35 +196,64 @@ def raw_grant(conn: psycopg.Connection[Any], made: Scratch, login: str, grant_id
         conn.execute(q.LOCK, [q.lock_key(target)])
         for statement in q.object_grants(target, "read", privilege):
             conn.execute(statement)
+
+
+def raw_grant(conn: psycopg.Connection[Any], made: Scratch, login: str, grant_id: str, password: str) -> None:
+    """What PostgresConnector.grant issues for a table read grant, in the same order: the login, its
+    marker and its membership in one pipelined transaction that also reads whether the privilege role
+    is ready; the privilege role's own statements only when it is not (the first grant)."""
+    target = Target(made.target, "public", TABLE)
+    privilege = q.privilege_role_name(made.prefix, resource_path(made), "read")
+    ready = q.privilege_ready(target, "read", privilege)
+    assert ready is not None
     ident = sql.Identifier(login)
-    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    options = sql.SQL("LOGIN INHERIT PASSWORD {} VALID UNTIL {}").format(
-        sql.Literal(q.scram_sha256_verifier(password)), sql.Literal(until)
-    )
-    with conn.transaction():
-        conn.execute(q.ROLE, [login]).fetchone()
-        conn.execute(sql.SQL("CREATE ROLE {} WITH ").format(ident) + options)
-        conn.execute(
-            sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(grant_comment(made, grant_id)))
-        )
+    try:
+        with conn.pipeline(), conn.transaction():
+            conn.execute(sql.SQL("CREATE ROLE {} WITH ").format(ident) + _login_options(password))
+            conn.execute(
+                sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(grant_comment(made, grant_id)))
+            )
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(privilege), ident))
+            answer = conn.execute(ready)
+        row = answer.fetchone()
+        if row and row[0]:
+            return
+    except errors.UndefinedObject:
+        _prepare_privilege_role(conn, made, privilege)
+        raw_grant(conn, made, login, grant_id, password)
+        return
+    _prepare_privilege_role(conn, made, privilege)
+
+
+def minimal_grant(conn: psycopg.Connection[Any], made: Scratch, login: str, password: str) -> None:
+    """The physical floor of a grant: a login role with a client-computed SCRAM verifier and its
+    membership in a prebuilt privilege role, in one pipelined transaction. Nothing a grant could skip."""
+    privilege = q.privilege_role_name(made.prefix, resource_path(made), "read")
+    ident = sql.Identifier(login)
+    with conn.pipeline(), conn.transaction():
+        conn.execute(sql.SQL("CREATE ROLE {} WITH ").format(ident) + _login_options(password))
         conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(privilege), ident))
 
 
 def raw_revoke(conn: psycopg.Connection[Any], database: str, login: str) -> None:
-    """What PostgresConnector.revoke issues for a grant in `database`, in the same order (`conn` is open
-    on that database, so one connection serves every statement)."""
+    """What PostgresConnector.revoke issues for a grant in `database`, in the same order and the same
+    three round trips (`conn` is open on that database, so one connection serves every statement)."""
     ident = sql.Identifier(login)
     row = conn.execute(q.ROLE, [login]).fetchone()
     if row is None:
         return
-    conn.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
-    conn.execute(q.TERMINATE, [5000, login]).fetchall()
-    for _ in list(conn.execute(q.ROLE_DATABASES, [database, row[0]])):
-        with conn.transaction():
-            conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
-    conn.execute(q.TERMINATE, [5000, login]).fetchall()
-    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+    with conn.pipeline():
+        conn.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
+        conn.execute(q.TERMINATE, [5000, login])
+        found = conn.execute(q.ROLE_DATABASES, [database, row[0]])
+    databases = [r[0] for r in found.fetchall()]
+    with conn.pipeline():
+        if conn.info.dbname in databases:
+            with conn.transaction():
+                conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+        conn.execute(q.TERMINATE, [5000, login])
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
 
 
 def raw_connection(made: Scratch) -> psycopg.Connection[Any]:

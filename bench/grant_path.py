@@ -1,6 +1,8 @@
 """Grant path: N auto-approved requests submitted through the REST API (one identity each) on a
 PostgreSQL target, timed until every grant is active in the target, against the floor of the same N
-grants issued raw with psycopg on one connection (the connector's own statements). Then the latency
+grants issued raw with psycopg on one connection (the connector's own statements), and the physical
+floor: the least DDL a grant needs (a login role with a client-computed SCRAM verifier and its
+membership in a prebuilt privilege role, one pipelined transaction). Then the latency
 from submit to active of single requests on an idle system.
 
 On a PostgreSQL store Sluice runs as API servers and `sluice worker` processes (docs/deploy.md), and
@@ -20,10 +22,13 @@ import time
 from pathlib import Path
 
 import psycopg
+from _phases import measured
 from _support import (
     BENCH_LIMITS,
+    Scratch,
     managed_count,
     median,
+    minimal_grant,
     new_key,
     params,
     percentile,
@@ -35,6 +40,7 @@ from _support import (
     url,
 )
 from fastapi.testclient import TestClient
+from psycopg import sql
 from sqlalchemy import func, select
 
 from sluice.api.app import create_app
@@ -46,7 +52,14 @@ from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.store.db import transaction
 from sluice.store.tables import Grant
 
+PROFILED = 100  # submits measured phase by phase, after the timed runs
 SLUICE = str(Path(sys.executable).with_name("sluice"))
+
+
+def drop_logins(made: Scratch, stem: str, n: int) -> None:
+    with psycopg.connect(**params(), autocommit=True) as conn:
+        for i in range(n):
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(f"{made.prefix}{stem}{i}")))
 
 
 def main() -> None:
@@ -57,19 +70,24 @@ def main() -> None:
     n, singles = args.requests, args.singles
     with scratch() as made, tempfile.TemporaryDirectory() as home:
         key = new_key()
-        engine, factory, box = seed_store(made, n + singles, key)
+        engine, factory, box = seed_store(made, n + singles + PROFILED, key)
         path = resource_path(made)
 
-        # The floor: the same grants, raw, on one connection.
+        # The floor: the same grants, raw, on one connection (the connector's statements).
         with raw_connection(made) as conn:
             started = time.perf_counter()
             for i in range(n):
                 raw_grant(conn, made, f"{made.prefix}floor{i}", f"gr_floor{i}", secrets.token_urlsafe(24))
             floor = time.perf_counter() - started
         assert managed_count(made) == n
-        with psycopg.connect(**params(), autocommit=True) as conn:
+        drop_logins(made, "floor", n)
+        # The physical floor: the least DDL any grant needs (the privilege role is prebuilt above).
+        with raw_connection(made) as conn:
+            started = time.perf_counter()
             for i in range(n):
-                conn.execute(f'DROP ROLE "{made.prefix}floor{i}"')
+                minimal_grant(conn, made, f"{made.prefix}min{i}", secrets.token_urlsafe(24))
+            physical = time.perf_counter() - started
+        drop_logins(made, "min", n)
 
         runtime = Runtime(
             settings=Settings(home=Path(home), database_url=url(made.store), secret_key=key),
@@ -81,7 +99,7 @@ def main() -> None:
         with transaction(factory) as session:
             tokens = [
                 create_token(session, email=f"u{i}@bench.example", admin=False, actor="bench", now=utc_now())
-                for i in range(n + singles)
+                for i in range(n + singles + PROFILED)
             ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
         env.update(SLUICE_DATABASE_URL=url(made.store), SLUICE_HOME=home, SLUICE_SECRET_KEY=key)
@@ -139,21 +157,41 @@ def main() -> None:
                             break
                     time.sleep(0.002)
                 latencies.append((time.perf_counter() - asked) * 1000)
+            # Where a submit's time goes (timers and statement counts; see _phases.py).
+            extra = tokens[n + singles :]
+            with measured(engine) as phases:
+                for token in extra:
+                    asked = time.perf_counter()
+                    response = client.post(
+                        "/api/v1/requests", json=body, headers={"Authorization": f"Bearer {token}"}
+                    )
+                    phases.seconds["HTTP request, end to end"] += time.perf_counter() - asked
+                    assert response.status_code == 201, response.text
+                    phases.submits += 1
         worker.terminate()
         worker.wait(timeout=60)
         output.close()
         engine.dispose()
 
-    print(f"floor (raw psycopg, one connection): {n} grants in {floor:.2f}s = {n / floor:.1f} grants/s")
+    print(
+        f"physical floor (CREATE ROLE + membership): {n} grants in {physical:.2f}s"
+        f" = {n / physical:.1f} grants/s"
+    )
+    print(
+        f"floor (connector's statements, raw psycopg, one connection): {n} grants in {floor:.2f}s = "
+        f"{n / floor:.1f} grants/s ({floor / physical:.2f}x the physical floor)"
+    )
     print(
         f"API -> worker -> target:             {n} grants in {api:.2f}s = {n / api:.1f} grants/s"
         f" (submitting took {submitted:.2f}s)"
     )
+    print("\n".join(phases.report()))
     p50, p99 = median(latencies), percentile(latencies, 99)
     print(
         f"single request, submit -> active (idle system, {singles} samples): "
         f"p50={p50:.1f}ms p99={p99:.1f}ms max={max(latencies):.1f}ms"
     )
+    print(f"API / physical floor: {api / physical:.2f}")
     print(f"ratio={api / floor:.2f}")
 
 

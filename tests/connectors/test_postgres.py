@@ -31,7 +31,12 @@ from pydantic import ValidationError
 
 from sluice.connectors.base import AccessUnit, Connector, ConnectorContext, ManagedPrincipal, SecretRef
 from sluice.connectors.postgres import PostgresConfig, PostgresConnector, path_segment, segment_name
-from sluice.connectors.postgres_sql import parse_tags, privilege_role_name, scram_sha256_verifier
+from sluice.connectors.postgres_sql import (
+    GRANT_SCRAM_ITERATIONS,
+    parse_tags,
+    privilege_role_name,
+    scram_sha256_verifier,
+)
 from sluice.domain.errors import TargetError
 from tests.conftest import _need_service
 
@@ -323,6 +328,61 @@ def test_granting_twice_keeps_one_role_and_one_privilege_role(
     assert rows == [(unit.principal, True)]
     assert comment == (f"sluice privilege: {unit.resource_path} read",)
     with login(details, again) as conn:
+        assert conn.execute("SELECT count(*) FROM app.orders").fetchone() == (2,)
+    connector.revoke(unit)
+
+
+def test_a_table_made_again_or_a_privilege_revoked_by_hand_is_granted_in_full(
+    connector: PostgresConnector, target_db: str, admin_params: dict[str, Any]
+) -> None:
+    """Once a privilege role holds its privileges a grant only makes the login; that shortcut reads the
+    ACLs themselves, so a table dropped and created again, or a privilege or a sequence's USAGE revoked
+    by hand, is granted again rather than handed out empty."""
+    with _admin(admin_params, target_db) as conn:
+        conn.execute("CREATE TABLE app.remade (id serial PRIMARY KEY, item text)")
+    path = _path(target_db, "app", "remade")
+    first = make_unit(connector, path, permission="write")
+    connector.grant(first)
+    privilege = sql.Identifier(privilege_role_name(PREFIX, path, "write"))
+    with _admin(admin_params, target_db) as conn:
+        conn.execute("DROP TABLE app.remade")
+        conn.execute("CREATE TABLE app.remade (id serial PRIMARY KEY, item text)")
+    second = make_unit(connector, path, permission="write")
+    with login(connector.grant(second), second) as conn:
+        conn.execute("INSERT INTO app.remade (item) VALUES ('again')")
+    with _admin(admin_params, target_db) as conn:
+        conn.execute(sql.SQL("REVOKE USAGE ON SEQUENCE app.remade_id_seq FROM {}").format(privilege))
+    third = make_unit(connector, path, permission="write")
+    with login(connector.grant(third), third) as conn:
+        conn.execute("INSERT INTO app.remade (item) VALUES ('once more')")
+    with _admin(admin_params, target_db) as conn:
+        conn.execute(
+            sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(sql.Identifier(target_db), privilege)
+        )
+        conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(sql.Identifier(target_db)))
+    try:
+        fourth = make_unit(connector, path, permission="write")
+        with login(connector.grant(fourth), fourth) as conn:
+            assert conn.execute("SELECT count(*) FROM app.remade").fetchone() == (2,)
+    finally:
+        with _admin(admin_params, target_db) as conn:
+            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO PUBLIC").format(sql.Identifier(target_db)))
+    for unit in (first, second, third, fourth):
+        connector.revoke(unit)
+
+
+def test_the_stored_verifier_is_scram_with_the_grant_iteration_count(
+    connector: PostgresConnector, target_db: str, admin_params: dict[str, Any]
+) -> None:
+    unit = make_unit(connector, _path(target_db, "app", "orders"))
+    details = connector.grant(unit)
+    with _admin(admin_params) as conn:
+        stored = conn.execute(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = %s", [unit.principal]
+        ).fetchone()
+    assert stored is not None and stored[0].startswith(f"SCRAM-SHA-256${GRANT_SCRAM_ITERATIONS}:")
+    assert unit.secret is not None and unit.secret not in stored[0]
+    with login(details, unit) as conn:
         assert conn.execute("SELECT count(*) FROM app.orders").fetchone() == (2,)
     connector.revoke(unit)
 

@@ -130,18 +130,22 @@ class PostgresConnector:
         login = self._principal(unit)
         if not unit.secret:
             raise TargetError(f"{self.name}: a PostgreSQL grant needs a generated password", retryable=False)
-        verifier = q.scram_sha256_verifier(unit.secret)
+        verifier = q.scram_sha256_verifier(unit.secret, iterations=q.GRANT_SCRAM_ITERATIONS)
         privilege = q.privilege_role_name(self.config.role_prefix, unit.resource_path, unit.permission)
-        with self._errors(unit.secret, verifier), self._pool.borrow() as admin:
-            self._ensure_privilege_role(admin, privilege, unit)
-            with admin.transaction():
-                admin.execute(q.LOCK, [q.lock_key(Target(target.database))])
-                for statement in q.database_grants(target, privilege):
-                    admin.execute(statement)
-            if target.schema is not None:
-                with self._connect_to(admin, target.database) as conn:
-                    self._grant_objects(conn, target, unit.permission, privilege)
-            self._ensure_login(admin, unit, login, verifier, privilege)
+        # A table's grant runs on a connection to its database, where its ACLs can be read; roles are
+        # the cluster's, so the login is made there too.
+        home = target.database if target.schema is not None else None
+        with self._errors(unit.secret, verifier), self._pool.borrow(home) as admin:
+            if not self._grant_at_once(admin, unit, target, login, verifier, privilege):
+                self._ensure_privilege_role(admin, privilege, unit)
+                with admin.transaction():
+                    admin.execute(q.LOCK, [q.lock_key(Target(target.database))])
+                    for statement in q.database_grants(target, privilege):
+                        admin.execute(statement)
+                if target.schema is not None:
+                    with self._connect_to(admin, target.database) as conn:
+                        self._grant_objects(conn, target, unit.permission, privilege)
+                self._ensure_login(admin, unit, login, verifier, privilege)
             return {
                 "host": self.config.public_host or admin.info.host,
                 "port": admin.info.port,
@@ -162,18 +166,34 @@ class PostgresConnector:
                 return
             role_oid, comment = row
             self._require_marker(login, comment, unit.grant_id)
+            # Three round trips on the admin connection: the marker (read above), then access cut
+            # (NOLOGIN, sessions ended) with the databases to clean, then the clean-up and the drop,
+            # each step pipelined in the order written.
             try:
-                # Cut access first, so an open session ends even if a later step fails.
-                admin.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
-                self._terminate(admin, login)
-                for db in [r[0] for r in admin.execute(q.ROLE_DATABASES, [database, role_oid])]:
-                    with self._connect_to(admin, db) as conn, conn.transaction():
-                        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
-                        conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
-                self._terminate(admin, login)  # a session that was authenticating during the ALTER
-                admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+                with admin.pipeline():
+                    # Cut access first, so an open session ends even if a later step fails.
+                    admin.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
+                    self._terminate(admin, login)
+                    found = admin.execute(q.ROLE_DATABASES, [database, role_oid])
+                databases = [r[0] for r in found.fetchall()]
+                for db in databases:
+                    if db != admin.info.dbname:
+                        with self._pool.borrow(db) as conn, conn.pipeline(), conn.transaction():
+                            self._drop_owned(conn, ident)
+                with admin.pipeline():
+                    if admin.info.dbname in databases:
+                        with admin.transaction():
+                            self._drop_owned(admin, ident)
+                    self._terminate(admin, login)  # a session that was authenticating during the ALTER
+                    admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
             except errors.UndefinedObject:
                 return  # dropped meanwhile: gone is what we want
+
+    @staticmethod
+    def _drop_owned(conn: psycopg.Connection[Any], ident: sql.Identifier) -> None:
+        """Hand what the role made in this database to the admin, and drop its privileges here."""
+        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
 
     def list_managed(self) -> list[ManagedPrincipal]:
         with self._errors(), self._connect() as admin:
@@ -226,6 +246,44 @@ class PostgresConnector:
 
     # --- steps
 
+    def _grant_at_once(
+        self,
+        conn: psycopg.Connection[Any],
+        unit: AccessUnit,
+        target: Target,
+        login: str,
+        verifier: str,
+        privilege: str,
+    ) -> bool:
+        """The common case in one round trip: the privilege role already holds its privileges and the
+        login is new. The login is created, marked and made a member in one pipelined transaction that
+        also reads whether the privilege role is ready. False when the full path must run: the login
+        exists (a retry), the privilege role is missing or lacks a privilege (the first grant of this
+        resource and permission, or one changed by hand). A login committed here before its privilege
+        role was ready is harmless: it holds less than the grant, and the full path completes it."""
+        ready = q.privilege_ready(target, unit.permission, privilege)
+        if ready is None:
+            return False
+        ident = sql.Identifier(login)
+        marker = sql.Literal(q.grant_comment(unit.grant_id, self.name, self.context.installation))
+        try:
+            with conn.pipeline(), conn.transaction():
+                conn.execute(
+                    sql.SQL("CREATE ROLE {} WITH ").format(ident) + self._login_options(unit, verifier)
+                )
+                conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, marker))
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(privilege), ident))
+                answer = conn.execute(ready)
+        except (*_ALREADY_THERE, errors.UndefinedObject):
+            return False
+        row = answer.fetchone()
+        return bool(row and row[0])
+
+    def _login_options(self, unit: AccessUnit, verifier: str) -> sql.Composed:
+        return sql.SQL("LOGIN INHERIT PASSWORD {} VALID UNTIL {}").format(
+            sql.Literal(verifier), sql.Literal(self._valid_until(unit.ends_at))
+        )
+
     def _ensure_privilege_role(self, admin: psycopg.Connection[Any], role: str, unit: AccessUnit) -> None:
         ident = sql.Identifier(role)
         comment = q.privilege_comment(unit.resource_path, unit.permission)
@@ -256,9 +314,7 @@ class PostgresConnector:
         self, admin: psycopg.Connection[Any], unit: AccessUnit, login: str, verifier: str, privilege: str
     ) -> None:
         ident = sql.Identifier(login)
-        options = sql.SQL("LOGIN INHERIT PASSWORD {} VALID UNTIL {}").format(
-            sql.Literal(verifier), sql.Literal(self._valid_until(unit.ends_at))
-        )
+        options = self._login_options(unit, verifier)
         marker = sql.Literal(q.grant_comment(unit.grant_id, self.name, self.context.installation))
         for attempt in range(2):
             try:
@@ -281,7 +337,7 @@ class PostgresConnector:
 
     def _terminate(self, admin: psycopg.Connection[Any], login: str) -> None:
         wait = min(_TERMINATE_WAIT_MS, self.config.statement_timeout_seconds * 500)
-        admin.execute(q.TERMINATE, [wait, login]).fetchall()
+        admin.execute(q.TERMINATE, [wait, login])
 
     # --- helpers
 

@@ -55,6 +55,13 @@ def _saslprep(password: str) -> str:
     return prepared
 
 
+# The iteration count of the verifiers Sluice writes. PBKDF2's iterations slow down guessing a
+# password from a stolen verifier; a grant's password is 192 random bits (`secrets.token_urlsafe(24)`),
+# which no number of guesses reaches, so iterations would only cost time on every grant and every
+# login. See docs/security.md ("Generated passwords").
+GRANT_SCRAM_ITERATIONS = 1
+
+
 def scram_sha256_verifier(password: str, *, salt: bytes | None = None, iterations: int = 4096) -> str:
     """`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, the form `pg_authid` stores."""
     salt = salt if salt is not None else secrets.token_bytes(16)
@@ -172,6 +179,65 @@ def object_grants(
         if permission == "write":
             statements.append(head + sql.SQL("USAGE ON SEQUENCES TO {}").format(role_id))
     return statements
+
+
+def _held(catalog: str, acl: str, where: sql.Composable, rights: Sequence[str]) -> sql.Composed:
+    """True when role `r` holds every one of `rights` directly in the ACL of the object `where` picks."""
+    return sql.SQL(
+        "(SELECT count(DISTINCT a.privilege_type) FROM {} o, aclexplode(o.{}) a"
+        " WHERE {} AND a.grantee = r.oid AND a.privilege_type = ANY({})) = {}"
+    ).format(
+        sql.Identifier(catalog),
+        sql.Identifier(acl),
+        where,
+        sql.Literal(list(rights)),
+        sql.Literal(len(rights)),
+    )
+
+
+def privilege_ready(target: Target, permission: str, role: str) -> sql.Composed | None:
+    """A query answering whether privilege role `role` already holds everything `object_grants` and
+    `database_grants` give it for a database or a table (read from the ACLs themselves, so a table
+    dropped and made again, or a privilege revoked by hand, reads as not ready). Run on a connection to
+    the target's database. None for a schema: its default privileges cannot be read back this way."""
+    if target.schema is not None and target.table is None:
+        return None
+    checks = [
+        _held(
+            "pg_database",
+            "datacl",
+            sql.SQL("o.datname = {}").format(sql.Literal(target.database)),
+            ["CONNECT"],
+        )
+    ]
+    if target.schema is not None and target.table is not None:
+        checks.append(
+            _held(
+                "pg_namespace",
+                "nspacl",
+                sql.SQL("o.nspname = {}").format(sql.Literal(target.schema)),
+                ["USAGE"],
+            )
+        )
+        regclass = sql.SQL("to_regclass({})").format(
+            sql.Literal(sql.Identifier(target.schema, target.table).as_string(None))
+        )
+        table = sql.SQL("o.oid = {}").format(regclass)
+        checks.append(_held("pg_class", "relacl", table, _TABLE_RIGHTS[permission]))
+        if permission == "write":  # and USAGE on each of the table's own sequences
+            checks.append(
+                sql.SQL(
+                    "NOT EXISTS (SELECT FROM pg_depend d"
+                    " JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'"
+                    " WHERE d.refobjid = {} AND d.refclassid = 'pg_class'::regclass"
+                    " AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')"
+                    " AND NOT EXISTS (SELECT FROM aclexplode(s.relacl) a"
+                    " WHERE a.grantee = r.oid AND a.privilege_type = 'USAGE'))"
+                ).format(regclass)
+            )
+    return sql.SQL("SELECT {} FROM pg_roles r WHERE r.rolname = {}").format(
+        sql.SQL(" AND ").join(checks), sql.Literal(role)
+    )
 
 
 # --- catalogue queries (values are placeholders)
