@@ -15,7 +15,7 @@ from sqlalchemy import Select, Table, and_, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from sluice.services.grants.vanished import close_requests_on_vanished
-from sluice.services.targeting.inventory_staging import CHUNK
+from sluice.services.targeting import inventory_staging as staging
 from sluice.services.targeting.tags import forget_discovered_tags, sync_discovered_tags
 from sluice.store.bulk import Prepared, insert_many
 from sluice.store.tables import Resource
@@ -46,7 +46,12 @@ class Applied:
 def apply_staged(session: Session, integration_id: str, sync_id: str, now: datetime) -> Applied:
     applied = Applied()
     chunks, tags = Prepared(session, _CHUNK), Prepared(session, _TAGS)
-    params = {"sync_id": sync_id, "integration_id": integration_id, "after": ""}
+    params: dict[str, Any] = {
+        "sync_id": sync_id,
+        "integration_id": integration_id,
+        "after": "",
+        "size": staging.CHUNK,
+    }
     while rows := chunks.rows(params):
         existing = tags.rows({**params, "upto": rows[-1][0]})
         params["after"] = rows[-1][0]
@@ -89,7 +94,7 @@ def _chunk_query() -> Select[Any]:
         )
         .where(_staged.c.sync_id == bindparam("sync_id"), _staged.c.path > bindparam("after"))
         .order_by(_staged.c.path)
-        .limit(CHUNK)
+        .limit(bindparam("size"))
     )
 
 
@@ -223,7 +228,7 @@ def _mark_vanished(
                 ~exists().where(_staged.c.sync_id == sync_id, _staged.c.path == _resources.c.path),
             )
             .order_by(_resources.c.id)
-            .limit(CHUNK)
+            .limit(staging.CHUNK)
         ).all()
         if not batch:
             return

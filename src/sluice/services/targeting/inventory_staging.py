@@ -24,8 +24,8 @@ CHUNK = 5000
 STALE_AFTER = timedelta(hours=6)
 
 
-def chunked(items: Iterable[DiscoveredResource], size: int = CHUNK) -> Iterator[list[DiscoveredResource]]:
-    iterator = iter(items)
+def chunked(items: Iterable[DiscoveredResource]) -> Iterator[list[DiscoveredResource]]:
+    iterator, size = iter(items), CHUNK
     while chunk := list(islice(iterator, size)):
         yield chunk
 

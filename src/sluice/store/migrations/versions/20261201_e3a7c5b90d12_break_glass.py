@@ -8,6 +8,7 @@ Create Date: 2026-12-01 03:40:00.000000
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -28,7 +29,7 @@ def _timeouts() -> None:
 def upgrade() -> None:
     _timeouts()
     # Plain ADD COLUMN works on both stores; batch mode would copy the table on SQLite for nothing.
-    columns = [
+    columns: list[sa.Column[Any]] = [
         sa.Column("break_glass", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("incident", sa.String(length=200), nullable=True),
         sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True),
