@@ -149,3 +149,11 @@ def test_up_names_the_identity_provider_when_sign_in_is_on(tmp_path: Path) -> No
     code, err = run_up_until_healthy(tmp_path, free_port(), signal.SIGTERM, extra_env=extra)
     assert code == 0, err
     assert f"sign-in: {extra['SLUICE_OIDC_ISSUER']}" in err
+
+
+def test_a_channel_setting_that_cannot_work_stops_the_worker_with_its_name(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env |= {"SLUICE_HOME": str(tmp_path), "SLUICE_SMTP_HOST": "mail.example.com", "SLUICE_SMTP_FROM": "bad"}
+    done = subprocess.run([SLUICE, "worker"], env=env, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stderr.decode().strip() == "error: SLUICE_SMTP_FROM must be an email address, not 'bad'"

@@ -64,3 +64,12 @@ def test_the_settings_named_are_the_ones_read() -> None:
             "SLUICE_SLACK_API_URL",
         }
     )
+
+
+def test_the_example_of_who_hears_what_is_a_valid_flow() -> None:
+    general = DOC[: DOC.index("## Slack")]
+    [block] = re.findall(r"```yaml\n(.*?)```", general, re.S)
+    [flow] = yaml.safe_load(block)["flows"]
+    spec = FlowSpec.model_validate(flow)
+    assert spec.notify_spec.destinations == ["slack:#db-access", "teams:db-team"]
+    assert spec.notify_spec.remind_after_delta is not None

@@ -1,7 +1,7 @@
 """inventory staging
 
 Revision ID: d3a7c5e90b12
-Revises: 8b4f2d6c1e07
+Revises: e3a7c5b90d12
 Create Date: 2026-12-01 04:00:00.000000
 
 An inventory sync writes what its connector lists into `inventory_staging` a chunk at a time and
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "d3a7c5e90b12"
-down_revision: str | Sequence[str] | None = "8b4f2d6c1e07"
+down_revision: str | Sequence[str] | None = "e3a7c5b90d12"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
