@@ -1,18 +1,19 @@
-"""Sending webhook deliveries: the body, its HMAC signature and the POST, outside any transaction
-(`webhook_delivery.py` claims the jobs, `webhook_outcomes.py` records what came of them)."""
+"""Sending webhook deliveries per Standard Webhooks: the body, its `webhook-id`, `webhook-timestamp`
+and `webhook-signature` headers, and the POST, outside any transaction (`webhook_delivery.py` claims
+the jobs, `webhook_outcomes.py` records what came of them, `webhook_signing.py` signs)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 
 from sluice.events.audit import webhook_body
+from sluice.services.audit.webhook_signing import BadSecret, sign, signing_key, unix_seconds
 from sluice.store.tables import OutboxMessage
 
 USER_AGENT = "sluice-webhooks/1"
@@ -37,9 +38,10 @@ class DeliveryOutcome:
     tried: bool = True  # False: not sent, because its webhook failed earlier in this pass
 
 
-def signature(secret: str, body: bytes) -> str:
-    """The `X-Sluice-Signature` header value for a body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def wall_clock() -> datetime:
+    """The moment an attempt goes out: the signed `webhook-timestamp`, which receivers compare with
+    their own clocks, so it is the real time, never a test's or a schedule's."""
+    return datetime.now(UTC)
 
 
 def encode_message(message: OutboxMessage) -> bytes:
@@ -47,7 +49,11 @@ def encode_message(message: OutboxMessage) -> bytes:
 
 
 def send_all(
-    jobs: list[DeliveryJob], *, timeout_seconds: float, transport: httpx.BaseTransport | None
+    jobs: list[DeliveryJob],
+    *,
+    timeout_seconds: float,
+    transport: httpx.BaseTransport | None,
+    clock: Callable[[], datetime] = wall_clock,
 ) -> list[DeliveryOutcome]:
     """POST each job in turn; after one failure, nothing more goes to that webhook in this pass."""
     outcomes: list[DeliveryOutcome] = []
@@ -57,24 +63,30 @@ def send_all(
             if job.webhook_id in failed:
                 outcomes.append(DeliveryOutcome(job, f"not sent: {failed[job.webhook_id]}", tried=False))
                 continue
-            error = _send(client, job)
+            error = _send(client, job, clock)
             if error is not None:
                 failed[job.webhook_id] = error
             outcomes.append(DeliveryOutcome(job, error))
     return outcomes
 
 
-def _send(client: httpx.Client, job: DeliveryJob) -> str | None:
-    """POST one delivery; None when the receiver answered 2xx, else why not."""
+def _send(client: httpx.Client, job: DeliveryJob, clock: Callable[[], datetime]) -> str | None:
+    """POST one delivery; None when the receiver answered 2xx, else why not. The delivery's id is the
+    `webhook-id`, the same on every retry, so receivers can de-duplicate on it."""
     secret = os.environ.get(job.secret_env)
     if not secret:
         return f"environment variable {job.secret_env} (the signing key of webhook {job.webhook}) is not set"
+    try:
+        key = signing_key(secret, variable=job.secret_env)
+    except BadSecret as exc:
+        return exc.detail
+    timestamp = unix_seconds(clock())
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        "X-Sluice-Event": job.topic,
-        "X-Sluice-Delivery": job.delivery_id,
-        "X-Sluice-Signature": signature(secret, job.body),
+        "webhook-id": job.delivery_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(key, message_id=job.delivery_id, timestamp=timestamp, body=job.body),
     }
     try:
         response = client.post(job.url, content=job.body, headers=headers)
