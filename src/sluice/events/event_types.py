@@ -83,7 +83,7 @@ EVENT_TYPES: dict[Action, EventType] = {
         "Someone asked for access.",
         ("request",),
         ("requester", "flow", "resources", "permissions", "duration", "choice"),
-        ("grantee_of",),
+        ("grantee_of", "starts_at"),
     ),
     Action.REQUEST_APPROVED: EventType(
         "A request has every approval it needs (or its flow needs none); its grants start.",

@@ -94,9 +94,22 @@ def _section(action: Action, entry: EventType) -> list[str]:
             lines.append(f"| `{key}` | {needed} | {_shape_words(shape)} | {shape['description']} |")
     else:
         lines.append("No details beyond `via`.")
-    schema = json.dumps(event_schema(action), indent=2, ensure_ascii=False)
+    schema = compact_json(event_schema(action))
     lines += ["", "<details><summary>JSON Schema</summary>", "", "```json", schema, "```", "", "</details>", ""]
     return lines
+
+
+def compact_json(value: Any, indent: str = "", width: int = 100) -> str:
+    """JSON with a value on one line where it fits in `width`, else one member a line."""
+    flat = json.dumps(value, ensure_ascii=False)
+    if len(indent) + len(flat) <= width or not isinstance(value, dict | list) or not value:
+        return flat
+    inner = indent + "  "
+    if isinstance(value, dict):
+        parts = [f"{inner}{json.dumps(k)}: {compact_json(v, inner, width).lstrip()}" for k, v in value.items()]
+        return "{\n" + ",\n".join(parts) + "\n" + indent + "}"
+    parts = [inner + compact_json(v, inner, width) for v in value]
+    return "[\n" + ",\n".join(parts) + "\n" + indent + "]"
 
 
 def render() -> str:
