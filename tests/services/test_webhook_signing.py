@@ -46,7 +46,9 @@ def test_a_tampered_body_fails_the_librarys_check() -> None:
     headers = {
         "webhook-id": "whd_1",
         "webhook-timestamp": str(now),
-        "webhook-signature": sign(signing_key(secret, variable="X"), message_id="whd_1", timestamp=now, body=b"{}"),
+        "webhook-signature": sign(
+            signing_key(secret, variable="X"), message_id="whd_1", timestamp=now, body=b"{}"
+        ),
     }
     with pytest.raises(WebhookVerificationError):
         StandardWebhook(secret).verify(b'{"x":1}', headers)

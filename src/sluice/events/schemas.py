@@ -16,7 +16,10 @@ from sluice.events.audit import Action
 from sluice.events.event_types import DETAIL_SHAPES, EVENT_TYPES, EventType
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
-MARKER = "<!-- generated from src/sluice/events/event_types.py by `python -m sluice.events.schemas`; edit there -->"
+MARKER = (
+    "<!-- generated from src/sluice/events/event_types.py by `python -m sluice.events.schemas`; "
+    "edit there -->"
+)
 
 
 def event_schema(action: Action) -> dict[str, Any]:
@@ -95,7 +98,17 @@ def _section(action: Action, entry: EventType) -> list[str]:
     else:
         lines.append("No details beyond `via`.")
     schema = compact_json(event_schema(action))
-    lines += ["", "<details><summary>JSON Schema</summary>", "", "```json", schema, "```", "", "</details>", ""]
+    lines += [
+        "",
+        "<details><summary>JSON Schema</summary>",
+        "",
+        "```json",
+        schema,
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
     return lines
 
 
@@ -106,7 +119,9 @@ def compact_json(value: Any, indent: str = "", width: int = 100) -> str:
         return flat
     inner = indent + "  "
     if isinstance(value, dict):
-        parts = [f"{inner}{json.dumps(k)}: {compact_json(v, inner, width).lstrip()}" for k, v in value.items()]
+        parts = [
+            f"{inner}{json.dumps(k)}: {compact_json(v, inner, width).lstrip()}" for k, v in value.items()
+        ]
         return "{\n" + ",\n".join(parts) + "\n" + indent + "}"
     parts = [inner + compact_json(v, inner, width) for v in value]
     return "[\n" + ",\n".join(parts) + "\n" + indent + "]"

@@ -8,7 +8,8 @@ Each pass, in small transactions:
 2. *Claim* a small batch of due deliveries (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two workers
    never send one delivery at once), pushing `next_attempt_at` forward as a lease, and commit.
 3. *Send* each outside any transaction: a JSON POST signed per Standard Webhooks
-   (`webhook_sending.py`), with a short timeout. After one failure, nothing more is sent to that webhook in this pass.
+   (`webhook_sending.py`), with a short timeout. After one failure, nothing more is sent to that
+   webhook in this pass.
 4. *Record* the outcomes if the lease is still ours. A failed delivery is retried with capped
    exponential backoff and given up after `max_attempts`; the webhook itself rests (`retry_at`) for
    the backoff of its failures in a row, so a dead receiver costs at most one timeout per rest, and

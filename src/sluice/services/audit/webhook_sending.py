@@ -36,6 +36,7 @@ class DeliveryOutcome:
     job: DeliveryJob
     error: str | None = None  # None: delivered
     tried: bool = True  # False: not sent, because its webhook failed earlier in this pass
+    status: int | None = None  # the HTTP status the receiver answered; None when none came
 
 
 def wall_clock() -> datetime:
@@ -63,23 +64,28 @@ def send_all(
             if job.webhook_id in failed:
                 outcomes.append(DeliveryOutcome(job, f"not sent: {failed[job.webhook_id]}", tried=False))
                 continue
-            error = _send(client, job, clock)
+            status, error = _send(client, job, clock)
             if error is not None:
                 failed[job.webhook_id] = error
-            outcomes.append(DeliveryOutcome(job, error))
+            outcomes.append(DeliveryOutcome(job, error, status=status))
     return outcomes
 
 
-def _send(client: httpx.Client, job: DeliveryJob, clock: Callable[[], datetime]) -> str | None:
-    """POST one delivery; None when the receiver answered 2xx, else why not. The delivery's id is the
-    `webhook-id`, the same on every retry, so receivers can de-duplicate on it."""
+def _send(
+    client: httpx.Client, job: DeliveryJob, clock: Callable[[], datetime]
+) -> tuple[int | None, str | None]:
+    """POST one delivery: the receiver's HTTP status (None when it never answered) and None when it
+    answered 2xx, else why not. The delivery's id is the `webhook-id`, the same on every retry, so
+    receivers can de-duplicate on it."""
     secret = os.environ.get(job.secret_env)
     if not secret:
-        return f"environment variable {job.secret_env} (the signing key of webhook {job.webhook}) is not set"
+        return None, (
+            f"environment variable {job.secret_env} (the signing key of webhook {job.webhook}) is not set"
+        )
     try:
         key = signing_key(secret, variable=job.secret_env)
     except BadSecret as exc:
-        return exc.detail
+        return None, exc.detail
     timestamp = unix_seconds(clock())
     headers = {
         "Content-Type": "application/json",
@@ -91,7 +97,7 @@ def _send(client: httpx.Client, job: DeliveryJob, clock: Callable[[], datetime])
     try:
         response = client.post(job.url, content=job.body, headers=headers)
     except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return None, (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     if response.is_success:
-        return None
-    return f"HTTP {response.status_code} from {job.url}"
+        return response.status_code, None
+    return response.status_code, f"HTTP {response.status_code} from {job.url}"

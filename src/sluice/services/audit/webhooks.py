@@ -41,7 +41,10 @@ if TYPE_CHECKING:
 CONFIG_SOURCE = "config"
 TOPICS = tuple(sorted(action.value for action in Action))
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+NAME_WORDS = "lower-case letters, digits, '-' and '_', starting with a letter or digit"
+MAX_NAME = 120
+_NAME = re.compile(NAME_PATTERN)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
