@@ -160,3 +160,27 @@ def test_only_admins_reach_webhooks_whoever_asks(
                 problem(response, 403)
     for method, path in calls:
         assert api.client.request(method, "/api/v1" + path).status_code == 401
+
+
+def test_counts_and_states_agree_with_the_receiver_on_every_store(
+    any_store_api: Api, receiver: Receiver
+) -> None:
+    """The health counts and the state filter are SQL (`webhook_admin._in_state`); on SQLite and
+    PostgreSQL alike they agree with what the receiver verified and what it refused."""
+    api = any_store_api
+    api.work()
+    _hooks(api, receiver)
+    receiver.statuses[:] = [502]  # the first delivery (to /all) is refused, then all is well
+    _granted(api)
+    listed = {w["name"]: w for w in api.get("root", "/webhooks").json()["items"]}
+    states = ("pending", "delivered", "given_up")
+    for name, path in (("everything", "/all"), ("grants", "/grants")):
+        counts = listed[name]["deliveries"]
+        by_state = {s: api.get("root", f"/webhooks/{name}/deliveries", state=s).json() for s in states}
+        assert {s: page["total"] for s, page in by_state.items()} == counts, name
+        accepted = {r.delivery_id for r in receiver.at(path) if r.signed_with(SIGNING_KEY)}
+        delivered = {d["id"] for d in by_state["delivered"]["items"]}
+        assert delivered <= accepted and counts["delivered"] == len(delivered)
+    pending = api.get("root", "/webhooks/everything/deliveries", state="pending").json()["items"]
+    (refused,) = [d for d in pending if d["attempts"]]  # the rest waited behind it, never sent
+    assert (refused["last_status"], refused["last_error"]) == (502, f"HTTP 502 from {receiver.url('/all')}")

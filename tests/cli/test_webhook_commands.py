@@ -119,3 +119,15 @@ def test_bad_names_states_and_callers_fail_in_one_line(api: Api, hooks: Receiver
         assert_clean_failure(result)
         assert words in result.stderr.splitlines()[0], (args, result.stderr)
     assert hooks.received == []
+
+
+def test_a_worker_without_the_secret_says_why_nothing_was_answered(
+    api: Api, hooks: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(SIGNING_KEY_ENV)
+    failed = _run(api, "test", "audit-sink")
+    assert_clean_failure(failed)
+    assert f"failed: environment variable {SIGNING_KEY_ENV}" in failed.stderr.splitlines()[0]
+    assert hooks.received == []  # nothing unsigned ever leaves
+    (delivery,) = json.loads(_run(api, "deliveries", "audit-sink", "--json").stdout)["items"]
+    assert (delivery["attempts"], delivery["last_status"]) == (1, None)
