@@ -5,15 +5,18 @@ runs where the command waits, as a running worker would."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from rich.console import Console
+from standardwebhooks.webhooks import Webhook as StandardWebhook
 from typer.testing import CliRunner, Result
 
 from sluice.cli import output, webhook_commands
 from sluice.cli.main import app
+from sluice.services.audit.webhook_signing import sign, signing_key
 from tests.api.conftest import Api
 from tests.cli.conftest import api_in_process, assert_clean_failure
 from tests.conftest import Clock
@@ -131,3 +134,19 @@ def test_a_worker_without_the_secret_says_why_nothing_was_answered(
     assert hooks.received == []  # nothing unsigned ever leaves
     (delivery,) = json.loads(_run(api, "deliveries", "audit-sink", "--json").stdout)["items"]
     assert (delivery["attempts"], delivery["last_status"]) == (1, None)
+
+
+def test_secret_prints_a_fresh_standard_webhooks_secret() -> None:
+    made = [CliRunner().invoke(app, ["webhooks", "secret"]) for _ in range(2)]
+    secrets = [result.stdout.strip() for result in made]
+    assert all(result.exit_code == 0 for result in made) and secrets[0] != secrets[1]
+    for secret in secrets:
+        assert secret.startswith("whsec_") and signing_key(secret, variable="X")  # usable by the worker
+        headers = {"webhook-id": "whd_1", "webhook-timestamp": str(int(time.time()))}
+        headers["webhook-signature"] = sign(
+            signing_key(secret, variable="X"),
+            message_id="whd_1",
+            timestamp=int(headers["webhook-timestamp"]),
+            body=b"{}",
+        )
+        assert StandardWebhook(secret).verify(b"{}", headers) == {}

@@ -1,6 +1,7 @@
 """`sluice webhooks`: the configured webhooks with their health (`list`), one webhook's deliveries
 (`deliveries NAME`), and `test NAME`, which has a worker send that webhook a signed `webhook.test`
-event through the normal delivery path and reports what the receiver answered. Admin token."""
+event through the normal delivery path and reports what the receiver answered (admin token); and
+`secret`, a fresh `whsec_` signing secret made here, for a webhook's `secret_env`."""
 
 from __future__ import annotations
 
@@ -43,6 +44,15 @@ DELIVERY_COLUMNS = [
 ]
 
 NameArg = Annotated[str, typer.Argument(help="The webhook's name (as in the config file).")]
+
+
+@webhooks_app.command("secret")
+def secret() -> None:
+    """Print a fresh Standard Webhooks secret (whsec_…) to set in a webhook's secret_env variable, on
+    the workers and at the receiver. Made here from the system's randomness; nothing is stored."""
+    from sluice.services.audit.webhook_signing import new_secret
+
+    print_line(new_secret())
 
 
 def _path(name: str) -> str:
