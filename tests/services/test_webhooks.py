@@ -33,16 +33,22 @@ def duty(store: Store) -> WebhookDuty:
     return made
 
 
-def emit(store: Store, subject: str = "req_1", action: Action = Action.REQUEST_CREATED) -> None:
+def emit(store: Store, subject: str = "req_1") -> None:
+    """A `request.created` event with the details its schema requires."""
     with transaction(store.factory) as session:
         record(
             session,
             now=store.clock(),
             actor="sluice",
-            action=action,
+            action=Action.REQUEST_CREATED,
             subject_type="request",
             subject_id=subject,
+            requester="alice@example.com",
             flow="oncall-by-manager",
+            resources=["groups/oncall"],
+            permissions=["member"],
+            duration="1h",
+            choice="alice is in engineers",
         )
 
 
