@@ -61,3 +61,15 @@ def watch_outbox() -> Iterator[Watched]:
         yield watched
     finally:
         event.remove(OutboxMessage, "after_insert", check)
+
+
+# The details of a `request.created` event as a real request writes them, for tests that record one
+# directly (the watch above checks them against the schema like any other).
+REQUEST_CREATED_DETAILS: dict[str, Any] = {
+    "requester": "alice@example.com",
+    "flow": "oncall-by-manager",
+    "resources": ["groups/oncall"],
+    "permissions": ["member"],
+    "duration": "1h",
+    "choice": "alice is in engineers",
+}

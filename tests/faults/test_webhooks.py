@@ -15,6 +15,7 @@ from sluice.services.audit.webhook_delivery import DeliveryPolicy, WebhookDuty
 from sluice.store.db import transaction
 from sluice.store.tables import WebhookDelivery
 from tests.conftest import Clock
+from tests.event_payloads import REQUEST_CREATED_DETAILS
 from tests.faults.conftest import ThrowawayPostgres
 from tests.faults.harness import Setup, expires
 from tests.webhook_receiver import SIGNING_KEY, Receiver, add_webhook
@@ -71,6 +72,7 @@ def _emit(setup: Setup, clock: Clock, count: int) -> None:
                 action=Action.REQUEST_CREATED,
                 subject_type="request",
                 subject_id=f"req_{number}",
+                **REQUEST_CREATED_DETAILS,
             )
 
 

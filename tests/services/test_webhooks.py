@@ -15,6 +15,7 @@ from sluice.events.audit import Action, record
 from sluice.services.audit.webhook_delivery import DeliveryPolicy, WebhookDuty
 from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent, Grant, OutboxMessage, Webhook, WebhookDelivery
+from tests.event_payloads import REQUEST_CREATED_DETAILS
 from tests.services.conftest import Store, approved_oncall_request
 from tests.webhook_receiver import SIGNING_KEY, Receiver, add_webhook, running_receiver
 
@@ -34,7 +35,6 @@ def duty(store: Store) -> WebhookDuty:
 
 
 def emit(store: Store, subject: str = "req_1") -> None:
-    """A `request.created` event with the details its schema requires."""
     with transaction(store.factory) as session:
         record(
             session,
@@ -43,12 +43,7 @@ def emit(store: Store, subject: str = "req_1") -> None:
             action=Action.REQUEST_CREATED,
             subject_type="request",
             subject_id=subject,
-            requester="alice@example.com",
-            flow="oncall-by-manager",
-            resources=["groups/oncall"],
-            permissions=["member"],
-            duration="1h",
-            choice="alice is in engineers",
+            **REQUEST_CREATED_DETAILS,
         )
 
 
