@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from sluice.domain.errors import NotFound
 from sluice.events.audit import Action, record
+from sluice.services.audit.webhook_delivery import due_delivery
 from sluice.services.pages import Page, page_of
 from sluice.store.tables import OutboxMessage, Webhook, WebhookDelivery
-from sluice.store.types import new_id
 
 
 class DeliveryState(StrEnum):
@@ -119,14 +119,7 @@ def queue_test(session: Session, *, name: str, actor: str, now: datetime) -> Web
     session.flush()
     outbox = session.scalars(select(OutboxMessage).where(OutboxMessage.event_id == event.id)).one()
     outbox.delivered_at = now  # handled: the fan-out gives it to no other webhook
-    delivery = WebhookDelivery(
-        id=new_id("whd"),
-        outbox_id=outbox.id,
-        webhook_id=hook.id,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
+    delivery = due_delivery(outbox_id=outbox.id, webhook_id=hook.id, now=now)
     session.add(delivery)
     hook.retry_at = None  # asked for now: the rest ends
     session.flush()

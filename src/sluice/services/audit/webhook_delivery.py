@@ -60,6 +60,18 @@ class DeliveryPolicy:
         return backoff(attempts, Tuning(backoff_base=self.backoff_base, backoff_cap=self.backoff_cap))
 
 
+def due_delivery(*, outbox_id: int, webhook_id: str, now: datetime) -> WebhookDelivery:
+    """A new delivery of one outbox row to one webhook, due now (its `id` is the `webhook-id`)."""
+    return WebhookDelivery(
+        id=new_id("whd"),
+        outbox_id=outbox_id,
+        webhook_id=webhook_id,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+
+
 class WebhookDuty:
     def __init__(
         self,
@@ -109,16 +121,7 @@ class WebhookDuty:
             for row in rows:
                 for hook in hooks:
                     if topic_matches(hook.topics, row.topic):
-                        session.add(
-                            WebhookDelivery(
-                                id=new_id("whd"),
-                                outbox_id=row.id,
-                                webhook_id=hook.id,
-                                attempts=0,
-                                next_attempt_at=now,
-                                created_at=now,
-                            )
-                        )
+                        session.add(due_delivery(outbox_id=row.id, webhook_id=hook.id, now=now))
                 row.delivered_at = now
             return len(rows)
 
