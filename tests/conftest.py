@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.event_payloads import Watched, watch_outbox
 from tests.webhook_receiver import SIGNING_KEY, SIGNING_KEY_ENV, Receiver, running_receiver
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -105,6 +106,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 "under CI nothing may be skipped and something must run",
                 red=True,
             )
+
+
+@pytest.fixture(autouse=True)
+def events_match_their_schemas() -> Iterator[Watched]:
+    """Every event any test records must match its JSON Schema (docs/events.md): a payload a real flow
+    produces that the documented schema does not describe fails the test that produced it."""
+    with watch_outbox() as watched:
+        yield watched
+    assert not watched.errors, "webhook bodies that do not match their schema:\n" + "\n".join(
+        dict.fromkeys(watched.errors)
+    )
 
 
 @pytest.fixture

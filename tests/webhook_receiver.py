@@ -1,10 +1,11 @@
 """A real HTTP webhook receiver for tests: `http.server` in a thread on a free port. It records every
-POST and answers with the statuses it is told (then 200), or hangs to play a dead receiver."""
+POST, checks its Standard Webhooks signature as it arrives with the spec's own library
+(`standardwebhooks`), and answers with the statuses it is told (then 200), or hangs to play a dead
+receiver."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -15,12 +16,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from sluice.store.db import transaction
 from sluice.store.tables import Webhook
 
 SIGNING_KEY_ENV = "HOOK_SECRET"  # the variable test webhooks name
-SIGNING_KEY = "test-signing-key"
+SIGNING_KEY = "whsec_" + base64.b64encode(bytes(range(32))).decode()  # a Standard Webhooks secret
+
+
+def verification_error(secret: str, body: bytes, headers: dict[str, str]) -> str | None:
+    """None when `standardwebhooks` accepts the delivery signed with `secret`, else why not."""
+    try:
+        StandardWebhook(secret).verify(body, headers)
+    except WebhookVerificationError as exc:
+        return str(exc)
+    return None
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    rejected: str | None = None  # why the signature check failed on arrival (with SIGNING_KEY)
 
     @property
     def json(self) -> dict[str, Any]:
@@ -36,11 +49,20 @@ class Received:
 
     @property
     def event(self) -> str:
-        return self.headers["X-Sluice-Event"]
+        """The event type, from the verified body's envelope."""
+        return str(self.json["type"])
+
+    @property
+    def data(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.json["data"]
+        return data
+
+    @property
+    def delivery_id(self) -> str:
+        return self.headers["webhook-id"]
 
     def signed_with(self, secret: str) -> bool:
-        expected = "sha256=" + hmac.new(secret.encode(), self.body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, self.headers["X-Sluice-Signature"])
+        return verification_error(secret, self.body, self.headers) is None
 
 
 @dataclass
@@ -90,8 +112,10 @@ def _handler(receiver: Receiver, stop: threading.Event) -> type[BaseHTTPRequestH
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            headers = dict(self.headers.items())
+            rejected = verification_error(SIGNING_KEY, body, headers)
             with receiver.lock:
-                receiver.received.append(Received(self.path, dict(self.headers.items()), body))
+                receiver.received.append(Received(self.path, headers, body, rejected))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
             if receiver.hang_seconds:
                 stop.wait(receiver.hang_seconds)

@@ -16,6 +16,7 @@ from sluice.store.db import transaction
 from sluice.store.tables import ApiToken, AuditEvent, Identity
 from tests.api.conftest import Api, build_runtime, email
 from tests.conftest import Clock
+from tests.webhook_receiver import add_webhook
 
 ROLES = ("user", "auditor", "operator", "admin")
 
@@ -24,6 +25,7 @@ ROLES = ("user", "auditor", "operator", "admin")
 def role_tokens(api: Api) -> dict[str, str]:
     """A token of each role, all acting as dave (an engineer: he approves nothing of alice's)."""
     tokens = {}
+    add_webhook(api.runtime.factory, "hook", "http://127.0.0.1:9/hook")  # for the webhook routes in GATED
     with transaction(api.runtime.factory) as session:
         for role in ROLES:
             tokens[role] = create_token(
@@ -53,6 +55,9 @@ GATED = [
     ("POST", "/integrations/groups/sync", None, "operator"),
     ("PUT", "/identities/zed%40example.com", {"name": "Zed"}, "admin"),
     ("PUT", "/groups/newgroup", {"members": []}, "admin"),
+    ("GET", "/webhooks", None, "admin"),
+    ("GET", "/webhooks/hook/deliveries?state=pending", None, "admin"),
+    ("POST", "/webhooks/hook/test", None, "admin"),
 ]
 
 

@@ -86,6 +86,8 @@ def test_several_events_in_one_transaction_chain_in_recorded_order(store) -> Non
                 action=Action.OBJECT_CREATED,
                 subject_type="flow",
                 subject_id=f"f{number}",
+                kind="flow",
+                name=f"f{number}",
             )
     with transaction(factory) as session:
         subjects = [e.subject_id for e in session.query(AuditEvent).order_by(AuditEvent.seq)]

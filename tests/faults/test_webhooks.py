@@ -15,6 +15,7 @@ from sluice.services.audit.webhook_delivery import DeliveryPolicy, WebhookDuty
 from sluice.store.db import transaction
 from sluice.store.tables import WebhookDelivery
 from tests.conftest import Clock
+from tests.event_payloads import REQUEST_CREATED_DETAILS
 from tests.faults.conftest import ThrowawayPostgres
 from tests.faults.harness import Setup, expires
 from tests.webhook_receiver import SIGNING_KEY, Receiver, add_webhook
@@ -46,10 +47,10 @@ def test_a_revoke_that_keeps_failing_reaches_the_pager_signed_and_without_secret
     worker.run_once()  # delivers what the last pass wrote
 
     paged = receiver.at("/pager")
-    assert sorted(r.json["subject"]["id"] for r in paged) == sorted(grant_ids)
+    assert sorted(r.data["subject"]["id"] for r in paged) == sorted(grant_ids)
     for received in paged:
         assert received.event == "grant.revoke_failed" and received.signed_with(SIGNING_KEY)
-        details = received.json["details"]
+        details = received.data["details"]
         assert details["state"] == "revoke_failed" and details["integration"] == "dead-pg"
         assert details["error"] and details["principal"].startswith(setup.prefixes["dead-pg"])
     everything = receiver.events("/all")
@@ -71,6 +72,7 @@ def _emit(setup: Setup, clock: Clock, count: int) -> None:
                 action=Action.REQUEST_CREATED,
                 subject_type="request",
                 subject_id=f"req_{number}",
+                **REQUEST_CREATED_DETAILS,
             )
 
 
@@ -102,7 +104,7 @@ def test_two_workers_delivering_at_once_never_send_a_delivery_twice(
         thread.join(timeout=60)
     assert errors == []
     assert sum(delivered) == 60 and min(delivered) > 0  # both took part
-    ids = [r.headers["X-Sluice-Delivery"] for r in receiver.received]
+    ids = [r.delivery_id for r in receiver.received]
     assert len(ids) == 60 and len(set(ids)) == 60
     with transaction(setup.factory) as session:
         rows = session.scalars(select(WebhookDelivery)).all()

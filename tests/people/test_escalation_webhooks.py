@@ -72,13 +72,13 @@ def test_each_escalation_is_delivered_with_the_people_now_asked(people: People, 
     first, second = receiver.at("/hook")
     for received in (first, second):
         assert received.event == "request.escalated" and received.signed_with(SIGNING_KEY)
-        assert received.json["subject"] == {"type": "request", "id": request_id}
-        assert received.json["details"]["requester"] == email("alice")
-    assert first.json["details"]["approvers"] == [email("dave"), email("frank"), email("gina")]
-    assert "group security" in first.json["reason"]
+        assert received.data["subject"] == {"type": "request", "id": request_id}
+        assert received.data["details"]["requester"] == email("alice")
+    assert first.data["details"]["approvers"] == [email("dave"), email("frank"), email("gina")]
+    assert "group security" in first.data["reason"]
     # Only who is new: erin (on call); gina, the owner, was asked before; dave has decided.
-    assert second.json["details"]["approvers"] == [email("erin")]
-    assert "on call for dba-oncall" in second.json["reason"]
+    assert second.data["details"]["approvers"] == [email("erin")]
+    assert "on call for dba-oncall" in second.data["reason"]
     assert people.status(request_id) == "pending"
 
 
@@ -90,4 +90,4 @@ def test_tiers_that_open_together_are_one_notification(people: People, receiver:
     people.clock.advance(minutes=61)  # the worker was down while both tiers opened
     worker.run_once()
     (received,) = receiver.at("/hook")
-    assert received.json["details"]["approvers"] == [email(s) for s in ("dave", "erin", "frank", "gina")]
+    assert received.data["details"]["approvers"] == [email(s) for s in ("dave", "erin", "frank", "gina")]

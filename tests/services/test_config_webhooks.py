@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from sluice.services.audit.webhook_signing import new_secret
 from sluice.services.config.apply import Plan, apply_config
 from sluice.services.config.file import ConfigError, ConfigProblem, parse_config
 from sluice.store.db import make_engine, make_session_factory, transaction
@@ -40,8 +41,8 @@ def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
 
 @pytest.fixture(autouse=True)
 def secrets_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PAGER_HOOK_SECRET", "pager-key")
-    monkeypatch.setenv("AUDIT_HOOK_SECRET", "audit-key")
+    monkeypatch.setenv("PAGER_HOOK_SECRET", new_secret())
+    monkeypatch.setenv("AUDIT_HOOK_SECRET", new_secret())
 
 
 def apply_text(factory: sessionmaker[Session], text: str, now: datetime = NOW) -> Plan:
@@ -100,6 +101,20 @@ def test_an_unset_key_variable_is_a_warning_at_apply(
     plan = apply_text(factory, GOOD + HOOKS)
     assert any("PAGER_HOOK_SECRET is not set here" in w for w in plan.warnings), plan.warnings
     assert "pager" in stored(factory)
+
+
+def test_a_variable_set_here_to_no_whsec_secret_is_refused_at_its_line(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUDIT_HOOK_SECRET", "audit-key")
+    with pytest.raises(ConfigError) as refused:
+        apply_text(factory, GOOD + HOOKS)
+    (problem,) = refused.value.problems
+    assert problem.path == "webhooks[1].secret_env", problem
+    assert problem.line == line_of(GOOD + HOOKS, "secret_env: AUDIT_HOOK_SECRET")
+    assert "AUDIT_HOOK_SECRET must hold a Standard Webhooks secret" in problem.message
+    assert "sluice webhooks secret" in problem.message and "audit-key" not in problem.message
+    assert stored(factory) == {}
 
 
 BAD = [

@@ -3,9 +3,10 @@ backoff, a dead receiver resting instead of slowing every pass, and given up aft
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from sluice.events.audit import Action, record
 from sluice.services.audit.webhook_delivery import DeliveryPolicy, WebhookDuty
 from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent, Grant, OutboxMessage, Webhook, WebhookDelivery
+from tests.event_payloads import REQUEST_CREATED_DETAILS
 from tests.services.conftest import Store, approved_oncall_request
 from tests.webhook_receiver import SIGNING_KEY, Receiver, add_webhook, running_receiver
 
@@ -32,16 +34,16 @@ def duty(store: Store) -> WebhookDuty:
     return made
 
 
-def emit(store: Store, subject: str = "req_1", action: Action = Action.REQUEST_CREATED) -> None:
+def emit(store: Store, subject: str = "req_1") -> None:
     with transaction(store.factory) as session:
         record(
             session,
             now=store.clock(),
             actor="sluice",
-            action=action,
+            action=Action.REQUEST_CREATED,
             subject_type="request",
             subject_id=subject,
-            flow="oncall-by-manager",
+            **REQUEST_CREATED_DETAILS,
         )
 
 
@@ -74,11 +76,17 @@ def test_the_worker_delivers_events_signed_and_only_where_topics_match(
     assert [r.event for r in everything][:3] == ["request.created", "request.approved", "grant.activated"]
     assert receiver.events("/grants") == ["grant.activated"]
     for received in everything + receiver.at("/grants"):
+        assert received.rejected is None  # standardwebhooks accepted it as it arrived
         assert received.signed_with(SIGNING_KEY)
+        assert not received.signed_with("whsec_" + base64.b64encode(b"another key of 24 bytes!").decode())
         assert received.headers["Content-Type"] == "application/json"
-        assert received.json["action"] == received.event
-    assert len({r.headers["X-Sluice-Delivery"] for r in everything}) == len(everything)
-    created = everything[0].json
+        assert received.delivery_id.startswith("whd_")
+        assert abs(int(received.headers["webhook-timestamp"]) - time.time()) < 60  # the real send time
+        assert received.headers["webhook-signature"].startswith("v1,")
+        assert set(received.json) == {"type", "timestamp", "data"}
+        assert datetime.fromisoformat(received.json["timestamp"]).tzinfo is not None
+    assert len({r.delivery_id for r in everything}) == len(everything)
+    created = everything[0].data
     assert created["subject"] == {"type": "request", "id": request_id}
     with transaction(store.factory) as session:
         event = session.get(AuditEvent, created["event_id"])
@@ -110,7 +118,7 @@ def test_a_failed_delivery_is_retried_after_its_backoff_and_the_webhook_rests_me
     assert duty.run() == 2
     assert receiver.events() == ["request.created"] * 3
     first, retried = receiver.received[0], receiver.received[1:]
-    assert first.headers["X-Sluice-Delivery"] in {r.headers["X-Sluice-Delivery"] for r in retried}
+    assert first.delivery_id in {r.delivery_id for r in retried}
     assert all(d.delivered_at is not None and d.last_error is None for d in deliveries(store))
     assert (webhook(store, "flaky").failures, webhook(store, "flaky").retry_at) == (0, None)
     with transaction(store.factory) as session:
@@ -148,6 +156,33 @@ def test_an_unset_signing_key_sends_nothing_and_says_which_variable(
     assert receiver.received == []
     (row,) = deliveries(store)
     assert row.last_error is not None and "NOT_SET_HOOK_SECRET" in row.last_error
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("a-plain-password", "must hold a Standard Webhooks secret"),
+        ("whsec_not*base64", "not valid base64"),
+        ("whsec_" + base64.b64encode(b"short").decode(), "holds 5 bytes"),
+    ],
+)
+def test_a_variable_that_holds_no_whsec_secret_sends_nothing_and_says_how_to_make_one(
+    store: Store,
+    duty: WebhookDuty,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
+    words: str,
+) -> None:
+    add_webhook(store.factory, "plain", receiver.url(), secret_env="PLAIN_HOOK_SECRET")
+    monkeypatch.setenv("PLAIN_HOOK_SECRET", value)
+    emit(store)
+    assert duty.run() == 0
+    assert receiver.received == []
+    (row,) = deliveries(store)
+    assert row.last_error is not None and "PLAIN_HOOK_SECRET" in row.last_error
+    assert words in row.last_error and "sluice webhooks secret" in row.last_error
+    assert value not in row.last_error
 
 
 def test_events_nobody_listens_to_are_marked_handled_without_deliveries(

@@ -36,6 +36,7 @@ from sluice.api.routes import service_accounts as service_account_routes
 from sluice.api.routes import signin as signin_routes
 from sluice.api.routes import slack as slack_routes
 from sluice.api.routes import tokens as token_routes
+from sluice.api.routes import webhooks as webhook_routes
 from sluice.api.scim.app import scim_router
 from sluice.runtime.wiring import Runtime
 from sluice.web.app import install_portal
@@ -85,6 +86,7 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
     api.include_router(signin_routes.sessions_router)
     api.include_router(token_routes.router)
     api.include_router(service_account_routes.router)
+    api.include_router(webhook_routes.router)
     app.include_router(meta.health_router)
     app.include_router(ops.router)
     app.include_router(signin_routes.router, responses=problems.PROBLEM_RESPONSES)

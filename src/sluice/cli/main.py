@@ -27,6 +27,7 @@ from sluice.cli.scim_commands import scim_app
 from sluice.cli.ssh_key_command import ssh_key_command
 from sluice.cli.tag_commands import tags_app
 from sluice.cli.targeting_commands import register_targeting
+from sluice.cli.webhook_commands import webhooks_app
 
 app = typer.Typer(
     name="sluice",
@@ -67,6 +68,7 @@ audit_app.command("verify")(store_commands.audit_verify)
 app.add_typer(audit_app, name="audit")
 app.add_typer(integrations_app, name="integrations")
 app.add_typer(report_app, name="report")
+app.add_typer(webhooks_app, name="webhooks")
 register_listings(app)
 register_targeting(app)
 register_people(app, access_app)

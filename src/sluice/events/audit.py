@@ -86,6 +86,7 @@ class Action(StrEnum):
     INVENTORY_SYNC_FAILED = "inventory.sync_failed"
     TAGS_CHANGED = "inventory.tags_changed"
     AUDIT_HEAD = "audit.head"  # the chain's head, exported so that a rewrite of the log is detectable
+    WEBHOOK_TEST = "webhook.test"  # a test ping, sent only to the webhook it tests
 
 
 # The only detail keys an audit event or webhook may carry. Values must be plain data.
@@ -183,6 +184,18 @@ def record(
 
 
 def webhook_body(message: OutboxMessage) -> dict[str, Any]:
-    """What a webhook receiver gets for an outbox row: its payload and the audit event's id (known only
-    once the rows are written, so it is not stored in the payload)."""
-    return {"event_id": message.event_id, **message.payload}
+    """What a webhook receiver gets for an outbox row, in the Standard Webhooks envelope: the event
+    type, when it happened, and the event (with the audit event's id, known only once the rows are
+    written, so it is not stored in the payload). Its JSON Schema is `events/schemas.py`."""
+    payload = message.payload
+    return {
+        "type": message.topic,
+        "timestamp": payload["at"],
+        "data": {
+            "event_id": message.event_id,
+            "actor": payload["actor"],
+            "subject": payload["subject"],
+            "reason": payload["reason"],
+            "details": payload["details"],
+        },
+    }

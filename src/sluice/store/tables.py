@@ -372,6 +372,7 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None]
     gave_up_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    last_status: Mapped[int | None]  # the HTTP status of the last attempt's answer; NULL: none came
     created_at: Mapped[datetime]
 
     outbox: Mapped[OutboxMessage] = relationship()

@@ -7,15 +7,16 @@ Each pass, in small transactions:
    match (none: the outbox row is only marked handled), and get `delivered_at`.
 2. *Claim* a small batch of due deliveries (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two workers
    never send one delivery at once), pushing `next_attempt_at` forward as a lease, and commit.
-3. *Send* each outside any transaction: a JSON POST signed with HMAC-SHA256 of the body, with a short
-   timeout. After one failure, nothing more is sent to that webhook in this pass.
+3. *Send* each outside any transaction: a JSON POST signed per Standard Webhooks
+   (`webhook_sending.py`), with a short timeout. After one failure, nothing more is sent to that
+   webhook in this pass.
 4. *Record* the outcomes if the lease is still ours. A failed delivery is retried with capped
    exponential backoff and given up after `max_attempts`; the webhook itself rests (`retry_at`) for
    the backoff of its failures in a row, so a dead receiver costs at most one timeout per rest, and
    after `max_attempts` failures in a row everything waiting for it is given up.
 
 Delivery is at least once: a worker dying between sending and recording sends again when its lease
-lapses. Receivers de-duplicate on the `X-Sluice-Delivery` header.
+lapses. Receivers de-duplicate on the `webhook-id` header (the delivery's id, the same on every retry).
 """
 
 from __future__ import annotations
@@ -57,6 +58,18 @@ class DeliveryPolicy:
 
     def retry_after(self, attempts: int) -> timedelta:
         return backoff(attempts, Tuning(backoff_base=self.backoff_base, backoff_cap=self.backoff_cap))
+
+
+def due_delivery(*, outbox_id: int, webhook_id: str, now: datetime) -> WebhookDelivery:
+    """A new delivery of one outbox row to one webhook, due now (its `id` is the `webhook-id`)."""
+    return WebhookDelivery(
+        id=new_id("whd"),
+        outbox_id=outbox_id,
+        webhook_id=webhook_id,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
 
 
 class WebhookDuty:
@@ -108,16 +121,7 @@ class WebhookDuty:
             for row in rows:
                 for hook in hooks:
                     if topic_matches(hook.topics, row.topic):
-                        session.add(
-                            WebhookDelivery(
-                                id=new_id("whd"),
-                                outbox_id=row.id,
-                                webhook_id=hook.id,
-                                attempts=0,
-                                next_attempt_at=now,
-                                created_at=now,
-                            )
-                        )
+                        session.add(due_delivery(outbox_id=row.id, webhook_id=hook.id, now=now))
                 row.delivered_at = now
             return len(rows)
 

@@ -69,6 +69,7 @@ def _record_one(
         row.next_attempt_at = now  # due again once its webhook wakes; no attempt counted
         return
     row.attempts += 1
+    row.last_status = outcome.status
     if outcome.error is None:
         row.delivered_at, row.next_attempt_at, row.last_error = now, None, None
         metrics.WEBHOOK_DELIVERIES.labels(name, "delivered").inc()

@@ -4,15 +4,16 @@
 webhooks:
   - name: pager
     url: https://hooks.example.com/sluice
-    secret_env: SLUICE_PAGER_WEBHOOK_SECRET   # the variable holding the HMAC key, never the key
+    secret_env: SLUICE_PAGER_WEBHOOK_SECRET   # the variable holding the whsec_ secret, never the secret
     topics: ["grant.revoke_failed", "request.*"]  # glob patterns; all events when left out
 ```
 
 Checks: the URL is http(s) with no credentials in it; names are unique; `secret_env` is a variable
 name; every topic pattern matches some event. The variable itself is read by the worker when it
 delivers (the process that applies the config may not be the one that delivers): applying only warns
-when it is not set here. Apply: webhooks are created, changed and removed by name like flows.
-Delivery is `worker/webhooks.py`.
+when it is not set here, and refuses a value that is not a Standard Webhooks secret (`whsec_…`,
+`webhook_signing.py`). Apply: webhooks are created, changed and removed by name like flows.
+Delivery is `webhook_delivery.py`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from sluice.domain.text import Name, Text, Token
 from sluice.events.audit import Action
+from sluice.services.audit.webhook_signing import BadSecret, signing_key
 from sluice.services.config.source import ConfigPath, ConfigProblem
 from sluice.store.tables import Webhook
 from sluice.store.types import new_id
@@ -39,7 +41,10 @@ if TYPE_CHECKING:
 CONFIG_SOURCE = "config"
 TOPICS = tuple(sorted(action.value for action in Action))
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+NAME_WORDS = "lower-case letters, digits, '-' and '_', starting with a letter or digit"
+MAX_NAME = 120
+_NAME = re.compile(NAME_PATTERN)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -81,8 +86,8 @@ class WebhookSpec(BaseModel):
             raise ValueError(f"webhook url {value!r} must be an http:// or https:// URL with a host")
         if parts.username is not None or parts.password is not None:
             raise ValueError(
-                "a webhook url holds no credentials; receivers check the X-Sluice-Signature header "
-                "(signed with the key secret_env names)"
+                "a webhook url holds no credentials; receivers check the webhook-signature header "
+                "(Standard Webhooks, signed with the secret secret_env names)"
             )
         return value
 
@@ -91,8 +96,8 @@ class WebhookSpec(BaseModel):
     def _valid_env(cls, value: str) -> str:
         if not _ENV_NAME.match(value) or len(value) > 200:
             raise ValueError(
-                "secret_env is the name of an environment variable holding the signing key "
-                "(e.g. SLUICE_WEBHOOK_SECRET), never the key itself"
+                "secret_env is the name of an environment variable holding the signing secret "
+                "(e.g. SLUICE_WEBHOOK_SECRET), never the secret itself"
             )
         return value
 
@@ -116,10 +121,17 @@ class WebhookSpec(BaseModel):
 
 
 def webhook_problems(doc: ConfigDocument) -> list[ConfigProblem]:
-    """A webhook name declared twice."""
+    """A webhook name declared twice; a `secret_env` set here to what is no `whsec_` secret (where it
+    is not set, applying only warns: the worker, not this process, may hold it)."""
     problems = []
     first: dict[str, int] = {}
     for index, spec in enumerate(doc.webhooks):
+        secret = os.environ.get(spec.secret_env)
+        if secret:
+            try:
+                signing_key(secret, variable=spec.secret_env)
+            except BadSecret as exc:
+                problems.append(doc.source.problem(("webhooks", index, "secret_env"), exc.detail))
         if spec.name not in first:
             first[spec.name] = index
             continue
