@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sluice.api.auth import CallerDep, Credential, CredentialDep, RuntimeDep, caller_for, me, needs_scope
 from sluice.api.params import IdPath, Limit, Offset, changing
-from sluice.api.reading import shown_request
+from sluice.api.reading import shown_request, shown_requests
 from sluice.api.schemas import DecisionBody, RequestCreate, RequestPage, RequestView
 from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput
@@ -87,7 +87,7 @@ def list_requests(
             offset=offset,
             now=now,
         )
-        return RequestPage(items=[shown_request(session, r, now) for r in page.items], total=page.total)
+        return RequestPage(items=shown_requests(session, page.items, now), total=page.total)
 
 
 @router.get("/{request_id}", response_model=RequestView, summary="Show one request")

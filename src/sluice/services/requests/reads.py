@@ -15,7 +15,12 @@ from sluice.domain.errors import NotAllowed, NotFound
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import GrantState, RequestStatus
 from sluice.services.pages import Page, page_of
-from sluice.services.requests.approvals import approvers_of_request, can_act_on
+from sluice.services.requests.approvals import (
+    acted_on_by,
+    approvers_of_request,
+    approvers_of_requests,
+    can_act_on,
+)
 from sluice.services.requests.policy import find_flow
 from sluice.store.grant_states import grant_in_state, grant_is_live
 from sluice.store.tables import (
@@ -49,6 +54,13 @@ def request_approvers(session: Session, request: AccessRequest, now: datetime) -
     if flow is None:
         return []
     return approvers_of_request(session, request, flow, now)
+
+
+def requests_approvers(
+    session: Session, requests: list[AccessRequest], now: datetime
+) -> dict[str, list[str]]:
+    """Request id -> `request_approvers`, for a page of requests at once."""
+    return approvers_of_requests(session, [r for r in requests if r.status == RequestStatus.PENDING], now)
 
 
 def visible_request(
@@ -107,7 +119,15 @@ def list_requests(
     offset: int,
     now: datetime,
 ) -> Page[AccessRequest]:
-    query = select(AccessRequest).order_by(AccessRequest.created_at.desc(), AccessRequest.id.desc())
+    query = (
+        select(AccessRequest)
+        .options(
+            selectinload(AccessRequest.requester),
+            selectinload(AccessRequest.grants),
+            selectinload(AccessRequest.approvals).selectinload(Approval.approver),
+        )
+        .order_by(AccessRequest.created_at.desc(), AccessRequest.id.desc())
+    )
     if status is not None:
         query = query.where(AccessRequest.status == status)
     if scope == RequestScope.MINE:
@@ -116,21 +136,19 @@ def list_requests(
         if not is_admin:
             raise NotAllowed("listing every request needs an admin token; use scope=mine or to_approve")
         return page_of(session, query, limit, offset)
-    # to_approve: approver rights come from each flow and the requester, so they are checked per row.
+    # to_approve: approver rights come from each flow and the request's parties; the approver engine
+    # reads the flows and the requests' contexts once for all pending requests, then decides each.
     if status not in (None, RequestStatus.PENDING):
         return Page([], 0)
     pending = session.scalars(
-        query.where(AccessRequest.status == RequestStatus.PENDING, AccessRequest.requester_id != viewer.id)
+        select(AccessRequest)
+        .where(AccessRequest.status == RequestStatus.PENDING, AccessRequest.requester_id != viewer.id)
+        .order_by(AccessRequest.created_at.desc(), AccessRequest.id.desc())
     ).all()
-    flows: dict[str, FlowSpec | None] = {}
-    mine: list[AccessRequest] = []
-    for request in pending:
-        if request.flow_name not in flows:
-            flows[request.flow_name] = find_flow(session, request.flow_name)
-        flow = flows[request.flow_name]
-        if flow is not None and can_act_on(session, request, flow, viewer, now):
-            mine.append(request)
-    return Page(mine[offset : offset + limit], len(mine))
+    mine = acted_on_by(session, pending, viewer, now)
+    shown = [r.id for r in mine[offset : offset + limit]]
+    loaded = {r.id: r for r in session.scalars(query.where(AccessRequest.id.in_(shown)))} if shown else {}
+    return Page([loaded[i] for i in shown], len(mine))
 
 
 # Access -----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from fastapi import Request, Response
 
 from sluice.api.auth import RuntimeDep
 from sluice.api.params import changing
-from sluice.api.reading import shown_request
+from sluice.api.reading import shown_requests
 from sluice.domain.errors import InvalidInput, SluiceError
 from sluice.services.requests import reads
 from sluice.services.requests.acting import RequestAction, act_on_request
@@ -41,11 +41,15 @@ def _inbox(runtime: RuntimeDep, viewer: ViewerDep) -> dict[str, Any]:
             offset=0,
             now=now,
         )
-        rows = []
-        for asked in page.items:
-            flow = find_flow(session, asked.flow_name)
-            why = approver_words(flow) if flow is not None else []
-            rows.append({"request": shown_request(session, asked, now), "why": why})
+        words: dict[str, list[str]] = {}
+        for name in {asked.flow_name for asked in page.items}:
+            flow = find_flow(session, name)
+            words[name] = approver_words(flow) if flow is not None else []
+        shown = shown_requests(session, page.items, now)
+        rows = [
+            {"request": view, "why": words[asked.flow_name]}
+            for asked, view in zip(page.items, shown, strict=True)
+        ]
     return {"rows": rows, "total": page.total, "viewer": viewer, "outcomes": []}
 
 
