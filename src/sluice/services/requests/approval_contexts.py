@@ -80,9 +80,9 @@ def request_contexts(
             .order_by(Grant.id)
         )
         for request_id, identity_id, resource_id in rows:
-            grantees[request_id].add(identity_id)
+            grantees[str(request_id)].add(identity_id)
             if resource_id:
-                resources[request_id].append(resource_id)
+                resources[str(request_id)].append(resource_id)
     requesters: dict[str, Person] = {}
     for part in chunks(r.requester_id for r in requests):
         requesters.update(people_snapshot(session, now, part))
