@@ -107,6 +107,12 @@ BUSINESS_RULES = [
         "`starts_at` must be later than the server's clock when the request arrives; a schema has no now",
     ),
     BusinessRule(
+        frozenset({"POST /api/v1/requests"}),
+        re.compile(r"^on_behalf_of and for_user name different people; for_user is its older name$"),
+        "two fields name the beneficiary (the older `for_user` is kept for existing callers); that both, "
+        "when given, name one person is a rule across fields with case-blind emails",
+    ),
+    BusinessRule(
         frozenset({"PUT /api/v1/scopes/{name}", "PUT /api/v1/bundles/{name}"}),
         re.compile(""),
         "`query` is a sentence of the scope query language (nested parentheses, quoted strings, lists); "

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from sluice.domain.connection import Connection
 from sluice.domain.durations import DURATION_PATTERN, DURATION_WORDS
+from sluice.domain.errors import InvalidInput
 from sluice.domain.roles import Role
 from sluice.domain.text import Email, Text
 from sluice.domain.tokens import Scope
@@ -40,7 +41,17 @@ class RequestCreate(Body):
     reason: ReasonText = ""
     flow: FlowName | None = Field(default=None, description="Use this flow rather than the best match")
     starts_at: datetime | None = Field(default=None, description="Start later (ISO 8601 with a zone)")
-    for_user: Email | None = Field(default=None, description="Ask for someone else (email)")
+    on_behalf_of: Email | None = Field(
+        default=None, description="Ask for someone else (their email): the access is theirs"
+    )
+    for_user: Email | None = Field(default=None, description="The older name of `on_behalf_of`")
+
+    @property
+    def beneficiary(self) -> str | None:
+        """Whom the access is for (None: the caller), named by either field, once."""
+        if self.on_behalf_of and self.for_user and self.on_behalf_of.lower() != self.for_user.lower():
+            raise InvalidInput("on_behalf_of and for_user name different people; for_user is its older name")
+        return self.on_behalf_of or self.for_user
 
 
 class DecisionBody(Body):
@@ -145,6 +156,8 @@ class ApprovalView(BaseModel):
 class RequestView(BaseModel):
     id: str
     requester: str
+    on_behalf_of: str | None = Field(description="Whom the access is for, when not the requester")
+    starts_at: datetime | None = Field(description="The later start asked for; null: at once")
     flow: str
     reason: str
     duration: str

@@ -95,6 +95,8 @@ def request_view(request: AccessRequest, *, approvers: list[str]) -> RequestView
     return RequestView(
         id=request.id,
         requester=request.requester.email,
+        on_behalf_of=next((g.identity.email for g in grants if g.identity_id != request.requester_id), None),
+        starts_at=request.starts_at,
         flow=request.flow_name,
         reason=request.reason,
         duration=format_duration(timedelta(seconds=request.duration_seconds)),

@@ -96,6 +96,10 @@ def create(
     ] = None,
     reason: Annotated[str, typer.Option("--reason", help="Why you need it.")] = "",
     flow: Annotated[str | None, typer.Option("--flow", help="Use this access flow.")] = None,
+    on_behalf_of: Annotated[
+        str | None,
+        typer.Option("--for", help="Ask for someone else (their email), where a flow lets you."),
+    ] = None,
     as_json: JsonOpt = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
@@ -105,6 +109,8 @@ def create(
     if bundle is not None:
         if permission is not None:
             raise CliError("--permission does not go with --bundle: the bundle says the permission of each")
+        if on_behalf_of is not None:
+            raise CliError("--for does not go with --bundle: a bundle is requested for yourself")
         path = f"/bundles/{quote(bundle, safe='')}/requests"
         body: dict[str, Any] = {"duration": duration, "reason": reason, "flow": flow, "resources": resource}
     else:
@@ -117,6 +123,7 @@ def create(
             "duration": duration,
             "reason": reason,
             "flow": flow,
+            "on_behalf_of": on_behalf_of,
         }
     with ApiClient.from_options(url, token) as api:
         created = api.post(path, {k: v for k, v in body.items() if v is not None})

@@ -58,7 +58,7 @@ def _submit(runtime: Runtime, sent: Credential, body: RequestCreate) -> RequestV
             now=now,
             flow_name=body.flow,
             starts_at=body.starts_at,
-            grantee=grantee_of(session, body.for_user),
+            grantee=grantee_of(session, body.beneficiary),
         )
         return shown_request(session, request, now)
 
