@@ -111,18 +111,7 @@ def test_hostile_on_behalf_values_are_refused(on_behalf: Portal) -> None:
 
 
 def test_a_bundle_is_picked_reviewed_and_asked_for(portal: Portal) -> None:
-    bundle = {
-        "targets": [
-            {
-                "integration": "groups",
-                "type": "group",
-                "select": {"names": ["dba"]},
-                "permissions": ["member"],
-            }
-        ],
-    }
-    made = portal.api.client.put("/api/v1/bundles/dba-kit", headers=portal.api.auth("root"), json=bundle)
-    assert made.status_code in (200, 201), made.text
+    portal.api.put_group_bundle("dba-kit", "dba")
     put_flow(
         portal.api.runtime,
         {

@@ -54,6 +54,38 @@ class RequestCreate(Body):
         return self.on_behalf_of or self.for_user
 
 
+class FavouriteUnit(BaseModel):
+    resource: str
+    permission: str
+
+
+class FavouriteCreate(Body):
+    name: Annotated[str, Text(max_length=120, min_length=1)] = Field(description="Unique among yours")
+    resources: list[PathText] = Field(
+        default_factory=list,
+        max_length=MAX_UNITS_PER_REQUEST,
+        description="Resource paths, with `permission`; or leave out and name a `bundle`",
+    )
+    permission: PermissionText | None = None
+    bundle: FlowName | None = Field(default=None, description="Ask for this bundle's resources")
+    duration: DurationText
+    reason: ReasonText = ""
+
+
+class FavouriteView(BaseModel):
+    id: str
+    name: str
+    bundle: str | None
+    units: list[FavouriteUnit]
+    duration: str
+    reason: str
+    created_at: datetime
+
+
+class FavouriteList(BaseModel):
+    items: list[FavouriteView]
+
+
 class DecisionBody(Body):
     reason: ReasonText = ""
 

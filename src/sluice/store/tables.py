@@ -378,6 +378,7 @@ class SealingKey(Base):
 # importing them here completes the metadata.
 from sluice.store import auth_tables as _auth_tables  # noqa: E402,F401
 from sluice.store import directory_tables as _directory_tables  # noqa: E402,F401
+from sluice.store import favourite_tables as _favourite_tables  # noqa: E402,F401
 from sluice.store import people_tables as _people_tables  # noqa: E402,F401
 from sluice.store import scim_tables as _scim_tables  # noqa: E402,F401
 from sluice.store import targeting_tables as _targeting_tables  # noqa: E402,F401

@@ -4,13 +4,16 @@ to the review (`reviewing.py`)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 
 from sluice.api.auth import RuntimeDep
+from sluice.domain.durations import format_duration
 from sluice.domain.errors import InvalidInput
 from sluice.domain.text import Text
+from sluice.services.requests.favourites import favourites_of
 from sluice.services.requests.submit import UnitAsked
 from sluice.services.targeting.requestable import RequestableFilter, requestable
 from sluice.store.db import transaction
@@ -65,7 +68,19 @@ def _search(runtime: RuntimeDep, viewer: ViewerDep, q: str) -> dict[str, Any]:
 
 @router.get("/request")
 def request_page(request: Request, runtime: RuntimeDep, viewer: ViewerDep, q: SearchText = "") -> Response:
-    return render(request, "request.html", {**_search(runtime, viewer, q), "viewer": viewer})
+    with transaction(runtime.factory) as session:
+        saved = [
+            {
+                "id": f.id,
+                "name": f.name,
+                "what": f"bundle {f.bundle}" if f.bundle else ", ".join(f"{p} on {r}" for p, r in f.units),
+                "duration": format_duration(timedelta(seconds=f.duration_seconds)),
+                "reason": f.reason,
+            }
+            for f in favourites_of(session, viewer.identity_in(session))
+        ]
+    context = {**_search(runtime, viewer, q), "viewer": viewer, "favourites": saved}
+    return render(request, "request.html", context)
 
 
 @router.get("/request/search")
