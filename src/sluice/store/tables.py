@@ -177,7 +177,10 @@ class AccessFlow(Base):
 
 class AccessRequest(Base):
     __tablename__ = "requests"
-    __table_args__ = (Index("ix_requests_status_pending_until", "status", "pending_until"),)
+    __table_args__ = (
+        Index("ix_requests_status_pending_until", "status", "pending_until"),
+        Index("ix_requests_requester_created", "requester_id", "created_at"),  # a requester's latest
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     requester_id: Mapped[str] = mapped_column(ForeignKey("identities.id"))

@@ -167,19 +167,6 @@ def grants_of(
     return page_of(session, query, limit, offset)
 
 
-def asked_by(session: Session, *, requester: Identity, request_ids: set[str]) -> set[str]:
-    """Those of `request_ids` that `requester` asked for (and so may withdraw), in one query."""
-    if not request_ids:
-        return set()
-    return set(
-        session.scalars(
-            select(AccessRequest.id).where(
-                AccessRequest.id.in_(sorted(request_ids)), AccessRequest.requester_id == requester.id
-            )
-        )
-    )
-
-
 def own_grant(session: Session, *, grant_id: str, viewer: Identity) -> Grant:
     grant = session.get(Grant, grant_id)
     if grant is None or grant.identity_id != viewer.id:

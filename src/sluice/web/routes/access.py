@@ -19,6 +19,7 @@ from sluice.domain.states import GrantState
 from sluice.services.grants.access import reveal_credentials
 from sluice.services.grants.acting import end_grant_as, extend_grant_as
 from sluice.services.requests import reads
+from sluice.services.requests.history import asked_by
 from sluice.store.db import transaction
 from sluice.web.guard import ViewerDep, form_fields
 from sluice.web.rendering import go_to, is_htmx, render
@@ -56,7 +57,7 @@ def _grants_context(runtime: RuntimeDep, viewer: ViewerDep) -> dict[str, Any]:
         )
         grants = [grant_view(g) for g in page.items]
         waiting = {g.request_id for g in grants if g.state == GrantState.PENDING and g.request_id}
-        withdrawable = reads.asked_by(session, requester=identity, request_ids=waiting)
+        withdrawable = asked_by(session, requester=identity, request_ids=waiting)
     # Upcoming: approved for a later start; nothing exists in the target until then.
     upcoming = [g for g in grants if g.state == GrantState.PENDING and g.starts_at and g.starts_at > now]
     return {
