@@ -154,6 +154,13 @@ class Api:
         assert response.status_code == 201, response.text
         return response.json()
 
+    def put_group_bundle(self, name: str, group: str) -> None:
+        """A bundle (made by root) of membership in one group of the `groups` integration."""
+        target = {"integration": "groups", "type": "group", "select": {"names": [group]}}
+        bundle = {"targets": [target | {"permissions": ["member"]}]}
+        made = self.client.put(f"/api/v1/bundles/{name}", headers=self.auth("root"), json=bundle)
+        assert made.status_code in (200, 201), made.text
+
     def work(self) -> int:
         return self.worker.run_once()
 

@@ -107,6 +107,22 @@ BUSINESS_RULES = [
         "`starts_at` must be later than the server's clock when the request arrives; a schema has no now",
     ),
     BusinessRule(
+        frozenset({"POST /api/v1/requests"}),
+        re.compile(r"^on_behalf_of and for_user name different people; for_user is its older name$"),
+        "two fields name the beneficiary (the older `for_user` is kept for existing callers); that both, "
+        "when given, name one person is a rule across fields with case-blind emails",
+    ),
+    BusinessRule(
+        frozenset({"POST /api/v1/favourites"}),
+        re.compile(
+            r"^(name the `permission` of the resources|a favourite names resources and permissions,? or a "
+            r"bundle(, not both)?|the same resource and permission are named twice|a favourite's name holds "
+            r"1 to 120 characters)$"
+        ),
+        "a favourite names `resources` with a `permission`, or a `bundle`, never both; a name of white "
+        "space only is no name; these are rules across fields, or Python's idea of white space",
+    ),
+    BusinessRule(
         frozenset({"PUT /api/v1/scopes/{name}", "PUT /api/v1/bundles/{name}"}),
         re.compile(""),
         "`query` is a sentence of the scope query language (nested parentheses, quoted strings, lists); "

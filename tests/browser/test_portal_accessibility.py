@@ -74,6 +74,13 @@ def test_no_serious_violation_on_any_page(chromium: Browser, demo: Sluice) -> No
     page.get_by_label("Why").fill("accessibility check")
     page.get_by_role("button", name="Ask for access").click()
     pages["/requests/{id}"] = _violations(page)
+    page.goto("/access")  # now with a grant waiting for approval, to withdraw
+    pages["/access (waiting)"] = _violations(page)
+    page.goto(f"/request/review?unit=read+{INVOICES}")
+    page.get_by_label("Or save it as a favourite named").fill("invoices")
+    page.get_by_role("button", name="Save as favourite").click()
+    expect(page.get_by_role("heading", name="Your favourites")).to_be_visible()
+    pages["/request (favourites)"] = _violations(page)
     assert {path: found for path, found in pages.items() if found} == {}
     context.close()
 

@@ -50,7 +50,7 @@ def test_request_approve_use_and_end_in_the_browser(
     expect(option).to_be_checked()
     alice.get_by_role("button", name="Review: who will approve").click()
     expect(alice.get_by_text("carol@example.com").first).to_be_visible()
-    alice.get_by_label("For how long").fill("1h")
+    alice.get_by_label("For how long").select_option("1h")
     alice.get_by_label("Why").fill("investigate order 42")
     alice.get_by_role("button", name="Ask for access").click()
     expect(alice.locator('[data-field="state"]')).to_have_text("pending")

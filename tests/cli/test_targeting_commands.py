@@ -145,3 +145,30 @@ def test_request_create_bundle(api: Api) -> None:
     assert code == 1 and "--bundle NAME" in err
     code, _, err = run("request", "create", "--bundle", "nope", "--duration", "1h", "--token", root)
     assert code == 1 and err.startswith("error: ") and "nope" in err
+
+
+def test_request_create_for_someone_else(api: Api) -> None:
+    """`--for EMAIL` asks on someone's behalf where a flow's `on_behalf` names the caller."""
+    flow = {
+        "name": "orders-for-others",
+        "requesters": [{"user": "bob@example.com"}, {"user": "carol@example.com"}],
+        "grantees": [{"group": "engineers"}],
+        "on_behalf": [{"user": "bob@example.com"}],
+        "targets": [
+            {"integration": "pg", "type": "table", "select": {"names": ["orders"]}, "permissions": ["write"]}
+        ],
+        "approvers": [{"group": "leads"}],
+        "max_duration": "1h",
+    }
+    put_flow(api.runtime, flow)
+    args = ("request", "create", "-r", "pg/app/public/orders", "-p", "write", "-d", "1h", "--reason", "fix")
+    code, out, err = run(*args, "--for", "dave@example.com", "--json", "--token", api.tokens["bob"])
+    assert code == 0, err
+    created = json.loads(out)
+    assert (created["requester"], created["on_behalf_of"]) == ("bob@example.com", "dave@example.com")
+    assert [g["grantee"] for g in created["grants"]] == ["dave@example.com"]
+    assert created["approvers"] == ["carol@example.com"]
+    code, out, err = run(*args, "--for", "dave@example.com", "--token", api.tokens["carol"])
+    assert code == 1 and out == "" and "ask for someone else" in err
+    code, _, err = run("request", "create", "--bundle", "x", "-d", "1h", "--for", "dave@example.com")
+    assert code == 1 and "--for does not go with --bundle" in err

@@ -39,6 +39,9 @@ ACTIONS = {
     "/access/{grant_id}/end",
     "/requests/{request_id}/decide",
     "/requests/{request_id}/review",  # tests/web/test_break_glass_pages.py
+    "/favourites",
+    "/favourites/{favourite_id}/ask",
+    "/favourites/{favourite_id}/delete",
 }
 
 
@@ -90,3 +93,38 @@ def test_deciding_answers_as_the_api(portal: Portal, who: str) -> None:
     assert (answer.status_code == 303) == (probe.status_code == 200)
     if probe.status_code != 200:
         assert answer.status_code == probe.status_code
+
+
+@pytest.mark.parametrize("who", PEOPLE)
+def test_favourites_are_their_owners_alone(portal: Portal, who: str) -> None:
+    """alice's favourite: only alice may ask for it again or remove it; to anyone else it is absent
+    (404), in the portal as in the API."""
+    saved = portal.api.post(
+        "alice",
+        "/favourites",
+        {
+            "name": "oncall",
+            "resources": ["groups/oncall"],
+            "permission": "member",
+            "duration": "1h",
+            "reason": "r",
+        },
+    )
+    assert saved.status_code == 201, saved.text
+    favourite = saved.json()["id"]
+    browser = portal.browser(who, admin=who == "root")
+    listed = [f["id"] for f in portal.api.get(who, "/favourites").json()["items"]]
+    assert (favourite in listed) == (who == "alice")
+    assert (f'data-favourite="{favourite}"' in browser.get("/request").text) == (who == "alice")
+    if who == "alice":
+        return
+    api = portal.api.post(who, f"/favourites/{favourite}/requests")
+    assert api.status_code == 404
+    for action in ("ask", "delete"):
+        assert portal.post(browser, f"/favourites/{favourite}/{action}").status_code == 404
+    assert (
+        portal.api.client.delete(f"/api/v1/favourites/{favourite}", headers=portal.api.auth(who)).status_code
+        == 404
+    )
+    assert [f["id"] for f in portal.api.get("alice", "/favourites").json()["items"]] == [favourite]
+    assert portal.api.get("alice", "/requests").json()["total"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Path, Query, Request, params
@@ -14,6 +15,7 @@ from pydantic import AwareDatetime, BeforeValidator
 from sqlalchemy.orm import Session
 
 from sluice.domain import bundles
+from sluice.domain.durations import parse_duration
 from sluice.domain.errors import InvalidInput
 from sluice.domain.text import EMAIL_PATTERN, MAX_EMAIL, MAX_NAME, Text
 from sluice.runtime.wiring import Runtime
@@ -96,6 +98,14 @@ async def refuse_unknown_query(request: Request) -> None:
                 for name in unknown[:20]
             ],
         )
+
+
+def body_duration(text: str) -> timedelta:
+    """A body's `duration`, or a problem that points at the field."""
+    try:
+        return parse_duration(text)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.detail, errors=[{"location": "body.duration", "message": exc.detail}]) from exc
 
 
 @contextmanager

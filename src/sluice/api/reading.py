@@ -21,6 +21,12 @@ def shown_request(session: Session, request: AccessRequest, now: datetime) -> Re
     return request_view(request, approvers=reads.request_approvers(session, request, now))
 
 
+def shown_requests(session: Session, requests: Sequence[AccessRequest], now: datetime) -> list[RequestView]:
+    """A page of requests, with the approvers of all of them read together."""
+    approvers = reads.requests_approvers(session, list(requests), now)
+    return [request_view(r, approvers=approvers.get(r.id, [])) for r in requests]
+
+
 def shown_resources(session: Session, resources: Sequence[Resource]) -> list[ResourceView]:
     """With each resource's effective tags, read for the whole page at once."""
     return resource_views(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from sluice.domain.connection import Connection
 from sluice.domain.durations import DURATION_PATTERN, DURATION_WORDS
+from sluice.domain.errors import InvalidInput
 from sluice.domain.roles import Role
 from sluice.domain.states import ReviewState
 from sluice.domain.text import Email, Text
@@ -42,12 +43,54 @@ class RequestCreate(Body):
     reason: ReasonText = ""
     flow: FlowName | None = Field(default=None, description="Use this flow rather than the best match")
     starts_at: datetime | None = Field(default=None, description="Start later (ISO 8601 with a zone)")
-    for_user: Email | None = Field(default=None, description="Ask for someone else (email)")
+    on_behalf_of: Email | None = Field(
+        default=None, description="Ask for someone else (their email): the access is theirs"
+    )
+    for_user: Email | None = Field(default=None, description="The older name of `on_behalf_of`")
     break_glass: BreakGlassBody | None = Field(
         default=None,
         description="Emergency access: approved by you at once, under a flow that allows break-glass; "
         "approvers are told and review it afterwards",
     )
+
+    @property
+    def beneficiary(self) -> str | None:
+        """Whom the access is for (None: the caller), named by either field, once."""
+        if self.on_behalf_of and self.for_user and self.on_behalf_of.lower() != self.for_user.lower():
+            raise InvalidInput("on_behalf_of and for_user name different people; for_user is its older name")
+        return self.on_behalf_of or self.for_user
+
+
+class FavouriteUnit(BaseModel):
+    resource: str
+    permission: str
+
+
+class FavouriteCreate(Body):
+    name: Annotated[str, Text(max_length=120, min_length=1)] = Field(description="Unique among yours")
+    resources: list[PathText] = Field(
+        default_factory=list,
+        max_length=MAX_UNITS_PER_REQUEST,
+        description="Resource paths, with `permission`; or leave out and name a `bundle`",
+    )
+    permission: PermissionText | None = None
+    bundle: FlowName | None = Field(default=None, description="Ask for this bundle's resources")
+    duration: DurationText
+    reason: ReasonText = ""
+
+
+class FavouriteView(BaseModel):
+    id: str
+    name: str
+    bundle: str | None
+    units: list[FavouriteUnit]
+    duration: str
+    reason: str
+    created_at: datetime
+
+
+class FavouriteList(BaseModel):
+    items: list[FavouriteView]
 
 
 class DecisionBody(Body):
@@ -175,6 +218,8 @@ class ApprovalView(BaseModel):
 class RequestView(BaseModel):
     id: str
     requester: str
+    on_behalf_of: str | None = Field(description="Whom the access is for, when not the requester")
+    starts_at: datetime | None = Field(description="The later start asked for; null: at once")
     flow: str
     reason: str
     duration: str

@@ -11,6 +11,8 @@ from sluice.api.schemas import (
     AccessDetails,
     ApprovalView,
     AuditEventView,
+    FavouriteUnit,
+    FavouriteView,
     GrantView,
     GroupView,
     IdentityView,
@@ -22,6 +24,7 @@ from sluice.api.schemas import (
 from sluice.domain.connection import client_command, client_env, connection_of
 from sluice.domain.durations import format_duration
 from sluice.domain.states import GrantState, grant_state, request_state, review_state
+from sluice.store.favourite_tables import Favourite
 from sluice.store.tables import (
     AccessRequest,
     AuditEvent,
@@ -95,6 +98,8 @@ def request_view(request: AccessRequest, *, approvers: list[str]) -> RequestView
     return RequestView(
         id=request.id,
         requester=request.requester.email,
+        on_behalf_of=next((g.identity.email for g in grants if g.identity_id != request.requester_id), None),
+        starts_at=request.starts_at,
         flow=request.flow_name,
         reason=request.reason,
         duration=format_duration(timedelta(seconds=request.duration_seconds)),
@@ -196,4 +201,16 @@ def audit_view(event: AuditEvent) -> AuditEventView:
         subject_id=event.subject_id,
         reason=event.reason,
         details=dict(event.details or {}),
+    )
+
+
+def favourite_view(favourite: Favourite) -> FavouriteView:
+    return FavouriteView(
+        id=favourite.id,
+        name=favourite.name,
+        bundle=favourite.bundle,
+        units=[FavouriteUnit(resource=path, permission=permission) for permission, path in favourite.units],
+        duration=format_duration(timedelta(seconds=favourite.duration_seconds)),
+        reason=favourite.reason,
+        created_at=favourite.created_at,
     )

@@ -110,6 +110,10 @@ def create(
     incident: Annotated[
         str | None, typer.Option("--incident", help="With --break-glass: the incident, e.g. INC-123.")
     ] = None,
+    on_behalf_of: Annotated[
+        str | None,
+        typer.Option("--for", help="Ask for someone else (their email), where a flow lets you."),
+    ] = None,
     as_json: JsonOpt = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
@@ -125,6 +129,8 @@ def create(
     if bundle is not None:
         if permission is not None:
             raise CliError("--permission does not go with --bundle: the bundle says the permission of each")
+        if on_behalf_of is not None:
+            raise CliError("--for does not go with --bundle: a bundle is requested for yourself")
         path = f"/bundles/{quote(bundle, safe='')}/requests"
         body: dict[str, Any] = {"duration": duration, "reason": reason, "flow": flow, "resources": resource}
     else:
@@ -137,6 +143,7 @@ def create(
             "duration": duration,
             "reason": reason,
             "flow": flow,
+            "on_behalf_of": on_behalf_of,
         }
     if break_glass:
         body["break_glass"] = {"reason": reason, "incident": incident}

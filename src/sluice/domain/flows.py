@@ -112,6 +112,8 @@ class FlowSpec(_Strict):
     # requests for others matching these (None: only oneself)
     grantees: list[Subject] | None = Field(default=None, max_length=MAX_ITEMS)
     for_direct_reports: bool = False
+    # who may ask for someone else under this flow (None: any requester the flow lets do so)
+    on_behalf: list[Subject] | None = Field(default=None, max_length=MAX_ITEMS)
     break_glass: BreakGlass | None = None  # emergency self-approval, reviewed afterwards
     notify: NotifySpec | None = None  # who hears what (None: the defaults of `NotifySpec`)
 
@@ -143,6 +145,15 @@ class FlowSpec(_Strict):
         if any(s.mentions_manager_of_requester() for s in value):
             raise ValueError("'manager' names an approver, not a requester")
         return value
+
+    @model_validator(mode="after")
+    def _on_behalf_needs_others(self) -> FlowSpec:
+        if self.on_behalf is not None and self.grantees is None and not self.for_direct_reports:
+            raise ValueError(
+                "'on_behalf' says who may ask for others, but this flow lets people ask only for "
+                "themselves; add 'grantees' or 'for_direct_reports: true'"
+            )
+        return self
 
     @property
     def max_duration_delta(self) -> timedelta:

@@ -181,6 +181,7 @@ class AccessRequest(Base):
     __table_args__ = (
         Index("ix_requests_status_pending_until", "status", "pending_until"),
         Index("ix_requests_break_glass_reviewed_at", "break_glass", "reviewed_at"),
+        Index("ix_requests_requester_created", "requester_id", "created_at"),  # a requester's latest
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -428,6 +429,7 @@ class SealingKey(Base):
 # importing them here completes the metadata.
 from sluice.store import auth_tables as _auth_tables  # noqa: E402,F401
 from sluice.store import directory_tables as _directory_tables  # noqa: E402,F401
+from sluice.store import favourite_tables as _favourite_tables  # noqa: E402,F401
 from sluice.store import people_tables as _people_tables  # noqa: E402,F401
 from sluice.store import scim_tables as _scim_tables  # noqa: E402,F401
 from sluice.store import slack_tables as _slack_tables  # noqa: E402,F401

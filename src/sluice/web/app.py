@@ -7,10 +7,20 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from sluice.web.rendering import STATIC_DIR
-from sluice.web.routes import access, admin, approvals, asking, history, request_page, signin
+from sluice.web.routes import (
+    access,
+    admin,
+    approvals,
+    asking,
+    favourites,
+    history,
+    request_page,
+    reviewing,
+    signin,
+)
 
 STATIC_PREFIX = "/static"
-PORTAL_MODULES = (signin, access, asking, approvals, request_page, history, admin)
+PORTAL_MODULES = (signin, access, asking, reviewing, favourites, approvals, request_page, history, admin)
 
 
 def install_portal(app: FastAPI) -> None:

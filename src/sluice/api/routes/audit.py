@@ -10,7 +10,7 @@ from sluice.api.auth import AuditorDep, RuntimeDep
 from sluice.api.params import MAX_ID, FilterText, Limit
 from sluice.api.schemas import AuditPage
 from sluice.api.views import audit_view
-from sluice.services.requests import reads
+from sluice.services.audit import reads as audit_reads
 from sluice.store.db import transaction
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -30,5 +30,7 @@ def list_audit(
     ] = None,
 ) -> AuditPage:
     with transaction(runtime.factory) as session:
-        events = reads.audit_events(session, limit=limit, before_id=before_id, subject=subject, action=action)
+        events = audit_reads.audit_events(
+            session, limit=limit, before_id=before_id, subject=subject, action=action
+        )
         return AuditPage(items=[audit_view(e) for e in events])

@@ -8,11 +8,9 @@ from fastapi import APIRouter, Body, Query
 from starlette.concurrency import run_in_threadpool
 
 from sluice.api.auth import CallerDep, Credential, CredentialDep, RuntimeDep, caller_for, me, needs_scope
-from sluice.api.params import IdPath, Limit, Offset, changing
-from sluice.api.reading import shown_request
+from sluice.api.params import IdPath, Limit, Offset, body_duration, changing
+from sluice.api.reading import shown_request, shown_requests
 from sluice.api.schemas import DecisionBody, RequestCreate, RequestPage, RequestView, ReviewBody
-from sluice.domain.durations import parse_duration
-from sluice.domain.errors import InvalidInput
 from sluice.domain.states import RequestStatus
 from sluice.domain.tokens import Scope
 from sluice.runtime.wiring import Runtime
@@ -43,12 +41,7 @@ def _submit(runtime: Runtime, sent: Credential, body: RequestCreate) -> RequestV
         # transaction of its own: the caller's identity is read once (with the token) and `me` finds
         # it in this session. (A missing token is still refused before the body is read.)
         caller = caller_for(session, sent, now)
-        try:
-            duration = parse_duration(body.duration)
-        except InvalidInput as exc:
-            raise InvalidInput(
-                exc.detail, errors=[{"location": "body.duration", "message": exc.detail}]
-            ) from exc
+        duration = body_duration(body.duration)
         request = submit_request(
             session,
             hub=runtime.hub,
@@ -59,7 +52,7 @@ def _submit(runtime: Runtime, sent: Credential, body: RequestCreate) -> RequestV
             now=now,
             flow_name=body.flow,
             starts_at=body.starts_at,
-            grantee=grantee_of(session, body.for_user),
+            grantee=grantee_of(session, body.beneficiary),
             break_glass=(
                 None
                 if body.break_glass is None
@@ -96,7 +89,7 @@ def list_requests(
             offset=offset,
             now=now,
         )
-        return RequestPage(items=[shown_request(session, r, now) for r in page.items], total=page.total)
+        return RequestPage(items=shown_requests(session, page.items, now), total=page.total)
 
 
 @router.get("/{request_id}", response_model=RequestView, summary="Show one request")

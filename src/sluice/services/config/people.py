@@ -27,7 +27,7 @@ CONFIG_SOURCE = "config"
 def _subjects(doc: ConfigDocument) -> Iterator[tuple[Subject, ConfigPath]]:
     for index, flow in enumerate(doc.flows):
         base: ConfigPath = ("flows", index)
-        for role in ("requesters", "approvers", "grantees"):
+        for role in ("requesters", "approvers", "grantees", "on_behalf"):
             for number, subject in enumerate(getattr(flow, role) or []):
                 yield subject, (*base, role, number)
         if flow.approval is not None:

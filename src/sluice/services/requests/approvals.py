@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sluice.domain.approval import (
@@ -21,7 +20,6 @@ from sluice.domain.approval import (
     ApprovalPolicy,
     ApprovalTier,
     Bar,
-    approver_matches,
     bar_of,
     describe_bar,
     entitled,
@@ -29,13 +27,10 @@ from sluice.domain.approval import (
 )
 from sluice.domain.errors import NotAllowed
 from sluice.domain.flows import FlowSpec
-from sluice.services.requests.approver_people import approvers_in, matching_people
+from sluice.services.requests.approval_contexts import approval_context, request_context, request_contexts
+from sluice.services.requests.approver_people import ApproverDirectory, approvers_in, matching_people
 from sluice.services.requests.policy import find_flow
-from sluice.store.people_queries import (
-    integration_owners_of,
-    owners_of_resources,
-    people_snapshot,
-)
+from sluice.store.people_queries import people_snapshot
 from sluice.store.queries import person_of
 from sluice.store.tables import AccessRequest, Approval, Grant, Identity
 
@@ -48,42 +43,6 @@ class RequestApproval:
     policy: ApprovalPolicy
     context: ApprovalContext
     open_tiers: int
-
-
-def approval_context(
-    session: Session,
-    *,
-    requester: Identity,
-    grantee_ids: Sequence[str],
-    resource_ids: Sequence[str],
-    now: datetime,
-) -> ApprovalContext:
-    """What approvers are measured against for a request (made, or about to be made) by `requester`
-    for the identities `grantee_ids` on `resource_ids`."""
-    owners = owners_of_resources(session, resource_ids)
-    integration_owners = integration_owners_of(session, resource_ids)
-    others = sorted(set(grantee_ids) - {requester.id})
-    grantees = {requester.email.lower()} if requester.id in grantee_ids else set()
-    if others:
-        grantees |= {
-            e.lower() for e in session.scalars(select(Identity.email).where(Identity.id.in_(others)))
-        }
-    return ApprovalContext(
-        requester=person_of(session, requester, now),
-        grantees=frozenset(grantees),
-        resource_owners=tuple(owners[r] for r in resource_ids),
-        integration_owners=tuple(integration_owners.get(r, frozenset()) for r in resource_ids),
-    )
-
-
-def request_context(session: Session, request: AccessRequest, now: datetime) -> ApprovalContext:
-    return approval_context(
-        session,
-        requester=request.requester,
-        grantee_ids=sorted({g.identity_id for g in request.grants}),
-        resource_ids=[g.resource_id for g in request.grants if g.resource_id],
-        now=now,
-    )
 
 
 def request_approval(
@@ -119,7 +78,7 @@ def refusal(session: Session, state: RequestApproval, actor: Identity, now: date
 
 
 def may_act(session: Session, state: RequestApproval, actor: Identity, now: datetime) -> bool:
-    return refusal(session, state, actor, now) is None
+    return entitled(state.policy, person_of(session, actor, now), state.context, state.open_tiers)
 
 
 def approvals_enough(session: Session, state: RequestApproval, request: AccessRequest, now: datetime) -> bool:
@@ -138,9 +97,14 @@ def emails_of_tiers(
     return [p.email for p in matching if entitled(state.policy, p, state.context, state.open_tiers)]
 
 
-def candidate_emails(session: Session, state: RequestApproval, now: datetime) -> list[str]:
-    """Everyone who may act on the request now."""
-    return emails_of_tiers(session, state, state.policy.tiers()[: state.open_tiers], now)
+def candidate_emails(
+    session: Session, state: RequestApproval, now: datetime, directory: ApproverDirectory | None = None
+) -> list[str]:
+    """Everyone who may act on the request now (`directory` keeps what was read across requests)."""
+    found = (directory or ApproverDirectory(session, now)).matching(
+        state.context, approvers_in(state.policy.tiers()[: state.open_tiers])
+    )
+    return [p.email for p in found if entitled(state.policy, p, state.context, state.open_tiers)]
 
 
 def undecided(request: AccessRequest, emails: list[str]) -> list[str]:
@@ -168,6 +132,57 @@ def approvers_of_request(
     if state is None:
         return []
     return undecided(request, candidate_emails(session, state, now))
+
+
+def request_approvals(
+    session: Session, requests: Sequence[AccessRequest], now: datetime
+) -> dict[str, RequestApproval]:
+    """Request id -> its approval state, for those of `requests` whose flow (as it is now) asks for
+    approval; each flow is read once and the contexts together."""
+    flows: dict[str, FlowSpec | None] = {}
+    for name in {r.flow_name for r in requests}:
+        flows[name] = find_flow(session, name)
+    policies = {n: f.approval_policy for n, f in flows.items() if f is not None and f.approval_policy}
+    asking = [r for r in requests if r.flow_name in policies]
+    contexts = request_contexts(session, asking, now)
+    return {
+        r.id: RequestApproval(
+            r.flow_name,
+            policies[r.flow_name],
+            contexts[r.id],
+            policies[r.flow_name].open_tiers(r.created_at, now),
+        )
+        for r in asking
+    }
+
+
+def acted_on_by(
+    session: Session, requests: Sequence[AccessRequest], actor: Identity, now: datetime
+) -> list[AccessRequest]:
+    """Those of `requests` that `actor` may approve or reject now, in their order: the same rule as
+    `can_act_on`, with the actor, the flows and the contexts read once for all of them."""
+    person = person_of(session, actor, now)
+    states = request_approvals(session, requests, now)
+    return [
+        r
+        for r in requests
+        if (state := states.get(r.id)) is not None
+        and entitled(state.policy, person, state.context, state.open_tiers)
+    ]
+
+
+def approvers_of_requests(
+    session: Session, requests: Sequence[AccessRequest], now: datetime
+) -> dict[str, list[str]]:
+    """Request id -> who may approve it now (those who already decided left out), for many requests
+    with each group, schedule and person read once."""
+    states = request_approvals(session, requests, now)
+    directory = ApproverDirectory(session, now)
+    return {
+        r.id: undecided(r, candidate_emails(session, state, now, directory))
+        for r in requests
+        if (state := states.get(r.id)) is not None
+    }
 
 
 def approves_grant(session: Session, grant: Grant, actor: Identity, now: datetime) -> bool:
@@ -226,19 +241,3 @@ def refuse_without_approver(
         f"nobody may approve this request under flow {flow.name!r}: {why}",
         reasons=f"approvers: {asked}",
     )
-
-
-__all__ = [
-    "RequestApproval",
-    "approval_context",
-    "approvals_enough",
-    "approver_matches",
-    "approves_grant",
-    "can_act_on",
-    "candidate_emails",
-    "may_act",
-    "refusal",
-    "refuse_without_approver",
-    "request_approval",
-    "would_approve",
-]

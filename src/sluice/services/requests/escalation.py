@@ -14,7 +14,8 @@ from sluice.domain.approval import ApprovalPolicy, ApprovalTier
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import RequestStatus
 from sluice.events.audit import Action, record
-from sluice.services.requests.approvals import RequestApproval, emails_of_tiers, request_context, undecided
+from sluice.services.requests.approval_contexts import request_context
+from sluice.services.requests.approvals import RequestApproval, emails_of_tiers, undecided
 from sluice.services.requests.policy import load_flows
 from sluice.store.db import transaction
 from sluice.store.tables import AccessRequest

@@ -29,7 +29,9 @@ def requesting_needs_shifts(flows: list[FlowSpec]) -> bool:
     """Whether asking under these flows depends on who is on call: some requester or grantee
     condition names a shift. When none does, the schedules need not be read to check a request."""
     return any(
-        _mentions_shift(subject) for flow in flows for subject in (*flow.requesters, *(flow.grantees or ()))
+        _mentions_shift(subject)
+        for flow in flows
+        for subject in (*flow.requesters, *(flow.grantees or ()), *(flow.on_behalf or ()))
     )
 
 

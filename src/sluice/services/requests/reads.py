@@ -16,14 +16,18 @@ from sluice.domain.flows import FlowSpec
 from sluice.domain.states import GrantState, RequestStatus
 from sluice.services.pages import Page, page_of
 from sluice.services.requests import break_glass
-from sluice.services.requests.approvals import approvers_of_request, can_act_on
+from sluice.services.requests.approvals import (
+    acted_on_by,
+    approvers_of_request,
+    approvers_of_requests,
+    can_act_on,
+)
 from sluice.services.requests.policy import find_flow
 from sluice.store.grant_states import grant_in_state, grant_is_live
 from sluice.store.tables import (
     AccessFlow,
     AccessRequest,
     Approval,
-    AuditEvent,
     Grant,
     Identity,
     Integration,
@@ -51,6 +55,13 @@ def request_approvers(session: Session, request: AccessRequest, now: datetime) -
     if flow is None:
         return []
     return approvers_of_request(session, request, flow, now)
+
+
+def requests_approvers(
+    session: Session, requests: list[AccessRequest], now: datetime
+) -> dict[str, list[str]]:
+    """Request id -> `request_approvers`, for a page of requests at once."""
+    return approvers_of_requests(session, [r for r in requests if r.status == RequestStatus.PENDING], now)
 
 
 def visible_request(
@@ -111,7 +122,15 @@ def list_requests(
     offset: int,
     now: datetime,
 ) -> Page[AccessRequest]:
-    query = select(AccessRequest).order_by(AccessRequest.created_at.desc(), AccessRequest.id.desc())
+    query = (
+        select(AccessRequest)
+        .options(
+            selectinload(AccessRequest.requester),
+            selectinload(AccessRequest.grants),
+            selectinload(AccessRequest.approvals).selectinload(Approval.approver),
+        )
+        .order_by(AccessRequest.created_at.desc(), AccessRequest.id.desc())
+    )
     if status is not None:
         query = query.where(AccessRequest.status == status)
     if scope == RequestScope.MINE:
@@ -123,21 +142,19 @@ def list_requests(
     if scope == RequestScope.TO_REVIEW:
         review = [r for r in break_glass.to_review_by(session, viewer, now) if status in (None, r.status)]
         return Page(review[offset : offset + limit], len(review))
-    # to_approve: approver rights come from each flow and the requester, so they are checked per row.
+    # to_approve: approver rights come from each flow and the request's parties; the approver engine
+    # reads the flows and the requests' contexts once for all pending requests, then decides each.
     if status not in (None, RequestStatus.PENDING):
         return Page([], 0)
     pending = session.scalars(
-        query.where(AccessRequest.status == RequestStatus.PENDING, AccessRequest.requester_id != viewer.id)
+        select(AccessRequest)
+        .where(AccessRequest.status == RequestStatus.PENDING, AccessRequest.requester_id != viewer.id)
+        .order_by(AccessRequest.created_at.desc(), AccessRequest.id.desc())
     ).all()
-    flows: dict[str, FlowSpec | None] = {}
-    mine: list[AccessRequest] = []
-    for request in pending:
-        if request.flow_name not in flows:
-            flows[request.flow_name] = find_flow(session, request.flow_name)
-        flow = flows[request.flow_name]
-        if flow is not None and can_act_on(session, request, flow, viewer, now):
-            mine.append(request)
-    return Page(mine[offset : offset + limit], len(mine))
+    mine = acted_on_by(session, pending, viewer, now)
+    shown = [r.id for r in mine[offset : offset + limit]]
+    loaded = {r.id: r for r in session.scalars(query.where(AccessRequest.id.in_(shown)))} if shown else {}
+    return Page([loaded[i] for i in shown], len(mine))
 
 
 # Access -----------------------------------------------------------------------------------------
@@ -217,32 +234,3 @@ def _spec(row: AccessFlow) -> dict[str, Any]:
         return FlowSpec.model_validate(row.spec).model_dump(mode="json")
     except ValueError:
         return dict(row.spec)  # stored by an older version; shown as it is rather than hidden
-
-
-# Directory --------------------------------------------------------------------------------------
-
-
-def audit_events(
-    session: Session, *, limit: int, before_id: int | None, subject: str | None, action: str | None
-) -> list[AuditEvent]:
-    """Newest first; page on with `before_id` = the last id seen."""
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
-    if before_id is not None:
-        query = query.where(AuditEvent.id < before_id)
-    if subject:
-        query = query.where(AuditEvent.subject_id == subject)
-    if action:
-        query = query.where(AuditEvent.action == action)
-    return list(session.scalars(query))
-
-
-def request_timeline(session: Session, *, request_id: str, limit: int = 500) -> list[AuditEvent]:
-    """What happened to a request and its grants, oldest first (the audit events about either)."""
-    grant_ids = select(Grant.id).where(Grant.request_id == request_id)
-    query = (
-        select(AuditEvent)
-        .where((AuditEvent.subject_id == request_id) | AuditEvent.subject_id.in_(grant_ids))
-        .order_by(AuditEvent.id)
-        .limit(limit)
-    )
-    return list(session.scalars(query))

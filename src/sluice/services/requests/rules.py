@@ -40,6 +40,9 @@ def may_request_for(flow: FlowSpec, requester: Person, grantee: Person) -> str |
         return None
     if not grantee.active:
         return f"{grantee.email} is not active"
+    if flow.on_behalf is not None and not any_holds(flow.on_behalf, requester):
+        who = "; ".join(s.describe() for s in flow.on_behalf)
+        return f"only people who are {who} may ask for someone else under this flow"
     if flow.for_direct_reports and (grantee.manager or "").lower() == requester.email.lower():
         return None
     if flow.grantees is not None and any_holds(flow.grantees, grantee):

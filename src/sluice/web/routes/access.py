@@ -1,5 +1,7 @@
 """My access: live grants with the time left (the list refreshes itself through htmx), credentials
-revealed on purpose, a ready client command line, extending within the flow's limit, ending early.
+revealed on purpose, a ready client command line, extending within the flow's limit, ending early;
+upcoming grants (approved for a later start) with their start, and withdrawing what one asked for
+before it is active (the API's cancel).
 Each action calls the service the matching API route calls, with the same visibility check first."""
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from sluice.api.auth import RuntimeDep
 from sluice.api.params import IdPath, changing
 from sluice.api.views import grant_view
 from sluice.domain.durations import parse_duration
+from sluice.domain.states import GrantState
 from sluice.services.grants.access import reveal_credentials
 from sluice.services.grants.acting import end_grant_as, extend_grant_as
 from sluice.services.requests import reads
+from sluice.services.requests.history import asked_by
 from sluice.store.db import transaction
 from sluice.web.guard import ViewerDep, form_fields
 from sluice.web.rendering import go_to, is_htmx, render
@@ -47,15 +51,22 @@ def client_command(kind: str, details: dict[str, Any]) -> str:
 def _grants_context(runtime: RuntimeDep, viewer: ViewerDep) -> dict[str, Any]:
     now = runtime.clock()
     with transaction(runtime.factory) as session:
+        identity = viewer.identity_in(session)
         page = reads.grants_of(
-            session,
-            identity=viewer.identity_in(session),
-            include_ended=False,
-            limit=MY_GRANTS_SHOWN,
-            offset=0,
+            session, identity=identity, include_ended=False, limit=MY_GRANTS_SHOWN, offset=0
         )
         grants = [grant_view(g) for g in page.items]
-    return {"grants": grants, "now": now, "viewer": viewer}
+        waiting = {g.request_id for g in grants if g.state == GrantState.PENDING and g.request_id}
+        withdrawable = asked_by(session, requester=identity, request_ids=waiting)
+    # Upcoming: approved for a later start; nothing exists in the target until then.
+    upcoming = [g for g in grants if g.state == GrantState.PENDING and g.starts_at and g.starts_at > now]
+    return {
+        "grants": [g for g in grants if g not in upcoming],
+        "upcoming": upcoming,
+        "withdrawable": withdrawable,
+        "now": now,
+        "viewer": viewer,
+    }
 
 
 @router.get("/access")

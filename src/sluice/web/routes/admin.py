@@ -15,6 +15,7 @@ from sluice.api.reading import shown_request
 from sluice.api.views import grant_view
 from sluice.domain.states import GrantState
 from sluice.domain.text import Text
+from sluice.services.audit import reads as audit_reads
 from sluice.services.requests import break_glass, reads
 from sluice.services.requests.explain import explain
 from sluice.services.targeting.integration_status import integration_statuses
@@ -73,7 +74,7 @@ def audit_log(
     action: Filter = "",
 ) -> Response:
     with transaction(runtime.factory) as session:
-        events = reads.audit_events(
+        events = audit_reads.audit_events(
             session, limit=EVENTS_SHOWN, before_id=None, subject=subject or None, action=action or None
         )
         session.expunge_all()

@@ -1,5 +1,6 @@
 """The approvals inbox: what waits for me (the API's `scope=to_approve` list), why I am an approver
-(the flow's approver rules, as the flow names them), and deciding one or several at once with a
+(the flow's approver rules, as the flow names them), the requester's last few requests and what
+became of them, and deciding one or several at once with a
 reason. Each decision goes through the same service as the API's approve/reject, which refuses a
 requester deciding their own request."""
 
@@ -11,10 +12,11 @@ from fastapi import Request, Response
 
 from sluice.api.auth import RuntimeDep
 from sluice.api.params import changing
-from sluice.api.reading import shown_request
+from sluice.api.reading import shown_requests
 from sluice.domain.errors import InvalidInput, SluiceError
 from sluice.services.requests import break_glass, reads
 from sluice.services.requests.acting import RequestAction, act_on_request
+from sluice.services.requests.history import recent_requests
 from sluice.services.requests.policy import find_flow
 from sluice.services.targeting.requestable import approver_words
 from sluice.store.db import transaction
@@ -25,6 +27,7 @@ from sluice.web.routing import portal_router
 router = portal_router()
 
 INBOX_SHOWN = 200
+HISTORY_SHOWN = 3  # the requester's recent requests shown beside each waiting one
 MAX_DECIDED_AT_ONCE = 100
 
 
@@ -41,13 +44,27 @@ def _inbox(runtime: RuntimeDep, viewer: ViewerDep) -> dict[str, Any]:
             offset=0,
             now=now,
         )
-        rows = []
-        for asked in page.items:
-            flow = find_flow(session, asked.flow_name)
-            why = approver_words(flow) if flow is not None else []
-            rows.append({"request": shown_request(session, asked, now), "why": why})
+        words: dict[str, list[str]] = {}
+        for name in {asked.flow_name for asked in page.items}:
+            flow = find_flow(session, name)
+            words[name] = approver_words(flow) if flow is not None else []
+        shown = shown_requests(session, page.items, now)
+        # one more than shown, since the newest of a requester's may be the row itself
+        recent = recent_requests(
+            session, {asked.requester_id for asked in page.items}, per_person=HISTORY_SHOWN + 1
+        )
+        rows = [
+            {
+                "request": view,
+                "why": words[asked.flow_name],
+                "history": [p for p in recent.get(asked.requester_id, []) if p.id != asked.id][
+                    :HISTORY_SHOWN
+                ],
+            }
+            for asked, view in zip(page.items, shown, strict=True)
+        ]
         identity = viewer.identity_in(session)
-        to_review = [shown_request(session, r, now) for r in break_glass.to_review_by(session, identity, now)]
+        to_review = shown_requests(session, break_glass.to_review_by(session, identity, now), now)
     return {"rows": rows, "total": page.total, "viewer": viewer, "outcomes": [], "to_review": to_review}
 
 

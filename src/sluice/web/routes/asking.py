@@ -1,26 +1,24 @@
 """Request access: search what I may request (the `requestable` service, type-ahead through htmx or a
-plain GET form), pick resources and permissions, then review who will approve and why (the `explain`
-service) before submitting (the `submit_request` service, as the API's POST /requests)."""
+plain GET form), and the bundles I may request; picking resources and permissions, or a bundle, leads
+to the review (`reviewing.py`)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 
 from sluice.api.auth import RuntimeDep
-from sluice.api.params import changing
-from sluice.domain.durations import format_duration, parse_duration
+from sluice.domain.durations import format_duration
 from sluice.domain.errors import InvalidInput
 from sluice.domain.text import Text
-from sluice.services.requests import break_glass
-from sluice.services.requests.break_glass import BreakGlassAsk
-from sluice.services.requests.explain import Explanation, explain
-from sluice.services.requests.submit import UnitAsked, submit_request
+from sluice.services.requests.favourites import favourites_of
+from sluice.services.requests.submit import UnitAsked
 from sluice.services.targeting.requestable import RequestableFilter, requestable
 from sluice.store.db import transaction
-from sluice.web.guard import ViewerDep, form_fields
-from sluice.web.rendering import go_to, render
+from sluice.web.guard import ViewerDep
+from sluice.web.rendering import render
 from sluice.web.routing import portal_router
 
 router = portal_router()
@@ -59,80 +57,33 @@ def _search(runtime: RuntimeDep, viewer: ViewerDep, q: str) -> dict[str, Any]:
             offset=0,
             now=runtime.clock(),
         )
-    return {"q": q, "items": page.items, "more": page.next_offset is not None, "unit_value": unit_value}
+    return {
+        "q": q,
+        "items": page.items,
+        "bundles": page.bundles,
+        "more": page.next_offset is not None,
+        "unit_value": unit_value,
+    }
 
 
 @router.get("/request")
 def request_page(request: Request, runtime: RuntimeDep, viewer: ViewerDep, q: SearchText = "") -> Response:
-    return render(request, "request.html", {**_search(runtime, viewer, q), "viewer": viewer})
+    with transaction(runtime.factory) as session:
+        saved = [
+            {
+                "id": f.id,
+                "name": f.name,
+                "what": f"bundle {f.bundle}" if f.bundle else ", ".join(f"{p} on {r}" for p, r in f.units),
+                "duration": format_duration(timedelta(seconds=f.duration_seconds)),
+                "reason": f.reason,
+            }
+            for f in favourites_of(session, viewer.identity_in(session))
+        ]
+    context = {**_search(runtime, viewer, q), "viewer": viewer, "favourites": saved}
+    return render(request, "request.html", context)
 
 
 @router.get("/request/search")
 def search_results(request: Request, runtime: RuntimeDep, viewer: ViewerDep, q: SearchText = "") -> Response:
     """The results alone, for the type-ahead box."""
     return render(request, "_results.html", _search(runtime, viewer, q))
-
-
-def _explanations(runtime: RuntimeDep, viewer: ViewerDep, units: list[UnitAsked]) -> list[Explanation]:
-    now = runtime.clock()
-    with transaction(runtime.factory) as session:
-        return [
-            explain(session, email=viewer.email, resource=u.resource, permission=u.permission, now=now)
-            for u in units
-        ]
-
-
-@router.get("/request/review")
-def review(
-    request: Request,
-    runtime: RuntimeDep,
-    viewer: ViewerDep,
-    unit: Annotated[list[Annotated[str, Text(max_length=1100)]], Query()] = [],  # noqa: B006
-) -> Response:
-    units = parse_units(unit)
-    explanations = _explanations(runtime, viewer, units)
-    limits = [
-        parse_duration(v.max_duration)
-        for e in explanations
-        for v in e.flows
-        if v.flow == e.chosen_flow and e.allowed
-    ]
-    longest = format_duration(min(limits)) if limits else ""
-    with transaction(runtime.factory) as session:
-        allowing = [{v.flow for v in e.flows if v.allowed} for e in explanations]
-        emergency = break_glass.offered(session, viewer.identity_in(session), allowing, runtime.clock())
-    context = {
-        "emergency": emergency,
-        "viewer": viewer,
-        "units": [unit_value(u.permission, u.resource) for u in units],
-        "explanations": explanations,
-        "allowed": all(e.allowed for e in explanations),
-        "longest": longest,
-    }
-    return render(request, "review.html", context)
-
-
-@router.post("/request")
-async def submit(request: Request, runtime: RuntimeDep, viewer: ViewerDep) -> Response:
-    fields = await form_fields(request)
-    units = parse_units([value for name, value in fields if name == "unit"])
-    values = dict(fields)
-    duration = parse_duration(values.get("duration", ""))
-    now = runtime.clock()
-    with changing(runtime) as session:
-        asked = submit_request(
-            session,
-            hub=runtime.hub,
-            requester=viewer.identity_in(session),
-            units=units,
-            duration=duration,
-            reason=values.get("reason", ""),
-            now=now,
-            break_glass=(
-                BreakGlassAsk(reason=values.get("reason", ""), incident=values.get("incident", ""))
-                if values.get("break_glass") == "on"
-                else None
-            ),
-        )
-        request_id = asked.id
-    return go_to(request, f"/requests/{request_id}")

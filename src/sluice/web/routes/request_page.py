@@ -12,6 +12,7 @@ from sluice.api.auth import RuntimeDep
 from sluice.api.params import IdPath, changing
 from sluice.api.reading import shown_request
 from sluice.domain.errors import InvalidInput
+from sluice.services.audit import reads as audit_reads
 from sluice.services.requests import break_glass, reads
 from sluice.services.requests.acting import RequestAction, act_on_request, review_request
 from sluice.store.db import transaction
@@ -36,7 +37,7 @@ def _request_context(runtime: RuntimeDep, viewer: ViewerDep, request_id: str) ->
             and asked.reviewed_at is None
             and break_glass.review_refusal(session, asked, identity, now) is None
         )
-        timeline = reads.request_timeline(session, request_id=asked.id)
+        timeline = audit_reads.request_timeline(session, request_id=asked.id)
         session.expunge_all()
     return {
         "viewer": viewer,
