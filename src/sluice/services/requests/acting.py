@@ -69,3 +69,15 @@ def review_request(
     return break_glass.review_break_glass(
         session, request_id=request_id, reviewer=actor, reason=reason, outcome=outcome, now=now
     )
+
+
+def reviewable_request(
+    session: Session, *, request_id: str, actor: Identity, role: Role, now: datetime
+) -> AccessRequest:
+    """The break-glass request `actor` may review now, with the error a review would meet otherwise:
+    what a way in asks before it offers the review form."""
+    request = reads.visible_request(
+        session, request_id=request_id, viewer=actor, is_admin=role.reads_everything, now=now
+    )
+    break_glass.check_reviewable(session, request, actor, now)
+    return request

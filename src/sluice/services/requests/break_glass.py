@@ -151,6 +151,19 @@ def review_refusal(session: Session, request: AccessRequest, actor: Identity, no
     return refusal(session, state, actor, now)
 
 
+def check_reviewable(session: Session, request: AccessRequest, reviewer: Identity, now: datetime) -> None:
+    """Refuse a review of `request` by `reviewer` now: not break-glass or already reviewed (409), or
+    not theirs to review (403). Asked again under the row lock by `review_break_glass`; asked alone
+    before a review form is shown."""
+    if not request.break_glass:
+        raise Conflict(f"request {request.id} is not a break-glass request; there is nothing to review")
+    why_not = review_refusal(session, request, reviewer, now)
+    if why_not is not None:
+        raise NotAllowed(why_not)
+    if request.reviewed_at is not None:
+        raise Conflict(f"request {request.id} was already reviewed by {request.reviewed_by}")
+
+
 def review_break_glass(
     session: Session, *, request_id: str, reviewer: Identity, reason: str, outcome: str, now: datetime
 ) -> AccessRequest:
@@ -158,15 +171,9 @@ def review_break_glass(
     request = session.scalar(select(AccessRequest).where(AccessRequest.id == request_id).with_for_update())
     if request is None:
         raise NotFound(f"no request {request_id!r}")
-    if not request.break_glass:
-        raise Conflict(f"request {request.id} is not a break-glass request; there is nothing to review")
     if outcome not in OUTCOMES:
         raise InvalidInput(f"the outcome is one of: {', '.join(OUTCOMES)}")
-    why_not = review_refusal(session, request, reviewer, now)
-    if why_not is not None:
-        raise NotAllowed(why_not)
-    if request.reviewed_at is not None:
-        raise Conflict(f"request {request.id} was already reviewed by {request.reviewed_by}")
+    check_reviewable(session, request, reviewer, now)
     _checked_text(reason, "the review's reason", "say what the review found")
     # Compare and set: on SQLite the row lock above is a no-op, so two reviews at once are told
     # apart by which one still found the request unreviewed.
