@@ -63,6 +63,16 @@ def _check_element(element: Any, where: str) -> None:
         _check(0 < element.get("max_length", 3000) <= 3000, where, "max_length must be 1..3000")
     elif kind == "external_select":
         check_text(element.get("placeholder"), f"{where}.placeholder", 150, plain_only=True)
+    elif kind == "radio_buttons":
+        options = element.get("options")
+        _check(isinstance(options, list) and 1 <= len(options) <= 10, where, "1..10 options")
+        for j, option in enumerate(options):
+            check_text(option.get("text"), f"{where}.options[{j}].text", 75)
+            _check(0 < len(option.get("value", "")) <= 150, f"{where}.options[{j}]", "value must be 1..150")
+        values = [o["value"] for o in options]
+        _check(len(set(values)) == len(values), where, "option values must be unique")
+        initial = element.get("initial_option")
+        _check(initial is None or initial in options, where, "initial_option must be one of the options")
     else:
         raise BlockKitError(f"{where}: element type {kind!r} is not one Sluice should send")
 

@@ -5,6 +5,7 @@ request to an approver's mailbox through the notification duty."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -132,6 +133,23 @@ def test_refusals_are_permanent_or_not_by_their_code(tmp_path: Path) -> None:
 def test_a_later_notice_threads_under_the_first() -> None:
     message = compose(notice(topic="request.approved", earlier=["<first@example.com>"]), "s@example.com")
     assert message["In-Reply-To"] == "<first@example.com>" and message["References"] == "<first@example.com>"
+
+
+def test_break_glass_asks_for_a_review_and_its_review_says_by_whom_and_how() -> None:
+    glass = dataclasses.replace(notice().subject, break_glass=True, state="active")
+    link = "https://sluice.example.com/requests/req_1"
+    assert f"Review the request: {link}" in _text(notice(topic="request.break_glass", subject=glass))
+    reviewed = dataclasses.replace(glass, reviewed_by="Bob", review_outcome="revoke", review_reason="no case")
+    # Sent after its review: nothing left to do but look.
+    assert f"Open in Sluice: {link}" in _text(notice(topic="request.break_glass", subject=reviewed))
+    told = compose(notice(topic="request.break_glass_reviewed", subject=reviewed), "s@example.com")
+    assert told["Subject"].endswith("was reviewed by Bob: access ended")
+    text = told.get_body(("plain",)).get_content()
+    assert "Reviewed by: Bob" in text and "Review: no case" in text
+
+
+def _text(one: Notice) -> str:
+    return compose(one, "s@example.com").get_body(("plain",)).get_content()
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 import pytest
 
 from sluice.services.notify.channels import ChannelError, Notice, Subject
-from sluice.services.notify.slack_blocks import APPROVE, EXTEND, REJECT, escape
+from sluice.services.notify.slack_blocks import APPROVE, EXTEND, REJECT, REVIEW, escape
 from sluice.services.notify.slack_channel import SlackChannel
 from sluice.services.notify.slack_settings import SlackSettings
+from sluice.services.notify.slack_views import review_modal
 from tests.slack.conftest import CHANNEL, CHANNEL_ID, slack_id, slack_settings
-from tests.slack_standin import SlackStandIn, check_blocks
+from tests.slack_standin import SlackStandIn, check_blocks, check_view
 
 SUBJECT = Subject(
     request_id="req_1",
@@ -204,3 +205,38 @@ def test_an_ended_grant_says_why(slack: SlackStandIn, channel: SlackChannel) -> 
     channel.send(notice("grant.expired", to="alice", role="requester", subject=ended))
     said = [m["text"] for m in slack.in_channel(f"D{slack_id('alice')}")]
     assert said == ["Your access has *ended* (&lt;!here&gt; done)", "Your access has *ended* (expired)"]
+
+
+GLASS = dataclasses.replace(SUBJECT, state="active", decided_by="Alice", break_glass=True)
+
+
+def test_break_glass_carries_a_review_button_until_reviewed(
+    slack: SlackStandIn, channel: SlackChannel
+) -> None:
+    first = channel.send(notice("request.break_glass", subject=GLASS))
+    [message] = slack.in_channel(f"D{slack_id('bob')}")
+    assert buttons(message) == [(REVIEW, "req_1")]
+    assert message["text"] == "*Alice* used break-glass access"
+    reviewed = dataclasses.replace(
+        GLASS, reviewed_by="<!here> Carol", review_outcome="revoke", review_reason="*no* case " + "x" * 5000
+    )
+    assert channel.send(notice("request.break_glass_reviewed", subject=reviewed, earlier=[first])) == first
+    [updated] = slack.in_channel(f"D{slack_id('bob')}")  # the stand-in took it: within every limit
+    assert buttons(updated) == []
+    assert updated["text"].startswith(
+        "Break-glass access of *Alice* was *reviewed* by &lt;!here&gt; Carol: access ended: \u200b*\u200bno"
+    )
+    # Sent late, after its review: no button to press, and it says how it was reviewed.
+    channel.send(notice("request.break_glass", to="carol", subject=reviewed))
+    [late] = slack.in_channel(f"D{slack_id('carol')}")
+    assert buttons(late) == [] and "This request was *reviewed* by" in text_of(late)
+    # The requester is told in a message of their own.
+    channel.send(notice("request.break_glass_reviewed", to="alice", role="requester", subject=reviewed))
+    [mine] = slack.in_channel(f"D{slack_id('alice')}")
+    assert mine["text"].startswith("Your break-glass access was *reviewed*")
+
+
+def test_the_review_form_stays_within_block_kits_limits() -> None:
+    form = review_modal("req_1" * 1000, "Alice took member on " + "groups/x" * 1000)
+    check_view(form)
+    assert len(form["private_metadata"]) <= 3000 and form["blocks"][0]["text"]["type"] == "plain_text"

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+DECISION_TOPICS = frozenset({"request.approved", "request.rejected", "request.cancelled", "request.expired"})
+# What settles a request's open question: a decision, or a break-glass request's review. Its requester
+# is told, and what a channel sent about the request before is updated to say so.
+SETTLED_TOPICS = DECISION_TOPICS | {"request.break_glass_reviewed"}
+
 
 @dataclass(frozen=True)
 class Subject:
@@ -29,6 +34,10 @@ class Subject:
     ends_at: datetime | None  # of the grant, for warnings
     break_glass: bool  # the request was self-approved in an emergency
     portal_url: str | None  # an absolute link into the portal (/requests/{id}), from SLUICE_PUBLIC_URL
+    # a break-glass request's review, once one is made: who (a name), "ok" or "revoke", and why
+    reviewed_by: str | None = None
+    review_outcome: str | None = None
+    review_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@
 - request.escalated: the people the tier that opened asks (named in the event by the approver engine);
 - request.reminder: the approvers who can still decide;
 - request.break_glass: every approver of the flow, on every configured channel, and the destinations;
-- request.approved / rejected / cancelled / expired: the requester, and everyone who heard of the
-  request before on the same channel (so a channel can update what it sent);
+- request.approved / rejected / cancelled / expired, request.break_glass_reviewed: the requester, and
+  everyone who heard of the request before on the same channel (so a channel can update what it sent);
 - grant.activated / ending_soon / expired / revoked / no_longer_eligible: the grantee, once per request
   and event kind (a request of many resources gives one message, not one per resource);
 - grant.revoke_failed: the owners of the resource and of its integration.
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from sluice.domain.flows import FlowSpec
 from sluice.domain.notify import PERSON_CHANNELS, NotifySpec
 from sluice.domain.states import RequestStatus
+from sluice.services.notify.channels import SETTLED_TOPICS
 from sluice.services.notify.subjects import About
 from sluice.services.requests.approvals import (
     RequestApproval,
@@ -36,13 +37,12 @@ from sluice.store.people_queries import owners_of_resources
 from sluice.store.queries import identity_by_email
 from sluice.store.tables import Group, GroupMember, Identity, Notification, OutboxMessage
 
-DECISIONS = frozenset({"request.approved", "request.rejected", "request.cancelled", "request.expired"})
 TO_GRANTEE = frozenset(
     {"grant.activated", "grant.ending_soon", "grant.expired", "grant.revoked", "grant.no_longer_eligible"}
 )
 TOPICS = frozenset(
     {"request.created", "request.escalated", "request.reminder", "request.break_glass", "grant.revoke_failed"}
-    | DECISIONS
+    | SETTLED_TOPICS
     | TO_GRANTEE
 )
 
@@ -89,7 +89,7 @@ def recipients(
             session, _every_approver(session, request, flow, now), _all(configured), "approver"
         )
         found_list += _destinations(spec, configured)
-    elif topic in DECISIONS and request is not None:
+    elif topic in SETTLED_TOPICS and request is not None:
         found_list += _ids([request.requester_id], spec.person_channels("requester", configured), "requester")
         found_list += _heard_before(session, request.id, configured)
     elif topic in TO_GRANTEE and grant is not None:

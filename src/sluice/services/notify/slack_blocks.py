@@ -12,13 +12,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sluice.services.notify.channels import Notice, Subject
+from sluice.services.notify.wording import outcome
 
 Block = dict[str, Any]
 
 APPROVE = "sluice_approve"
 REJECT = "sluice_reject"
 EXTEND = "sluice_extend"
+REVIEW = "sluice_review"
 REJECT_VIEW = "sluice_reject_reason"
+REVIEW_VIEW = "sluice_review_outcome"
 REQUEST_VIEW = "sluice_request"
 
 # Slack's limits (api.slack.com/reference/block-kit): what a block or an element may hold.
@@ -37,7 +40,6 @@ SHOWN_RESOURCES = 20
 MAX_PATH_SHOWN = 300
 
 _ZWSP = "\u200b"
-DECISION_TOPICS = frozenset({"request.approved", "request.rejected", "request.cancelled", "request.expired"})
 _ASKING_TOPICS = {
     "request.created": "asks for access",
     "request.reminder": "is still waiting for a decision",
@@ -138,6 +140,8 @@ def _headline(notice: Notice) -> str:
         return f"Request was *cancelled* by {by}{because}"
     if topic == "request.expired":
         return "Request *expired* without a decision"
+    if topic == "request.break_glass_reviewed":
+        return f"{'Your break-glass access' if mine else f'Break-glass access of {who}'} {_reviewed(subject)}"
     if topic == "grant.activated":
         return f"Your access is *active* until {when(subject.ends_at)}"
     if topic == "grant.ending_soon":
@@ -150,6 +154,35 @@ def _headline(notice: Notice) -> str:
     return escape(topic)
 
 
+def _reviewed(subject: Subject) -> str:
+    """Who reviewed, what they decided and why, e.g. `was *reviewed* by Carol: access ended: …`."""
+    because = f": {escape(subject.review_reason)}" if subject.review_reason else ""
+    decided = escape(outcome(subject.review_outcome))
+    return f"was *reviewed* by {escape(subject.reviewed_by or 'someone')}: {decided}{because}"
+
+
+def _buttons(notice: Notice) -> list[Block]:
+    """The actions a message offers: decide a request asked, review a break-glass one not reviewed
+    yet, extend a grant that ends soon."""
+    subject, topic = notice.subject, notice.topic
+    if topic in _ASKING_TOPICS and topic != "request.break_glass" and subject.request_id:
+        decide = [
+            _button("Approve", APPROVE, subject.request_id, "primary"),
+            _button("Reject", REJECT, subject.request_id, "danger"),
+        ]
+        return [_actions(f"decide:{subject.request_id}", decide)]
+    if topic == "request.break_glass" and subject.request_id and subject.reviewed_by is None:
+        return [_actions(f"review:{subject.request_id}", [_button("Review", REVIEW, subject.request_id)])]
+    if topic == "grant.ending_soon" and subject.grant_id:
+        extend = [_button("Extend", EXTEND, subject.grant_id, "primary")]
+        return [_actions(f"extend:{subject.grant_id}", extend)]
+    return []
+
+
+def _actions(block_id: str, elements: list[dict[str, Any]]) -> Block:
+    return {"type": "actions", "block_id": clip(block_id, 255), "elements": elements}
+
+
 def message(notice: Notice) -> tuple[str, list[Block]]:
     """A new message about `notice`: fallback text and blocks, with the buttons the topic calls for."""
     subject = notice.subject
@@ -158,30 +191,15 @@ def message(notice: Notice) -> tuple[str, list[Block]]:
     blocks.append(_section(f"*Resources*\n{_resources(subject)}"))
     if subject.reason:
         blocks.append(_section(f"*Reason*\n{escape(subject.reason)}"))
-    if notice.topic in _ASKING_TOPICS and notice.topic != "request.break_glass" and subject.request_id:
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": clip(f"decide:{subject.request_id}", 255),
-                "elements": [
-                    _button("Approve", APPROVE, subject.request_id, "primary"),
-                    _button("Reject", REJECT, subject.request_id, "danger"),
-                ],
-            }
-        )
-    if notice.topic == "grant.ending_soon" and subject.grant_id:
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": clip(f"extend:{subject.grant_id}", 255),
-                "elements": [_button("Extend", EXTEND, subject.grant_id, "primary")],
-            }
-        )
+    if notice.topic == "request.break_glass" and subject.reviewed_by is not None:  # sent late
+        blocks.append(_section(f"This request {_reviewed(subject)}"))
+    blocks += _buttons(notice)
     blocks += _link(subject)
     return clip(headline, MAX_FALLBACK_TEXT), blocks[:MAX_BLOCKS]
 
 
-def decided(notice: Notice) -> tuple[str, list[Block]]:
-    """The same message once the request is decided: who decided, and no buttons left to press."""
+def settled(notice: Notice) -> tuple[str, list[Block]]:
+    """The same message once the request is decided (or its break-glass reviewed): who did it and
+    how, and no buttons left to press."""
     text, blocks = message(notice)
     return text, [b for b in blocks if b["type"] != "actions"]

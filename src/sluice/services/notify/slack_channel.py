@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from sluice.services.notify import slack_blocks
-from sluice.services.notify.channels import ChannelError, Notice
+from sluice.services.notify.channels import SETTLED_TOPICS, ChannelError, Notice
 
 # Errors that another try may cure; anything else (invalid_auth, channel_not_found, users_not_found,
 # invalid_blocks, …) fails the same way every time.
@@ -46,7 +46,7 @@ class SlackChannel:
 
     def send(self, notice: Notice) -> str | None:
         try:
-            if notice.earlier and notice.role != "requester" and notice.topic in slack_blocks.DECISION_TOPICS:
+            if notice.earlier and notice.role != "requester" and notice.topic in SETTLED_TOPICS:
                 return self._update(notice)
             text, blocks = slack_blocks.message(notice)
             sent = self.client.chat_postMessage(
@@ -59,8 +59,9 @@ class SlackChannel:
             raise ChannelError(f"Slack could not be reached: {exc}") from exc
 
     def _update(self, notice: Notice) -> str | None:
-        """Every earlier message to this recipient about the request says who decided, without buttons."""
-        text, blocks = slack_blocks.decided(notice)
+        """Every earlier message to this recipient about the request says who decided (or reviewed),
+        without buttons."""
+        text, blocks = slack_blocks.settled(notice)
         for reference in dict.fromkeys(notice.earlier):
             channel, _, ts = reference.partition(":")
             try:

@@ -1,5 +1,6 @@
-"""The Slack app's modals: the reason asked for a rejection, and the request form `/sluice` opens
-(its resource search is answered by `/slack/options`). Texts are cut to Block Kit's limits."""
+"""The Slack app's modals: the reason asked for a rejection, the outcome and reason of a break-glass
+review, and the request form `/sluice` opens (its resource search is answered by `/slack/options`).
+Texts are cut to Block Kit's limits."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ from sluice.services.notify.slack_blocks import (
     MAX_OPTION_TEXT,
     MAX_OPTION_VALUE,
     MAX_PRIVATE_METADATA,
+    MAX_SECTION_TEXT,
     MAX_VIEW_TITLE,
     REJECT_VIEW,
     REQUEST_VIEW,
+    REVIEW_VIEW,
     Block,
     clip,
     plain,
 )
+
+# What a reviewer chooses between, in the words of the form; the values are the review's outcomes.
+REVIEW_CHOICES = {"ok": "Keep the access: the emergency was real", "revoke": "End the access now"}
 
 
 def reject_modal(request_id: str) -> dict[str, Any]:
@@ -26,18 +32,43 @@ def reject_modal(request_id: str) -> dict[str, Any]:
         "title": plain("Reject request", MAX_VIEW_TITLE),
         "submit": plain("Reject", MAX_VIEW_TITLE),
         "close": plain("Cancel", MAX_VIEW_TITLE),
+        "blocks": [_reason_input("Why is it rejected?")],
+    }
+
+
+def _reason_input(label: str) -> Block:
+    """A required, multi-line reason (block and action `reason`)."""
+    return {
+        "type": "input",
+        "block_id": "reason",
+        "label": plain(label, 2000),
+        "element": {"type": "plain_text_input", "action_id": "reason", "multiline": True, "max_length": 2000},
+    }
+
+
+def review_modal(request_id: str, summary: str) -> dict[str, Any]:
+    """Review a break-glass request: keep its access or end it now, and why (both required).
+    `summary` says whose access to what, in plain words."""
+    return {
+        "type": "modal",
+        "callback_id": REVIEW_VIEW,
+        "private_metadata": clip(request_id, MAX_PRIVATE_METADATA),
+        "title": plain("Review break-glass", MAX_VIEW_TITLE),
+        "submit": plain("Review", MAX_VIEW_TITLE),
+        "close": plain("Cancel", MAX_VIEW_TITLE),
         "blocks": [
+            {"type": "section", "text": plain(summary, MAX_SECTION_TEXT)},
             {
                 "type": "input",
-                "block_id": "reason",
-                "label": plain("Why is it rejected?", 2000),
+                "block_id": "outcome",
+                "label": plain("Outcome", 2000),
                 "element": {
-                    "type": "plain_text_input",
-                    "action_id": "reason",
-                    "multiline": True,
-                    "max_length": 2000,
+                    "type": "radio_buttons",
+                    "action_id": "outcome",
+                    "options": [option(REVIEW_CHOICES[value], value) for value in REVIEW_CHOICES],
                 },
-            }
+            },
+            _reason_input("What did the review find?"),
         ],
     }
 

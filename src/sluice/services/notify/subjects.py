@@ -63,9 +63,6 @@ def read_subject(session: Session, message: OutboxMessage, public_url: str | Non
     elif request is not None:
         state = request_state(request.status, [grant_state(g.desired, g.actual) for g in grants]).value
     seconds = request.duration_seconds if request is not None else (grant.duration_seconds if grant else 0)
-    decided_by = request.decided_by if request is not None else None
-    if decided_by and "@" in decided_by and (who := identity_by_email(session, decided_by)) is not None:
-        decided_by = who.name or who.email
     details = message.payload.get("details") or {}
     return Subject(
         request_id=request.id if request is not None else None,
@@ -79,12 +76,22 @@ def read_subject(session: Session, message: OutboxMessage, public_url: str | Non
         reason=(request.reason or None) if request is not None else None,
         flow=request.flow_name if request is not None else (grant.flow_name if grant else None),
         state=state,
-        decided_by=decided_by,
+        decided_by=_name_of(session, request.decided_by if request is not None else None),
         decision_reason=request.decision_reason if request is not None else None,
         ends_at=grant.ends_at if grant is not None else _latest_end(grants),
         break_glass=bool(details.get("break_glass")) or message.topic == "request.break_glass",
         portal_url=portal_link(public_url, request.id if request is not None else None),
+        reviewed_by=_name_of(session, request.reviewed_by if request is not None else None),
+        review_outcome=request.review_outcome if request is not None else None,
+        review_reason=request.review_reason if request is not None else None,
     )
+
+
+def _name_of(session: Session, actor: str | None) -> str | None:
+    """A person's name for an actor recorded by email (an actor such as "sluice" stays as it is)."""
+    if actor and "@" in actor and (who := identity_by_email(session, actor)) is not None:
+        return who.name or who.email
+    return actor
 
 
 def _latest_end(grants: list[Grant]) -> Any:

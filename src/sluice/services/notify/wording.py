@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from sluice.services.notify.channels import Notice, Subject
 
 MAX_TEXT = 500  # a reason or name longer than this is cut in a message (the portal has it whole)
+# What a break-glass review decided, in words: the access stays, or it ends at once.
+REVIEW_OUTCOMES = {"ok": "access kept", "revoke": "access ended"}
 
 
 @dataclass(frozen=True)
@@ -36,16 +38,28 @@ def _requester(subject: Subject) -> str:
     return short(subject.requester_name or subject.requester_email, 120)
 
 
+def outcome(review_outcome: str | None) -> str:
+    return REVIEW_OUTCOMES.get(review_outcome or "", short(review_outcome or "reviewed", 40))
+
+
+def _reviewer(subject: Subject) -> str:
+    return f" by {short(subject.reviewed_by, 120)}" if subject.reviewed_by else ""
+
+
 def headline(notice: Notice) -> str:
     s, topic, yours = notice.subject, notice.topic, notice.role == "requester"
     who, what = _requester(s), _what(s)
     by = f" by {short(s.decided_by, 120)}" if s.decided_by and s.decided_by != "sluice" else ""
     whose = "Your request" if yours else f"{who}'s request"
+    whose_access = "your access" if yours else f"{who}'s access"
     lines = {
         "request.created": f"{who} asks for {what}",
         "request.escalated": f"{who} asks for {what}: nobody decided in time, so you are asked too",
         "request.reminder": f"Reminder: {who}'s request for {what} still waits for a decision",
         "request.break_glass": f"Break-glass: {who} took {what} without approval",
+        "request.break_glass_reviewed": (
+            f"Break-glass: {whose_access} to {what} was reviewed{_reviewer(s)}: {outcome(s.review_outcome)}"
+        ),
         "request.approved": f"{whose} for {what} was approved{by}",
         "request.rejected": f"{whose} for {what} was rejected{by}",
         "request.cancelled": f"{whose} for {what} was cancelled",
@@ -77,6 +91,10 @@ def facts(notice: Notice) -> list[tuple[str, str]]:
         found.append(("Decided by", short(s.decided_by, 120)))
     if s.decision_reason:
         found.append(("Decision reason", short(s.decision_reason)))
+    if s.reviewed_by:
+        found.append(("Reviewed by", short(s.reviewed_by, 120)))
+    if s.review_reason:
+        found.append(("Review", short(s.review_reason)))
     if s.ends_at is not None:
         found.append(("Ends", f"{s.ends_at:%Y-%m-%d %H:%M} UTC"))
     if notice.reason and notice.topic.startswith("grant."):
@@ -90,10 +108,9 @@ def facts(notice: Notice) -> list[tuple[str, str]]:
 
 def wording(notice: Notice) -> Wording:
     link = notice.subject.portal_url
-    asks = notice.role in ("approver", "channel") and notice.topic in (
-        "request.created",
-        "request.escalated",
-        "request.reminder",
+    unreviewed = notice.topic == "request.break_glass" and notice.subject.reviewed_by is None
+    asks = notice.role in ("approver", "channel") and (
+        notice.topic in ("request.created", "request.escalated", "request.reminder") or unreviewed
     )
     action = "Review the request" if asks else "Open in Sluice"
     return Wording(headline(notice), facts(notice), action if link else None, link)
