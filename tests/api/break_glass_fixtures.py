@@ -12,11 +12,14 @@ from sluice.store.tables import AccessFlow
 from tests.api.conftest import ONCALL_FLOW, Api
 
 
-def allow_break_glass(api: Api, **break_glass: Any) -> None:
-    """Give the on-call flow a `break_glass:` section (30 minutes, one at a time, unless told)."""
+def allow_break_glass(api: Api, *, notify: dict[str, Any] | None = None, **break_glass: Any) -> None:
+    """Give the on-call flow a `break_glass:` section (30 minutes, one at a time, unless told), and
+    the `notify:` block given."""
     spec = ONCALL_FLOW.model_dump(mode="json") | {
         "break_glass": {"max_duration": "30m", "one_at_a_time": True} | break_glass
     }
+    if notify is not None:
+        spec["notify"] = notify
     checked = FlowSpec.model_validate(spec).model_dump(mode="json")
     with transaction(api.runtime.factory) as session:
         row = session.scalar(select(AccessFlow).where(AccessFlow.name == ONCALL_FLOW.name))

@@ -12,13 +12,16 @@ from typing import Any
 import httpx
 import pytest
 
+from sluice.services.notify.slack_channel import SlackChannel
 from sluice.services.notify.slack_settings import SlackSettings
+from sluice.worker.loop import Worker
 from tests.api.conftest import PEOPLE, Api, email, make_api
 from tests.conftest import Clock
 from tests.slack_standin import BOT_TOKEN, SIGNING_SECRET, SlackStandIn, running_slack, signed
 
 CHANNEL = "#db-access"
 CHANNEL_ID = "C0DBACCESS"
+PORTAL = "https://sluice.example.com"
 
 
 def slack_id(who: str) -> str:
@@ -45,6 +48,32 @@ def slack_api(store_url: str, tmp_path: Path, clock: Clock, slack: SlackStandIn)
     for api in make_api(store_url, tmp_path, clock):
         api.runtime.settings = dataclasses.replace(api.runtime.settings, slack=slack_settings(slack))
         yield api
+
+
+def slack_worker(api: Api, standin: SlackStandIn) -> Worker:
+    """The worker with the Slack channel, sending within its pass so a test sees each step."""
+    runtime = api.runtime
+    worker = Worker(
+        runtime.factory,
+        hub=runtime.hub,
+        box=runtime.box,
+        clock=api.clock,
+        worker_id="slack-worker",
+        sync_inventory=False,
+        channels={"slack": SlackChannel(slack_settings(standin).client())},
+        public_url=PORTAL,
+    )
+    worker.notifications.background = False
+    return worker
+
+
+def settle(worker: Worker, passes: int = 4) -> None:
+    for _ in range(passes):
+        worker.run_once()
+
+
+def buttons(message: dict[str, Any]) -> list[str]:
+    return [e["action_id"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
 
 
 class SlackSends:
@@ -77,7 +106,7 @@ class SlackSends:
         return self.interaction(payload, **kwargs)
 
     def submit_view(
-        self, who: str, callback_id: str, values: dict[str, Any], metadata: str = ""
+        self, who: str, callback_id: str, values: dict[str, Any], metadata: str = "", **kwargs: Any
     ) -> httpx.Response:
         payload = {
             "type": "view_submission",
@@ -89,7 +118,7 @@ class SlackSends:
                 "state": {"values": values},
             },
         }
-        return self.interaction(payload)
+        return self.interaction(payload, **kwargs)
 
 
 @pytest.fixture

@@ -11,16 +11,22 @@ import pytest
 
 from sluice.domain.flows import FlowSpec
 from sluice.services.notify.slack_blocks import APPROVE, EXTEND, REJECT
-from sluice.services.notify.slack_channel import SlackChannel
 from sluice.store.db import transaction
 from sluice.store.tables import AccessFlow, Identity
 from sluice.store.types import new_id
 from sluice.worker.loop import Worker
 from tests.api.conftest import Api, email
-from tests.slack.conftest import CHANNEL, CHANNEL_ID, SlackSends, slack_id, slack_settings
+from tests.slack.conftest import (
+    CHANNEL,
+    CHANNEL_ID,
+    PORTAL,
+    SlackSends,
+    buttons,
+    settle,
+    slack_id,
+    slack_worker,
+)
 from tests.slack_standin import SlackStandIn
-
-PORTAL = "https://sluice.example.com"
 
 FLOW = {
     "name": "oncall-by-manager",
@@ -33,28 +39,12 @@ FLOW = {
 }
 
 
-def buttons(message: dict) -> list[str]:
-    return [e["action_id"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
-
-
 @pytest.fixture
 def worker(slack_api: Api, slack: SlackStandIn) -> Worker:
-    """The worker with the Slack channel, sending within its pass so the test sees each step."""
-    runtime = slack_api.runtime
-    channel = SlackChannel(slack_settings(slack).client())
-    worker = Worker(
-        runtime.factory,
-        hub=runtime.hub,
-        box=runtime.box,
-        clock=slack_api.clock,
-        worker_id="slack-worker",
-        sync_inventory=False,
-        channels={"slack": channel},
-        public_url=PORTAL,
-    )
-    worker.notifications.background = False
+    """The worker with the Slack channel, and the flow: Alice's manager approves."""
+    worker = slack_worker(slack_api, slack)
     now = slack_api.clock()
-    with transaction(runtime.factory) as session:
+    with transaction(slack_api.runtime.factory) as session:
         alice = session.query(Identity).filter_by(email=email("alice")).one()
         alice.manager_email = email("bob")
         spec = FlowSpec.model_validate(FLOW)
@@ -69,11 +59,6 @@ def worker(slack_api: Api, slack: SlackStandIn) -> Worker:
         )
     worker.run_once()  # what the seed wrote is behind us
     return worker
-
-
-def settle(worker: Worker, passes: int = 4) -> None:
-    for _ in range(passes):
-        worker.run_once()
 
 
 def test_a_request_through_slack(

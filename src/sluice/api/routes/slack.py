@@ -215,6 +215,9 @@ def _clicked(runtime: Runtime, client: WebClient, interaction: Interaction, emai
         if interaction.trigger_id:
             client.views_open(trigger_id=interaction.trigger_id, view=views.reject_modal(action.value))
         return
+    if action.action_id == blocks.REVIEW:
+        _review_form(runtime, client, interaction, email)
+        return
     try:
         with changing(runtime) as session:
             actor = inbound.person(session, email)
@@ -234,6 +237,25 @@ def _clicked(runtime: Runtime, client: WebClient, interaction: Interaction, emai
     _tell(client, interaction, said)
 
 
+def _review_form(runtime: Runtime, client: WebClient, interaction: Interaction, email: str | None) -> None:
+    """Open the review form, for someone who may review the request now; anyone else is told why not
+    (the form's submission is checked again: the request may be reviewed meanwhile)."""
+    request_id = interaction.actions[0].value
+    try:
+        with transaction(runtime.factory) as session:
+            actor = inbound.person(session, email)
+            summary = inbound.to_review(session, actor=actor, request_id=request_id, now=runtime.clock())
+    except SluiceError as exc:
+        _tell(client, interaction, f"Sluice could not do that: {exc.detail}")
+        return
+    if interaction.trigger_id:
+        client.views_open(trigger_id=interaction.trigger_id, view=views.review_modal(request_id, summary))
+
+
+# The input under which a modal's refusal is shown.
+_REFUSAL_BLOCK = {blocks.REJECT_VIEW: "reason", blocks.REVIEW_VIEW: "reason", blocks.REQUEST_VIEW: "resource"}
+
+
 def _submitted(runtime: Runtime, view: _View, email: str | None) -> dict[str, Any] | None:
     values = view.state.get("values") or {}
     try:
@@ -250,11 +272,13 @@ def _submitted(runtime: Runtime, view: _View, email: str | None) -> dict[str, An
                     reason=reason,
                     now=now,
                 )
+            elif view.callback_id == blocks.REVIEW_VIEW:
+                inbound.review(session, actor=actor, request_id=view.private_metadata, values=values, now=now)
             elif view.callback_id == blocks.REQUEST_VIEW:
                 inbound.submit_from_modal(session, hub=runtime.hub, actor=actor, values=values, now=now)
     except inbound.ModalProblem as exc:
         return {"response_action": "errors", "errors": {exc.block: exc.detail[:2000]}}
     except SluiceError as exc:
-        block = "reason" if view.callback_id == blocks.REJECT_VIEW else "resource"
+        block = _REFUSAL_BLOCK.get(view.callback_id, "reason")
         return {"response_action": "errors", "errors": {block: exc.detail[:2000]}}
     return None

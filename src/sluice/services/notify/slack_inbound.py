@@ -1,6 +1,6 @@
 """What people do in Slack, done through the same use cases and the same rules as the API: who they are
-(their Slack profile's email matched to an active identity), approving and rejecting, extending,
-searching what they may request and asking for it.
+(their Slack profile's email matched to an active identity), approving and rejecting, reviewing a
+break-glass request, extending, searching what they may request and asking for it.
 
 A person acting from Slack acts with the rights of a plain user: Slack carries no token and so no role,
 and deciding needs none (the approver engine says who may decide; nobody decides on their own
@@ -23,7 +23,7 @@ from sluice.domain.text import storable_text
 from sluice.services.grants.acting import extend_grant_as
 from sluice.services.notify import slack_views
 from sluice.services.requests import reads
-from sluice.services.requests.acting import RequestAction, act_on_request
+from sluice.services.requests.acting import RequestAction, act_on_request, review_request, reviewable_request
 from sluice.services.requests.policy import load_flow
 from sluice.services.requests.submit import UnitAsked, submit_request
 from sluice.services.targeting.connector_hub import ConnectorHub
@@ -110,6 +110,30 @@ def decide(
         role=Role.USER,
         reason=reason,
         now=now,
+    )
+
+
+def to_review(session: Session, *, actor: Identity, request_id: str, now: datetime) -> str:
+    """What the review form says of the break-glass request `actor` may review now (else the error a
+    review would meet: theirs, not theirs to review, reviewed already)."""
+    request = reviewable_request(session, request_id=request_id, actor=actor, role=Role.USER, now=now)
+    units = sorted({f"{g.permission} on {g.resource_path}" for g in request.grants})
+    shown = ", ".join(units[:5]) + (f" and {len(units) - 5} more" if len(units) > 5 else "")
+    who = request.requester.name or request.requester.email
+    return f"{who} took {shown} in an emergency (incident {request.incident}): {request.reason}"
+
+
+def review(
+    session: Session, *, actor: Identity, request_id: str, values: dict[str, Any], now: datetime
+) -> AccessRequest:
+    """The review form's `view.state.values`, reviewed like `POST /api/v1/requests/{id}/review`."""
+    chosen = _value(values, "outcome").get("selected_option")
+    outcome = chosen.get("value") if isinstance(chosen, dict) else None
+    if not isinstance(outcome, str) or not outcome:
+        raise ModalProblem("outcome", "choose whether the access stays or ends now")
+    reason = text_value(values, "reason")
+    return review_request(
+        session, request_id=request_id, actor=actor, role=Role.USER, reason=reason, outcome=outcome, now=now
     )
 
 
