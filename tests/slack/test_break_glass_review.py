@@ -87,7 +87,7 @@ def test_an_approver_reviews_from_slack_and_revoke_ends_the_access(
     hostile = sends.submit_view("carol", REVIEW_VIEW, review_values("revoke", "a\x00b"), request_id)
     assert "reason" in hostile.json()["errors"]
     unknown = sends.submit_view("carol", REVIEW_VIEW, review_values("maybe", "looked"), request_id)
-    assert "ok, revoke" in unknown.json()["errors"]["reason"]
+    assert "(revoke)" in unknown.json()["errors"]["outcome"]
     assert review_of(slack_api, request_id)["review"] == "awaiting_review"
 
     done = sends.submit_view("carol", REVIEW_VIEW, review_values("revoke", "no such incident"), request_id)

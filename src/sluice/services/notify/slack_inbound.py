@@ -24,6 +24,7 @@ from sluice.services.grants.acting import extend_grant_as
 from sluice.services.notify import slack_views
 from sluice.services.requests import reads
 from sluice.services.requests.acting import RequestAction, act_on_request, review_request, reviewable_request
+from sluice.services.requests.break_glass import OUTCOMES
 from sluice.services.requests.policy import load_flow
 from sluice.services.requests.submit import UnitAsked, submit_request
 from sluice.services.targeting.connector_hub import ConnectorHub
@@ -129,8 +130,8 @@ def review(
     """The review form's `view.state.values`, reviewed like `POST /api/v1/requests/{id}/review`."""
     chosen = _value(values, "outcome").get("selected_option")
     outcome = chosen.get("value") if isinstance(chosen, dict) else None
-    if not isinstance(outcome, str) or not outcome:
-        raise ModalProblem("outcome", "choose whether the access stays or ends now")
+    if outcome not in OUTCOMES:
+        raise ModalProblem("outcome", "choose whether the access stays (ok) or ends now (revoke)")
     reason = text_value(values, "reason")
     return review_request(
         session, request_id=request_id, actor=actor, role=Role.USER, reason=reason, outcome=outcome, now=now
