@@ -49,6 +49,7 @@ from sluice.services.directory.changes import set_group, set_identity
 from sluice.services.grants.secrets import SecretBox
 from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.store.db import make_engine, make_session_factory, transaction
+from sluice.store.queries import installation_id
 from sluice.store.tables import (
     AccessFlow,
     AccessRequest,
@@ -251,7 +252,9 @@ def build(
             session.execute(insert(Grant), grants[start : start + 5000])
 
 
-def make_roles(params: dict[str, Any], database: str, prefix: str, roles: list[tuple[str, str]]) -> None:
+def make_roles(
+    params: dict[str, Any], database: str, prefix: str, roles: list[tuple[str, str]], installation: str
+) -> None:
     """Login roles as the connector leaves them: marked with their grant id, members of a privilege
     role that holds the actual privilege (so dropping one never touches a shared ACL)."""
     privilege = sql.Identifier(f"{prefix}p_bench")
@@ -265,7 +268,9 @@ def make_roles(params: dict[str, Any], database: str, prefix: str, roles: list[t
             ident = sql.Identifier(principal)
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(ident, privilege))
             conn.execute(
-                sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(grant_comment(grant_id, "pg")))
+                sql.SQL("COMMENT ON ROLE {} IS {}").format(
+                    ident, sql.Literal(grant_comment(grant_id, "pg", installation))
+                )
             )
 
 
@@ -305,7 +310,7 @@ def raw_floor(params: dict[str, Any], database: str, prefix: str, count: int) ->
     """The target work itself: the connector's own revoke statements (NOLOGIN, ending sessions,
     cleaning what the role owns, the drop), issued raw on one connection, one role after another."""
     roles = [(f"{prefix}floor{secrets.token_hex(4)}", f"gr_floor{n}") for n in range(count)]
-    make_roles(params, database, prefix, roles)
+    make_roles(params, database, prefix, roles, "bench-install")
     with admin(params, database) as conn:
         start = time.perf_counter()
         for principal, _ in roles:
@@ -317,7 +322,7 @@ def bare_drop_floor(params: dict[str, Any], database: str, prefix: str, count: i
     """A lower bound no real revoke reaches (sessions are not ended, owned objects not cleaned): the
     bare REVOKE CONNECT and DROP ROLE, shown for scale only."""
     roles = [(f"{prefix}drop{secrets.token_hex(4)}", f"gr_drop{n}") for n in range(count)]
-    make_roles(params, database, prefix, roles)
+    make_roles(params, database, prefix, roles, "bench-install")
     with admin(params) as conn:
         start = time.perf_counter()
         for principal, _ in roles:
@@ -331,7 +336,7 @@ def bare_drop_floor(params: dict[str, Any], database: str, prefix: str, count: i
 
 def connector_floor(params: dict[str, Any], database: str, prefix: str, count: int) -> float:
     roles = [(f"{prefix}conn{n:04d}", f"gr_conn{n:04d}") for n in range(count)]
-    make_roles(params, database, prefix, roles)
+    make_roles(params, database, prefix, roles, "bench-install")
     config = PostgresConfig(
         host=params.get("host", "127.0.0.1"),
         port=int(params.get("port", 5432)),
@@ -397,7 +402,8 @@ def main() -> None:
                     Grant.identity_id.in_([f"id_{n}" for n in range(BIG)] + [f"id_{victim}"])
                 )
             ).all()
-        make_roles(params, database, prefix, [(p, g) for p, g in touched])
+            installation = installation_id(session)
+        make_roles(params, database, prefix, [(p, g) for p, g in touched], installation)
         hub = ConnectorHub(factory)
         worker = Worker(
             factory,
