@@ -243,7 +243,8 @@ def raw_revoke(conn: psycopg.Connection[Any], database: str, login: str) -> None
     if row is None:
         return
     with conn.pipeline():
-        conn.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
+        with conn.transaction():
+            conn.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
         conn.execute(q.TERMINATE, [5000, login])
         found = conn.execute(q.ROLE_DATABASES, [database, row[0]])
     databases = [r[0] for r in found.fetchall()]

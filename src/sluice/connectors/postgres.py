@@ -171,8 +171,12 @@ class PostgresConnector:
             # each step pipelined in the order written.
             try:
                 with admin.pipeline():
-                    # Cut access first, so an open session ends even if a later step fails.
-                    admin.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
+                    # Cut access first, so an open session ends even if a later step fails. Statements
+                    # between two protocol Syncs share one transaction, so NOLOGIN gets a transaction
+                    # of its own: it is committed before any session is ended, and an ended session
+                    # cannot log in again while the rest of this step runs.
+                    with admin.transaction():
+                        admin.execute(sql.SQL("ALTER ROLE {} WITH NOLOGIN").format(ident))
                     self._terminate(admin, login)
                     found = admin.execute(q.ROLE_DATABASES, [database, role_oid])
                 databases = [r[0] for r in found.fetchall()]
