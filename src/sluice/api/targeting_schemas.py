@@ -16,7 +16,16 @@ from sluice.services.requests.submit import MAX_UNITS_PER_REQUEST
 from sluice.services.targeting.tag_changes import MAX_BATCH
 from sluice.services.targeting.tags import MAX_VALUE
 
-TagKey = Annotated[str, Text(max_length=200, min_length=1)]
+# The key rule of services/targeting/tags.TAG_KEY, stated in the schema so clients see it.
+TagKey = Annotated[
+    str,
+    Text(
+        max_length=200,
+        min_length=1,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$",
+        pattern_words="a tag key: a letter or digit, then letters, digits and '_.:/-'",
+    ),
+]
 TagValue = Annotated[str, Text(max_length=MAX_VALUE)]
 MAX_TAGS = 100  # tags set, or deleted, on one resource in one call
 
