@@ -118,7 +118,9 @@ def test_the_openapi_schema_shows_the_text_rules(api: Api) -> None:
     assert name["pattern"] == STORABLE_PATTERN
     tags = schemas["TagsPut"]["properties"]["tags"]
     assert tags["maxProperties"] == 100
-    assert tags["propertyNames"]["pattern"] == STORABLE_PATTERN
+    # Keys follow the tag key rule, which admits no NUL or surrogate either.
+    assert tags["propertyNames"]["pattern"] == "^[A-Za-z0-9][A-Za-z0-9_.:/-]*$"
+    assert tags["additionalProperties"]["pattern"] == STORABLE_PATTERN
     assert "patternProperties" not in tags
 
 

@@ -211,7 +211,8 @@ def test_batch_is_atomic(api: Api) -> None:
             {"resource": "x", "set": {"-": "1"}},
         ]
     }
-    assert "change 1" in problem(api.post("root", "/tags/batch", bad_key), 422)["detail"]
+    refused = problem(api.post("root", "/tags/batch", bad_key), 422)["detail"]
+    assert "changes.1" in refused and "'-' is not a tag key" in refused
     assert api.post("alice", "/tags/batch", {"changes": [{"resource": "pg/app"}]}).status_code == 403
 
 
