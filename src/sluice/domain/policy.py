@@ -49,15 +49,18 @@ def is_requester(flow: FlowSpec, person: Person) -> bool:
     return any_holds(flow.requesters, person)
 
 
-def covers(target: Target, resource: ResourceRef, permission: str) -> bool:
+def covers(
+    target: Target, resource: ResourceRef, permission: str, selected: criteria.Criteria | None = None
+) -> bool:
     """Whether the target covers (resource, permission): `target_matches` without the words, for
-    passes over many grants that only need the answer."""
+    passes over many grants that only need the answer. `selected` is the target's selector as
+    criteria, when the caller has it at hand already (a pass over many resources)."""
     return (
         target.bundle is None
         and target.integration in (None, resource.integration)
         and target.type in (None, resource.type)
         and permission in target.permissions
-        and criteria.holds(target.select.criteria(), resource)
+        and criteria.holds(target.select.criteria() if selected is None else selected, resource)
     )
 
 
@@ -112,9 +115,15 @@ def flow_for_units(
     """The flow that allows every unit, preferring the one that needs the fewest approvals (none
     first), then the longest."""
     candidates = [f for f in flows if all(evaluate(f, person, r, p).allowed for r, p in units)]
-    if not candidates:
+    return preferred_flow(candidates)
+
+
+def preferred_flow(allowing: Sequence[FlowSpec]) -> FlowSpec | None:
+    """Of flows that all allow a request, the one it goes to: the fewest approvals (none first), then
+    the longest, then by name."""
+    if not allowing:
         return None
-    candidates.sort(
-        key=lambda f: (approvals_needed(f.approval_policy), -f.max_duration_delta.total_seconds(), f.name)
+    return min(
+        allowing,
+        key=lambda f: (approvals_needed(f.approval_policy), -f.max_duration_delta.total_seconds(), f.name),
     )
-    return candidates[0]

@@ -24,9 +24,10 @@ from sqlalchemy import ColumnElement, false, or_, select
 from sqlalchemy.orm import Session
 
 from sluice.connectors.registry import connector_class
+from sluice.domain.criteria import Criteria
 from sluice.domain.errors import InvalidInput
 from sluice.domain.flows import FlowSpec, Target, Trigger
-from sluice.domain.policy import Person, ResourceRef, covers, evaluate, flow_for_units, is_requester
+from sluice.domain.policy import Person, ResourceRef, covers, is_requester, preferred_flow
 from sluice.domain.selectors import parse_tag_rule
 from sluice.services.targeting.bundles import current_flows, flows_with_bundles
 from sluice.services.targeting.tags import tags_of
@@ -123,43 +124,58 @@ def approver_words(flow: FlowSpec) -> list[str]:
 
 class _Choices:
     """The requesting flows' targets, by (integration, type), so each page row meets only the targets
-    that can cover it."""
+    that can cover it; with each target's selector as criteria and each flow's approver words, worked
+    out once for the page rather than once per row."""
 
     def __init__(self, flows: Sequence[FlowSpec]) -> None:
-        self.by_place: dict[tuple[str | None, str | None], list[tuple[FlowSpec, Target]]] = {}
+        self.by_place: dict[tuple[str | None, str | None], list[tuple[FlowSpec, Target, Criteria]]] = {}
         for flow in flows:
             for target in flow.targets:
-                self.by_place.setdefault((target.integration, target.type), []).append((flow, target))
+                self.by_place.setdefault((target.integration, target.type), []).append(
+                    (flow, target, target.select.criteria())
+                )
+        self._words: dict[str, list[str]] = {}
 
-    def candidates(self, ref: ResourceRef) -> list[tuple[FlowSpec, Target]]:
+    def candidates(self, ref: ResourceRef) -> list[tuple[FlowSpec, Target, Criteria]]:
         return [*self.by_place.get((ref.integration, ref.type), []), *self.by_place.get((None, None), [])]
+
+    def approver_words(self, flow: FlowSpec) -> list[str]:
+        if flow.name not in self._words:
+            self._words[flow.name] = approver_words(flow)
+        return self._words[flow.name]
 
 
 def options_for(ref: ResourceRef, kind: str, choices: _Choices, person: Person) -> list[Option]:
-    """Each permission the person may request on the resource, with the flow a request would use."""
+    """Each permission the person may request on the resource, with the flow a request would use.
+
+    The choices are `requesting_flows`: on, self-serve and naming the person. For those, `evaluate`
+    allows (resource, permission) exactly when the person is active and a target covers it, so that is
+    what is checked here, row by row; the flow chosen among several is `preferred_flow`, as a request
+    would choose it (`flow_for_units`)."""
+    if not person.active:
+        return []
     granted = connector_class(kind).permissions.get(ref.type, ())
     by_permission: dict[str, list[FlowSpec]] = {}
-    for flow, target in choices.candidates(ref):
+    for flow, target, selected in choices.candidates(ref):
         for permission in target.permissions:
             allowing = by_permission.setdefault(permission, [])
             if permission not in granted or flow in allowing:
                 continue
-            if covers(target, ref, permission) and evaluate(flow, person, ref, permission).allowed:
+            if covers(target, ref, permission, selected):
                 allowing.append(flow)
     options = []
     for permission in granted:
         allowing = by_permission.get(permission, [])
-        if not allowing:
+        best = preferred_flow(allowing)
+        if best is None:
             continue
-        chosen = flow_for_units(allowing, person, [(ref, permission)]) if len(allowing) > 1 else None
-        best = chosen or allowing[0]
         options.append(
             Option(
                 permission=permission,
                 flow=best.name,
                 max_duration=best.max_duration,
                 approval_required=not best.auto_approve,
-                approvers=approver_words(best),
+                approvers=choices.approver_words(best),
                 other_flows=sorted(f.name for f in allowing if f is not best),
             )
         )
