@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
-from sluice.domain.durations import parse_duration
+from sluice.domain.durations import checked_duration, parse_duration
 from sluice.domain.people import Person, Subject, holds
 from sluice.domain.text import MAX_ITEMS, Email, Name, Token
 
@@ -116,12 +116,7 @@ class ApprovalTier(_Strict):
     @field_validator("after")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                parse_duration(value)
-            except Exception as exc:
-                raise ValueError(str(exc)) from exc
-        return value
+        return None if value is None else checked_duration(value)
 
 
 class ApprovalPolicy(_Strict):

@@ -49,6 +49,16 @@ def parse_duration(text: str | int) -> timedelta:
         raise InvalidInput(f"duration {text!r} is far too long") from exc
 
 
+def checked_duration(value: str) -> str:
+    """`value` unchanged when it is a duration; a ValueError saying why not otherwise, for a field
+    validator (pydantic reports a ValueError at the field, where `InvalidInput` would escape it)."""
+    try:
+        parse_duration(value)
+    except Exception as exc:
+        raise ValueError(str(exc)) from exc
+    return value
+
+
 def format_duration(delta: timedelta) -> str:
     """The shortest exact form: 8h, 90m -> 1h30m, 45s."""
     seconds = int(delta.total_seconds())

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from sluice.domain.approval import ApprovalPolicy, Approver, ApproverGroup
-from sluice.domain.durations import parse_duration
+from sluice.domain.durations import checked_duration, parse_duration
 from sluice.domain.notify import NotifySpec
 from sluice.domain.people import Subject
 from sluice.domain.selectors import Selector
@@ -77,11 +77,7 @@ class BreakGlass(_Strict):
     @field_validator("max_duration")
     @classmethod
     def _duration(cls, value: str) -> str:
-        try:
-            parse_duration(value)
-        except Exception as exc:
-            raise ValueError(str(exc)) from exc
-        return value
+        return checked_duration(value)
 
     @field_validator("allowed")
     @classmethod
@@ -133,11 +129,7 @@ class FlowSpec(_Strict):
     @field_validator("max_duration", "pending_timeout")
     @classmethod
     def _duration(cls, value: str) -> str:
-        try:
-            parse_duration(value)
-        except Exception as exc:
-            raise ValueError(str(exc)) from exc
-        return value
+        return checked_duration(value)
 
     @field_validator("requesters")
     @classmethod

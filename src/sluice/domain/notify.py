@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sluice.domain.durations import parse_duration
+from sluice.domain.durations import checked_duration, parse_duration
 from sluice.domain.text import Text, Token
 
 PERSON_CHANNELS = ("email", "slack")  # channels that reach one person
@@ -69,12 +69,7 @@ class NotifySpec(BaseModel):
     @field_validator("remind_after", "remind_every")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                parse_duration(value)
-            except Exception as exc:
-                raise ValueError(str(exc)) from exc
-        return value
+        return None if value is None else checked_duration(value)
 
     @property
     def remind_after_delta(self) -> timedelta | None:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sluice.domain.durations import parse_duration
+from sluice.domain.durations import checked_duration, parse_duration
 from sluice.domain.text import MAX_ITEMS, Email, Text, Token
 from sluice.domain.windows import check_timezone, parse_clock
 
@@ -60,11 +60,7 @@ class ScheduleSpec(_Strict):
     @field_validator("rotation")
     @classmethod
     def _rotation(cls, value: str) -> str:
-        try:
-            parse_duration(value)
-        except Exception as exc:
-            raise ValueError(str(exc)) from exc
-        return value
+        return checked_duration(value)
 
     @field_validator("handoff")
     @classmethod

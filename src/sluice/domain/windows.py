@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sluice.domain.durations import parse_duration
+from sluice.domain.durations import checked_duration, parse_duration
 from sluice.domain.text import Token
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -106,11 +106,7 @@ class Extensions(_Strict):
     @field_validator("length", "ceiling")
     @classmethod
     def _duration(cls, value: str) -> str:
-        try:
-            parse_duration(value)
-        except Exception as exc:
-            raise ValueError(str(exc)) from exc
-        return value
+        return checked_duration(value)
 
     @model_validator(mode="after")
     def _length_under_ceiling(self) -> Extensions:
