@@ -11,6 +11,7 @@ import threading
 import time
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from sluice.connectors.base import DiscoveredResource
@@ -19,6 +20,8 @@ from sluice.services.targeting.tag_changes import MAX_BATCH
 from sluice.store.db import transaction
 from sluice.store.tables import Integration
 from tests.api.conftest import Api
+
+pytestmark = pytest.mark.timing  # compares the revoke with a quiet one: run alone, not beside other tests
 
 RESOURCES = 200  # MAX_BATCH tags spread so that no resource passes its cap of 200 tags
 
@@ -89,4 +92,8 @@ def test_revoke_is_answered_while_a_maximal_tag_batch_is_written(any_store_api: 
         f"the revoke waited for the batch: answered {revoke_ended - revoke_started:.2f}s after it was "
         f"sent, {revoke_ended - batch_ended:.2f}s after the batch ended"
     )
-    assert revoke_ended - revoke_started < max(1.0, 10 * quiet)
+    # The batch runs in this process, so the revoke also waits its turn for the interpreter between its
+    # statements (several times slower than on a quiet store, measured alone); a wait on the batch's locks
+    # would take most of the batch's seconds.
+    during = revoke_ended - revoke_started
+    assert during < max(2.0, 15 * quiet), f"revoke took {during:.2f}s during the batch, {quiet:.2f}s quiet"

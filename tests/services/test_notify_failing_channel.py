@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from sluice.services.grants.revocation import revoke_grant
@@ -23,6 +24,8 @@ from tests.services.conftest import Store
 from tests.services.test_notifications import approve, ask
 from tests.services.test_notify_reminders import change_flow
 from tests.teams_standin import running_teams_standin
+
+pytestmark = pytest.mark.timing  # compares with a run without channels: run alone, not beside other tests
 
 ROUNDS = 3
 RESOURCES = ("groups/oncall", "groups/dba")
