@@ -13,6 +13,9 @@ from sluice.domain.states import Actual, Desired, GrantState
 from sluice.store.tables import Grant
 
 _MAY_BE_IN_TARGET = (Actual.ACTIVE, Actual.UNKNOWN)
+# "Not active in the target", spelt as the values it allows: `actual != 'active'` cannot seek an index,
+# so beside `desired = 'active'` it read every active grant; `actual IN (...)` seeks `ix_grants_work`.
+_NOT_HELD = tuple(a for a in Actual if a != Actual.ACTIVE)
 
 
 def grant_is_open() -> ColumnElement[bool]:
@@ -35,6 +38,10 @@ def grant_is_ended() -> ColumnElement[bool]:
 
 def grant_held_in_target() -> ColumnElement[bool]:
     return Grant.actual == Actual.ACTIVE
+
+
+def grant_not_held_in_target() -> ColumnElement[bool]:
+    return Grant.actual.in_(_NOT_HELD)
 
 
 def grant_may_be_in_target() -> ColumnElement[bool]:
@@ -70,7 +77,7 @@ def grant_justifies_principal() -> ColumnElement[bool]:
 def grant_needs_target_work() -> ColumnElement[bool]:
     """Rows where what should be differs from what is known to be."""
     return or_(
-        and_(grant_should_be_active(), Grant.actual != Actual.ACTIVE),
+        and_(grant_should_be_active(), grant_not_held_in_target()),
         grant_revoke_outstanding(),
     )
 
@@ -96,7 +103,7 @@ def grant_in_state(state: GrantState) -> ColumnElement[bool]:
     if state == GrantState.PENDING:
         return grant_awaits_start()
     if state == GrantState.GRANTING:
-        return and_(grant_should_be_active(), Grant.actual != Actual.ACTIVE)
+        return and_(grant_should_be_active(), grant_not_held_in_target())
     if state == GrantState.ACTIVE:
         return grant_is_active()
     ending = not_(grant_is_open())

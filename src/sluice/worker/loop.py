@@ -39,6 +39,7 @@ from sluice.services.requests.reminders import Reminders
 from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.services.targeting.inventory import InventorySync
 from sluice.store.db import transaction
+from sluice.store.planner_stats import PlannerStatistics
 from sluice.worker.claims import ClaimHeartbeat
 from sluice.worker.dispatch import Dispatcher
 from sluice.worker.health import PassClock
@@ -47,6 +48,9 @@ log = logging.getLogger("sluice.worker")
 
 IDLE_CEILING = timedelta(seconds=30)  # a safety net; normal wake-ups come from due times and notices
 EXPIRE_EVERY_SECONDS = 0.25  # while target calls run, newly due grants are ended this often
+# Outcomes finishing this close together are recorded in one store transaction: a transaction per
+# finished call made the store, not the targets, the bound of an expiry storm.
+GATHER_SECONDS = 0.01
 
 
 class Worker:
@@ -117,6 +121,7 @@ class Worker:
             *([InventorySync(factory, hub, clock=clock)] if sync_inventory else []),
             self.orphans,
             Retirement(factory, hub, clock=clock),
+            PlannerStatistics(factory, clock=clock),
         ]
 
     @property
@@ -133,19 +138,28 @@ class Worker:
         self.expire_due()
         completed_before = self.dispatcher.completed
         last_expiry = time.monotonic()
+        # An empty claim means no row is due now; claiming again before something new can be due (a
+        # grant ended, a notice of new work, the next expiry tick) would only read the grants again.
+        may_find_work = True
         try:
             while not self.stop.is_set():
-                if self.dispatcher.hungry:
-                    self.dispatcher.add(self.reconciler.claim(room=self.dispatcher.room))
+                if may_find_work and self.dispatcher.hungry:
+                    claimed = self.reconciler.claim(room=self.dispatcher.room)
+                    self.dispatcher.add(claimed)
+                    may_find_work = bool(claimed)
                 if self.dispatcher.idle:
                     if self.expire_due():
+                        may_find_work = True
                         continue  # grants came due while the last calls ran
                     break
-                # Every outcome finished by now is recorded in one transaction.
-                self.reconciler.record(self.dispatcher.wait(EXPIRE_EVERY_SECONDS))
+                # Every outcome finished by now (and soon after) is recorded in one transaction.
+                self.reconciler.record(self.dispatcher.wait(EXPIRE_EVERY_SECONDS, gather=GATHER_SECONDS))
+                if self.wake.is_set():
+                    may_find_work = True
                 if time.monotonic() - last_expiry >= EXPIRE_EVERY_SECONDS:
                     self.expire_due()
                     last_expiry = time.monotonic()
+                    may_find_work = True  # retries whose backoff ended, and grants ended meanwhile
         finally:
             self.reconciler.record(self.dispatcher.drain())
         done = self.dispatcher.completed - completed_before
