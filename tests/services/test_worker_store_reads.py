@@ -1,0 +1,83 @@
+"""What one worker pass asks of the store: a claim that comes back empty is not repeated while the
+pass's calls run, and on SQLite the planner has statistics to choose indexes by."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from sqlalchemy import select, text
+
+from sluice.domain.states import Actual, Desired
+from sluice.services.grants.work_outcomes import Job, Outcome
+from sluice.store.db import transaction
+from sluice.store.planner_stats import PlannerStatistics
+from sluice.store.tables import Grant
+from tests.services.conftest import Store
+
+REVOKES = 6  # more than a pass's calls per integration (4), so the queue runs low while they run
+
+
+def add_revokes_due(store: Store) -> list[str]:
+    now = store.clock()
+    ids = [f"gr_due_{n}" for n in range(REVOKES)]
+    with transaction(store.factory) as session:
+        for grant_id in ids:
+            session.add(
+                Grant(
+                    id=grant_id,
+                    identity_id="id_0",
+                    integration_id="int_groups",
+                    resource_path="groups/oncall",
+                    resource_type="group",
+                    permission="member",
+                    desired=Desired.REVOKED,
+                    actual=Actual.ACTIVE,
+                    duration_seconds=60,
+                    starts_at=now - timedelta(minutes=5),
+                    ends_at=now - timedelta(minutes=1),
+                    principal="alice@example.com",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    return ids
+
+
+def test_a_claim_that_finds_nothing_is_not_repeated_while_the_calls_run(store: Store) -> None:
+    worker = store.worker()
+    worker.run_once()  # the duties' first runs, with nothing to do at the targets
+    ids = add_revokes_due(store)
+
+    def slow_call(job: Job) -> Outcome:
+        time.sleep(0.03)
+        return Outcome(job)
+
+    claims: list[int] = []
+    claim = worker.reconciler.claim
+
+    def counted_claim(*args: object, **kwargs: object) -> list[Job]:
+        jobs = claim(*args, **kwargs)  # type: ignore[arg-type]
+        claims.append(len(jobs))
+        return jobs
+
+    worker.dispatcher._run = slow_call  # type: ignore[method-assign]
+    worker.reconciler.claim = counted_claim  # type: ignore[method-assign]
+    assert worker.run_once() == REVOKES
+    assert claims == [REVOKES, 0], "each call that finished claimed again though nothing was due"
+    with transaction(store.factory) as session:
+        actual = session.scalars(select(Grant.actual).where(Grant.id.in_(ids))).all()
+    assert actual == [Actual.REVOKED] * REVOKES
+
+
+def test_the_worker_gives_sqlites_planner_statistics_once_an_hour(store: Store) -> None:
+    add_revokes_due(store)
+    stats = PlannerStatistics(store.factory, clock=store.clock)
+    assert stats.run() is True
+    with transaction(store.factory) as session:
+        analysed = set(session.scalars(text("SELECT DISTINCT tbl FROM sqlite_stat1")))
+        assert {"grants", "resources", "audit_events"} <= analysed
+        assert stats.next_due(session, store.clock()) == store.clock() + timedelta(hours=1)
+    assert stats.run() is False
+    store.clock.advance(hours=1)
+    assert stats.run() is True
