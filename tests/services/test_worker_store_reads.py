@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from sluice.domain.states import Actual, Desired
 from sluice.services.grants.work_outcomes import Job, Outcome
@@ -81,3 +83,30 @@ def test_the_worker_gives_sqlites_planner_statistics_once_an_hour(store: Store) 
     assert stats.run() is False
     store.clock.advance(hours=1)
     assert stats.run() is True
+
+
+def test_outcomes_the_store_lost_are_done_again_by_the_same_worker(store: Store) -> None:
+    """A pass whose outcomes cannot be recorded leaves the rows claimed by this worker; its heartbeat
+    would renew those claims for as long as it lives, so the next pass releases them and does the
+    calls again, instead of leaving the grants to wait for a restart."""
+    worker = store.worker()
+    worker.run_once()
+    ids = add_revokes_due(store)
+    record = worker.reconciler.record
+
+    def store_gone(outcomes: list[Outcome]) -> None:
+        if outcomes:
+            raise OperationalError("UPDATE grants", {}, Exception("the store went away"))
+
+    worker.reconciler.record = store_gone  # type: ignore[method-assign]
+    with pytest.raises(OperationalError):
+        worker.run_once()
+    with transaction(store.factory) as session:
+        held = session.scalars(select(Grant.claimed_by).where(Grant.id.in_(ids))).all()
+    assert set(held) == {worker.reconciler.worker_id}  # claimed and unrecorded; the lease has not lapsed
+
+    worker.reconciler.record = record  # type: ignore[method-assign]
+    assert worker.run_once() == REVOKES
+    with transaction(store.factory) as session:
+        rows = session.execute(select(Grant.actual, Grant.claimed_by).where(Grant.id.in_(ids))).all()
+    assert set(rows) == {(Actual.REVOKED, None)}

@@ -24,6 +24,7 @@ from sluice.services.directory.ldap_sync import DirectorySync
 from sluice.services.directory.schedule_feeds import FeedRefresh
 from sluice.services.duties import Duty
 from sluice.services.grants import work as grant_work
+from sluice.services.grants.claims import release_claims
 from sluice.services.grants.orphans import OrphanSweep
 from sluice.services.grants.people_pass import PeopleDuty
 from sluice.services.grants.retirement import Retirement
@@ -74,6 +75,7 @@ class Worker:
         self.clock = clock
         self.wake = wake or threading.Event()
         self.stop = threading.Event()
+        self._claims_unrecorded = False  # a pass failed with outcomes unrecorded: release its claims
         self.passes = PassClock()  # read by the health endpoint's /readyz
         self.tuning = tuning or Tuning.from_env()
         self.reconciler = grant_work.GrantWork(
@@ -135,7 +137,25 @@ class Worker:
         others."""
         for duty in self.before_target_work:
             duty.run()
+        if self._claims_unrecorded:
+            release_claims(self.factory, worker_id=self.reconciler.worker_id)
+            self._claims_unrecorded = False
         self.expire_due()
+        try:
+            done = self._target_work()
+        except Exception:
+            # Outcomes that could not be recorded (the store went away) leave their rows claimed by this
+            # worker, and its heartbeat would renew those claims for as long as it lives: no other
+            # worker could take them over. The next pass releases them, and the calls are made again
+            # (grants and revokes are idempotent).
+            self._claims_unrecorded = True
+            raise
+        for duty in self.after_target_work:
+            duty.run()
+        return done
+
+    def _target_work(self) -> int:
+        """Every target call that is due now, and ends that come due meanwhile; returns how many."""
         completed_before = self.dispatcher.completed
         last_expiry = time.monotonic()
         # An empty claim means no row is due now; claiming again before something new can be due (a
@@ -162,10 +182,7 @@ class Worker:
                     may_find_work = True  # retries whose backoff ended, and grants ended meanwhile
         finally:
             self.reconciler.record(self.dispatcher.drain())
-        done = self.dispatcher.completed - completed_before
-        for duty in self.after_target_work:
-            duty.run()
-        return done
+        return self.dispatcher.completed - completed_before
 
     def expire_due(self) -> int:
         """End every grant whose end time has passed; returns how many were ended."""

@@ -29,6 +29,16 @@ def release_stale_claims(factory: sessionmaker[Session], now: datetime) -> int:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def release_claims(factory: sessionmaker[Session], *, worker_id: str) -> int:
+    """Free every row this worker holds, when it holds none on purpose (no call of its is running):
+    their outcomes were lost, and the rows are due again at once. Returns how many were freed."""
+    with transaction(factory) as session:
+        result = session.execute(
+            update(Grant).where(Grant.claimed_by == worker_id).values(claimed_by=None, claimed_until=None)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def renew_claims(factory: sessionmaker[Session], *, worker_id: str, now: datetime, lease: timedelta) -> int:
     """Push the lease of every row this worker holds to `now + lease`; returns how many it holds. A row
     another worker took over meanwhile is not this worker's any more and is left alone."""
