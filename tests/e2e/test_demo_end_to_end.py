@@ -144,7 +144,7 @@ def test_request_approve_use_and_expire(sluice: Sluice, postgres_admin_url: str)
 
     request_id = sluice.cli(
         "request", "create", "--resource", ORDERS, "--permission", "read",
-        "--duration", "20s", "--reason", "investigate order 42",
+        "--duration", "40s", "--reason", "investigate order 42",
         token=alice,
     ).stdout.strip()  # fmt: skip
     assert request_id.startswith("req_")
