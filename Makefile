@@ -41,8 +41,9 @@ $(AXE_STAMP): tests/browser/package.json tests/browser/package-lock.json
 
 # Tests run in parallel processes: most of them wait on servers and subprocesses, so more processes than
 # cores pay off. Every fixture makes its own databases, directories and ports, so they never collide.
-# The few tests marked `timing` compare a duration with a baseline they measure themselves; with four
-# processes on two cores a baseline means little, so they run afterwards, one at a time.
+# The few tests marked `timing` compare a duration with a baseline they measure themselves, or must fit
+# their steps within a short grant; with four processes on two cores neither holds reliably, so they
+# run afterwards, one at a time.
 TEST_PROCESSES ?= 4
 
 test: $(STAMP) $(NODE_STAMP) $(AXE_STAMP) services

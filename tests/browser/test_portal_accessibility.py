@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.test_portal_journey import sign_in
+from tests.browser.test_portal_journey import searched, sign_in
 from tests.e2e.test_demo_end_to_end import ORDERS, Sluice, running_demo
 
 pytestmark = pytest.mark.e2e
@@ -89,7 +89,7 @@ def test_the_request_flow_with_the_keyboard_alone(chromium: Browser, demo: Sluic
     page = sign_in(chromium, demo.url, "Alice")
     page.goto("/request")
     _tab_to(page, "#q")
-    page.keyboard.type("ord", delay=50)
+    searched(page, "ord", lambda: page.keyboard.type("ord", delay=50))
     option = f'input[name="unit"][value="read {ORDERS}"]'
     expect(page.locator(option).first).to_be_visible()
     _tab_to(page, option)

@@ -5,7 +5,7 @@ gone from PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,15 @@ def sign_in(browser: Browser, url: str, name: str) -> Page:
     return page
 
 
+def searched(page: Page, text: str, type_it: Callable[[], None]) -> None:
+    """Type into the type-ahead (`type_it`) and wait until the results for `text` are swapped in: on a
+    busy machine the answer can come after the test has moved on to the list already on the page, and
+    the swap then replaces the very checkbox the test focused or checked."""
+    with page.expect_response(lambda r: "/request/search" in r.url and f"q={text}" in r.url):
+        type_it()
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+
+
 def _role_exists(admin_url: str, name: str) -> bool:
     with psycopg.connect(admin_url, autocommit=True) as admin:
         return admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is not None
@@ -43,7 +52,8 @@ def test_request_approve_use_and_end_in_the_browser(
     assert f"portal: {demo.url}/" in demo.logs()  # what `make up` prints
     alice = sign_in(chromium, demo.url, "Alice")
     alice.get_by_role("link", name="Request access").first.click()
-    alice.get_by_label("Find what you may request").press_sequentially("ord", delay=50)
+    field = alice.get_by_label("Find what you may request")
+    searched(alice, "ord", lambda: field.press_sequentially("ord", delay=50))
     option = alice.locator(f'input[name="unit"][value="read {ORDERS}"]')
     expect(option).to_be_visible()  # swapped in by the type-ahead, no submit
     option.check()
