@@ -40,7 +40,8 @@ def grant_held_in_target() -> ColumnElement[bool]:
     return Grant.actual == Actual.ACTIVE
 
 
-def grant_not_held_in_target() -> ColumnElement[bool]:
+def _not_held_in_target() -> ColumnElement[bool]:
+    """A part of the predicates below, not one of them: its twin is `not held_in_target(...)`."""
     return Grant.actual.in_(_NOT_HELD)
 
 
@@ -77,7 +78,7 @@ def grant_justifies_principal() -> ColumnElement[bool]:
 def grant_needs_target_work() -> ColumnElement[bool]:
     """Rows where what should be differs from what is known to be."""
     return or_(
-        and_(grant_should_be_active(), grant_not_held_in_target()),
+        and_(grant_should_be_active(), _not_held_in_target()),
         grant_revoke_outstanding(),
     )
 
@@ -103,7 +104,7 @@ def grant_in_state(state: GrantState) -> ColumnElement[bool]:
     if state == GrantState.PENDING:
         return grant_awaits_start()
     if state == GrantState.GRANTING:
-        return and_(grant_should_be_active(), grant_not_held_in_target())
+        return and_(grant_should_be_active(), _not_held_in_target())
     if state == GrantState.ACTIVE:
         return grant_is_active()
     ending = not_(grant_is_open())
