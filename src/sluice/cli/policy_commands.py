@@ -7,18 +7,19 @@ import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sluice.cli.errors import EXIT_FAILURE
 from sluice.cli.options import JsonOpt
 from sluice.cli.output import print_json, print_line
-from sluice.cli.scratch_store import read_text, scratch_store
-from sluice.services.config.policy_tests import Outcome, read_policy_tests, run_policy_tests
-from sluice.services.config.source import ConfigError
-from sluice.services.targeting.snapshots import take_snapshot
-from sluice.store.db import transaction
+
+if TYPE_CHECKING:
+    from sluice.services.config.policy_tests import Outcome
+
+# The commands import what they run when they run: `sluice` answers every other command without
+# loading the config checks (and the SCIM and LDAP models they bring), about a second of start-up.
 
 
 def test_command(
@@ -38,7 +39,11 @@ def test_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Check policy expectations against a config file; exit 1 when one fails (for CI)."""
+    from sluice.cli.scratch_store import read_text, scratch_store
     from sluice.cli.store_ops import bad_file
+    from sluice.services.config.policy_tests import read_policy_tests, run_policy_tests
+    from sluice.services.config.source import ConfigError
+    from sluice.store.db import transaction
 
     try:
         tests = read_policy_tests(read_text(tests_file), str(tests_file))
@@ -85,6 +90,8 @@ def inventory_export(
 ) -> None:
     """Write every discovered resource and its tags to a file, for `sluice test --inventory`."""
     from sluice.cli import store_ops
+    from sluice.services.targeting.snapshots import take_snapshot
+    from sluice.store.db import transaction
 
     runtime = store_ops.open_runtime()
     with transaction(runtime.factory) as session:

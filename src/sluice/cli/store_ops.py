@@ -5,7 +5,7 @@ not pay for SQLAlchemy at start-up."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from rich.markup import escape
@@ -21,15 +21,19 @@ from sluice.domain.tokens import NEVER
 from sluice.events.chain import ChainReport, Head, verify_chain
 from sluice.runtime.settings import Settings
 from sluice.runtime.wiring import Runtime
-from sluice.services.config.access_diff import AccessDiff, access_diff, summarised
-from sluice.services.config.apply import Plan, PlanEntry, apply_config, plan_config
-from sluice.services.config.document import ConfigDocument
-from sluice.services.config.export import export_config
-from sluice.services.config.file import ConfigError, load_config
+from sluice.services.config.source import ConfigError
 from sluice.services.directory.tokens import create_token
 from sluice.services.grants.secret_keys import check_and_record_key
 from sluice.store.db import normalise_url, transaction
 from sluice.store.migrate import current_revision, upgrade
+
+if TYPE_CHECKING:
+    from sluice.services.config.access_diff import AccessDiff
+    from sluice.services.config.apply import Plan, PlanEntry
+    from sluice.services.config.document import ConfigDocument
+
+# The config modules are imported by the functions that use them: they bring the directory sources'
+# SCIM and LDAP models, about a second of start-up that `sluice token create` and the like need not pay.
 
 CLI_ACTOR = "sluice-cli"
 # how each kind of access change is shown: (kind, colour, words)
@@ -76,6 +80,8 @@ def config_problems(exc: ConfigError) -> list[str]:
 
 def load_document(path: Path, session: Session | None = None) -> ConfigDocument:
     """Read and check a config file; with a session, references may name objects already stored."""
+    from sluice.services.config.file import load_config
+
     try:
         return load_config(path, session=session)
     except ConfigError as exc:
@@ -132,6 +138,8 @@ def print_plan(plan: Plan, *, applied: bool) -> None:
 
 def access_diff_of_file(runtime: Runtime, path: Path) -> AccessDiff:
     """Who would gain and lose what if the file at `path` were applied; the store is not changed."""
+    from sluice.services.config.access_diff import access_diff
+
     with transaction(runtime.factory) as session:
         document = load_document(path, session)
         try:
@@ -141,6 +149,8 @@ def access_diff_of_file(runtime: Runtime, path: Path) -> AccessDiff:
 
 
 def print_access_diff(diff: AccessDiff, *, by_group: bool = False) -> None:
+    from sluice.services.config.access_diff import summarised
+
     counts = diff.counts()
     if diff.is_empty:
         console.print("access: nobody gains or loses anything")
@@ -180,6 +190,8 @@ def print_access_diff(diff: AccessDiff, *, by_group: bool = False) -> None:
 
 def plan_file(runtime: Runtime, path: Path, *, apply: bool) -> Plan:
     """Plan, or apply in one transaction, the config file at `path`. A bad file applies nothing."""
+    from sluice.services.config.apply import apply_config, plan_config
+
     with transaction(runtime.factory) as session:
         document = load_document(path, session)
         try:
@@ -194,6 +206,8 @@ def plan_file(runtime: Runtime, path: Path, *, apply: bool) -> Plan:
 
 def export_text(runtime: Runtime) -> str:
     """The store's config as YAML text."""
+    from sluice.services.config.export import export_config
+
     with transaction(runtime.factory) as session:
         document = export_config(session)
     header = "# sluice config export: the store's config; `sluice plan -f` this file shows no change\n"
