@@ -11,6 +11,11 @@ AXE_STAMP := tests/browser/node_modules/.sluice-installed
 
 .PHONY: up test lint lock services install clean
 
+# Python keeps the compiled form of each module beside it (__pycache__, ignored by git), even where the
+# environment asks it not to: the tests start hundreds of Python processes, and each one would compile
+# Sluice's sources (and pytest rewrite the tests) again, about half a second a process.
+unexport PYTHONDONTWRITEBYTECODE
+
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Sluice needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

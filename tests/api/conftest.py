@@ -22,11 +22,11 @@ from sluice.services.grants.secrets import SecretBox
 from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.services.targeting.inventory import sync_integration
 from sluice.store.db import make_engine, make_session_factory, transaction
-from sluice.store.migrate import upgrade
 from sluice.store.tables import AccessFlow, Group, GroupMember, Identity, Integration
 from sluice.store.types import new_id
 from sluice.worker.loop import Worker
 from tests.conftest import Clock
+from tests.migrated import migrate_new_store
 
 PEOPLE = {
     # email stem: (groups, admin token)
@@ -54,8 +54,8 @@ def email(who: str) -> str:
 
 
 def build_runtime(url: str, home: Path, clock: Clock) -> Runtime:
+    migrate_new_store(url)
     engine = make_engine(url)
-    upgrade(engine)
     factory = make_session_factory(engine)
     return Runtime(
         settings=Settings(home=home, database_url=url, secret_key=None),

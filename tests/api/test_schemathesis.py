@@ -7,10 +7,10 @@ app on a seeded SQLite store, as the admin and as a plain user.
 
 from __future__ import annotations
 
+import atexit
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,21 +39,16 @@ ALL_CHECKS = list(CHECKS.get_all())
 
 # The app is built when the module loads because schemathesis reads the schema at collection time (its
 # fixture-based loader does not run under the pytest this project pins); the store is a SQLite file in a
-# temporary directory that the module fixture below removes.
+# temporary directory removed when the test process ends. Not by a module fixture: a parallel run may
+# tear that down when it hands this module's remaining tests to another process and hand some back.
 _HOME = Path(tempfile.mkdtemp(prefix="sluice-schemathesis-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 _RUNTIME = build_runtime(f"sqlite:///{_HOME / 'store.db'}", _HOME, Clock())
 _TOKENS = seed(_RUNTIME)
 # The REST API under /api/v1. SCIM (/scim/v2) speaks RFC 7644, not this schema's problems, and is
 # checked by scim2-tester (tests/scim/test_conformance.py); sign-in (/auth) is a browser redirect flow
 # checked against a real OpenID Provider (tests/signin/).
 schema = from_asgi("/openapi.json", create_app(_RUNTIME, limits=FUZZ_LIMITS)).include(path_regex="^/api/v1/")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _store() -> Iterator[None]:
-    yield
-    _RUNTIME.engine.dispose()
-    shutil.rmtree(_HOME, ignore_errors=True)
 
 
 FUZZ = settings(

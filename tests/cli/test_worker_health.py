@@ -21,10 +21,10 @@ from cryptography.fernet import Fernet
 from sluice.services.grants.secrets import SecretBox
 from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.store.db import make_engine, make_session_factory
-from sluice.store.migrate import upgrade
 from sluice.worker.health import HealthServer, PassClock
 from sluice.worker.loop import Worker
 from tests.conftest import Clock
+from tests.migrated import migrate_new_store
 
 
 def _free_port() -> int:
@@ -35,8 +35,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def worker(tmp_path: Path, clock: Clock) -> Iterator[Worker]:
+    migrate_new_store(f"sqlite:///{tmp_path / 'store.db'}")
     engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(engine)
     factory = make_session_factory(engine)
     box = SecretBox(Fernet.generate_key())
     found = Worker(factory, hub=ConnectorHub(factory), box=box, clock=clock, worker_id="health-test")

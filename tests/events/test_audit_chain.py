@@ -18,17 +18,17 @@ from sluice.events.audit import Action, record
 from sluice.events.chain import GENESIS, Head, event_hash, verify_chain
 from sluice.events.head_export import AuditHeadExport
 from sluice.store.db import make_engine, make_session_factory, transaction
-from sluice.store.migrate import upgrade
 from sluice.store.tables import AuditEvent
 from tests.conftest import Clock
+from tests.migrated import migrate_new_store
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def store(store_url: str) -> tuple[Engine, sessionmaker[Session]]:
+    migrate_new_store(store_url)
     engine = make_engine(store_url)
-    upgrade(engine)
     return engine, make_session_factory(engine)
 
 

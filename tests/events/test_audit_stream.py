@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.events.stream import AuditStream, JsonLinesSink, SyslogSink, sinks_from_env
 from sluice.store.db import make_engine, make_session_factory, transaction
-from sluice.store.migrate import upgrade
 from tests.conftest import Clock
 from tests.events.test_audit_chain import _write
+from tests.migrated import migrate_new_store
 from tests.syslog_receiver import running_collector
 from tests.tls_files import self_signed
 
@@ -32,8 +32,8 @@ RFC5424 = re.compile(
 
 @pytest.fixture
 def factory(store_url: str) -> sessionmaker[Session]:
+    migrate_new_store(store_url)
     engine = make_engine(store_url)
-    upgrade(engine)
     return make_session_factory(engine)
 
 

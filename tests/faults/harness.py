@@ -22,11 +22,11 @@ from sluice.domain.states import Actual, Desired
 from sluice.runtime.tuning import Tuning
 from sluice.services.grants.secrets import SecretBox
 from sluice.services.targeting.connector_hub import ConnectorHub
-from sluice.store import migrate
 from sluice.store.db import make_engine, make_session_factory, transaction
 from sluice.store.tables import Grant, Identity, Integration
 from sluice.store.types import new_id
 from sluice.worker.loop import Worker
+from tests.migrated import migrate_new_store
 
 TABLE = "orders"
 
@@ -108,8 +108,8 @@ class Setup:
 
     @classmethod
     def create(cls, store_url: str, home: Path) -> Setup:
+        migrate_new_store(store_url)
         engine = make_engine(store_url)
-        migrate.upgrade(engine)
         factory = make_session_factory(engine)
         key = Fernet.generate_key().decode()
         setup = cls(store_url, engine, factory, SecretBox.load(home, key), home, key)

@@ -9,18 +9,14 @@ from pathlib import Path
 
 import pytest
 
-import tests.api.conftest as api_fixtures
 from sluice.store.db import transaction
 from sluice.store.people_tables import Schedule
-from sluice.store.tables import Base
 from tests.api.conftest import Api, email, make_api, problem
 from tests.conftest import Clock
 
 
 @pytest.fixture
-def api(tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    # The tables are built from the models, so these tests do not wait for the migration.
-    monkeypatch.setattr(api_fixtures, "upgrade", lambda engine: Base.metadata.create_all(engine))
+def api(tmp_path: Path, clock: Clock) -> Iterator[Api]:
     yield from make_api(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, clock)
 
 

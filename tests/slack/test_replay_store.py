@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from sluice.services.notify.slack_inbound import REPLAY_WINDOW, first_sighting
 from sluice.store.db import make_engine, make_session_factory, transaction
-from sluice.store.migrate import upgrade
+from tests.migrated import migrate_new_store
 
 
 def test_a_signature_is_taken_once(store_url: str) -> None:
+    migrate_new_store(store_url)
     engine = make_engine(store_url)
-    upgrade(engine)
     factory = make_session_factory(engine)
     now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     try:
