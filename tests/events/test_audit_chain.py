@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -195,6 +195,42 @@ def test_three_processes_writing_at_once_build_one_chain(store, store_url: str) 
     report = _verify(factory)
     assert report.ok, report.problem
     assert report.checked == 120
+
+
+def test_writers_that_remember_an_old_head_still_build_one_chain(store, store_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Each process chains onto the head it last wrote, in one statement; when another writer, or a
+    transaction rolled back, moved the head meanwhile, it reads the head and chains onto that."""
+    engine, factory = store
+    other = make_session_factory(make_engine(store_url))  # a second process's engine on the store
+    chain_statements: list[str] = []
+
+    def seen(_conn, _cursor, statement: str, *_args) -> None:  # type: ignore[no-untyped-def]
+        if "audit_chain" in statement:
+            chain_statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    _write(factory, 2)  # the first flush reads the head; the second chains onto the one it wrote
+    assert len(chain_statements) == 3
+    chain_statements.clear()
+    _write(other, 2, actor="bob@example.com")  # the head moves under the first engine's memory
+    _write(factory, 1)
+    assert len(chain_statements) == 3  # the remembered head was gone: read it, then write
+    with pytest.raises(RuntimeError), transaction(factory) as session:
+        _write_in(session, "rolled-back")
+        session.flush()
+        raise RuntimeError("the transaction ends without a commit")
+    _write(factory, 2)
+    _write(other, 1, actor="bob@example.com")
+    report = _verify(factory)
+    assert report.ok, report.problem
+    assert report.checked == 8 and report.head.seq == 8
+
+
+def _write_in(session: Session, name: str) -> None:
+    record(
+        session, now=START, actor="alice@example.com", action=Action.OBJECT_CHANGED,
+        subject_type="flow", subject_id=name, kind="flow", name=name,
+    )  # fmt: skip
 
 
 def test_sluice_audit_verify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

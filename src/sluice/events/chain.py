@@ -2,9 +2,14 @@
 
 Every audit event gets a place in one chain per store (`seq`, 1, 2, 3 …), the hash of the event before
 it (`prev_hash`) and its own `hash` over its content and both. The chain's head (last `seq` and `hash`)
-lives in a one-row table, `audit_chain`. Events are chained when they are flushed: the flush first
-moves the head with one `UPDATE … RETURNING`, which takes the head row's lock until the transaction
-ends, so any number of servers and workers writing at once build one chain in commit order.
+lives in a one-row table, `audit_chain`. Events are chained when they are flushed: the flush moves the
+head with an `UPDATE`, which takes the head row's lock until the transaction ends, so any number of
+servers and workers writing at once build one chain in commit order.
+
+Each process remembers the head it last wrote to each store. A flush first chains its events onto that
+head and moves it in one statement, on the condition that the head is still there; when another process
+(or a rolled-back transaction) moved it meanwhile, the condition fails, nothing is written, and the flush
+reads the head under the lock and chains onto it (two statements), as it always may.
 
 `verify_chain` walks the chain and names the first event that does not fit. A rewrite of the *whole*
 chain from some point on (every later hash recomputed) is caught by comparing with a head exported
@@ -17,12 +22,14 @@ import hashlib
 import json
 import logging
 import re
+import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import Engine, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from sluice.store.tables import AuditChain, AuditEvent
@@ -56,38 +63,6 @@ def event_hash(item: AuditEvent, *, seq: int, prev_hash: str) -> str:
     return hashlib.sha256(encoded.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _seal_new_events(session: Session, _context: Any, _instances: Any) -> None:
-    """Before a flush writes new audit events, give each its place in the chain, in the order the
-    events were recorded."""
-    new = sorted(
-        (obj for obj in session.new if isinstance(obj, AuditEvent) and obj.seq is None),
-        key=lambda obj: getattr(obj, "_recorded_order", 0),
-    )
-    if not new:
-        return
-    connection = session.connection()
-    move_head = (
-        update(AuditChain)
-        .where(AuditChain.id == CHAIN_ROW)
-        .values(seq=AuditChain.seq + len(new))
-        .returning(AuditChain.seq, AuditChain.hash)
-    )
-    head = connection.execute(move_head).one_or_none()
-    if head is None:  # a store whose tables were made without the migrations, which add the row
-        connection.execute(insert(AuditChain).values(id=CHAIN_ROW, seq=0, hash=GENESIS))
-        head = connection.execute(move_head).one()
-    seq, prev_hash = head.seq - len(new), head.hash
-    for item in new:
-        seq += 1
-        item.seq = seq
-        item.prev_hash = prev_hash
-        item.hash = prev_hash = event_hash(item, seq=seq, prev_hash=prev_hash)
-    connection.execute(update(AuditChain).where(AuditChain.id == CHAIN_ROW).values(hash=prev_hash))
-
-
-event.listen(Session, "before_flush", _seal_new_events)
-
-
 @dataclass(frozen=True)
 class Head:
     seq: int
@@ -102,6 +77,67 @@ class Head:
         if not re.fullmatch(r"[0-9]{1,18}", seq) or not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise ValueError("a chain head is written SEQ:HASH, e.g. 1042:3f9a… (64 hex digits)")
         return cls(int(seq), digest)
+
+
+def _chain_onto(new: list[AuditEvent], seq: int, prev_hash: str) -> str:
+    """Give each new event its place after (`seq`, `prev_hash`); returns the hash of the last one."""
+    for item in new:
+        seq += 1
+        item.seq = seq
+        item.prev_hash = prev_hash
+        item.hash = prev_hash = event_hash(item, seq=seq, prev_hash=prev_hash)
+    return prev_hash
+
+
+# The head this process last wrote to each store (its engine): where the next flush most likely chains.
+_last_heads: weakref.WeakKeyDictionary[Engine, Head] = weakref.WeakKeyDictionary()
+_last_heads_lock = threading.Lock()
+
+
+def _remember(engine: Engine, head: Head) -> None:
+    with _last_heads_lock:
+        _last_heads[engine] = head
+
+
+def _seal_new_events(session: Session, _context: Any, _instances: Any) -> None:
+    """Before a flush writes new audit events, give each its place in the chain, in the order the
+    events were recorded."""
+    new = sorted(
+        (obj for obj in session.new if isinstance(obj, AuditEvent) and obj.seq is None),
+        key=lambda obj: getattr(obj, "_recorded_order", 0),
+    )
+    if not new:
+        return
+    connection = session.connection()
+    engine = connection.engine
+    with _last_heads_lock:
+        known = _last_heads.get(engine)
+    if known is not None:
+        last_hash = _chain_onto(new, known.seq, known.hash)
+        moved = connection.execute(
+            update(AuditChain)
+            .where(AuditChain.id == CHAIN_ROW, AuditChain.seq == known.seq, AuditChain.hash == known.hash)
+            .values(seq=known.seq + len(new), hash=last_hash)
+        )
+        if moved.rowcount == 1:
+            _remember(engine, Head(known.seq + len(new), last_hash))
+            return
+    move_head = (
+        update(AuditChain)
+        .where(AuditChain.id == CHAIN_ROW)
+        .values(seq=AuditChain.seq + len(new))
+        .returning(AuditChain.seq, AuditChain.hash)
+    )
+    head = connection.execute(move_head).one_or_none()
+    if head is None:  # a store whose tables were made without the migrations, which add the row
+        connection.execute(insert(AuditChain).values(id=CHAIN_ROW, seq=0, hash=GENESIS))
+        head = connection.execute(move_head).one()
+    last_hash = _chain_onto(new, head.seq - len(new), head.hash)
+    connection.execute(update(AuditChain).where(AuditChain.id == CHAIN_ROW).values(hash=last_hash))
+    _remember(engine, Head(head.seq, last_hash))
+
+
+event.listen(Session, "before_flush", _seal_new_events)
 
 
 def chain_head(session: Session) -> Head:
