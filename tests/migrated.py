@@ -69,6 +69,8 @@ def migrate_new_store(url: str) -> None:
     parsed = make_url(normalise_url(url))
     if parsed.get_backend_name() == "sqlite":
         path = Path(str(parsed.database))
+        if path.exists() and path.stat().st_size:
+            raise ValueError(f"{path} is a store already; only a new one is made a copy")
         path.parent.mkdir(parents=True, exist_ok=True)  # as `sluice db upgrade` makes it
         shutil.copyfile(_sqlite_template(), path)
     else:

@@ -53,8 +53,11 @@ def email(who: str) -> str:
     return f"{who}@example.com"
 
 
-def build_runtime(url: str, home: Path, clock: Clock) -> Runtime:
-    migrate_new_store(url)
+def build_runtime(url: str, home: Path, clock: Clock, *, new_store: bool = True) -> Runtime:
+    """A runtime on the store at `url`: a new, empty one is first made a migrated store; with
+    `new_store=False`, a store another runtime already uses (a second server of it)."""
+    if new_store:
+        migrate_new_store(url)
     engine = make_engine(url)
     factory = make_session_factory(engine)
     return Runtime(

@@ -74,7 +74,7 @@ def test_a_replay_is_refused_by_another_server_of_the_store(
     slack_api: Api, sends: SlackSends, slack: SlackStandIn, tmp_path
 ) -> None:
     url = slack_api.runtime.engine.url.render_as_string(hide_password=False)
-    other = build_runtime(url, tmp_path, slack_api.clock)
+    other = build_runtime(url, tmp_path, slack_api.clock, new_store=False)
     other.settings = dataclasses.replace(other.settings, slack=slack_settings(slack))
     asked = slack_api.ask("alice")
     payload = {
