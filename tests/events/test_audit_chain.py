@@ -199,7 +199,7 @@ def test_three_processes_writing_at_once_build_one_chain(store, store_url: str) 
 
 def test_writers_that_remember_an_old_head_still_build_one_chain(store, store_url: str) -> None:  # type: ignore[no-untyped-def]
     """Each process chains onto the head it last wrote, in one statement; when another writer, or a
-    transaction rolled back, moved the head meanwhile, it reads the head and chains onto that."""
+    transaction rolled back, moved the head meanwhile, it chains onto the head that statement found."""
     engine, factory = store
     other = make_session_factory(make_engine(store_url))  # a second process's engine on the store
     chain_statements: list[str] = []
@@ -214,7 +214,7 @@ def test_writers_that_remember_an_old_head_still_build_one_chain(store, store_ur
     chain_statements.clear()
     _write(other, 2, actor="bob@example.com")  # the head moves under the first engine's memory
     _write(factory, 1)
-    assert len(chain_statements) == 3  # the remembered head was gone: read it, then write
+    assert len(chain_statements) == 2  # the remembered head was gone: the hash is written after
     with pytest.raises(RuntimeError), transaction(factory) as session:
         _write_in(session, "rolled-back")
         session.flush()

@@ -6,10 +6,11 @@ lives in a one-row table, `audit_chain`. Events are chained when they are flushe
 head with an `UPDATE`, which takes the head row's lock until the transaction ends, so any number of
 servers and workers writing at once build one chain in commit order.
 
-Each process remembers the head it last wrote to each store. A flush first chains its events onto that
-head and moves it in one statement, on the condition that the head is still there; when another process
-(or a rolled-back transaction) moved it meanwhile, the condition fails, nothing is written, and the flush
-reads the head under the lock and chains onto it (two statements), as it always may.
+Each process remembers the head it last wrote to each store. A flush chains its events onto that head
+and moves the head in one statement, which writes the new hash only if the remembered head is still
+there. When another process (or a rolled-back transaction) moved it meanwhile, the statement has still
+taken the lock and the events' places and returned the hash they follow; a second statement writes the
+hash of the events chained onto it.
 
 `verify_chain` walks the chain and names the first event that does not fit. A rewrite of the *whole*
 chain from some point on (every later hash recomputed) is caught by comparing with a head exported
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, event, func, insert, select, update
+from sqlalchemy import Engine, case, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from sluice.store.tables import AuditChain, AuditEvent
@@ -111,27 +112,30 @@ def _seal_new_events(session: Session, _context: Any, _instances: Any) -> None:
     connection = session.connection()
     engine = connection.engine
     with _last_heads_lock:
-        known = _last_heads.get(engine)
-    if known is not None:
-        last_hash = _chain_onto(new, known.seq, known.hash)
-        moved = connection.execute(
-            update(AuditChain)
-            .where(AuditChain.id == CHAIN_ROW, AuditChain.seq == known.seq, AuditChain.hash == known.hash)
-            .values(seq=known.seq + len(new), hash=last_hash)
-        )
-        if moved.rowcount == 1:
-            _remember(engine, Head(known.seq + len(new), last_hash))
-            return
+        known = _last_heads.get(engine) or Head(-1, "")  # -1: no head remembered, none matches
+    hoped = _chain_onto(new, known.seq, known.hash)
+    # One statement takes the head's lock and the places of the new events. Its hash becomes the one
+    # chained onto the remembered head if that head is still there; otherwise it stays, and is the hash
+    # the new events follow. (SET expressions read the row as it was before the UPDATE.)
     move_head = (
         update(AuditChain)
         .where(AuditChain.id == CHAIN_ROW)
-        .values(seq=AuditChain.seq + len(new))
+        .values(
+            seq=AuditChain.seq + len(new),
+            hash=case(
+                ((AuditChain.seq == known.seq) & (AuditChain.hash == known.hash), hoped),
+                else_=AuditChain.hash,
+            ),
+        )
         .returning(AuditChain.seq, AuditChain.hash)
     )
     head = connection.execute(move_head).one_or_none()
     if head is None:  # a store whose tables were made without the migrations, which add the row
         connection.execute(insert(AuditChain).values(id=CHAIN_ROW, seq=0, hash=GENESIS))
         head = connection.execute(move_head).one()
+    if head.seq == known.seq + len(new) and head.hash == hoped:
+        _remember(engine, Head(head.seq, hoped))
+        return
     last_hash = _chain_onto(new, head.seq - len(new), head.hash)
     connection.execute(update(AuditChain).where(AuditChain.id == CHAIN_ROW).values(hash=last_hash))
     _remember(engine, Head(head.seq, last_hash))
