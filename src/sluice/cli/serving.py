@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from sluice.cli.errors import CliError
 from sluice.cli.output import err_console
 from sluice.cli.store_ops import check_secret_key, migrate_store, plan_file, store_label
-from sluice.runtime.demo import seed_demo
 from sluice.runtime.logs import JsonFormatter, wants_json
 from sluice.runtime.settings import Settings
 from sluice.runtime.wiring import WORK_CHANNEL, Runtime, worker_id
@@ -284,6 +283,8 @@ def run_up(*, demo: bool, listen: Listen, config: Path | None) -> None:
     if config is not None:
         apply_file(runtime, config)
     if demo:
+        from sluice.runtime.demo import seed_demo  # the demo's config: only `sluice up --demo` loads it
+
         seed_demo(runtime)
         runtime.demo = True
     runner = WorkerRunner(runtime)

@@ -28,11 +28,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sluice.events.audit import Action, record
+from sluice.services.directory.sources import SCIM_PREFIX, owner_words
 from sluice.store.scim_tables import ScimRecord
 
 log = logging.getLogger("sluice.scim")
 
-SCIM_PREFIX = "scim:"
 _SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,33}$")
 MAX_PAGE = 1000
 ResourceT = TypeVar("ResourceT", bound=Resource[Any])
@@ -55,13 +55,6 @@ def source_of(name: str) -> str:
             detail=f"source {name!r} must be 1 to 34 lowercase letters, digits, '-' or '_' (e.g. okta)"
         )
     return SCIM_PREFIX + name
-
-
-def owner_words(source: str) -> str:
-    """Who owns a row, as a person reads it."""
-    if source.startswith(SCIM_PREFIX):
-        return f"the SCIM source {source.removeprefix(SCIM_PREFIX)!r}"
-    return {"config": "the config file", "api": "the directory API"}.get(source, f"source {source!r}")
 
 
 class ForeignOwner(UniquenessException):
