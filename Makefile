@@ -54,7 +54,7 @@ TEST_PROCESSES ?= 4
 test: $(STAMP) $(NODE_STAMP) $(AXE_STAMP) services
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy src
-	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal -m "not timing"
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal -m "not timing" --durations=15
 	$(BIN)/pytest -m timing
 
 lint: $(STAMP)
