@@ -60,13 +60,15 @@ def resolve_flows(session: Session, flows: list[FlowSpec]) -> list[FlowSpec]:
     return [resolve_flow(f, bundles, scopes) for f in flows]
 
 
-def _flow_texts(session: Session) -> tuple[str, ...]:
+def flow_texts(session: Session) -> tuple[str, ...]:
+    """The stored texts of every flow, by name: what the parsed flows are cached by."""
     return tuple(session.scalars(select(cast(AccessFlow.spec, Text)).order_by(AccessFlow.name)))
 
 
-def current_flows(session: Session) -> list[FlowSpec]:
-    """Every flow, parsed and resolved; cached by the stored texts of flows, bundles and scopes."""
-    texts = _flow_texts(session)
+def current_flows(session: Session, texts: tuple[str, ...] | None = None) -> list[FlowSpec]:
+    """Every flow, parsed and resolved; cached by the stored texts of flows, bundles and scopes.
+    `texts`: the flows' texts, when the caller has just read them (`flow_texts`)."""
+    texts = flow_texts(session) if texts is None else texts
     flows, needs = _parse_flows(texts)
     if not needs:
         return list(flows)
@@ -77,9 +79,11 @@ def current_flows(session: Session) -> list[FlowSpec]:
     return list(_resolve_all(texts, bundle_texts, scopes))
 
 
-def flows_with_bundles(session: Session) -> list[tuple[FlowSpec, list[str]]]:
-    """Flows that name bundles, with the names of those that exist."""
-    flows, needs = _parse_flows(_flow_texts(session))
+def flows_with_bundles(
+    session: Session, texts: tuple[str, ...] | None = None
+) -> list[tuple[FlowSpec, list[str]]]:
+    """Flows that name bundles, with the names of those that exist. `texts` as for `current_flows`."""
+    flows, needs = _parse_flows(flow_texts(session) if texts is None else texts)
     naming = [(f, names) for f in flows if needs and (names := bundle_names(f))]
     if not naming:
         return []

@@ -29,7 +29,7 @@ from sluice.domain.errors import InvalidInput
 from sluice.domain.flows import FlowSpec, Target, Trigger
 from sluice.domain.policy import Person, ResourceRef, covers, is_requester, preferred_flow
 from sluice.domain.selectors import parse_tag_rule
-from sluice.services.targeting.bundles import current_flows, flows_with_bundles
+from sluice.services.targeting.bundles import current_flows, flow_texts, flows_with_bundles
 from sluice.services.targeting.tags import tags_of
 from sluice.services.targeting.target_queries import integration_kinds, page_ids, page_parts, target_slices
 from sluice.store.queries import person_of
@@ -186,7 +186,8 @@ def requestable(
     session: Session, *, identity: Identity, where: RequestableFilter, limit: int, offset: int, now: datetime
 ) -> RequestablePage:
     person = person_of(session, identity, now)
-    flows = requesting_flows(current_flows(session), person)
+    texts = flow_texts(session)  # read once: the flows and, on a first page, their bundles
+    flows = requesting_flows(current_flows(session, texts), person)
     if not flows:
         return RequestablePage([], None)
     kinds = integration_kinds(session)
@@ -211,16 +212,17 @@ def requestable(
         options = options_for(ref, kind_of[row.integration_id], choices, person)
         if options:
             items.append(RequestableResource(ref, options))
-    bundles = _bundles(session, {f.name for f in flows}) if offset == 0 and where.after is None else []
+    first_page = offset == 0 and where.after is None
+    bundles = _bundles(session, texts, {f.name for f in flows}) if first_page else []
     return RequestablePage(
         items, offset + limit if more else None, bundles, rows[-1].path if more and rows else None
     )
 
 
-def _bundles(session: Session, requesting: set[str]) -> list[RequestableBundle]:
+def _bundles(session: Session, texts: tuple[str, ...], requesting: set[str]) -> list[RequestableBundle]:
     units = [
         RequestableBundle(name, flow.name, flow.max_duration, not flow.auto_approve, approver_words(flow))
-        for flow, names in flows_with_bundles(session)
+        for flow, names in flows_with_bundles(session, texts)
         if flow.name in requesting
         for name in names
     ]
