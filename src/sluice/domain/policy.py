@@ -121,8 +121,8 @@ def flow_for_units(
 def preferred_flow(allowing: Sequence[FlowSpec]) -> FlowSpec | None:
     """Of flows that all allow a request, the one it goes to: the fewest approvals (none first), then
     the longest, then by name."""
-    if not allowing:
-        return None
+    if len(allowing) < 2:  # none, or the only one: no policy to build and compare
+        return allowing[0] if allowing else None
     return min(
         allowing,
         key=lambda f: (approvals_needed(f.approval_policy), -f.max_duration_delta.total_seconds(), f.name),

@@ -159,7 +159,8 @@ def options_for(ref: ResourceRef, kind: str, choices: _Choices, person: Person) 
     for flow, target, selected in choices.candidates(ref):
         for permission in target.permissions:
             allowing = by_permission.setdefault(permission, [])
-            if permission not in granted or flow in allowing:
+            # `is`, not `in`: comparing flows for equality compares every field of both
+            if permission not in granted or any(f is flow for f in allowing):
                 continue
             if covers(target, ref, permission, selected):
                 allowing.append(flow)
