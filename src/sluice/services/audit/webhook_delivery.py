@@ -85,6 +85,7 @@ class WebhookDuty:
         self.clock = clock
         self.policy = policy or DeliveryPolicy()
         self._transport = transport
+        self._listening = True  # whether some webhook existed at the last fan-out
 
     def run(self) -> int:
         """One pass: fan out, then send one batch of due deliveries. Returns how many were delivered.
@@ -92,6 +93,8 @@ class WebhookDuty:
         grant work that follows in the worker's pass."""
         try:
             self.fan_out(self.clock())
+            if not self._listening:  # no webhook: no delivery can be due (they belong to webhooks)
+                return 0
             jobs = self._claim(self.clock())
             if not jobs:
                 return 0
@@ -106,6 +109,7 @@ class WebhookDuty:
         """Turn outbox rows not handled yet into deliveries (one batch); returns how many rows."""
         with transaction(self.factory) as session:
             hooks = list(session.scalars(select(Webhook)))
+            self._listening = bool(hooks)
             if not hooks:  # nobody listens: everything written so far is handled, in one statement
                 result = session.execute(
                     update(OutboxMessage).where(OutboxMessage.delivered_at.is_(None)).values(delivered_at=now)
