@@ -148,5 +148,5 @@ def page_ids(session: Session, parts: list[Select[str, str]], limit: int, offset
     found: dict[str, str] = {}
     connection = session.connection()  # plain rows: no ORM work per part
     for part in parts:
-        found.update(connection.execute(part).tuples().all())  # fetched at once, not row by row
+        found.update(connection.execute(part).all())  # fetched at once, not row by row
     return [found[path] for path in sorted(found)[offset : offset + limit]]
