@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from sluice.domain.errors import InvalidInput, NotAuthenticated
 from sluice.events.audit import Action, record
-from sluice.services.directory.scim_common import SCIM_PREFIX, source_of
+from sluice.services.directory.scim_common import source_of
+from sluice.services.directory.sources import SCIM_PREFIX
 from sluice.services.directory.tokens import digest
 from sluice.store.scim_tables import ScimToken
 from sluice.store.types import new_id

@@ -10,7 +10,7 @@ from scim2_models import Context, EnterpriseUser, InvalidValueException, User
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sluice.services.directory.scim_common import SCIM_PREFIX
+from sluice.services.directory.sources import SCIM_PREFIX
 from sluice.store.scim_tables import ScimToken
 from sluice.store.tables import Identity
 
