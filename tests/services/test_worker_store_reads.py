@@ -1,5 +1,6 @@
-"""What one worker pass asks of the store: a claim that comes back empty is not repeated while the
-pass's calls run, and on SQLite the planner has statistics to choose indexes by."""
+"""What one worker pass asks of the store: an idle pass asks which duties have work in one
+transaction and runs none, a claim that comes back empty is not repeated while the pass's calls run,
+and on SQLite the planner has statistics to choose indexes by."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import OperationalError
 
 from sluice.domain.states import Actual, Desired
+from sluice.services.grants.people_pass import PeopleDuty
 from sluice.services.grants.work_outcomes import Job, Outcome
 from sluice.store.db import transaction
 from sluice.store.planner_stats import PlannerStatistics
@@ -70,6 +72,32 @@ def test_a_claim_that_finds_nothing_is_not_repeated_while_the_calls_run(store: S
     with transaction(store.factory) as session:
         actual = session.scalars(select(Grant.actual).where(Grant.id.in_(ids))).all()
     assert actual == [Actual.REVOKED] * REVOKES
+
+
+def test_an_idle_pass_runs_no_duty_and_a_changed_flow_still_brings_a_people_pass(store: Store) -> None:
+    worker = store.worker()
+    worker.run_once()  # the first pass: every duty runs once
+    ran: list[str] = []
+    for duty in worker.duties:
+        original = duty.run
+
+        def counted(original=original, name=type(duty).__name__):  # type: ignore[no-untyped-def]
+            ran.append(name)
+            return original()
+
+        duty.run = counted  # type: ignore[method-assign]
+    transactions: list[int] = []
+    event.listen(store.factory.kw["bind"], "begin", lambda _conn: transactions.append(1))
+    worker.run_once()
+    # Which duties are due (1), the expiry (1) and the claim (1): no duty has work, none runs.
+    assert [name for name in ran if name != "GrantExpiry"] == []
+    assert len(transactions) == 3, len(transactions)
+
+    with transaction(store.factory) as session:
+        later = store.clock() + timedelta(seconds=1)
+        session.execute(text("UPDATE access_flows SET updated_at = :later"), {"later": later})
+    worker.run_once()  # nothing woke it, but the people pass sees the flows changed
+    assert PeopleDuty.__name__ in ran
 
 
 def test_the_worker_gives_sqlites_planner_statistics_once_an_hour(store: Store) -> None:

@@ -186,9 +186,10 @@ class ApprovalPolicy(_Strict):
     def open_tiers(self, created_at: datetime, now: datetime) -> int:
         return sum(1 for opening in self.tier_openings(created_at) if opening <= now)
 
-    def next_opening(self, created_at: datetime, now: datetime) -> datetime | None:
-        later = [o for o in self.tier_openings(created_at) if o > now]
-        return min(later) if later else None
+    def next_opening(self, created_at: datetime, open_tier: int) -> datetime | None:
+        """When the tier after `open_tier` (the last one opened so far) opens; None after the last."""
+        openings = self.tier_openings(created_at)
+        return openings[open_tier + 1] if open_tier + 1 < len(openings) else None
 
 
 @dataclass(frozen=True)

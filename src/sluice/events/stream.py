@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.store.db import transaction
@@ -162,6 +162,22 @@ def sinks_from_env() -> list[Sink]:
     return sinks
 
 
+# One chained event a sink has not taken yet, if any.
+_UNSENT = (
+    select(AuditEvent.seq)
+    .where(
+        AuditEvent.seq
+        > func.coalesce(
+            select(AuditStreamCursor.seq)
+            .where(AuditStreamCursor.sink == bindparam("sink"))
+            .scalar_subquery(),
+            0,
+        )
+    )
+    .limit(1)
+)
+
+
 @dataclass
 class _SinkState:
     sink: Sink
@@ -216,9 +232,15 @@ class AuditStream:
                 return sent
 
     def next_due(self, session: Session, now: datetime) -> datetime | None:
-        """When a sink that failed is tried again; new events wake the worker as they are written."""
-        waits = [s.retry_at for s in self.states if s.retry_at is not None]
-        return min(waits) if waits else None
+        """Now while a sink that is not resting has events to take; else when a resting one is tried
+        again."""
+        moments = []
+        for state in self.states:
+            if state.retry_at is not None and now < state.retry_at:
+                moments.append(state.retry_at)
+            elif session.scalar(_UNSENT, {"sink": state.sink.name}) is not None:
+                moments.append(now)
+        return min(moments) if moments else None
 
     def close(self) -> None:
         for state in self.states:

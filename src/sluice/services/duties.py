@@ -21,5 +21,7 @@ class Duty(Protocol):
         ...
 
     def next_due(self, session: Session, now: datetime) -> datetime | None:
-        """The earliest moment this duty has work again (None: only when something else changes)."""
+        """The earliest moment this duty has work (None: none until something changes). The worker runs
+        a duty only when this is due, so it must be `now` (or earlier) whenever `run` has work,
+        including work a change in the store brought."""
         ...

@@ -135,8 +135,10 @@ class Worker:
         duties after. Returns the number of target operations done. Target calls run in the
         dispatcher's pool; rows are claimed again as calls finish, so a slow target never holds up the
         others."""
+        due = self._due_duties()
         for duty in self.before_target_work:
-            duty.run()
+            if id(duty) in due:
+                duty.run()
         if self._claims_unrecorded:
             release_claims(self.factory, worker_id=self.reconciler.worker_id)
             self._claims_unrecorded = False
@@ -151,13 +153,24 @@ class Worker:
             self._claims_unrecorded = True
             raise
         for duty in self.after_target_work:
-            duty.run()
+            if id(duty) in due:
+                duty.run()
         return done
+
+    def _due_duties(self) -> set[int]:
+        """The duties with work now (`id`s), asked in one transaction: most passes are woken by one
+        change and find every other duty idle, and asking costs a statement or two where running a
+        duty costs a transaction of its own. A duty's `next_due` says when it has work, including
+        work that a change brings (new events, a changed flow): that is also when the loop wakes."""
+        now = self.clock()
+        with transaction(self.factory) as session:
+            return {id(d) for d in self.duties if (at := d.next_due(session, now)) is not None and at <= now}
 
     def _target_work(self) -> int:
         """Every target call that is due now, and ends that come due meanwhile; returns how many."""
         completed_before = self.dispatcher.completed
         last_expiry = time.monotonic()
+        completed_at_expiry = completed_before  # the pass ended what was due just before
         # An empty claim means no row is due now; claiming again before something new can be due (a
         # grant ended, a notice of new work, the next expiry tick) would only read the grants again.
         may_find_work = True
@@ -168,9 +181,13 @@ class Worker:
                     self.dispatcher.add(claimed)
                     may_find_work = bool(claimed)
                 if self.dispatcher.idle:
-                    if self.expire_due():
-                        may_find_work = True
-                        continue  # grants came due while the last calls ran
+                    # Grants may have come due while calls ran; with no call since the last expiry,
+                    # there was no time for that (the next pass is due at the next end time anyway).
+                    if self.dispatcher.completed != completed_at_expiry:
+                        completed_at_expiry = self.dispatcher.completed
+                        if self.expire_due():
+                            may_find_work = True
+                            continue
                     break
                 # Every outcome finished by now (and soon after) is recorded in one transaction.
                 self.reconciler.record(self.dispatcher.wait(EXPIRE_EVERY_SECONDS, gather=GATHER_SECONDS))
@@ -178,7 +195,7 @@ class Worker:
                     may_find_work = True
                 if time.monotonic() - last_expiry >= EXPIRE_EVERY_SECONDS:
                     self.expire_due()
-                    last_expiry = time.monotonic()
+                    last_expiry, completed_at_expiry = time.monotonic(), self.dispatcher.completed
                     may_find_work = True  # retries whose backoff ended, and grants ended meanwhile
         finally:
             self.reconciler.record(self.dispatcher.drain())

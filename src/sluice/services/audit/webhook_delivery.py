@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import BindParameter, ColumnElement, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sluice.runtime.tuning import Tuning
@@ -162,24 +162,30 @@ class WebhookDuty:
     def next_due(self, session: Session, now: datetime) -> datetime | None:
         """The earliest moment this duty has work: now while outbox rows wait to be fanned out, else
         the next due delivery of an awake webhook, or the end of a resting webhook's rest."""
-        if session.scalar(select(OutboxMessage.id).where(OutboxMessage.delivered_at.is_(None)).limit(1)):
+        if session.scalar(_UNHANDLED) is not None:
             return now
-        waiting = (
-            select(WebhookDelivery.id)
-            .where(WebhookDelivery.webhook_id == Webhook.id, WebhookDelivery.next_attempt_at.is_not(None))
-            .exists()
-        )
-        candidates = [
-            session.scalar(
-                select(func.min(WebhookDelivery.next_attempt_at))
-                .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
-                .where(_awake(now))
-            ),
-            session.scalar(select(func.min(Webhook.retry_at)).where(Webhook.retry_at > now, waiting)),
-        ]
-        present = [c for c in candidates if c is not None]
+        present = [c for c in session.execute(_NEXT_DELIVERY_OR_WAKING, {"now": now}).one() if c is not None]
         return min(present) if present else None
 
 
-def _awake(now: datetime) -> ColumnElement[bool]:
+def _awake(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     return or_(Webhook.retry_at.is_(None), Webhook.retry_at <= now)
+
+
+# Built once: the worker asks every pass. An outbox row not fanned out yet; the next due delivery of
+# an awake webhook and the end of the rest of a resting one with deliveries waiting.
+_UNHANDLED = select(OutboxMessage.id).where(OutboxMessage.delivered_at.is_(None)).limit(1)
+_NEXT_DELIVERY_OR_WAKING = select(
+    select(func.min(WebhookDelivery.next_attempt_at))
+    .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+    .where(_awake(bindparam("now")))
+    .scalar_subquery(),
+    select(func.min(Webhook.retry_at))
+    .where(
+        Webhook.retry_at > bindparam("now"),
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.webhook_id == Webhook.id, WebhookDelivery.next_attempt_at.is_not(None))
+        .exists(),
+    )
+    .scalar_subquery(),
+)

@@ -210,4 +210,4 @@ class OrphanSweep:
         return sweep_orphans(self.factory, self.hub, clock=self.clock)
 
     def next_due(self, session: Session, now: datetime) -> datetime | None:
-        return None if self.last is None else self.last + self.every
+        return now if self.last is None else self.last + self.every

@@ -30,13 +30,28 @@ FULL_PASS_EVERY = timedelta(minutes=5)
 RETRY_WHEN_BUSY = timedelta(seconds=1)
 
 
+# Built once: the worker asks for the fingerprint in every pass (`next_due`).
+_CHANGE_MARKS = select(
+    *(
+        query.scalar_subquery()
+        for query in (
+            select(func.count()).select_from(AccessFlow),
+            select(func.max(AccessFlow.updated_at)),
+            select(func.count()).select_from(Resource),
+            select(func.max(Resource.updated_at)),
+            select(func.max(Integration.last_sync_at)),
+            select(func.count()).select_from(ResourceTag),
+            select(func.max(ResourceTag.updated_at)),
+        )
+    )
+)
+_QUEUED = select(PeopleChange.id).limit(1)
+
+
 def _fingerprint(session: Session, now: datetime) -> tuple[object, ...]:
     """Changes to flows, inventory, tags or who is on call, seen from one pass to the next."""
     return (
-        tuple(session.execute(select(func.count(), func.max(AccessFlow.updated_at))).one()),
-        tuple(session.execute(select(func.count(), func.max(Resource.updated_at))).one()),
-        session.scalar(select(func.max(Integration.last_sync_at))),
-        tuple(session.execute(select(func.count(), func.max(ResourceTag.updated_at))).one()),
+        tuple(session.execute(_CHANGE_MARKS).one()),
         tuple(sorted((k, tuple(sorted(v))) for k, v in shifts_now(session, now).items())),
     )
 
@@ -96,14 +111,15 @@ class PeopleDuty:
         return fingerprint, everyone
 
     def next_due(self, session: Session, now: datetime) -> datetime | None:
-        """The earliest moment the pass is due: a shift change, queued changes, the periodic full pass,
-        or the retry after another worker held it."""
+        """The earliest moment the pass is due: a shift change, queued changes, a change of flows,
+        inventory, tags or shifts since the last pass, the periodic full pass, or the retry after
+        another worker held it."""
         candidates = [next_shift_change(session, now), self._retry_at]
         # The locked pass is due at once for queued changes or a first pass, but not before the retry
         # moment when another worker held it: no busy loop while that worker runs it.
         locked_pass = max(now, self._retry_at) if self._retry_at else now
         candidates.append((self._last_full + FULL_PASS_EVERY) if self._last_full else locked_pass)
-        if session.scalar(select(func.count()).select_from(PeopleChange)):
+        if session.scalar(_QUEUED) is not None or _fingerprint(session, now) != self._fingerprint:
             candidates.append(locked_pass)
         present = [c for c in candidates if c is not None]
         return min(present) if present else None

@@ -36,15 +36,16 @@ def _no_live_grant() -> ColumnElement[bool]:
     return ~exists().where(Grant.integration_id == Integration.id, grant_is_live())
 
 
+# Retiring integrations none of whose grants is live any more; built once (the worker asks every pass).
+_READY = (
+    select(Integration)
+    .where(Integration.lifecycle == Lifecycle.RETIRING, _no_live_grant())
+    .order_by(Integration.name)
+)
+
+
 def _ready(session: Session) -> list[Integration]:
-    """Retiring integrations none of whose grants is live any more."""
-    return list(
-        session.scalars(
-            select(Integration)
-            .where(Integration.lifecycle == Lifecycle.RETIRING, _no_live_grant())
-            .order_by(Integration.name)
-        )
-    )
+    return list(session.scalars(_READY))
 
 
 class Retirement:

@@ -83,6 +83,9 @@ def expire_due_grants(session: Session, *, now: datetime, limit: int = 500) -> l
     )
 
 
+_FIRST_END = select(func.min(Grant.ends_at)).where(grant_should_be_active())  # built once, asked every pass
+
+
 class GrantExpiry:
     """The worker's duty: end every grant whose end time has passed, in batches. The worker also runs
     it while target calls are under way, so a grant coming due meanwhile is not kept waiting."""
@@ -104,4 +107,4 @@ class GrantExpiry:
                 return ended
 
     def next_due(self, session: Session, now: datetime) -> datetime | None:
-        return session.scalar(select(func.min(Grant.ends_at)).where(grant_should_be_active()))
+        return session.scalar(_FIRST_END)

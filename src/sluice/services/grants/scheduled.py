@@ -70,6 +70,17 @@ def warn_ending_grants(session: Session, *, now: datetime) -> list[str]:
     return [g.id for g in due]
 
 
+# Built once, one statement: the worker asks every pass.
+_FIRST_START_AND_UNWARNED_END = select(
+    select(func.min(Grant.starts_at))
+    .where(grant_awaits_start(), Grant.starts_at.is_not(None), Grant.request_id.is_not(None))
+    .scalar_subquery(),
+    select(func.min(Grant.ends_at))
+    .where(grant_should_be_active(), Grant.request_id.is_not(None), Grant.warned_at.is_(None))
+    .scalar_subquery(),
+)
+
+
 class ScheduledGrants:
     """The worker's duty: scheduled starts and "ends soon" warnings, in one transaction."""
 
@@ -84,15 +95,6 @@ class ScheduledGrants:
             return start_scheduled_grants(session, now=now), warn_ending_grants(session, now=now)
 
     def next_due(self, session: Session, now: datetime) -> datetime | None:
-        first_start = session.scalar(
-            select(func.min(Grant.starts_at)).where(
-                grant_awaits_start(), Grant.starts_at.is_not(None), Grant.request_id.is_not(None)
-            )
-        )
-        first_unwarned_end = session.scalar(
-            select(func.min(Grant.ends_at)).where(
-                grant_should_be_active(), Grant.request_id.is_not(None), Grant.warned_at.is_(None)
-            )
-        )
+        first_start, first_unwarned_end = session.execute(_FIRST_START_AND_UNWARNED_END).one()
         present = [m for m in (first_start, first_unwarned_end and first_unwarned_end - WARN_BEFORE_END) if m]
         return min(present) if present else None

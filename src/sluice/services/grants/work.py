@@ -180,14 +180,14 @@ class GrantWork:
         self.record([self.run(job)])
 
 
+# Built once: the worker asks after every pass.
+_NEXT_RETRY = select(func.min(Grant.next_attempt_at)).where(grant_needs_target_work())
+_NEXT_LAPSE = select(func.min(Grant.claimed_until)).where(Grant.claimed_until.is_not(None), grant_is_live())
+
+
 def next_due(session: Session) -> datetime | None:
     """The earliest moment target work comes due without anyone asking: a retry after a backoff, or a
     claim that lapses (its holder died). End times are the expiry duty's (`services/grants/revocation.py`)."""
-    candidates = [
-        session.scalar(select(func.min(Grant.next_attempt_at)).where(grant_needs_target_work())),
-        session.scalar(
-            select(func.min(Grant.claimed_until)).where(Grant.claimed_until.is_not(None), grant_is_live())
-        ),
-    ]
+    candidates = [session.scalar(_NEXT_RETRY), session.scalar(_NEXT_LAPSE)]
     present = [c for c in candidates if c is not None]
     return min(present) if present else None

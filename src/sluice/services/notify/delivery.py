@@ -37,6 +37,8 @@ from sluice.store.types import new_id
 
 log = logging.getLogger("sluice.notify")
 
+_UNHANDLED = select(OutboxMessage.id).where(OutboxMessage.notified_at.is_(None)).limit(1)  # built once
+
 
 class NotificationDuty:
     def __init__(
@@ -206,7 +208,7 @@ class NotificationDuty:
     def next_due(self, session: Session, now: datetime) -> datetime | None:
         """Now while outbox rows wait to be fanned out; else the next due notification of each
         channel, no earlier than the end of its rest."""
-        if session.scalar(select(OutboxMessage.id).where(OutboxMessage.notified_at.is_(None)).limit(1)):
+        if session.scalar(_UNHANDLED) is not None:
             return now
         moments = []
         for name in self.channels:

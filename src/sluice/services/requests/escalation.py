@@ -75,16 +75,21 @@ def escalate_due_requests(session: Session, *, now: datetime, flows: dict[str, F
     return escalated
 
 
-def next_escalation(session: Session, *, now: datetime, flows: dict[str, FlowSpec]) -> datetime | None:
+def next_escalation(session: Session, *, flows: dict[str, FlowSpec]) -> datetime | None:
+    """When the next approval tier of a pending request opens (in the past when one opened that was not
+    asked yet)."""
+    names = _escalating(flows)
+    if not names:
+        return None
     moments = []
     for request in session.scalars(
         select(AccessRequest).where(
-            AccessRequest.status == RequestStatus.PENDING, AccessRequest.flow_name.in_(_escalating(flows))
+            AccessRequest.status == RequestStatus.PENDING, AccessRequest.flow_name.in_(names)
         )
     ):
         flow = flows.get(request.flow_name)
         policy = flow.approval_policy if flow else None
-        if policy is not None and (at := policy.next_opening(request.created_at, now)) is not None:
+        if policy is not None and (at := policy.next_opening(request.created_at, request.escalation_tier)):
             moments.append(at)
     return min(moments) if moments else None
 
@@ -102,4 +107,4 @@ class Escalation:
             return escalate_due_requests(session, now=self.clock(), flows=flows)
 
     def next_due(self, session: Session, now: datetime) -> datetime | None:
-        return next_escalation(session, now=now, flows={f.name: f for f in load_flows(session)})
+        return next_escalation(session, flows={f.name: f for f in load_flows(session)})

@@ -39,6 +39,12 @@ def expire_pending_requests(session: Session, *, now: datetime) -> list[str]:
     ]
 
 
+# Built once: the worker asks every pass.
+_FIRST_PENDING_END = select(func.min(AccessRequest.pending_until)).where(
+    AccessRequest.status == RequestStatus.PENDING
+)
+
+
 class PendingRequestExpiry:
     """The worker's duty: expire pending requests at their deadline."""
 
@@ -51,6 +57,4 @@ class PendingRequestExpiry:
             return expire_pending_requests(session, now=self.clock())
 
     def next_due(self, session: Session, now: datetime) -> datetime | None:
-        return session.scalar(
-            select(func.min(AccessRequest.pending_until)).where(AccessRequest.status == RequestStatus.PENDING)
-        )
+        return session.scalar(_FIRST_PENDING_END)
