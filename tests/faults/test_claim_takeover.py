@@ -55,14 +55,17 @@ def scrape(port: int, name: str, integration: str = "pg") -> float | None:
     return None
 
 
-def wait_until(check: Callable[[], object], timeout: float, what: str) -> object:
+def wait_until(
+    check: Callable[[], object], timeout: float, what: str, context: Callable[[], str] = str
+) -> object:
+    """`context` says, on failure, what was going on meanwhile (a worker's log)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError(f"not within {timeout}s: {what}")
+    raise AssertionError(f"not within {timeout}s: {what}\n{context()}")
 
 
 def row(setup: Setup, grant_id: str) -> Grant:
@@ -82,8 +85,9 @@ def blocked_backends(admin_url: str, principal: str) -> list[int]:
         return [r[0] for r in rows]
 
 
-# Its bound (the login gone within 10 s of the kill, 6 s of which may be the lease) is a duration: with
-# four test processes on two cores it was once missed, so it runs alone, after the parallel run.
+# Its bound (the login gone within 10 s of the kill, 4 to 6 s of which is the rest of the lease) is a
+# duration, so it runs alone, after the parallel run. Its misses were not slowness: a survivor that lost
+# the claim race slept through the lapse (`test_races.py`, the claim-race test, pins that down).
 @pytest.mark.timing
 def test_a_revoke_held_by_a_killed_worker_is_taken_over_within_seconds(
     setup: Setup, fleet: Fleet, target_database: Callable[..., str], postgres_admin_url: str
@@ -123,6 +127,7 @@ def test_a_revoke_held_by_a_killed_worker_is_taken_over_within_seconds(
         claimed_by = row(setup, grant_id).claimed_by or ""
         pid = int(claimed_by.rpartition(":")[2])
         [victim] = [w for w in workers if w.pid == pid]
+        [survivor] = [w for w in workers if w is not victim]
         [survivor_port] = [port for w, port in zip(workers, ports, strict=True) if w is not victim]
 
         # Alive, its call taking longer than a lease: the claim stays its own.
@@ -146,13 +151,13 @@ def test_a_revoke_held_by_a_killed_worker_is_taken_over_within_seconds(
         lambda: not can_read(postgres_admin_url, database, grant.principal, password),
         GONE_WITHIN,
         "the revoked login refused",
+        lambda: f"the survivor's log:\n{survivor.log_text()[-4000:]}",
     )
     gone_after = time.monotonic() - killed_at
     print(f"login gone {gone_after:.1f}s after the kill (lease {LEASE:.0f}s)")
     assert gone_after < GONE_WITHIN
     wait_until(lambda: row(setup, grant_id).actual == Actual.REVOKED, 10, "the revoke recorded")
 
-    survivor = next(w for w in workers if w is not victim)
     assert f"from {claimed_by}" in survivor.log_text() and "took over grant" in survivor.log_text()
     with transaction(setup.factory) as session:
         events = session.scalars(

@@ -10,9 +10,10 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 
 from sluice.domain.errors import Conflict
@@ -60,6 +61,13 @@ def _events(setup: Setup, action: Action) -> Counter[str]:
         return Counter(
             session.scalars(select(AuditEvent.subject_id).where(AuditEvent.action == action.value))
         )
+
+
+def grant_row_claim(setup: Setup, grant_id: str) -> tuple[str | None, datetime | None]:
+    with transaction(setup.factory) as session:
+        row = session.get(Grant, grant_id)
+        assert row is not None
+        return row.claimed_by, row.claimed_until
 
 
 def _rows(setup: Setup, ids: list[str]) -> list[tuple[Any, ...]]:
@@ -284,3 +292,46 @@ def test_two_grants_creating_one_builtin_group_at_once_make_one_group(setup: Set
         assert sorted(sources) == sorted(f"grant:{g}" for g in grant_ids)
         actual = session.scalars(select(Grant.actual).where(Grant.id.in_(grant_ids))).all()
         assert actual == [Actual.ACTIVE] * 2
+
+
+def test_a_worker_that_loses_a_claim_race_wakes_for_the_winners_lease_not_after_it(
+    setup: Setup, target_database: Callable[..., str], postgres_admin_url: str, clock: Clock
+) -> None:
+    """The loser of a claim race skips the row while the winner's claim is not yet committed; its
+    next wake-up must still come before the winner's lease lapses (should the winner die holding it),
+    not after a long idle sleep, and once the claim is visible it sleeps until that lapse, no sooner."""
+    setup.add_postgres("pg", postgres_admin_url, target_database())
+    now = clock()
+    [grant_id] = setup.add_grants("pg", expires(now, [3600]), now=now)
+    lease = Tuning().claim_lease
+    loser = setup.worker(clock, worker_id="loser")
+    with transaction(setup.factory) as winner:  # another worker's claim, between its lock and commit
+        row = winner.scalars(select(Grant).where(Grant.id == grant_id).with_for_update()).one()
+        row.claimed_by, row.claimed_until = "winner", now + lease
+        winner.flush()
+        assert loser.run_once() == 0  # the row is locked: skipped
+        assert grant_row_claim(setup, grant_id) == (None, None)  # what the loser can see
+        assert loser.seconds_until_next() < 1, _rows(setup, [grant_id])
+    assert loser.seconds_until_next() == pytest.approx(lease.total_seconds())
+    clock.advance(seconds=lease.total_seconds())  # the winner died holding it
+    assert loser.run_once() == 1
+    assert grant_row_claim(setup, grant_id) == (None, None)  # done and recorded
+
+
+def test_a_worker_does_not_spin_while_another_retries_a_row(
+    setup: Setup, target_database: Callable[..., str], postgres_admin_url: str, clock: Clock
+) -> None:
+    """A row held by another worker for a retry keeps its past retry time until recorded; the time to
+    wake for is the holder's lease, not that past moment (which would mean a pass after pass)."""
+    setup.add_postgres("pg", postgres_admin_url, target_database())
+    now = clock()
+    [grant_id] = setup.add_grants("pg", expires(now, [3600]), now=now)
+    lease = Tuning().claim_lease
+    with transaction(setup.factory) as session:
+        row = session.get(Grant, grant_id)
+        assert row is not None
+        row.attempts, row.next_attempt_at = 1, now - timedelta(seconds=5)
+        row.claimed_by, row.claimed_until = "holder", now + lease
+    watcher = setup.worker(clock, worker_id="watcher")
+    assert watcher.run_once() == 0
+    assert watcher.seconds_until_next() == pytest.approx(lease.total_seconds())

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, not_, or_
+from sqlalchemy import BindParameter, ColumnElement, and_, not_, or_
 
 from sluice.domain.states import Actual, Desired, GrantState
 from sluice.store.tables import Grant
 
+Moment = datetime | BindParameter[datetime]  # a time, or one bound when a statement built once runs
 _MAY_BE_IN_TARGET = (Actual.ACTIVE, Actual.UNKNOWN)
 # "Not active in the target", spelt as the values it allows: `actual != 'active'` cannot seek an index,
 # so beside `desired = 'active'` it read every active grant; `actual IN (...)` seeks `ix_grants_work`.
@@ -83,13 +84,13 @@ def grant_needs_target_work() -> ColumnElement[bool]:
     )
 
 
-def grant_work_due(now: datetime) -> ColumnElement[bool]:
+def grant_work_due(now: Moment) -> ColumnElement[bool]:
     """Rows that need target work and whose turn has come, whether a worker holds them now or not."""
     turn = or_(Grant.next_attempt_at.is_(None), Grant.next_attempt_at <= now)
     return and_(grant_needs_target_work(), turn)
 
 
-def grant_needs_work(now: datetime) -> ColumnElement[bool]:
+def grant_needs_work(now: Moment) -> ColumnElement[bool]:
     """Rows whose work is due and that no worker holds (or whose holder's claim lapsed)."""
     unclaimed = or_(Grant.claimed_until.is_(None), Grant.claimed_until <= now)
     return and_(grant_work_due(now), unclaimed)

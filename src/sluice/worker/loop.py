@@ -212,7 +212,7 @@ class Worker:
     def seconds_until_next(self) -> float:
         now = self.clock()
         with transaction(self.factory) as session:
-            candidates = [grant_work.next_due(session), *(d.next_due(session, now) for d in self.duties)]
+            candidates = [grant_work.next_due(session, now), *(d.next_due(session, now) for d in self.duties)]
         present = [c for c in candidates if c is not None]
         if not present:
             return IDLE_CEILING.total_seconds()

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sluice.connectors.base import AccessUnit
@@ -33,6 +33,9 @@ from sluice.store.tables import Grant
 log = logging.getLogger("sluice.worker")  # what the worker does, under the name operators filter on
 
 CLAIM_LEASE = Tuning.claim_lease  # the default; `Tuning.claim_lease` is what a worker uses
+# How soon a worker looks again at work due now that it could not claim and whose claim it cannot
+# see (another worker's claim of it has not committed yet): short next to a lease.
+UNSEEN_CLAIM_RECHECK = timedelta(seconds=0.25)
 
 
 class GrantWork:
@@ -180,14 +183,32 @@ class GrantWork:
         self.record([self.run(job)])
 
 
-# Built once: the worker asks after every pass.
-_NEXT_RETRY = select(func.min(Grant.next_attempt_at)).where(grant_needs_target_work())
-_NEXT_LAPSE = select(func.min(Grant.claimed_until)).where(Grant.claimed_until.is_not(None), grant_is_live())
+# Built once, with the moment bound at execution: the worker asks after every pass.
+_NEXT_RETRY = select(func.min(Grant.next_attempt_at)).where(
+    grant_needs_target_work(), Grant.next_attempt_at > bindparam("now")
+)
+_NEXT_LAPSE = select(func.min(Grant.claimed_until)).where(
+    Grant.claimed_until > bindparam("now"), grant_is_live()
+)
+_UNHELD_WORK = select(Grant.id).where(grant_needs_work(bindparam("now"))).limit(1)
 
 
-def next_due(session: Session) -> datetime | None:
-    """The earliest moment target work comes due without anyone asking: a retry after a backoff, or a
-    claim that lapses (its holder died). End times are the expiry duty's (`services/grants/revocation.py`)."""
-    candidates = [session.scalar(_NEXT_RETRY), session.scalar(_NEXT_LAPSE)]
+def next_due(session: Session, now: datetime) -> datetime | None:
+    """The earliest moment target work comes due without anyone asking: a retry after a backoff, a
+    claim that lapses (its holder died), or a second look shortly at work due now that no committed
+    claim holds. End times are the expiry duty's (`services/grants/revocation.py`).
+
+    Called after this worker's own claim, so work due now and visibly unheld was passed over (SKIP
+    LOCKED) because another worker's claim of it has not committed yet, or it arrived since. Its lease
+    cannot be read until then, and without a second look this worker would sleep until some other
+    moment, perhaps long after that lease lapses if its holder dies. A retry time or lease already
+    past belongs to a row that is either due now (that second look) or held (its lease is the moment):
+    taken as is it would make the loop run pass after pass while another worker holds the row."""
+    at = {"now": now}
+    candidates = [session.scalar(_NEXT_RETRY, at), session.scalar(_NEXT_LAPSE, at)]
+    if session.scalar(_UNHELD_WORK, at) is not None:
+        candidates.append(now + UNSEEN_CLAIM_RECHECK)
+    present = [c for c in candidates if c is not None]
+    return min(present) if present else None
     present = [c for c in candidates if c is not None]
     return min(present) if present else None
