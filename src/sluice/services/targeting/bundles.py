@@ -84,9 +84,15 @@ def resolve_flows(session: Session, flows: list[FlowSpec]) -> list[FlowSpec]:
     return [resolve_flow(f, bundles, scopes) for f in flows]
 
 
+# Built once: a statement built per call is walked again for its cache key, and these run per page.
+_FLOW_TEXTS = select(cast(AccessFlow.spec, Text)).order_by(AccessFlow.name)
+_BUNDLE_TEXTS = select(cast(Bundle.spec, Text)).order_by(Bundle.name)
+_SCOPE_QUERIES = select(Scope.name, Scope.query).order_by(Scope.name)
+
+
 def flow_texts(session: Session) -> tuple[str, ...]:
     """The stored texts of every flow, by name: what the parsed flows are cached by."""
-    return tuple(session.scalars(select(cast(AccessFlow.spec, Text)).order_by(AccessFlow.name)))
+    return tuple(session.scalars(_FLOW_TEXTS))
 
 
 def current_flows(session: Session, texts: tuple[str, ...] | None = None) -> list[FlowSpec]:
@@ -101,10 +107,8 @@ def current_flow_set(session: Session, texts: tuple[str, ...] | None = None) -> 
     parsed = _parse_flows(texts)
     if not parsed.needs_resolution:
         return parsed.flows
-    bundle_texts = tuple(session.scalars(select(cast(Bundle.spec, Text)).order_by(Bundle.name)))
-    scopes = tuple(
-        (name, query) for name, query in session.execute(select(Scope.name, Scope.query).order_by(Scope.name))
-    )
+    bundle_texts = tuple(session.scalars(_BUNDLE_TEXTS))
+    scopes = tuple((name, query) for name, query in session.execute(_SCOPE_QUERIES))
     return _resolve_all(texts, bundle_texts, scopes)
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, false, or_, select
+from sqlalchemy import ColumnElement, bindparam, false, or_, select
 from sqlalchemy.orm import Session
 
 from sluice.connectors.registry import connector_class
@@ -163,8 +163,9 @@ class _Choices:
         return self._options[key]
 
 
-def options_for(ref: ResourceRef, kind: str, choices: _Choices, person: Person) -> list[Option]:
-    """Each permission the person may request on the resource, with the flow a request would use.
+def options_for(ref: ResourceRef, granted: Sequence[str], choices: _Choices, person: Person) -> list[Option]:
+    """Each permission the person may request on the resource, of those its connector `granted` on its
+    type, with the flow a request would use.
 
     The choices are `requesting_flows`: on, self-serve and naming the person. For those, `evaluate`
     allows (resource, permission) exactly when the person is active and a target covers it (`covers`:
@@ -173,7 +174,6 @@ def options_for(ref: ResourceRef, kind: str, choices: _Choices, person: Person) 
     request would choose it (`flow_for_units`)."""
     if not person.active:
         return []
-    granted = connector_class(kind).permissions.get(ref.type, ())
     by_permission: dict[str, list[FlowSpec]] = {}
     for selected, naming in choices.candidates(ref):
         if not holds(selected, ref):
@@ -194,6 +194,11 @@ def options_for(ref: ResourceRef, kind: str, choices: _Choices, person: Person) 
     return options
 
 
+_PAGE_ROWS = select(Resource.id, Resource.integration_id, Resource.type, Resource.name, Resource.path).where(
+    Resource.id.in_(bindparam("ids", expanding=True))
+)
+
+
 def requestable(
     session: Session, *, identity: Identity, where: RequestableFilter, limit: int, offset: int, now: datetime
 ) -> RequestablePage:
@@ -205,20 +210,22 @@ def requestable(
     kinds = integration_kinds(session)
     dialect = session.get_bind().dialect.name
     ids = page_ids(session, target_slices(flows, kinds), _filters(where, kinds, dialect), limit + 1, offset)
-    by_id = {r.id: r for r in session.scalars(select(Resource).where(Resource.id.in_(ids)))} if ids else {}
+    # plain rows of the columns used, not ORM objects
+    by_id = {row.id: row for row in session.execute(_PAGE_ROWS, {"ids": ids})} if ids else {}
     rows = [by_id[i] for i in ids]
     more = len(rows) > limit
     rows = rows[:limit]
-    kind_of = {iid: kind for iid, kind in kinds.values()}
+    # each integration's connector, looked up once for the page, not once per row
+    permissions_of = {iid: connector_class(kind).permissions for iid, kind in kinds.values()}
     choices = _Choices(flows)
     items = []
     name_of = {iid: name for name, (iid, _) in kinds.items()}
     tags = tags_of(session, [r.id for r in rows])
-    refs = [
-        ResourceRef(name_of[r.integration_id], r.type, r.name, r.path, r.id, tags.get(r.id, {})) for r in rows
-    ]
-    for row, ref in zip(rows, refs, strict=True):
-        options = options_for(ref, kind_of[row.integration_id], choices, person)
+    for row in rows:
+        ref = ResourceRef(
+            name_of[row.integration_id], row.type, row.name, row.path, row.id, tags.get(row.id, {})
+        )
+        options = options_for(ref, permissions_of[row.integration_id].get(row.type, ()), choices, person)
         if options:
             items.append(RequestableResource(ref, options))
     first_page = offset == 0 and where.after is None
