@@ -31,10 +31,15 @@ class FlowSet:
 
     flows: tuple[FlowSpec, ...]
     self_serve: RequesterIndex  # the flows that are on and self-serve, by whom they let request
+    # the flows as stored that name bundles, each with the names of those bundles that exist
+    naming_bundles: tuple[tuple[FlowSpec, tuple[str, ...]], ...] = ()
 
     @classmethod
-    def of(cls, flows: tuple[FlowSpec, ...]) -> FlowSet:
-        return cls(flows, RequesterIndex([f for f in flows if f.active and f.trigger == Trigger.SELF_SERVE]))
+    def of(
+        cls, flows: tuple[FlowSpec, ...], naming_bundles: tuple[tuple[FlowSpec, tuple[str, ...]], ...] = ()
+    ) -> FlowSet:
+        self_serve = RequesterIndex([f for f in flows if f.active and f.trigger == Trigger.SELF_SERVE])
+        return cls(flows, self_serve, naming_bundles)
 
 
 @dataclass(frozen=True)
@@ -55,12 +60,17 @@ def _parse_flows(texts: tuple[str, ...]) -> _Parsed:
 
 @lru_cache(maxsize=16)
 def _resolve_all(
-    flow_texts: tuple[str, ...], bundle_texts: tuple[str, ...], scopes: tuple[tuple[str, str], ...]
+    flow_texts: tuple[str, ...],
+    bundle_texts: tuple[tuple[str, str], ...],
+    scopes: tuple[tuple[str, str], ...],
 ) -> FlowSet:
-    bundles = {b.name: b for b in (BundleSpec.model_validate_json(t) for t in bundle_texts)}
+    """`bundle_texts`: each bundle's name and stored text."""
+    bundles = {b.name: b for b in (BundleSpec.model_validate_json(t) for _, t in bundle_texts)}
     scope_map = dict(scopes)
-    parsed = _parse_flows(flow_texts).flows.flows
-    return FlowSet.of(tuple(resolve_flow(f, bundles, scope_map) for f in parsed))
+    parsed = _parse_flows(flow_texts)
+    existing = {name for name, _ in bundle_texts}
+    naming = tuple((f, tuple(n for n in names if n in existing)) for f, names in parsed.naming_bundles)
+    return FlowSet.of(tuple(resolve_flow(f, bundles, scope_map) for f in parsed.flows.flows), naming)
 
 
 def needs_resolution(flow: FlowSpec) -> bool:
@@ -86,7 +96,7 @@ def resolve_flows(session: Session, flows: list[FlowSpec]) -> list[FlowSpec]:
 
 # Built once: a statement built per call is walked again for its cache key, and these run per page.
 _FLOW_TEXTS = select(cast(AccessFlow.spec, Text)).order_by(AccessFlow.name)
-_BUNDLE_TEXTS = select(cast(Bundle.spec, Text)).order_by(Bundle.name)
+_BUNDLE_TEXTS = select(Bundle.name, cast(Bundle.spec, Text)).order_by(Bundle.name)
 _SCOPE_QUERIES = select(Scope.name, Scope.query).order_by(Scope.name)
 
 
@@ -107,20 +117,9 @@ def current_flow_set(session: Session, texts: tuple[str, ...] | None = None) -> 
     parsed = _parse_flows(texts)
     if not parsed.needs_resolution:
         return parsed.flows
-    bundle_texts = tuple(session.scalars(_BUNDLE_TEXTS))
+    bundle_texts = tuple((name, text) for name, text in session.execute(_BUNDLE_TEXTS))
     scopes = tuple((name, query) for name, query in session.execute(_SCOPE_QUERIES))
     return _resolve_all(texts, bundle_texts, scopes)
-
-
-def flows_with_bundles(
-    session: Session, texts: tuple[str, ...] | None = None
-) -> list[tuple[FlowSpec, list[str]]]:
-    """Flows that name bundles, with the names of those that exist. `texts` as for `current_flows`."""
-    naming = _parse_flows(flow_texts(session) if texts is None else texts).naming_bundles
-    if not naming:
-        return []
-    existing = set(session.scalars(select(Bundle.name)))
-    return [(f, [n for n in names if n in existing]) for f, names in naming]
 
 
 # Changing them ------------------------------------------------------------------------------------

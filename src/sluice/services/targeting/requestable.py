@@ -29,7 +29,7 @@ from sluice.domain.errors import InvalidInput
 from sluice.domain.flows import FlowSpec, Trigger
 from sluice.domain.policy import Person, ResourceRef, is_requester, preferred_flow
 from sluice.domain.selectors import parse_tag_rule
-from sluice.services.targeting.bundles import current_flow_set, flow_texts, flows_with_bundles
+from sluice.services.targeting.bundles import FlowSet, current_flow_set
 from sluice.services.targeting.tags import tags_of
 from sluice.services.targeting.target_queries import integration_kinds, page_ids, target_slices
 from sluice.store.queries import person_of
@@ -203,8 +203,8 @@ def requestable(
     session: Session, *, identity: Identity, where: RequestableFilter, limit: int, offset: int, now: datetime
 ) -> RequestablePage:
     person = person_of(session, identity, now)
-    texts = flow_texts(session)  # read once: the flows and, on a first page, their bundles
-    flows = current_flow_set(session, texts).self_serve.naming(person)  # `requesting_flows`, indexed
+    flow_set = current_flow_set(session)  # the flows, and on a first page their bundles, read once
+    flows = flow_set.self_serve.naming(person)  # `requesting_flows`, through an index
     if not flows:
         return RequestablePage([], None)
     kinds = integration_kinds(session)
@@ -229,16 +229,16 @@ def requestable(
         if options:
             items.append(RequestableResource(ref, options))
     first_page = offset == 0 and where.after is None
-    bundles = _bundles(session, texts, {f.name for f in flows}) if first_page else []
+    bundles = _bundles(flow_set, {f.name for f in flows}) if first_page else []
     return RequestablePage(
         items, offset + limit if more else None, bundles, rows[-1].path if more and rows else None
     )
 
 
-def _bundles(session: Session, texts: tuple[str, ...], requesting: set[str]) -> list[RequestableBundle]:
+def _bundles(flow_set: FlowSet, requesting: set[str]) -> list[RequestableBundle]:
     units = [
         RequestableBundle(name, flow.name, flow.max_duration, not flow.auto_approve, approver_words(flow))
-        for flow, names in flows_with_bundles(session, texts)
+        for flow, names in flow_set.naming_bundles
         if flow.name in requesting
         for name in names
     ]
