@@ -1,3 +1,4 @@
+import random
 from datetime import timedelta
 
 import pytest
@@ -5,7 +6,7 @@ import pytest
 from sluice.domain.durations import format_duration, parse_duration
 from sluice.domain.errors import InvalidInput
 from sluice.domain.flows import FlowSpec
-from sluice.domain.policy import Person, ResourceRef, evaluate, flow_for_units
+from sluice.domain.policy import Person, RequesterIndex, ResourceRef, evaluate, flow_for_units, is_requester
 from sluice.domain.states import Actual, Desired, GrantState, RequestState, grant_state, request_state
 
 ORDERS = ResourceRef("local-pg", "table", "orders", "local-pg/app/public/orders")
@@ -75,6 +76,34 @@ def test_inactive_people_match_nothing() -> None:
 def test_automatic_approval_is_preferred_when_several_flows_allow() -> None:
     chosen = flow_for_units([flow(), flow(name="auto", approvers=[])], ALICE, [(ORDERS, "read")])
     assert chosen is not None and chosen.name == "auto"
+
+
+def test_the_requester_index_names_the_flows_is_requester_names() -> None:
+    """Plain group requesters are found through the person's groups, any other condition is tested;
+    either way the index answers as `is_requester` does, in the flows' order."""
+    rng = random.Random(3)
+    groups = ["a", "b", "c", "d"]
+    shapes: list[object] = [
+        {"group": "a"},
+        {"group": "b"},
+        {"user": "p1@example.com"},
+        {"attribute": "group", "is_not": "c"},
+        {"all": [{"group": "a"}, {"group": "d"}]},
+        {"any": [{"group": "c"}, {"attribute": "team", "is": "x"}]},
+    ]
+    flows = [
+        flow(name=f"f{n}", requesters=rng.sample(shapes, rng.randint(1, 2)) if n % 3 else [{"group": "b"}])
+        for n in range(40)
+    ]
+    index = RequesterIndex(flows)
+    for n in range(60):
+        person = Person(
+            f"p{n % 5}@example.com",
+            active=n % 7 != 0,
+            groups=frozenset(rng.sample(groups, rng.randint(0, 3))),
+            attributes={"team": rng.choice(["x", "y"])},
+        )
+        assert index.naming(person) == [f for f in flows if is_requester(f, person)]
 
 
 def test_manager_cannot_be_a_requester() -> None:

@@ -3,6 +3,7 @@ through the API (the config file changes them through `apply_config`). Nothing h
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -14,7 +15,8 @@ from sqlalchemy.orm import Session
 from sluice.connectors.registry import connector_class
 from sluice.domain.bundles import BundleSpec, ScopeSpec, bundle_names, resolve_flow
 from sluice.domain.errors import Conflict, InvalidInput, NotFound
-from sluice.domain.flows import FlowSpec, Target
+from sluice.domain.flows import FlowSpec, Target, Trigger
+from sluice.domain.policy import RequesterIndex
 from sluice.events.audit import Action, record
 from sluice.store.queries import all_flows
 from sluice.store.tables import AccessFlow, Integration
@@ -22,21 +24,53 @@ from sluice.store.targeting_tables import Bundle, Scope
 from sluice.store.types import new_id
 
 
+@dataclass(frozen=True)
+class FlowSet:
+    """Every flow of one stored state, parsed and resolved, with what is worked out from the flows
+    alone: built once per state (the caches below) and shared by every caller that reads that state."""
+
+    flows: tuple[FlowSpec, ...]
+    self_serve: RequesterIndex  # the flows that are on and self-serve, by whom they let request
+    # the flows as stored that name bundles, each with the names of those bundles that exist
+    naming_bundles: tuple[tuple[FlowSpec, tuple[str, ...]], ...] = ()
+
+    @classmethod
+    def of(
+        cls, flows: tuple[FlowSpec, ...], naming_bundles: tuple[tuple[FlowSpec, tuple[str, ...]], ...] = ()
+    ) -> FlowSet:
+        self_serve = RequesterIndex([f for f in flows if f.active and f.trigger == Trigger.SELF_SERVE])
+        return cls(flows, self_serve, naming_bundles)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    flows: FlowSet
+    needs_resolution: bool  # some flow names a bundle or scope
+    naming_bundles: tuple[tuple[FlowSpec, tuple[str, ...]], ...]  # the flows that do, with the names
+
+
 @lru_cache(maxsize=16)
-def _parse_flows(texts: tuple[str, ...]) -> tuple[tuple[FlowSpec, ...], bool]:
-    """Flows from their stored texts, and whether any names a bundle or scope. Cached by the texts
-    themselves, so a change to any flow is seen at once; parsed flows keep their compiled selectors."""
+def _parse_flows(texts: tuple[str, ...]) -> _Parsed:
+    """Flows from their stored texts. Cached by the texts themselves, so a change to any flow is seen
+    at once; parsed flows keep their compiled selectors."""
     flows = tuple(FlowSpec.model_validate_json(text) for text in texts)
-    return flows, any(needs_resolution(f) for f in flows)
+    naming = tuple((f, tuple(names)) for f in flows if (names := bundle_names(f)))
+    return _Parsed(FlowSet.of(flows), any(needs_resolution(f) for f in flows), naming)
 
 
 @lru_cache(maxsize=16)
 def _resolve_all(
-    flow_texts: tuple[str, ...], bundle_texts: tuple[str, ...], scopes: tuple[tuple[str, str], ...]
-) -> tuple[FlowSpec, ...]:
-    bundles = {b.name: b for b in (BundleSpec.model_validate_json(t) for t in bundle_texts)}
+    flow_texts: tuple[str, ...],
+    bundle_texts: tuple[tuple[str, str], ...],
+    scopes: tuple[tuple[str, str], ...],
+) -> FlowSet:
+    """`bundle_texts`: each bundle's name and stored text."""
+    bundles = {b.name: b for b in (BundleSpec.model_validate_json(t) for _, t in bundle_texts)}
     scope_map = dict(scopes)
-    return tuple(resolve_flow(f, bundles, scope_map) for f in _parse_flows(flow_texts)[0])
+    parsed = _parse_flows(flow_texts)
+    existing = {name for name, _ in bundle_texts}
+    naming = tuple((f, tuple(n for n in names if n in existing)) for f, names in parsed.naming_bundles)
+    return FlowSet.of(tuple(resolve_flow(f, bundles, scope_map) for f in parsed.flows.flows), naming)
 
 
 def needs_resolution(flow: FlowSpec) -> bool:
@@ -60,35 +94,32 @@ def resolve_flows(session: Session, flows: list[FlowSpec]) -> list[FlowSpec]:
     return [resolve_flow(f, bundles, scopes) for f in flows]
 
 
+# Built once: a statement built per call is walked again for its cache key, and these run per page.
+_FLOW_TEXTS = select(cast(AccessFlow.spec, Text)).order_by(AccessFlow.name)
+_BUNDLE_TEXTS = select(Bundle.name, cast(Bundle.spec, Text)).order_by(Bundle.name)
+_SCOPE_QUERIES = select(Scope.name, Scope.query).order_by(Scope.name)
+
+
 def flow_texts(session: Session) -> tuple[str, ...]:
     """The stored texts of every flow, by name: what the parsed flows are cached by."""
-    return tuple(session.scalars(select(cast(AccessFlow.spec, Text)).order_by(AccessFlow.name)))
+    return tuple(session.scalars(_FLOW_TEXTS))
 
 
 def current_flows(session: Session, texts: tuple[str, ...] | None = None) -> list[FlowSpec]:
     """Every flow, parsed and resolved; cached by the stored texts of flows, bundles and scopes.
     `texts`: the flows' texts, when the caller has just read them (`flow_texts`)."""
+    return list(current_flow_set(session, texts).flows)
+
+
+def current_flow_set(session: Session, texts: tuple[str, ...] | None = None) -> FlowSet:
+    """`current_flows` with what is worked out from them, shared while the flows stay the same."""
     texts = flow_texts(session) if texts is None else texts
-    flows, needs = _parse_flows(texts)
-    if not needs:
-        return list(flows)
-    bundle_texts = tuple(session.scalars(select(cast(Bundle.spec, Text)).order_by(Bundle.name)))
-    scopes = tuple(
-        (name, query) for name, query in session.execute(select(Scope.name, Scope.query).order_by(Scope.name))
-    )
-    return list(_resolve_all(texts, bundle_texts, scopes))
-
-
-def flows_with_bundles(
-    session: Session, texts: tuple[str, ...] | None = None
-) -> list[tuple[FlowSpec, list[str]]]:
-    """Flows that name bundles, with the names of those that exist. `texts` as for `current_flows`."""
-    flows, needs = _parse_flows(flow_texts(session) if texts is None else texts)
-    naming = [(f, names) for f in flows if needs and (names := bundle_names(f))]
-    if not naming:
-        return []
-    existing = set(session.scalars(select(Bundle.name)))
-    return [(f, [n for n in names if n in existing]) for f, names in naming]
+    parsed = _parse_flows(texts)
+    if not parsed.needs_resolution:
+        return parsed.flows
+    bundle_texts = tuple((name, text) for name, text in session.execute(_BUNDLE_TEXTS))
+    scopes = tuple((name, query) for name, query in session.execute(_SCOPE_QUERIES))
+    return _resolve_all(texts, bundle_texts, scopes)
 
 
 # Changing them ------------------------------------------------------------------------------------

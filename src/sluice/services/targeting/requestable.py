@@ -20,18 +20,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, false, or_, select
+from sqlalchemy import ColumnElement, bindparam, false, or_, select
 from sqlalchemy.orm import Session
 
 from sluice.connectors.registry import connector_class
-from sluice.domain.criteria import Criteria
+from sluice.domain.criteria import Criteria, holds
 from sluice.domain.errors import InvalidInput
-from sluice.domain.flows import FlowSpec, Target, Trigger
-from sluice.domain.policy import Person, ResourceRef, covers, is_requester, preferred_flow
+from sluice.domain.flows import FlowSpec, Trigger
+from sluice.domain.policy import Person, ResourceRef, is_requester, preferred_flow
 from sluice.domain.selectors import parse_tag_rule
-from sluice.services.targeting.bundles import current_flows, flow_texts, flows_with_bundles
+from sluice.services.targeting.bundles import FlowSet, current_flow_set
 from sluice.services.targeting.tags import tags_of
-from sluice.services.targeting.target_queries import integration_kinds, page_ids, page_parts, target_slices
+from sluice.services.targeting.target_queries import integration_kinds, page_ids, target_slices
 from sluice.store.queries import person_of
 from sluice.store.selector_sql import compile_criteria, path_under
 from sluice.store.tables import Identity, Resource
@@ -124,106 +124,121 @@ def approver_words(flow: FlowSpec) -> list[str]:
 
 class _Choices:
     """The requesting flows' targets, by (integration, type), so each page row meets only the targets
-    that can cover it; with each target's selector as criteria and each flow's approver words, worked
-    out once for the page rather than once per row."""
+    that can cover it. Targets with equal selectors share one entry, so a row evaluates each distinct
+    selector once however many flows name it; and an option is built once per (permission, allowing
+    flows) rather than once per row: rows of a page mostly meet the same few sets of flows."""
 
     def __init__(self, flows: Sequence[FlowSpec]) -> None:
-        self.by_place: dict[tuple[str | None, str | None], list[tuple[FlowSpec, Target, Criteria]]] = {}
+        grouped: dict[tuple[str | None, str | None], dict[Criteria, list[tuple[FlowSpec, list[str]]]]] = {}
         for flow in flows:
             for target in flow.targets:
-                self.by_place.setdefault((target.integration, target.type), []).append(
-                    (flow, target, target.select.criteria())
-                )
-        self._words: dict[str, list[str]] = {}
+                if target.bundle is not None:  # resolved flows name none; a dangling one covers nothing
+                    continue
+                by_criteria = grouped.setdefault((target.integration, target.type), {})
+                by_criteria.setdefault(target.select.criteria(), []).append((flow, target.permissions))
+        self.by_place = {place: list(by_criteria.items()) for place, by_criteria in grouped.items()}
+        self._anywhere = self.by_place.get((None, None), [])
+        self._options: dict[tuple[str, tuple[int, ...]], Option] = {}
 
-    def candidates(self, ref: ResourceRef) -> list[tuple[FlowSpec, Target, Criteria]]:
-        return [*self.by_place.get((ref.integration, ref.type), []), *self.by_place.get((None, None), [])]
+    def candidates(self, ref: ResourceRef) -> list[tuple[Criteria, list[tuple[FlowSpec, list[str]]]]]:
+        """The distinct selectors that may cover the resource, each with the flows (and the
+        permissions their target grants) that name it. Scope targets (no integration) fit any row."""
+        return [*self.by_place.get((ref.integration, ref.type), []), *self._anywhere]
 
-    def approver_words(self, flow: FlowSpec) -> list[str]:
-        if flow.name not in self._words:
-            self._words[flow.name] = approver_words(flow)
-        return self._words[flow.name]
-
-
-def options_for(ref: ResourceRef, kind: str, choices: _Choices, person: Person) -> list[Option]:
-    """Each permission the person may request on the resource, with the flow a request would use.
-
-    The choices are `requesting_flows`: on, self-serve and naming the person. For those, `evaluate`
-    allows (resource, permission) exactly when the person is active and a target covers it, so that is
-    what is checked here, row by row; the flow chosen among several is `preferred_flow`, as a request
-    would choose it (`flow_for_units`)."""
-    if not person.active:
-        return []
-    granted = connector_class(kind).permissions.get(ref.type, ())
-    by_permission: dict[str, list[FlowSpec]] = {}
-    for flow, target, selected in choices.candidates(ref):
-        for permission in target.permissions:
-            allowing = by_permission.setdefault(permission, [])
-            # `is`, not `in`: comparing flows for equality compares every field of both
-            if permission not in granted or any(f is flow for f in allowing):
-                continue
-            if covers(target, ref, permission, selected):
-                allowing.append(flow)
-    options = []
-    for permission in granted:
-        allowing = by_permission.get(permission, [])
-        best = preferred_flow(allowing)
-        if best is None:
-            continue
-        options.append(
-            Option(
+    def option(self, permission: str, allowing: list[FlowSpec]) -> Option | None:
+        """The option a request for `permission` would use, given the flows that allow it."""
+        key = (permission, tuple(id(f) for f in allowing))  # the flows live as long as `self`
+        if key not in self._options:
+            best = preferred_flow(allowing)
+            if best is None:
+                return None
+            self._options[key] = Option(
                 permission=permission,
                 flow=best.name,
                 max_duration=best.max_duration,
                 approval_required=not best.auto_approve,
-                approvers=choices.approver_words(best),
+                approvers=approver_words(best),
                 other_flows=sorted(f.name for f in allowing if f is not best),
             )
-        )
+        return self._options[key]
+
+
+def options_for(ref: ResourceRef, granted: Sequence[str], choices: _Choices, person: Person) -> list[Option]:
+    """Each permission the person may request on the resource, of those its connector `granted` on its
+    type, with the flow a request would use.
+
+    The choices are `requesting_flows`: on, self-serve and naming the person. For those, `evaluate`
+    allows (resource, permission) exactly when the person is active and a target covers it (`covers`:
+    its integration and type, which `candidates` match, one of its permissions and its selector), so
+    that is what is checked here, row by row; the flow chosen among several is `preferred_flow`, as a
+    request would choose it (`flow_for_units`)."""
+    if not person.active:
+        return []
+    by_permission: dict[str, list[FlowSpec]] = {}
+    for selected, naming in choices.candidates(ref):
+        if not holds(selected, ref):
+            continue
+        for flow, permissions in naming:
+            for permission in permissions:
+                if permission not in granted:
+                    continue
+                allowing = by_permission.setdefault(permission, [])
+                # `is`, not `in`: comparing flows for equality compares every field of both
+                if not any(f is flow for f in allowing):
+                    allowing.append(flow)
+    options = []
+    for permission in granted:
+        option = choices.option(permission, by_permission.get(permission, []))
+        if option is not None:
+            options.append(option)
     return options
+
+
+_PAGE_ROWS = select(Resource.id, Resource.integration_id, Resource.type, Resource.name, Resource.path).where(
+    Resource.id.in_(bindparam("ids", expanding=True))
+)
 
 
 def requestable(
     session: Session, *, identity: Identity, where: RequestableFilter, limit: int, offset: int, now: datetime
 ) -> RequestablePage:
     person = person_of(session, identity, now)
-    texts = flow_texts(session)  # read once: the flows and, on a first page, their bundles
-    flows = requesting_flows(current_flows(session, texts), person)
+    flow_set = current_flow_set(session)  # the flows, and on a first page their bundles, read once
+    flows = flow_set.self_serve.naming(person)  # `requesting_flows`, through an index
     if not flows:
         return RequestablePage([], None)
     kinds = integration_kinds(session)
     dialect = session.get_bind().dialect.name
-    parts = page_parts(
-        target_slices(flows, kinds), _filters(where, kinds, dialect), dialect, offset + limit + 1
-    )
-    ids = page_ids(session, parts, limit + 1, offset)
-    by_id = {r.id: r for r in session.scalars(select(Resource).where(Resource.id.in_(ids)))} if ids else {}
+    ids = page_ids(session, target_slices(flows, kinds), _filters(where, kinds, dialect), limit + 1, offset)
+    # plain rows of the columns used, not ORM objects
+    by_id = {row.id: row for row in session.execute(_PAGE_ROWS, {"ids": ids})} if ids else {}
     rows = [by_id[i] for i in ids]
     more = len(rows) > limit
     rows = rows[:limit]
-    kind_of = {iid: kind for iid, kind in kinds.values()}
+    # each integration's connector, looked up once for the page, not once per row
+    permissions_of = {iid: connector_class(kind).permissions for iid, kind in kinds.values()}
     choices = _Choices(flows)
     items = []
     name_of = {iid: name for name, (iid, _) in kinds.items()}
     tags = tags_of(session, [r.id for r in rows])
-    refs = [
-        ResourceRef(name_of[r.integration_id], r.type, r.name, r.path, r.id, tags.get(r.id, {})) for r in rows
-    ]
-    for row, ref in zip(rows, refs, strict=True):
-        options = options_for(ref, kind_of[row.integration_id], choices, person)
+    for row in rows:
+        ref = ResourceRef(
+            name_of[row.integration_id], row.type, row.name, row.path, row.id, tags.get(row.id, {})
+        )
+        options = options_for(ref, permissions_of[row.integration_id].get(row.type, ()), choices, person)
         if options:
             items.append(RequestableResource(ref, options))
     first_page = offset == 0 and where.after is None
-    bundles = _bundles(session, texts, {f.name for f in flows}) if first_page else []
+    bundles = _bundles(flow_set, {f.name for f in flows}) if first_page else []
     return RequestablePage(
         items, offset + limit if more else None, bundles, rows[-1].path if more and rows else None
     )
 
 
-def _bundles(session: Session, texts: tuple[str, ...], requesting: set[str]) -> list[RequestableBundle]:
+def _bundles(flow_set: FlowSet, requesting: set[str]) -> list[RequestableBundle]:
     units = [
         RequestableBundle(name, flow.name, flow.max_duration, not flow.auto_approve, approver_words(flow))
-        for flow, names in flows_with_bundles(session, texts)
+        for flow, names in flow_set.naming_bundles
         if flow.name in requesting
         for name in names
     ]

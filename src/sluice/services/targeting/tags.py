@@ -35,16 +35,18 @@ def in_chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
         yield items[start : start + _CHUNK]
 
 
+# One statement for every call, its ids bound at execution: building it anew per call took half the
+# time of a page's tags (the ids coerced one by one, the statement walked for its cache key).
+_TAGS_OF = select(ResourceTag.resource_id, ResourceTag.key, ResourceTag.value).where(
+    ResourceTag.resource_id.in_(bindparam("ids", expanding=True))
+)
+
+
 def tags_of(session: Session, resource_ids: Sequence[str]) -> dict[str, dict[str, str]]:
     """Tags by resource id, for the given resources."""
     tags: dict[str, dict[str, str]] = defaultdict(dict)
     for chunk in in_chunks(list(dict.fromkeys(resource_ids))):
-        rows = session.execute(
-            select(ResourceTag.resource_id, ResourceTag.key, ResourceTag.value).where(
-                ResourceTag.resource_id.in_(chunk)
-            )
-        )
-        for resource_id, key, value in rows:
+        for resource_id, key, value in session.execute(_TAGS_OF, {"ids": list(chunk)}):
             tags[resource_id][key] = value
     return tags
 
