@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, bindparam, exists, select, update
+from sqlalchemy import Select, Table, and_, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from sluice.services.grants.vanished import close_requests_on_vanished
@@ -217,6 +217,15 @@ def _mark_vanished(
     """Live rows of the integration that this sync did not list: deleted now, their discovered tags
     gone, and requests still waiting on them closed."""
     connection = session.connection()
+    # Every listed row is live by now, so as many live rows as listed ones means none vanished: a count
+    # on the integration's index instead of a search of every live row for its staged path.
+    live = connection.scalar(
+        select(func.count())
+        .select_from(_resources)
+        .where(_resources.c.integration_id == integration_id, _resources.c.deleted_at.is_(None))
+    )
+    if live == applied.total:
+        return
     last = ""
     while True:
         batch = connection.execute(
