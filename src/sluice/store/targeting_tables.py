@@ -68,7 +68,7 @@ class InventoryStaging(Base):
     lists, so that the sync never holds a whole inventory in memory. The apply step walks it in path
     order against `resources`, then deletes the sync's rows; rows a crashed sync left behind are
     removed by the next sync of the same integration. `tags` is the discovered tags as a JSON object
-    with sorted keys."""
+    with sorted keys (`tags.encode_discovered`), compared as text with the store's discovered layer."""
 
     __tablename__ = "inventory_staging"
 

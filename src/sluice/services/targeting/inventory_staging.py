@@ -3,7 +3,6 @@ chunk at a time, so that neither the listing nor the comparison ever holds a who
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from itertools import islice
@@ -14,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from sluice.connectors.base import DiscoveredResource
-from sluice.services.targeting.tags import MAX_VALUE, TAG_KEY
+from sluice.services.targeting.tags import MAX_VALUE, TAG_KEY, encode_discovered
 from sluice.store.bulk import driver_value, insert_tuples
 from sluice.store.targeting_tables import InventoryStaging
 
@@ -39,7 +38,6 @@ class _ValidKeys(dict[str, bool]):
         return valid
 
 
-_encode_tags = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 _COLUMNS = ("sync_id", "path", "integration_id", "type", "name", "parent_path", "tags", "staged_at")
 
 
@@ -57,7 +55,7 @@ def stage_chunk(
         if item.path in rows:
             continue
         tags = item.tags
-        encoded = _encode_tags({k: v[:MAX_VALUE] for k, v in tags.items() if valid[k]}) if tags else "{}"
+        encoded = encode_discovered({k: v[:MAX_VALUE] for k, v in tags.items() if valid[k]} if tags else {})
         rows[item.path] = (
             sync_id,
             item.path,
