@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sluice.connectors.base import DiscoveredResource
 from sluice.domain.errors import TargetError
 from sluice.events.audit import Action
-from sluice.services.targeting import inventory_staging
+from sluice.services.targeting import inventory_apply, inventory_staging
 from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.services.targeting.inventory import SyncResult, sync_integration
 from sluice.store.db import make_engine, make_session_factory, transaction
@@ -244,3 +244,53 @@ def test_a_listing_that_fails_half_way_changes_nothing_and_leaves_no_staging(sto
     with transaction(store.factory) as session:
         integration = session.scalar(select(Integration))
         assert integration is not None and integration.last_sync_error == "the target went away"
+
+
+def test_tags_with_odd_characters_are_unchanged_when_listed_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unchanged resource is recognised by comparing its listed tags with the store's as text: the
+    # two must agree on escaping whatever the characters, or every sync would rewrite these tags.
+    odd = {
+        "quote": 'say "hi"',
+        "slash": "a\\b/c",
+        "accent": "café ☕",
+        "line": "a\nb\tc",
+        "ctl": "\x1f|\u2028",
+    }
+    items = [*tree(), DiscoveredResource("table", "odd", "t/db0/s0/odd", "t/db0/s0", odd)]
+    store.sync(items)
+    before = store.tags()
+    assert before[("t/db0/s0/odd", "accent")] == ("café ☕", "discovered", "café ☕")
+    with transaction(store.factory) as session:
+        stamps = sorted(session.scalars(select(ResourceTag.updated_at)))
+    read: list[str] = []
+    tag_rows = inventory_apply._tag_rows
+    monkeypatch.setattr(
+        inventory_apply, "_tag_rows", lambda session, ids: tag_rows(session, read.extend(ids) or ids)
+    )
+    result = store.sync(items)
+    assert (result.added, result.updated, result.deleted) == (0, 0, 0)
+    assert read == []  # no resource needed its tag rows read
+    assert store.tags() == before
+    with transaction(store.factory) as session:
+        assert sorted(session.scalars(select(ResourceTag.updated_at))) == stamps
+    assert len(store.synced_events()) == 1
+
+
+def test_a_discovered_tag_that_lost_its_discovered_value_is_still_compared(store: Store) -> None:
+    # A discovered value in effect with no `discovered_value` (written before that column) must not
+    # pass for "not discovered": when the target stops listing the key, the tag goes.
+    store.sync(tree())
+    with transaction(store.factory) as session:
+        rid = session.scalar(select(Resource.id).where(Resource.path == "t/db1/s0/tab2"))
+        stale = session.get(ResourceTag, (rid, "team"))
+        assert stale is not None
+        stale.discovered_value = None
+    items = [table(1, 0, 2, env="prod") if i.path == "t/db1/s0/tab2" else i for i in tree()]
+    result = store.sync(items)
+    assert (result.added, result.updated, result.deleted) == (0, 0, 0)
+    tags = store.tags()
+    assert ("t/db1/s0/tab2", "team") not in tags
+    assert tags[("t/db1/s0/tab2", "env")] == ("prod", "discovered", "prod")
+    assert store.synced_events()[-1]["counts"] == result.as_dict()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
-from sqlalchemy import Executable, Insert
+from sqlalchemy import Column, Dialect, Executable, Insert
 from sqlalchemy.orm import Session
 
 
@@ -72,3 +72,42 @@ def insert_many(session: Session, statement: Insert, rows: Sequence[dict[str, An
     """One INSERT for many rows of the same keys, through the driver's executemany."""
     if rows:
         Prepared(session, statement.values({key: None for key in rows[0]})).execute_many(rows)
+
+
+_positional_dialects: dict[type[Dialect], Dialect] = {}
+
+
+def _positional(dialect: Dialect) -> Dialect:
+    """A dialect of the same kind that writes positional parameters, so rows can go as bare tuples."""
+    kind = type(dialect)
+    if kind not in _positional_dialects:
+        style = "qmark" if dialect.name == "sqlite" else "format"
+        _positional_dialects[kind] = kind(paramstyle=style)  # type: ignore[call-arg]
+    return _positional_dialects[kind]
+
+
+def driver_value(session: Session, column: Column[Any], value: Any) -> Any:
+    """`value` as the driver takes it for `column` (a datetime is text on SQLite), for `insert_tuples`."""
+    processor = column.type._cached_bind_processor(session.get_bind().dialect)
+    return value if processor is None or value is None else processor(value)
+
+
+def insert_tuples(
+    session: Session, statement: Insert, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """One INSERT for many rows given as tuples in `columns` order, through the driver's executemany
+    with no work per row in Python: the values must already be what the driver takes (`driver_value`).
+    For the passes that write a row per listed resource, where building a dict per row costs more
+    than writing it."""
+    if not rows:
+        return
+    compiled = statement.values({name: None for name in columns}).compile(
+        dialect=_positional(session.get_bind().dialect)
+    )
+    if list(compiled.positiontup or ()) != list(columns):
+        raise ValueError(f"the statement does not take {list(columns)} in that order")
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(str(compiled), rows)
+    finally:
+        cursor.close()

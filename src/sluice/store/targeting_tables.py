@@ -68,13 +68,17 @@ class InventoryStaging(Base):
     lists, so that the sync never holds a whole inventory in memory. The apply step walks it in path
     order against `resources`, then deletes the sync's rows; rows a crashed sync left behind are
     removed by the next sync of the same integration. `tags` is the discovered tags as a JSON object
-    with sorted keys."""
+    with sorted keys (`tags.encode_discovered`), compared as text with the store's discovered layer."""
 
     __tablename__ = "inventory_staging"
+    # Rows kept in key order on SQLite (one B-tree per row, read in place in path order), and no index
+    # on `integration_id`: a sync writes and deletes a row per listed resource, while only the
+    # clean-up of a crashed sync's rows, over a table empty between syncs, would read that index.
+    __table_args__ = {"sqlite_with_rowid": False}
 
     sync_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     path: Mapped[str] = mapped_column(String(1000), primary_key=True)
-    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(60))
     name: Mapped[str] = mapped_column(String(500))
     parent_path: Mapped[str | None] = mapped_column(String(1000))

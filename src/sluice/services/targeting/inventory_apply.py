@@ -11,12 +11,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, bindparam, exists, select, update
+from sqlalchemy import Select, Table, and_, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from sluice.services.grants.vanished import close_requests_on_vanished
 from sluice.services.targeting import inventory_staging as staging
-from sluice.services.targeting.tags import forget_discovered_tags, sync_discovered_tags
+from sluice.services.targeting.tags import (
+    forget_discovered_tags,
+    in_chunks,
+    stored_discovered_text,
+    sync_discovered_tags,
+)
 from sluice.store.bulk import Prepared, insert_many
 from sluice.store.tables import Resource
 from sluice.store.targeting_tables import InventoryStaging, ResourceTag
@@ -45,7 +50,7 @@ class Applied:
 
 def apply_staged(session: Session, integration_id: str, sync_id: str, now: datetime) -> Applied:
     applied = Applied()
-    chunks, tags = Prepared(session, _CHUNK), Prepared(session, _TAGS)
+    chunks = Prepared(session, _chunk_query(session.get_bind().dialect.name))
     params: dict[str, Any] = {
         "sync_id": sync_id,
         "integration_id": integration_id,
@@ -53,9 +58,8 @@ def apply_staged(session: Session, integration_id: str, sync_id: str, now: datet
         "size": staging.CHUNK,
     }
     while rows := chunks.rows(params):
-        existing = tags.rows({**params, "upto": rows[-1][0]})
         params["after"] = rows[-1][0]
-        _apply_chunk(session, integration_id, rows, existing, now, applied)
+        _apply_chunk(session, integration_id, rows, now, applied)
     _resolve_parents(session, integration_id, applied, now)
     _mark_vanished(session, integration_id, sync_id, now, applied)
     for obj in list(session.identity_map.values()):  # the writes above went around the ORM
@@ -64,9 +68,9 @@ def apply_staged(session: Session, integration_id: str, sync_id: str, now: datet
     return applied
 
 
-def _chunk_query() -> Select[Any]:
-    """The next staged rows in path order, each with the store's row of the same path and its parent's
-    id (both absent for a new path)."""
+def _chunk_query(dialect: str) -> Select[Any]:
+    """The next staged rows in path order, each with the store's row of the same path, its parent's id
+    (both absent for a new path) and its discovered tags as text, to compare with the staged text."""
     row, parent = _resources.alias("r"), _resources.alias("p")
     return (
         select(
@@ -82,6 +86,7 @@ def _chunk_query() -> Select[Any]:
             row.c.parent_id,
             row.c.deleted_at,
             parent.c.id,
+            stored_discovered_text(dialect, row.c.id),
         )
         .select_from(
             _staged.outerjoin(row, row.c.path == _staged.c.path).outerjoin(
@@ -98,33 +103,10 @@ def _chunk_query() -> Select[Any]:
     )
 
 
-def _tags_query() -> Select[Any]:
-    """The stored tags of the resources of one chunk (staged paths in `(after, upto]`)."""
-    tag, row = _tags_table, _resources.alias("r")
-    return (
-        select(tag.c.resource_id, tag.c.key, tag.c.value, tag.c.source, tag.c.discovered_value)
-        .select_from(
-            _staged.join(
-                row, and_(row.c.path == _staged.c.path, row.c.integration_id == bindparam("integration_id"))
-            ).join(tag, tag.c.resource_id == row.c.id)
-        )
-        .where(
-            _staged.c.sync_id == bindparam("sync_id"),
-            _staged.c.path > bindparam("after"),
-            _staged.c.path <= bindparam("upto"),
-        )
-    )
-
-
-_CHUNK = _chunk_query()
-_TAGS = _tags_query()
-
-
 def _apply_chunk(
     session: Session,
     integration_id: str,
     rows: Sequence[tuple[Any, ...]],
-    existing_tags: list[tuple[Any, ...]],
     now: datetime,
     applied: Applied,
 ) -> None:
@@ -132,7 +114,8 @@ def _apply_chunk(
     changed: list[dict[str, Any]] = []
     wanted: dict[str, dict[str, str]] = {}
     new_here: dict[str, str] = {}
-    for path, type_, name, parent_path, tags, row_id, owner, *was, found_parent in rows:
+    retagged: list[str] = []
+    for path, type_, name, parent_path, tags, row_id, owner, *was, found_parent, stored_tags in rows:
         if row_id is not None and owner != integration_id:
             continue  # the path belongs to another integration's inventory
         applied.total += 1
@@ -172,13 +155,27 @@ def _apply_chunk(
                 applied.updated += 1
         if unresolved:
             applied.pending.append((rid, parent_path, None if row_id is None else was[2], counted))
-        wanted[rid] = json.loads(tags)
+        if tags != stored_tags:  # a new row's stored text is "{}" too
+            wanted[rid] = json.loads(tags)
+            if row_id is not None:
+                retagged.append(row_id)
     connection = session.connection()
     if new_rows:
         insert_many(session, _resources.insert(), new_rows)
     if changed:
         connection.execute(_update_by_id(), changed)
-    applied.tags += sync_discovered_tags(session, wanted, existing_tags, now)
+    if wanted:
+        applied.tags += sync_discovered_tags(session, wanted, _tag_rows(session, retagged), now)
+
+
+def _tag_rows(session: Session, resource_ids: list[str]) -> list[tuple[Any, ...]]:
+    """The stored tag rows of the resources whose discovered tags differ from what was listed."""
+    tag = _tags_table
+    columns = (tag.c.resource_id, tag.c.key, tag.c.value, tag.c.source, tag.c.discovered_value)
+    found: list[tuple[Any, ...]] = []
+    for ids in in_chunks(resource_ids):
+        found += session.connection().execute(select(*columns).where(tag.c.resource_id.in_(ids))).all()
+    return found
 
 
 def _update_by_id() -> Any:
@@ -217,6 +214,15 @@ def _mark_vanished(
     """Live rows of the integration that this sync did not list: deleted now, their discovered tags
     gone, and requests still waiting on them closed."""
     connection = session.connection()
+    # Every listed row is live by now, so as many live rows as listed ones means none vanished: a count
+    # on the integration's index instead of a search of every live row for its staged path.
+    live = connection.scalar(
+        select(func.count())
+        .select_from(_resources)
+        .where(_resources.c.integration_id == integration_id, _resources.c.deleted_at.is_(None))
+    )
+    if live == applied.total:
+        return
     last = ""
     while True:
         batch = connection.execute(

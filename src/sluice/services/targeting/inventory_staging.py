@@ -3,7 +3,6 @@ chunk at a time, so that neither the listing nor the comparison ever holds a who
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from itertools import islice
@@ -14,8 +13,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from sluice.connectors.base import DiscoveredResource
-from sluice.services.targeting.tags import MAX_VALUE, TAG_KEY
-from sluice.store.bulk import insert_many
+from sluice.services.targeting.tags import MAX_VALUE, TAG_KEY, encode_discovered
+from sluice.store.bulk import driver_value, insert_tuples
 from sluice.store.targeting_tables import InventoryStaging
 
 CHUNK = 5000
@@ -30,34 +29,48 @@ def chunked(items: Iterable[DiscoveredResource]) -> Iterator[list[DiscoveredReso
         yield chunk
 
 
+class _ValidKeys(dict[str, bool]):
+    """Whether each tag key is one a resource may have, checked once per key: a listing repeats a
+    few keys over every resource."""
+
+    def __missing__(self, key: str) -> bool:
+        self[key] = valid = TAG_KEY.match(key) is not None
+        return valid
+
+
+_COLUMNS = ("sync_id", "path", "integration_id", "type", "name", "parent_path", "tags", "staged_at")
+
+
 def stage_chunk(
     session: Session, sync_id: str, integration_id: str, chunk: list[DiscoveredResource], now: datetime
 ) -> None:
     """Write one chunk of what the connector listed. A path listed twice keeps its first listing,
-    within a chunk and across chunks."""
-    rows: dict[str, dict[str, object]] = {}
+    within a chunk and across chunks. Rows go to the driver as tuples: this runs once per listed
+    resource, a million times in a large sync."""
+    table = cast(Table, InventoryStaging.__table__)
+    stamp = driver_value(session, table.c.staged_at, now)
+    valid = _ValidKeys()
+    rows: dict[str, tuple[object, ...]] = {}
     for item in chunk:
         if item.path in rows:
             continue
-        tags = {k: v[:MAX_VALUE] for k, v in item.tags.items() if TAG_KEY.match(k)}
-        rows[item.path] = {
-            "sync_id": sync_id,
-            "path": item.path,
-            "integration_id": integration_id,
-            "type": item.type,
-            "name": item.name,
-            "parent_path": item.parent_path,
-            "tags": json.dumps(tags, sort_keys=True, separators=(",", ":")),
-            "staged_at": now,
-        }
-    if not rows:
-        return
+        tags = item.tags
+        encoded = encode_discovered({k: v[:MAX_VALUE] for k, v in tags.items() if valid[k]} if tags else {})
+        rows[item.path] = (
+            sync_id,
+            item.path,
+            integration_id,
+            item.type,
+            item.name,
+            item.parent_path,
+            encoded,
+            stamp,
+        )
     dialect = session.get_bind().dialect.name
-    table = cast(Table, InventoryStaging.__table__)
     statement = (
         postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     ).on_conflict_do_nothing()
-    insert_many(session, statement, list(rows.values()))
+    insert_tuples(session, statement, _COLUMNS, list(rows.values()))
 
 
 def staged_count(session: Session, sync_id: str) -> int:
