@@ -49,16 +49,22 @@ def is_requester(flow: FlowSpec, person: Person) -> bool:
     return any_holds(flow.requesters, person)
 
 
+def is_self_serve(flow: FlowSpec) -> bool:
+    """A flow people may ask under: on, and not one that grants by itself (automatic)."""
+    return flow.active and flow.trigger == Trigger.SELF_SERVE
+
+
 class RequesterIndex:
     """Which of a set of flows name a person among their requesters (`is_requester`), for a caller that
     asks it of the same flows again and again: a flow whose requesters are all plain `{group: NAME}`
     (most are) is found through the person's groups, a set lookup, instead of being tested condition
-    by condition; the others are tested as `is_requester` does."""
+    by condition; of the others, flows whose requesters are written the same (`requesters_key`) are
+    tested once for all of them."""
 
     def __init__(self, flows: Sequence[FlowSpec]) -> None:
         self._flows = tuple(flows)
         self._by_group: dict[str, list[int]] = {}
-        self._others: list[int] = []
+        self._alike: dict[str, list[int]] = {}
         for number, flow in enumerate(self._flows):
             # a `group` shorthand is the whole condition (`Subject._one_shape`): it holds exactly
             # when the (active) person is in that group
@@ -67,14 +73,16 @@ class RequesterIndex:
                 for group in groups:
                     self._by_group.setdefault(str(group), []).append(number)
             else:
-                self._others.append(number)
+                self._alike.setdefault(requesters_key(flow), []).append(number)
 
     def naming(self, person: Person) -> list[FlowSpec]:
         """The flows that name the person, in their given order."""
         if not person.active:
             return []
         found = {number for group in person.groups for number in self._by_group.get(group, ())}
-        found.update(n for n in self._others if is_requester(self._flows[n], person))
+        for alike in self._alike.values():
+            if is_requester(self._flows[alike[0]], person):
+                found.update(alike)
         return [self._flows[number] for number in sorted(found)]
 
 

@@ -17,10 +17,14 @@ from sqlalchemy.orm import Session
 class Prepared:
     """One compiled statement on the session's connection."""
 
-    def __init__(self, session: Session, statement: Executable) -> None:
+    def __init__(self, session: Session, statement: Executable, *, positional: bool = False) -> None:
+        """`positional`: parameters by place on any driver, so rows can go as bare tuples
+        (`execute_tuples`)."""
         self.session = session
         dialect = session.get_bind().dialect
-        compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        compiled: Any = statement.compile(  # type: ignore[attr-defined]
+            dialect=_positional(dialect) if positional else dialect
+        )
         self.text = str(compiled)
         self.order: tuple[str, ...] | None = getattr(compiled, "positiontup", None)
         self.defaults: dict[str, Any] = dict(compiled.params)
@@ -67,6 +71,15 @@ class Prepared:
         finally:
             cursor.close()
 
+    def execute_tuples(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Many rows given as tuples in the statement's parameter order, with no work per row in
+        Python: the values must already be what the driver takes (`driver_value`)."""
+        cursor = self._cursor()
+        try:
+            cursor.executemany(self.text, rows)
+        finally:
+            cursor.close()
+
 
 def insert_many(session: Session, statement: Insert, rows: Sequence[dict[str, Any]]) -> None:
     """One INSERT for many rows of the same keys, through the driver's executemany."""
@@ -101,13 +114,7 @@ def insert_tuples(
     than writing it."""
     if not rows:
         return
-    compiled = statement.values({name: None for name in columns}).compile(
-        dialect=_positional(session.get_bind().dialect)
-    )
-    if list(compiled.positiontup or ()) != list(columns):
+    prepared = Prepared(session, statement.values({name: None for name in columns}), positional=True)
+    if list(prepared.order or ()) != list(columns):
         raise ValueError(f"the statement does not take {list(columns)} in that order")
-    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(str(compiled), rows)
-    finally:
-        cursor.close()
+    prepared.execute_tuples(rows)

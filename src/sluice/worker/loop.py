@@ -163,8 +163,9 @@ class Worker:
         duty costs a transaction of its own. A duty's `next_due` says when it has work, including
         work that a change brings (new events, a changed flow): that is also when the loop wakes."""
         now = self.clock()
+        scheduled = [*self.before_target_work, *self.after_target_work]  # expiry runs in every pass
         with transaction(self.factory) as session:
-            return {id(d) for d in self.duties if (at := d.next_due(session, now)) is not None and at <= now}
+            return {id(d) for d in scheduled if (at := d.next_due(session, now)) is not None and at <= now}
 
     def _target_work(self) -> int:
         """Every target call that is due now, and ends that come due meanwhile; returns how many."""

@@ -21,9 +21,9 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
-from sluice.domain.flows import FlowSpec, Trigger
+from sluice.domain.flows import FlowSpec
 from sluice.domain.people import Person, holds, miss
-from sluice.domain.policy import ResourceRef, covers, evaluate, is_requester, requesters_key
+from sluice.domain.policy import RequesterIndex, ResourceRef, covers, evaluate, is_self_serve
 from sluice.domain.states import RequestStatus
 from sluice.events.audit import Action
 from sluice.services.grants.endings import end_grants
@@ -72,20 +72,16 @@ def _why_not(flow: FlowSpec | None, person: Person, ref: ResourceRef, permission
 
 
 class _Requestable:
-    """The self-serve flows each requester may request under now. Flows whose requesters are written
-    the same are checked once per person, not once per flow."""
+    """The self-serve flows each requester may request under now, worked out once per person."""
 
     def __init__(self, flows: list[FlowSpec]) -> None:
-        self._alike: dict[str, list[FlowSpec]] = defaultdict(list)
-        for flow in flows:
-            if flow.active and flow.trigger == Trigger.SELF_SERVE:
-                self._alike[requesters_key(flow)].append(flow)
+        self._index = RequesterIndex([f for f in flows if is_self_serve(f)])
         self._of: dict[str, tuple[set[str], list[FlowSpec]]] = {}
 
     def of(self, identity_id: str, person: Person) -> tuple[set[str], list[FlowSpec]]:
         """(their names, the flows)."""
         if identity_id not in self._of:
-            flows = [f for alike in self._alike.values() if is_requester(alike[0], person) for f in alike]
+            flows = self._index.naming(person)
             self._of[identity_id] = ({f.name for f in flows}, flows)
         return self._of[identity_id]
 

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from sluice.connectors.registry import connector_class
 from sluice.domain.bundles import BundleSpec, ScopeSpec, bundle_names, resolve_flow
 from sluice.domain.errors import Conflict, InvalidInput, NotFound
-from sluice.domain.flows import FlowSpec, Target, Trigger
-from sluice.domain.policy import RequesterIndex
+from sluice.domain.flows import FlowSpec, Target
+from sluice.domain.policy import RequesterIndex, is_self_serve
 from sluice.events.audit import Action, record
 from sluice.store.queries import all_flows
 from sluice.store.tables import AccessFlow, Integration
@@ -38,7 +38,7 @@ class FlowSet:
     def of(
         cls, flows: tuple[FlowSpec, ...], naming_bundles: tuple[tuple[FlowSpec, tuple[str, ...]], ...] = ()
     ) -> FlowSet:
-        self_serve = RequesterIndex([f for f in flows if f.active and f.trigger == Trigger.SELF_SERVE])
+        self_serve = RequesterIndex([f for f in flows if is_self_serve(f)])
         return cls(flows, self_serve, naming_bundles)
 
 

@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 from sluice.connectors.registry import connector_class
 from sluice.domain.criteria import Criteria, holds
 from sluice.domain.errors import InvalidInput
-from sluice.domain.flows import FlowSpec, Trigger
-from sluice.domain.policy import Person, ResourceRef, is_requester, preferred_flow
+from sluice.domain.flows import FlowSpec
+from sluice.domain.policy import Person, ResourceRef, is_requester, is_self_serve, preferred_flow
 from sluice.domain.selectors import parse_tag_rule
 from sluice.services.targeting.bundles import FlowSet, current_flow_set
 from sluice.services.targeting.tags import tags_of
@@ -83,7 +83,7 @@ class RequestablePage:
 
 def requesting_flows(flows: Sequence[FlowSpec], person: Person) -> list[FlowSpec]:
     """Self-serve flows that are on and name the person among their requesters."""
-    return [f for f in flows if f.active and f.trigger == Trigger.SELF_SERVE and is_requester(f, person)]
+    return [f for f in flows if is_self_serve(f) and is_requester(f, person)]
 
 
 def _filters(
