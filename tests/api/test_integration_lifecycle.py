@@ -46,6 +46,12 @@ def _approved(api: Api, body: dict[str, Any]) -> dict[str, Any]:
     return request
 
 
+def _offered(api: Api, who: str) -> list[str]:
+    response = api.get(who, "/requestable", integration="groups")
+    assert response.status_code == 200, response.text
+    return [item["path"] for item in response.json()["items"]]
+
+
 def _set_disabled(api: Api, name: str, disabled: bool) -> None:
     with transaction(api.runtime.factory) as session:
         session.query(Integration).filter_by(name=name).one().disabled = disabled
@@ -55,7 +61,9 @@ def test_a_disabled_integration_takes_no_request_and_lets_live_grants_run(api: A
     held = api.ask(group="oncall")
     api.post("bob", f"/requests/{held['id']}/approve", {"reason": "ok"})
     api.work()
+    assert "groups/dba" in _offered(api, "dave")
     _set_disabled(api, "groups", True)
+    assert _offered(api, "dave") == []  # what a submit would refuse is not offered
     body = {"resources": ["groups/dba"], "permission": "member", "duration": "1h", "reason": "x"}
     refused = problem(api.post("dave", "/requests", body), 422)
     assert refused["type"].endswith("integration-closed")
@@ -64,6 +72,7 @@ def test_a_disabled_integration_takes_no_request_and_lets_live_grants_run(api: A
     status = api.get("alice", "/integrations/groups/status").json()
     assert (status["disabled"], status["lifecycle"]) == (True, "active")
     _set_disabled(api, "groups", False)
+    assert "groups/dba" in _offered(api, "dave")
     assert api.post("dave", "/requests", body).status_code == 201
 
 

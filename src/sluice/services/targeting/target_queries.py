@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from sluice.connectors.registry import connector_class
 from sluice.domain.criteria import Criteria
 from sluice.domain.flows import FlowSpec, Target
+from sluice.domain.lifecycle import Lifecycle
 from sluice.store.selector_sql import compile_criteria
 from sluice.store.tables import Integration, Resource
 
@@ -22,6 +23,17 @@ def integration_kinds(session: Session) -> dict[str, tuple[str, str]]:
     """Integration name -> (id, kind)."""
     rows = session.execute(select(Integration.name, Integration.id, Integration.kind))
     return {name: (iid, kind) for name, iid, kind in rows}
+
+
+_OPEN_KINDS = select(Integration.name, Integration.id, Integration.kind).where(
+    Integration.disabled.is_(False), Integration.lifecycle == Lifecycle.ACTIVE.value
+)
+
+
+def open_integration_kinds(session: Session) -> dict[str, tuple[str, str]]:
+    """Integration name -> (id, kind), of the integrations that take requests now (`closed_reason`
+    says why the others do not): what is offered must be what a submit accepts."""
+    return {name: (iid, kind) for name, iid, kind in session.execute(_OPEN_KINDS)}
 
 
 def _valid_types(kinds: dict[str, tuple[str, str]], permissions: list[str]) -> set[str]:
