@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Dialect, Executable, Insert
+from psycopg import errors, sql
+from sqlalchemy import Column, Dialect, Executable, Insert, Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
@@ -118,3 +120,37 @@ def insert_tuples(
     if list(prepared.order or ()) != list(columns):
         raise ValueError(f"the statement does not take {list(columns)} in that order")
     prepared.execute_tuples(rows)
+
+
+def copy_tuples(
+    session: Session, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Many rows given as tuples in `columns` order, through PostgreSQL's COPY: one statement and a
+    stream of rows, where an INSERT per row costs the server a statement each. No conflict clause:
+    a row that breaks a constraint fails the whole COPY."""
+    if not rows:
+        return
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    connection = session.connection().connection.driver_connection
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        for row in rows:
+            copy.write_row(row)
+
+
+def insert_new_tuples(
+    session: Session, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Many rows given as tuples in `columns` order (as `insert_tuples`), skipping those whose key is
+    in the table already. On PostgreSQL they go by COPY, in a savepoint: when one is there already
+    (rare: the passes that use this remove repeats within their batch), the COPY is undone and the
+    rows go again as INSERTs that skip conflicts."""
+    if session.get_bind().dialect.name != "postgresql":
+        insert_tuples(session, sqlite.insert(table).on_conflict_do_nothing(), columns, rows)
+        return
+    try:
+        with session.begin_nested():
+            copy_tuples(session, table, columns, rows)
+    except errors.UniqueViolation:
+        insert_tuples(session, postgresql.insert(table).on_conflict_do_nothing(), columns, rows)
