@@ -7,6 +7,7 @@ read only columns that need no conversion (text, integers) or that are only test
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -126,17 +127,25 @@ def copy_tuples(
     session: Session, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> None:
     """Many rows given as tuples in `columns` order, through PostgreSQL's COPY: one statement and a
-    stream of rows, where an INSERT per row costs the server a statement each. No conflict clause:
-    a row that breaks a constraint fails the whole COPY."""
+    stream of rows, where an INSERT per row costs the server a statement each. Binary, with each
+    column's type named up front: neither side formats or parses text, a fifth of the client's work
+    of a text COPY. No conflict clause: a row that breaks a constraint fails the whole COPY."""
     if not rows:
         return
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+    dialect = session.get_bind().dialect
+    # The type as the server knows it, without its modifier: VARCHAR(32) is sent as a varchar.
+    types = [_MODIFIER.sub("", table.c[name].type.compile(dialect=dialect)).lower() for name in columns]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     connection = session.connection().connection.driver_connection
     with connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        copy.set_types(types)
         for row in rows:
             copy.write_row(row)
+
+
+_MODIFIER = re.compile(r"\([^)]*\)")
 
 
 def insert_new_tuples(
