@@ -50,6 +50,7 @@ from sluice.services.targeting.bundles import current_flows
 from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.services.targeting.inventory import sync_integration
 from sluice.services.targeting.requestable import RequestableFilter, requestable, requesting_flows
+from sluice.services.targeting.tags import encode_discovered
 from sluice.services.targeting.target_queries import (
     integration_kinds,
     page_parts,
@@ -79,7 +80,7 @@ TAG_VALUES = {
 IDENTITIES, GROUPS, FLOWS, BUNDLES, SCOPES = 2000, 100, 300, 50, 20
 PAGE = 50
 STAMP_COLUMNS = "discovered_at, updated_at"
-RESOURCE_COLUMNS = f"id, integration_id, type, name, path, parent_id, {STAMP_COLUMNS}"
+RESOURCE_COLUMNS = f"id, integration_id, type, name, path, parent_id, discovered_tags, {STAMP_COLUMNS}"
 TAG_COLUMNS = "resource_id, key, value, source, discovered_value, updated_at"
 
 
@@ -116,13 +117,15 @@ def inventory(integration: str, tables: int) -> Iterator[Listed]:
 
 
 def _rows(tables: int) -> Iterator[tuple[tuple[Any, ...], list[tuple[str, str, str]]]]:
-    """Resource rows (id, integration id, type, name, path, parent id), each with its tag rows."""
+    """Resource rows (id, integration id, type, name, path, parent id, the discovered tags as a sync
+    keeps them), each with its tag rows."""
     for integration in INTEGRATIONS:
         ids: dict[str, str] = {}
         for rid, type_, name, path, parent, tags in inventory(integration, tables):
             if type_ != "table":
                 ids[path] = rid
-            row = (rid, f"int_{integration}", type_, name, path, ids[parent] if parent else None)
+            parent_id = ids[parent] if parent else None
+            row = (rid, f"int_{integration}", type_, name, path, parent_id, encode_discovered(tags))
             yield row, [(rid, k, v) for k, v in tags.items()]
 
 
@@ -164,7 +167,7 @@ def _executemany(conn: Any, tables: int) -> None:
 
 
 def _insert_batch(conn: Any, rows: list[tuple[Any, ...]], tag_rows: list[tuple[Any, ...]]) -> None:
-    conn.executemany(f"INSERT INTO resources ({RESOURCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany(f"INSERT INTO resources ({RESOURCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     conn.executemany(f"INSERT INTO resource_tags ({TAG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", tag_rows)
     rows.clear()
     tag_rows.clear()

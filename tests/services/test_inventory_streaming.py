@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.connectors.base import DiscoveredResource
@@ -294,3 +294,34 @@ def test_a_discovered_tag_that_lost_its_discovered_value_is_still_compared(store
     assert ("t/db1/s0/tab2", "team") not in tags
     assert tags[("t/db1/s0/tab2", "env")] == ("prod", "discovered", "prod")
     assert store.synced_events()[-1]["counts"] == result.as_dict()
+
+
+def test_resources_without_kept_tag_text_are_compared_through_their_tag_rows_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rows from before `resources.discovered_tags` have none: the sync builds the text from their tag
+    # rows, finds them unchanged, and keeps the text, without a write a reader would see.
+    store.sync(tree())
+    with transaction(store.factory) as session:
+        session.execute(update(Resource).values(discovered_tags=None))
+        retagged = session.scalar(select(Resource.id).where(Resource.path == "t/db1/s1/tab3"))
+        changed = session.get(ResourceTag, (retagged, "team"))
+        assert changed is not None
+        changed.value = changed.discovered_value = "elsewhere"  # changed while no text was kept
+    before_rows = store.resources()
+    read: list[str] = []
+    tag_rows = inventory_apply._tag_rows
+    monkeypatch.setattr(
+        inventory_apply, "_tag_rows", lambda session, ids: tag_rows(session, read.extend(ids) or ids)
+    )
+    result = store.sync(tree())
+    assert (result.added, result.updated, result.deleted) == (0, 0, 0)
+    assert read == [retagged]  # only the resource whose tag rows differ from the listing
+    assert store.tags()[("t/db1/s1/tab3", "team")] == ("team3", "discovered", "team3")
+    assert store.resources() == before_rows  # updated_at included
+    with transaction(store.factory) as session:
+        kept = {path: text for path, text in session.execute(select(Resource.path, Resource.discovered_tags))}
+    assert kept["t/db0/s1/tab2"] == '{"env":"prod","team":"team2"}'
+    assert kept["t/db0/s1"] == "{}"
+    store.sync(tree())
+    assert read == [retagged]  # the kept text answers from now on

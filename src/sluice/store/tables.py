@@ -161,6 +161,11 @@ class Resource(Base):
     deleted_at: Mapped[datetime | None]
     discovered_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The discovered tags as the last inventory sync listed them (`tags.encode_discovered`), so that
+    # the next sync compares one text per resource instead of gathering its tag rows; NULL where no
+    # sync has recorded them (rows from before the column, a resource that vanished), which sends
+    # the sync to the tag rows. Only the sync writes the discovered layer, and it keeps this with it.
+    discovered_tags: Mapped[str | None] = mapped_column(Text)
 
     integration: Mapped[Integration] = relationship()
 

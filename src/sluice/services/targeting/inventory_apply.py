@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from sluice.services.grants.vanished import close_requests_on_vanished
 from sluice.services.targeting import inventory_staging as staging
 from sluice.services.targeting.tags import (
+    discovered_text,
     forget_discovered_tags,
     in_chunks,
-    stored_discovered_text,
     sync_discovered_tags,
 )
 from sluice.store.bulk import Prepared, insert_many
@@ -70,7 +70,8 @@ def apply_staged(session: Session, integration_id: str, sync_id: str, now: datet
 
 def _chunk_query(dialect: str) -> Select[Any]:
     """The next staged rows in path order, each with the store's row of the same path, its parent's id
-    (both absent for a new path) and its discovered tags as text, to compare with the staged text."""
+    (both absent for a new path), the discovered tags text its last sync kept and its discovered tags
+    as text (that one, or built from its tag rows), to compare with the staged text."""
     row, parent = _resources.alias("r"), _resources.alias("p")
     return (
         select(
@@ -86,7 +87,8 @@ def _chunk_query(dialect: str) -> Select[Any]:
             row.c.parent_id,
             row.c.deleted_at,
             parent.c.id,
-            stored_discovered_text(dialect, row.c.id),
+            row.c.discovered_tags,
+            discovered_text(dialect, row),
         )
         .select_from(
             _staged.outerjoin(row, row.c.path == _staged.c.path).outerjoin(
@@ -115,7 +117,8 @@ def _apply_chunk(
     wanted: dict[str, dict[str, str]] = {}
     new_here: dict[str, str] = {}
     retagged: list[str] = []
-    for path, type_, name, parent_path, tags, row_id, owner, *was, found_parent, stored_tags in rows:
+    kept_text: list[dict[str, Any]] = []
+    for path, type_, name, parent_path, tags, row_id, owner, *was, found_parent, kept, stored_tags in rows:
         if row_id is not None and owner != integration_id:
             continue  # the path belongs to another integration's inventory
         applied.total += 1
@@ -134,6 +137,7 @@ def _apply_chunk(
                     "parent_id": parent_id,
                     "discovered_at": now,
                     "updated_at": now,
+                    "discovered_tags": tags,
                 }
             )
             applied.added += 1
@@ -159,11 +163,15 @@ def _apply_chunk(
             wanted[rid] = json.loads(tags)
             if row_id is not None:
                 retagged.append(row_id)
+        if row_id is not None and tags != kept:  # the layer is about to match the listing
+            kept_text.append({"b_id": row_id, "discovered_tags": tags})
     connection = session.connection()
     if new_rows:
         insert_many(session, _resources.insert(), new_rows)
     if changed:
         connection.execute(_update_by_id(), changed)
+    if kept_text:  # bookkeeping of the sync, not a change of the resource: `updated_at` stays
+        connection.execute(_update_by_id(), kept_text)
     if wanted:
         applied.tags += sync_discovered_tags(session, wanted, _tag_rows(session, retagged), now)
 

@@ -9,12 +9,11 @@ from itertools import islice
 from typing import cast
 
 from sqlalchemy import Table, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from sluice.connectors.base import DiscoveredResource
 from sluice.services.targeting.tags import MAX_VALUE, TAG_KEY, encode_discovered
-from sluice.store.bulk import driver_value, insert_tuples
+from sluice.store.bulk import driver_value, insert_new_tuples
 from sluice.store.targeting_tables import InventoryStaging
 
 CHUNK = 5000
@@ -66,11 +65,7 @@ def stage_chunk(
             encoded,
             stamp,
         )
-    dialect = session.get_bind().dialect.name
-    statement = (
-        postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    ).on_conflict_do_nothing()
-    insert_tuples(session, statement, _COLUMNS, list(rows.values()))
+    insert_new_tuples(session, table, _COLUMNS, list(rows.values()))
 
 
 def staged_count(session: Session, sync_id: str) -> int:

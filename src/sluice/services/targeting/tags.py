@@ -20,6 +20,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    FromClause,
     ScalarSelect,
     Table,
     Text,
@@ -130,10 +131,12 @@ def sync_discovered_tags(
 
 # A sync compares what a connector listed with the discovered layer in the store as one text per
 # resource, so that an unchanged resource costs a string comparison, not a read of its tag rows:
-# `encode_discovered` writes the listed tags, `stored_discovered_text` the store's, in the same form,
-# a JSON object with sorted keys. Equal texts mean nothing to write: both are valid JSON, so they hold
-# the same pairs. Any difference in form (another escaping of an odd character, another order) only
-# sends the resource to the detailed comparison, `sync_discovered_tags`.
+# `encode_discovered` writes the listed tags, a JSON object with sorted keys, and the sync keeps that
+# text on the resource row (`resources.discovered_tags`) when it writes the layer. Where no sync has
+# kept it, `stored_discovered_text` builds it from the tag rows in the same form. Equal texts mean
+# nothing to write: both are valid JSON, so they hold the same pairs. Any difference in form (another
+# escaping of an odd character, another order) only sends the resource to the detailed comparison,
+# `sync_discovered_tags`.
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
@@ -141,10 +144,18 @@ def encode_discovered(tags: Mapping[str, str]) -> str:
     return _encode(tags) if tags else "{}"
 
 
+def discovered_text(dialect: str, resource: FromClause) -> ColumnElement[str]:
+    """The discovered layer of `resource` (a `resources` row) as `encode_discovered` writes it: the
+    text its last sync kept, else built from its tag rows (only then: COALESCE stops at the first
+    value that is not NULL)."""
+    return func.coalesce(resource.c.discovered_tags, stored_discovered_text(dialect, resource.c.id))
+
+
 def stored_discovered_text(dialect: str, resource_id: ColumnElement[Any]) -> ScalarSelect[Any]:
-    """The discovered layer of the resource `resource_id`, as `encode_discovered` writes it. A
-    discovered value in effect whose `discovered_value` is not that value (rows written before the
-    column) adds a `!` no encoded listing can match, so the detailed comparison repairs it."""
+    """The discovered layer of the resource `resource_id` built from its tag rows, as
+    `encode_discovered` writes it. A discovered value in effect whose `discovered_value` is not that
+    value (rows written before that column) adds a `!` no encoded listing can match, so the detailed
+    comparison repairs it."""
     tag = cast(Table, ResourceTag.__table__).alias("t")
 
     def quoted(column: ColumnElement[Any]) -> ColumnElement[str]:
@@ -173,11 +184,14 @@ def stored_discovered_text(dialect: str, resource_id: ColumnElement[Any]) -> Sca
 
 
 def forget_discovered_tags(session: Session, resource_ids: Sequence[str]) -> int:
-    """The resources vanished from their target: their discovered values go, injected ones stay."""
+    """The resources vanished from their target: their discovered values go, and with them the text
+    their last sync kept; injected values stay."""
     table = cast(Table, ResourceTag.__table__)
+    resources = cast(Table, Resource.__table__)
     connection = session.connection()
     changes = 0
     for chunk in in_chunks(list(resource_ids)):
+        connection.execute(update(resources).where(resources.c.id.in_(chunk)).values(discovered_tags=None))
         gone = connection.execute(
             delete(table).where(table.c.resource_id.in_(chunk), table.c.source == DISCOVERED)
         )
@@ -191,6 +205,7 @@ def forget_discovered_tags(session: Session, resource_ids: Sequence[str]) -> int
 
 
 __all__ = [
+    "discovered_text",
     "encode_discovered",
     "forget_discovered_tags",
     "in_chunks",
