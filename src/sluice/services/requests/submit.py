@@ -12,7 +12,7 @@ from sluice.connectors.registry import connector_class
 from sluice.domain.durations import format_duration
 from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from sluice.domain.lifecycle import refuse_closed
-from sluice.domain.policy import flow_for_units
+from sluice.domain.policy import flow_for_units, reads_tags
 from sluice.domain.states import Actual, Desired, RequestStatus
 from sluice.events.audit import Action, record
 from sluice.services.grants.endings import activate_request_grants
@@ -131,7 +131,6 @@ def submit_request(
                 f"choose one of: {', '.join(allowed)}"
             )
         resolved.append((resource, unit.permission))
-    refs = list(zip(resource_refs(session, [r for r, _ in resolved]), [p for _, p in resolved], strict=True))
 
     if flow_name is not None:
         flows = [f for f in flows if f.name == flow_name]
@@ -144,6 +143,14 @@ def submit_request(
     refuse_unusable(flows, unusable, grantee_person, person)
     if break_glass is not None:
         flows = glass.break_glass_flows(flows, person, flow_name)
+    # The resources' tags are read only when some flow that may carry the request selects by tag.
+    refs = list(
+        zip(
+            resource_refs(session, [r for r, _ in resolved], with_tags=reads_tags(flows)),
+            [p for _, p in resolved],
+            strict=True,
+        )
+    )
     flow = flow_for_units(flows, person, refs)
     if flow is None:
         refuse_no_flow(flows, person, refs)
