@@ -326,3 +326,18 @@ def test_a_submit_reads_tags_only_when_a_flow_that_may_carry_it_selects_by_tag(a
     by_name = {**PII_FLOW, "targets": [{**PII_FLOW["targets"][0], "select": {"names": ["leads"]}}]}
     put_flow(api.runtime, by_name)
     assert _tag_reads(api, "pg/app/sales/leads") == 0
+
+
+def test_asking_again_for_what_one_holds_or_has_asked_for_is_a_conflict(api: Api) -> None:
+    def ask(*paths: str) -> httpx.Response:
+        body = {"resources": list(paths), "permission": "read", "duration": "1h", "reason": "x"}
+        return api.post("alice", "/requests", body)
+
+    first = ask("pg/app/public/orders")
+    assert first.status_code == 201, first.text
+    grant_id = first.json()["grants"][0]["id"]
+    again = problem(ask("pg/app/sales/leads", "pg/app/public/orders"), 409)
+    assert f"read on pg/app/public/orders (grant {grant_id})" in again["detail"]
+    cancelled = api.post("alice", f"/requests/{first.json()['id']}/cancel", {})
+    assert cancelled.status_code == 200, cancelled.text
+    assert ask("pg/app/sales/leads", "pg/app/public/orders").status_code == 201  # nothing live is held
