@@ -40,7 +40,8 @@ _MESSAGE_COLUMNS = ("topic", "payload", "created_at", "delivered_at", "attempts"
 
 
 def _new_pairs(session: Session) -> list[tuple[AuditEvent, OutboxMessage]]:
-    """New outbox rows whose (new, chained) event is written in this flush, in chain order."""
+    """New outbox rows whose (new, chained) event is written in this flush, in chain order. An event
+    with more than one new outbox row (`record` never makes one) is left to the unit of work."""
     pairs = [
         (message.event, message)
         for message in session.new
@@ -49,6 +50,8 @@ def _new_pairs(session: Session) -> list[tuple[AuditEvent, OutboxMessage]]:
         and message.event in session.new
         and message.event.seq is not None
     ]
+    if len({id(item) for item, _ in pairs}) < len(pairs):
+        return []
     return sorted(pairs, key=lambda pair: pair[0].seq or 0)
 
 
@@ -86,15 +89,13 @@ def _message_value(message: OutboxMessage, name: str) -> Any:
 
 
 def _write_pairs(session: Session, _context: Any, _instances: Any) -> None:
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
         return
     pairs = _new_pairs(session)
     if not pairs:
         return
-    written = {
-        seq: (message_id, event_id) for message_id, event_id, seq in connection.execute(_statement(pairs))
-    }
+    rows = session.connection().execute(_statement(pairs))
+    written = {seq: (message_id, event_id) for message_id, event_id, seq in rows}
     for item, message in pairs:
         message_id, event_id = written[item.seq]
         session.expunge(message)
