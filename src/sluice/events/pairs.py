@@ -13,10 +13,10 @@ This runs after `chain._seal_new_events` (registered later, on import of this mo
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Table, column, event, insert, select, values
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import BigInteger, Column, Table, bindparam, event, insert, select, union_all
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from sluice.events import chain  # noqa: F401 (its listener, registered first, chains the events)
@@ -55,32 +55,50 @@ def _new_pairs(session: Session) -> list[tuple[AuditEvent, OutboxMessage]]:
     return sorted(pairs, key=lambda pair: pair[0].seq or 0)
 
 
-def _statement(pairs: list[tuple[AuditEvent, OutboxMessage]]) -> Any:
+def _rows(prefix: str, columns: list[Column[Any]], count: int) -> Any:
+    """`count` rows of bound values (`{prefix}_{column}_{row}`), typed as the columns: a union of
+    one-row selects, which SQLAlchemy can cache (a VALUES list or a multi-row INSERT it cannot)."""
+    selects = [
+        select(*(bindparam(f"{prefix}_{c.name}_{row}", type_=c.type).label(c.name) for c in columns))
+        for row in range(count)
+    ]
+    return selects[0] if count == 1 else union_all(*selects)
+
+
+@lru_cache(maxsize=16)
+def _statement(count: int) -> Any:
+    """Writes `count` events and their outbox rows; answers (outbox id, event id, event seq) each."""
     written = (
         insert(_events)
-        .values([{name: getattr(item, name) for name in _EVENT_COLUMNS} for item, _ in pairs])
+        .from_select(list(_EVENT_COLUMNS), _rows("event", [_events.c[n] for n in _EVENT_COLUMNS], count))
         .returning(_events.c.id, _events.c.seq)
         .cte("written")
     )
-    rows = values(
-        column("seq", BigInteger),
-        *(column(name, _outbox.c[name].type) for name in _MESSAGE_COLUMNS),
-        name="messages",
-    ).data([(item.seq, *(_message_value(m, name) for name in _MESSAGE_COLUMNS)) for item, m in pairs])
+    keyed = [Column("event_seq", BigInteger), *(_outbox.c[n] for n in _MESSAGE_COLUMNS)]
+    rows = _rows("message", keyed, count).subquery("messages")
     messages = (
         insert(_outbox)
         .from_select(
             ["event_id", *_MESSAGE_COLUMNS],
-            select(
-                written.c.id, *(sql_cast(rows.c[name], _outbox.c[name].type) for name in _MESSAGE_COLUMNS)
-            ).join_from(written, rows, written.c.seq == rows.c.seq),
+            select(written.c.id, *(rows.c[name] for name in _MESSAGE_COLUMNS)).join_from(
+                written, rows, written.c.seq == rows.c.event_seq
+            ),
         )
         .returning(_outbox.c.id, _outbox.c.event_id)
-        .cte("messages")
+        .cte("queued")
     )
     return select(messages.c.id, messages.c.event_id, written.c.seq).join_from(
         messages, written, written.c.id == messages.c.event_id
     )
+
+
+def _values(pairs: list[tuple[AuditEvent, OutboxMessage]]) -> dict[str, Any]:
+    bound: dict[str, Any] = {}
+    for row, (item, message) in enumerate(pairs):
+        bound.update({f"event_{name}_{row}": getattr(item, name) for name in _EVENT_COLUMNS})
+        bound.update({f"message_{name}_{row}": _message_value(message, name) for name in _MESSAGE_COLUMNS})
+        bound[f"message_event_seq_{row}"] = item.seq
+    return bound
 
 
 def _message_value(message: OutboxMessage, name: str) -> Any:
@@ -94,7 +112,7 @@ def _write_pairs(session: Session, _context: Any, _instances: Any) -> None:
     pairs = _new_pairs(session)
     if not pairs:
         return
-    rows = session.connection().execute(_statement(pairs))
+    rows = session.connection().execute(_statement(len(pairs)), _values(pairs))
     written = {seq: (message_id, event_id) for message_id, event_id, seq in rows}
     for item, message in pairs:
         message_id, event_id = written[item.seq]
