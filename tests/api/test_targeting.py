@@ -3,12 +3,14 @@ requested; explanations; a resource that disappears."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from tests.api.conftest import Api, problem
 from tests.api.targeting_fixtures import BASE_INVENTORY, PII_FLOW, discover, put_flow, table, targeting_api
@@ -294,3 +296,48 @@ def test_parent_selector_covers_a_schema_created_later(api: Api) -> None:
     later.append(type(BASE_INVENTORY[1])("schema", "audit", "pg/app/audit", "pg/app", {}))
     discover(api.runtime, later)
     assert requestable_paths(api, type="schema") == ["pg/app/audit", "pg/app/public", "pg/app/sales"]
+
+
+# The policy evaluator's read of every tag of the resources asked for (finding approvers by an owner
+# tag reads that one key, and is not this).
+_EVERY_TAG = re.compile(r'SELECT resource_tags\.resource_id, resource_tags\."?key"?, resource_tags\.value\s')
+
+
+def _tag_reads(api: Api, path: str) -> int:
+    """Submits a read of `path` as alice; how many statements of the submit read every tag of it."""
+    seen: list[str] = []
+
+    def note(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(api.runtime.engine, "before_cursor_execute", note)
+    try:
+        asked = api.post(
+            "alice", "/requests", {"resources": [path], "permission": "read", "duration": "1h", "reason": "x"}
+        )
+    finally:
+        event.remove(api.runtime.engine, "before_cursor_execute", note)
+    assert asked.status_code == 201, asked.text
+    return sum(bool(_EVERY_TAG.search(statement)) for statement in seen)
+
+
+def test_a_submit_reads_tags_only_when_a_flow_that_may_carry_it_selects_by_tag(api: Api) -> None:
+    assert _tag_reads(api, "pg/app/public/orders") == 1  # pii-read selects by tag
+    by_name = {**PII_FLOW, "targets": [{**PII_FLOW["targets"][0], "select": {"names": ["leads"]}}]}
+    put_flow(api.runtime, by_name)
+    assert _tag_reads(api, "pg/app/sales/leads") == 0
+
+
+def test_asking_again_for_what_one_holds_or_has_asked_for_is_a_conflict(api: Api) -> None:
+    def ask(*paths: str) -> httpx.Response:
+        body = {"resources": list(paths), "permission": "read", "duration": "1h", "reason": "x"}
+        return api.post("alice", "/requests", body)
+
+    first = ask("pg/app/public/orders")
+    assert first.status_code == 201, first.text
+    grant_id = first.json()["grants"][0]["id"]
+    again = problem(ask("pg/app/sales/leads", "pg/app/public/orders"), 409)
+    assert f"read on pg/app/public/orders (grant {grant_id})" in again["detail"]
+    cancelled = api.post("alice", f"/requests/{first.json()['id']}/cancel", {})
+    assert cancelled.status_code == 200, cancelled.text
+    assert ask("pg/app/sales/leads", "pg/app/public/orders").status_code == 201  # nothing live is held

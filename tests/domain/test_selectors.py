@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from sluice.domain.criteria import first_miss, holds
+from sluice.domain.criteria import first_miss, holds, reads_tags
 from sluice.domain.policy import ResourceRef
 from sluice.domain.query_language import QuerySyntaxError, parse_query
 from sluice.domain.selectors import Selector, parse_tag_rule
@@ -91,3 +91,23 @@ def test_selector_refuses_unknown_fields_and_bad_queries() -> None:
         Selector.model_validate({"query": "name ~ x"})
     with pytest.raises(ValidationError, match="at least one"):
         Selector.model_validate({"tags": []})
+
+
+@pytest.mark.parametrize(
+    ("select", "reads"),
+    [
+        ({}, False),
+        ({"names": ["orders"], "under": ["pg/app"]}, False),
+        ({"query": 'name ends_with "s" and not type = "view"'}, False),
+        ({"tags": ["pii=true"]}, True),
+        ({"query": 'name = "orders" or tag.env exists'}, True),
+        ({"names": ["orders", "secrets"], "exclude": {"tags": ["env=prod"]}}, True),
+    ],
+)
+def test_criteria_say_whether_they_read_tags(select: dict[str, object], reads: bool) -> None:
+    criteria = Selector.model_validate(select).criteria()
+    assert reads_tags(criteria) is reads
+    if not reads:  # then the answer is the same for every resource, whatever its tags
+        for ref in (ORDERS, SECRETS, LOGS):
+            untagged = ResourceRef(ref.integration, ref.type, ref.name, ref.path, ref.id)
+            assert holds(criteria, ref) == holds(criteria, untagged)

@@ -169,6 +169,19 @@ def holds(criteria: Criteria, subject: Subject) -> bool:
     raise TypeError(f"not criteria: {criteria!r}")
 
 
+def reads_tags(criteria: Criteria) -> bool:
+    """Whether evaluating the criteria can look at a resource's tags: when not, a resource's tags
+    need not be read to evaluate them."""
+    match criteria:
+        case Condition(field=field):
+            return field == "tag"
+        case AllOf(items=items) | AnyOf(items=items):
+            return any(reads_tags(i) for i in items)
+        case Not(item=item):
+            return reads_tags(item)
+    raise TypeError(f"not criteria: {criteria!r}")
+
+
 def describe(criteria: Criteria) -> str:
     match criteria:
         case Condition():

@@ -121,6 +121,17 @@ def target_matches(target: Target, resource: ResourceRef, permission: str) -> st
     return first_miss(target.select.criteria(), resource)
 
 
+def reads_tags(flows: Iterable[FlowSpec]) -> bool:
+    """Whether `evaluate` under any of these flows can look at a resource's tags (some target selects
+    by tag, in its selector, query or a resolved scope). When none can, a request's resources are
+    checked without reading their tags."""
+    return any(
+        target.bundle is None and criteria.reads_tags(target.select.criteria())
+        for flow in flows
+        for target in flow.targets
+    )
+
+
 def evaluate(flow: FlowSpec, person: Person, resource: ResourceRef, permission: str) -> Verdict:
     if not flow.active:
         return Verdict(flow.name, False, "the flow is switched off")

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from sluice.events import chain  # noqa: F401 (chains every audit event as it is flushed)
+from sluice.events import chain, pairs  # noqa: F401 (chain and write every audit event as it is flushed)
 from sluice.store.tables import AuditEvent, OutboxMessage
 
 # Events recorded in one transaction take their places in the chain in the order they were recorded.

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, case, event, func, insert, select, update
+from sqlalchemy import BigInteger, Engine, String, bindparam, case, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from sluice.store.tables import AuditChain, AuditEvent
@@ -100,6 +100,30 @@ def _remember(engine: Engine, head: Head) -> None:
         _last_heads[engine] = head
 
 
+# The head's two writes, built once (values bound at execution): a flush that writes events runs
+# the first, and building it per flush cost about as much as sending it.
+# One statement takes the head's lock and the places of the new events. Its hash becomes the one
+# chained onto the remembered head if that head is still there; otherwise it stays, and is the hash
+# the new events follow. (SET expressions read the row as it was before the UPDATE.)
+_MOVE_HEAD = (
+    update(AuditChain)
+    .where(AuditChain.id == CHAIN_ROW)
+    .values(
+        seq=AuditChain.seq + bindparam("added", type_=BigInteger),
+        hash=case(
+            (
+                (AuditChain.seq == bindparam("known_seq", type_=BigInteger))
+                & (AuditChain.hash == bindparam("known_hash", type_=String)),
+                bindparam("hoped", type_=String),
+            ),
+            else_=AuditChain.hash,
+        ),
+    )
+    .returning(AuditChain.seq, AuditChain.hash)
+)
+_SET_HASH = update(AuditChain).where(AuditChain.id == CHAIN_ROW).values(hash=bindparam("last_hash"))
+
+
 def _seal_new_events(session: Session, _context: Any, _instances: Any) -> None:
     """Before a flush writes new audit events, give each its place in the chain, in the order the
     events were recorded."""
@@ -114,30 +138,16 @@ def _seal_new_events(session: Session, _context: Any, _instances: Any) -> None:
     with _last_heads_lock:
         known = _last_heads.get(engine) or Head(-1, "")  # -1: no head remembered, none matches
     hoped = _chain_onto(new, known.seq, known.hash)
-    # One statement takes the head's lock and the places of the new events. Its hash becomes the one
-    # chained onto the remembered head if that head is still there; otherwise it stays, and is the hash
-    # the new events follow. (SET expressions read the row as it was before the UPDATE.)
-    move_head = (
-        update(AuditChain)
-        .where(AuditChain.id == CHAIN_ROW)
-        .values(
-            seq=AuditChain.seq + len(new),
-            hash=case(
-                ((AuditChain.seq == known.seq) & (AuditChain.hash == known.hash), hoped),
-                else_=AuditChain.hash,
-            ),
-        )
-        .returning(AuditChain.seq, AuditChain.hash)
-    )
-    head = connection.execute(move_head).one_or_none()
+    moved = {"added": len(new), "known_seq": known.seq, "known_hash": known.hash, "hoped": hoped}
+    head = connection.execute(_MOVE_HEAD, moved).one_or_none()
     if head is None:  # a store whose tables were made without the migrations, which add the row
         connection.execute(insert(AuditChain).values(id=CHAIN_ROW, seq=0, hash=GENESIS))
-        head = connection.execute(move_head).one()
+        head = connection.execute(_MOVE_HEAD, moved).one()
     if head.seq == known.seq + len(new) and head.hash == hoped:
         _remember(engine, Head(head.seq, hoped))
         return
     last_hash = _chain_onto(new, head.seq - len(new), head.hash)
-    connection.execute(update(AuditChain).where(AuditChain.id == CHAIN_ROW).values(hash=last_hash))
+    connection.execute(_SET_HASH, {"last_hash": last_hash})
     _remember(engine, Head(head.seq, last_hash))
 
 

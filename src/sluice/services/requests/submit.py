@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session, joinedload
 
 from sluice.connectors.registry import connector_class
 from sluice.domain.durations import format_duration
 from sluice.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from sluice.domain.lifecycle import refuse_closed
-from sluice.domain.policy import flow_for_units
+from sluice.domain.policy import flow_for_units, reads_tags
 from sluice.domain.states import Actual, Desired, RequestStatus
 from sluice.events.audit import Action, record
 from sluice.services.grants.endings import activate_request_grants
@@ -46,44 +46,41 @@ class UnitAsked:
     permission: str
 
 
-# The submit path's queries are built once, with their values bound at execution: building a statement
-# costs SQLAlchemy about as much time as running it.
-_LIVE_RESOURCES = (
-    select(Resource)
+# The submit path's query is built once, with its values bound at execution: building a statement
+# costs SQLAlchemy about as much time as running it. It reads the live resources at the paths asked
+# for, with their integrations and the live grants the grantee holds on each (one row per such grant,
+# or one with no grant): one round trip for what the checks below need of the store.
+_LIVE_RESOURCES_AND_HELD = (
+    select(Resource, Grant.permission, Grant.id)
     .options(joinedload(Resource.integration))
+    .outerjoin(
+        Grant,
+        and_(
+            Grant.resource_id == Resource.id,
+            Grant.identity_id == bindparam("identity_id"),
+            grant_is_live(),
+        ),
+    )
     .where(Resource.path.in_(bindparam("paths", expanding=True)), Resource.deleted_at.is_(None))
 )
-_LIVE_GRANTS_ON = select(Grant.resource_id, Grant.permission, Grant.id).where(
-    Grant.identity_id == bindparam("identity_id"),
-    Grant.resource_id.in_(bindparam("resource_ids", expanding=True)),
-    Grant.permission.in_(bindparam("permissions", expanding=True)),
-    grant_is_live(),
-)
 
 
-def _resources(session: Session, paths: list[str]) -> dict[str, Resource]:
-    """The live resources at these paths, with their integrations, in one query."""
-    rows = session.scalars(_LIVE_RESOURCES, {"paths": sorted(set(paths))})
-    return {row.path: row for row in rows}
+@dataclass
+class _Found:
+    resources: dict[str, Resource]  # by path
+    held: dict[tuple[str, str], str]  # (resource id, permission) -> a live grant of the grantee's
 
 
-def _held(
-    session: Session, grantee: Identity, resolved: list[tuple[Resource, str]]
-) -> dict[tuple[str, str], str]:
-    """(resource id, permission) -> a live grant the grantee already has for it, among those asked."""
-    rows = session.execute(
-        _LIVE_GRANTS_ON,
-        {
-            "identity_id": grantee.id,
-            "resource_ids": sorted({r.id for r, _ in resolved}),
-            "permissions": sorted({p for _, p in resolved}),
-        },
-    )
-    held: dict[tuple[str, str], str] = {}
-    for resource_id, permission, grant_id in rows:
-        if resource_id is not None:
-            held.setdefault((resource_id, permission), grant_id)
-    return held
+def _resources_and_held(session: Session, grantee: Identity, paths: list[str]) -> _Found:
+    """The live resources at these paths, with their integrations, and the live grants the grantee
+    already has on them, in one query."""
+    found = _Found({}, {})
+    rows = session.execute(_LIVE_RESOURCES_AND_HELD, {"paths": sorted(set(paths)), "identity_id": grantee.id})
+    for resource, permission, grant_id in rows:
+        found.resources[resource.path] = resource
+        if grant_id is not None:
+            found.held.setdefault((resource.id, permission), grant_id)
+    return found
 
 
 def submit_request(
@@ -116,10 +113,10 @@ def submit_request(
     grantee = grantee or requester
     start = checked_start(starts_at, now)
 
-    found = _resources(session, [unit.resource for unit in units])
+    found = _resources_and_held(session, grantee, [unit.resource for unit in units])
     resolved: list[tuple[Resource, str]] = []
     for unit in units:
-        resource = found.get(unit.resource)
+        resource = found.resources.get(unit.resource)
         if resource is None:
             raise NotFound(f"no resource {unit.resource!r}; `sluice inventory list` shows what exists")
         integration = resource.integration
@@ -131,7 +128,6 @@ def submit_request(
                 f"choose one of: {', '.join(allowed)}"
             )
         resolved.append((resource, unit.permission))
-    refs = list(zip(resource_refs(session, [r for r, _ in resolved]), [p for _, p in resolved], strict=True))
 
     if flow_name is not None:
         flows = [f for f in flows if f.name == flow_name]
@@ -144,6 +140,14 @@ def submit_request(
     refuse_unusable(flows, unusable, grantee_person, person)
     if break_glass is not None:
         flows = glass.break_glass_flows(flows, person, flow_name)
+    # The resources' tags are read only when some flow that may carry the request selects by tag.
+    refs = list(
+        zip(
+            resource_refs(session, [r for r, _ in resolved], with_tags=reads_tags(flows)),
+            [p for _, p in resolved],
+            strict=True,
+        )
+    )
     flow = flow_for_units(flows, person, refs)
     if flow is None:
         refuse_no_flow(flows, person, refs)
@@ -155,9 +159,8 @@ def submit_request(
         raise InvalidInput(f"flow {flow.name!r} needs a reason: say why you need this access")
     duration = capped_duration(flow, start or now, duration)
 
-    held = _held(session, grantee, resolved)
     for resource, permission in resolved:
-        duplicate = held.get((resource.id, permission))
+        duplicate = found.held.get((resource.id, permission))
         if duplicate:
             raise Conflict(
                 f"you already hold or have asked for {permission} on {resource.path} (grant {duplicate})"

@@ -217,9 +217,12 @@ __all__ = [
 ]
 
 
-def resource_refs(session: Session, resources: Sequence[Resource]) -> list[ResourceRef]:
-    """What the policy evaluator reads about each resource, tags included (one query for all)."""
-    tags = tags_of(session, [r.id for r in resources])
+def resource_refs(
+    session: Session, resources: Sequence[Resource], *, with_tags: bool = True
+) -> list[ResourceRef]:
+    """What the policy evaluator reads about each resource, tags included (one query for all) unless
+    the caller knows no criteria it evaluates reads them (`with_tags=False`: no query)."""
+    tags = tags_of(session, [r.id for r in resources]) if with_tags else {}
     return [
         ResourceRef(r.integration.name, r.type, r.name, r.path, r.id, tags.get(r.id, {})) for r in resources
     ]
