@@ -21,6 +21,7 @@ from sluice.connectors.base import AccessUnit
 from sluice.domain.errors import SluiceError, TargetError
 from sluice.domain.states import Actual, never_touched, should_be_active
 from sluice.events import metrics
+from sluice.events.audit_batch import record_many
 from sluice.runtime.tuning import Tuning
 from sluice.services.grants.claims import record_takeover
 from sluice.services.grants.secrets import SecretBox
@@ -164,6 +165,7 @@ class GrantWork:
                 select(Grant).where(Grant.id.in_(ids)).order_by(Grant.id).with_for_update()
             ).all()
             mine = {g.id: g for g in rows if g.claimed_by == self.worker_id}
+            done = []
             for outcome in outcomes:
                 grant = mine.get(outcome.job.grant_id)
                 if grant is None:
@@ -171,9 +173,10 @@ class GrantWork:
                 grant.claimed_by = None
                 grant.claimed_until = None
                 if outcome.error is None:
-                    record_success(session, grant, outcome, now)
+                    done.append(record_success(grant, outcome, now))
                 else:
                     record_failure(session, grant, outcome, now, self.tuning)
+            record_many(session, done)
             attempts = {grant_id: grant.attempts for grant_id, grant in mine.items()}
         for outcome in outcomes:
             log_outcome(outcome, attempts.get(outcome.job.grant_id))

@@ -16,7 +16,7 @@ from sluice.connectors.base import AccessUnit, Connector
 from sluice.domain.errors import SluiceError, TargetError
 from sluice.domain.states import Actual
 from sluice.events import metrics
-from sluice.events.audit import Action, record
+from sluice.events.audit import Action, NewEvent, new_event, record_event
 from sluice.runtime.tuning import Tuning
 from sluice.services.grants.endings import end_grants
 from sluice.store.tables import Grant
@@ -55,12 +55,9 @@ def _context(job: Job) -> dict[str, str | None]:
     }
 
 
-def _audit(
-    session: Session, grant: Grant, now: datetime, action: Action, *, reason: str | None, **details: Any
-) -> None:
+def _event(grant: Grant, now: datetime, action: Action, *, reason: str | None, **details: Any) -> NewEvent:
     """An event about one grant's target work, by Sluice, naming its request and resource."""
-    record(
-        session,
+    return new_event(
         now=now,
         actor="sluice",
         action=action,
@@ -71,6 +68,12 @@ def _audit(
         resource=grant.resource_path,
         **details,
     )
+
+
+def _audit(
+    session: Session, grant: Grant, now: datetime, action: Action, *, reason: str | None, **details: Any
+) -> None:
+    record_event(session, _event(grant, now, action, reason=reason, **details))
 
 
 def log_outcome(outcome: Outcome, attempts: int | None) -> None:
@@ -97,8 +100,9 @@ def backoff(attempts: int, tuning: Tuning | None = None) -> timedelta:
     return timedelta(seconds=seconds * 0.875 + jitter)
 
 
-def record_success(session: Session, grant: Grant, outcome: Outcome, now: datetime) -> None:
-    """A target call that worked: the row says so, and the audit."""
+def record_success(grant: Grant, outcome: Outcome, now: datetime) -> NewEvent:
+    """A target call that worked: the row says so. Returns the event that says so, for the caller to
+    record with the others of its batch (`record_many`)."""
     job = outcome.job
     grant.attempts = 0
     grant.last_error = None
@@ -124,8 +128,7 @@ def record_success(session: Session, grant: Grant, outcome: Outcome, now: dateti
         if decided is not None and decided <= now:
             lag = (now - decided).total_seconds()
             metrics.REVOCATION_LAG.labels(job.integration_name).observe(lag)
-    _audit(
-        session,
+    return _event(
         grant,
         now,
         action,
