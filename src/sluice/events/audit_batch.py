@@ -13,12 +13,25 @@ from sqlalchemy.orm import Session
 
 from sluice.events import chain
 from sluice.events.audit import NewEvent
-from sluice.store.bulk import Prepared, insert_many
+from sluice.store.bulk import Prepared
 from sluice.store.tables import AuditEvent, OutboxMessage
 
 _EVENTS = cast(Table, AuditEvent.__table__)
 _OUTBOX = cast(Table, OutboxMessage.__table__)
 
+_EVENT_COLUMNS = (
+    "at",
+    "actor",
+    "action",
+    "subject_type",
+    "subject_id",
+    "reason",
+    "details",
+    "seq",
+    "prev_hash",
+    "hash",
+)
+_INSERT_EVENTS = insert(_EVENTS).values({name: None for name in _EVENT_COLUMNS})
 # The outbox row finds its event by its place in the chain (unique), so no id has to come back.
 _INSERT_OUTBOX = insert(_OUTBOX).from_select(
     ["event_id", "topic", "payload", "created_at", "attempts"],
@@ -39,26 +52,10 @@ def record_many(session: Session, events: Sequence[NewEvent]) -> None:
         return
     session.flush()
     chain.seal(session.connection(), events)
-    insert_many(
-        session,
-        insert(_EVENTS),
-        [
-            {
-                "at": e.at,
-                "actor": e.actor,
-                "action": e.action,
-                "subject_type": e.subject_type,
-                "subject_id": e.subject_id,
-                "reason": e.reason,
-                "details": e.details,
-                "seq": e.seq,
-                "prev_hash": e.prev_hash,
-                "hash": e.hash,
-            }
-            for e in events
-        ],
+    Prepared(session, _INSERT_EVENTS, reuse=True).execute_many(
+        [{name: getattr(e, name) for name in _EVENT_COLUMNS} for e in events]
     )
-    Prepared(session, _INSERT_OUTBOX).execute_many(
+    Prepared(session, _INSERT_OUTBOX, reuse=True).execute_many(
         [
             {"seq": e.seq, "topic": e.action, "payload": e.payload(), "created_at": e.at, "attempts": 0}
             for e in events

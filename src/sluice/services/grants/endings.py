@@ -107,8 +107,8 @@ def end_grants(
     return ended
 
 
-# A grant's columns that ending it reads (`ENDING_COLUMNS`).
-EndingRow: TypeAlias = Row[*tuple[Any, ...]]
+# Some of a grant's columns, read as a row rather than loaded as an object (`ENDING_COLUMNS`, …).
+GrantRow: TypeAlias = Row[*tuple[Any, ...]]
 
 # What ending a grant reads of it, for `end_grant_rows`: a query to narrow (and lock) as the caller needs.
 ENDING_COLUMNS = select(
@@ -145,13 +145,13 @@ _END_ROW = (
 
 
 def end_grant_rows(
-    session: Session, rows: Sequence[EndingRow], *, now: datetime, actor: str, action: Action, reason: str
-) -> list[EndingRow]:
+    session: Session, rows: Sequence[GrantRow], *, now: datetime, actor: str, action: Action, reason: str
+) -> list[GrantRow]:
     """`end_grants` for rows read with `ENDING_COLUMNS` (and locked) rather than loaded as objects:
     the same changes and events, written with one prebuilt statement per table, for the passes that
     end hundreds at once (expiry). The session must hold none of these grants as objects."""
     ended = [row for row in rows if not is_ended(row.desired)]
-    Prepared(session, _END_ROW).execute_many(
+    Prepared(session, _END_ROW, reuse=True).execute_many(
         [
             {
                 "grant_id": row.id,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sluice.domain.errors import Conflict, NotAllowed, NotFound
 from sluice.domain.states import should_be_active
 from sluice.events.audit import Action
-from sluice.services.grants.endings import ENDING_COLUMNS, EndingRow, end_grant_rows, end_grants
+from sluice.services.grants.endings import ENDING_COLUMNS, GrantRow, end_grant_rows, end_grants
 from sluice.services.requests.approvals import approves_grant
 from sluice.store.db import transaction
 from sluice.store.grant_states import grant_due_to_expire, grant_should_be_active
@@ -68,7 +68,7 @@ def revoke_request(
     return request
 
 
-def expire_due_grants(session: Session, *, now: datetime, limit: int = 500) -> list[EndingRow]:
+def expire_due_grants(session: Session, *, now: datetime, limit: int = 500) -> list[GrantRow]:
     """Grants whose end time has passed should be revoked. Rows another worker holds are skipped.
     Returns the rows ended (`ENDING_COLUMNS`: id, grantee email, …)."""
     due = session.execute(
