@@ -44,7 +44,7 @@ def _ended_event(
     *,
     grant_id: str,
     request_id: str | None,
-    grantee: str,
+    grantee: str | None,
     resource: str,
     permission: str,
     now: datetime,
@@ -121,7 +121,7 @@ ENDING_COLUMNS = select(
     Grant.resource_path,
     Grant.permission,
     Identity.email,
-).join(Identity, Grant.identity_id == Identity.id)
+).outerjoin(Identity, Grant.identity_id == Identity.id)  # outer: a grant ends even without its grantee row
 
 _GRANTS = cast(Table, Grant.__table__)
 _END_ROW = (
