@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from sluice.cli.main import app
-from sluice.events.audit import Action, record
+from sluice.events.audit import Action, new_event, record
+from sluice.events.audit_batch import record_many
 from sluice.events.chain import GENESIS, Head, event_hash, verify_chain
 from sluice.events.head_export import AuditHeadExport
 from sluice.store.db import make_engine, make_session_factory, transaction
-from sluice.store.tables import AuditEvent
+from sluice.store.tables import AuditEvent, OutboxMessage
 from tests.conftest import Clock
 from tests.migrated import migrate_new_store
 
@@ -92,6 +93,35 @@ def test_several_events_in_one_transaction_chain_in_recorded_order(store) -> Non
     with transaction(factory) as session:
         subjects = [e.subject_id for e in session.query(AuditEvent).order_by(AuditEvent.seq)]
     assert subjects == ["f0", "f1", "f2", "f3"]
+    assert _verify(factory).ok
+
+
+def test_events_written_in_bulk_keep_their_recorded_places_and_their_outbox_rows(store) -> None:  # type: ignore[no-untyped-def]
+    _engine, factory = store
+
+    def created(name: str) -> dict[str, object]:
+        return {
+            "now": START,
+            "actor": "sluice",
+            "action": Action.OBJECT_CREATED,
+            "subject_type": "flow",
+            "subject_id": name,
+            "kind": "flow",
+            "name": name,
+        }
+
+    with transaction(factory) as session:
+        record(session, **created("first"))  # type: ignore[arg-type]
+        record_many(session, [new_event(**created(name)) for name in ("bulk-1", "bulk-2")])  # type: ignore[arg-type]
+        record(session, **created("last"))  # type: ignore[arg-type]
+    with transaction(factory) as session:
+        subjects = [e.subject_id for e in session.query(AuditEvent).order_by(AuditEvent.seq)]
+        linked = {
+            m.event.subject_id: (m.topic, m.payload["subject"]["id"], m.attempts)
+            for m in session.query(OutboxMessage)
+        }
+    assert subjects == ["first", "bulk-1", "bulk-2", "last"]
+    assert linked == {name: ("admin.created", name, 0) for name in subjects}
     assert _verify(factory).ok
 
 

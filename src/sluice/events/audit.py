@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -137,6 +138,54 @@ ALLOWED_DETAILS = frozenset(
 )
 
 
+@dataclass(slots=True)
+class NewEvent:
+    """An audit event checked and ready to write: through the ORM (`record`) or, for a pass that
+    writes many, with its outbox row in bulk (`events/audit_batch.record_many`)."""
+
+    at: datetime
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: str
+    reason: str | None
+    details: dict[str, Any]
+    seq: int | None = None  # its place in the chain, given when it is written (events/chain.py)
+    prev_hash: str | None = None
+    hash: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """What its outbox row carries for webhooks."""
+        return {
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "subject": {"type": self.subject_type, "id": self.subject_id},
+            "reason": self.reason,
+            "details": self.details,
+        }
+
+
+def new_event(
+    *,
+    now: datetime,
+    actor: str,
+    action: Action,
+    subject_type: str,
+    subject_id: str,
+    reason: str | None = None,
+    **details: Any,
+) -> NewEvent:
+    """An event with only allow-listed details, naming the token or session the caller acts through."""
+    holder = _via.get()
+    if holder and "via" in holder and "via" not in details:
+        details["via"] = holder["via"]
+    unknown = set(details) - ALLOWED_DETAILS
+    if unknown:
+        raise ValueError(f"audit details not on the allow-list: {sorted(unknown)}")
+    return NewEvent(now, actor, action.value, subject_type, subject_id, reason, details)
+
+
 def record(
     session: Session,
     *,
@@ -148,38 +197,32 @@ def record(
     reason: str | None = None,
     **details: Any,
 ) -> AuditEvent:
-    holder = _via.get()
-    if holder and "via" in holder and "via" not in details:
-        details["via"] = holder["via"]
-    unknown = set(details) - ALLOWED_DETAILS
-    if unknown:
-        raise ValueError(f"audit details not on the allow-list: {sorted(unknown)}")
-    event = AuditEvent(
-        at=now,
+    new = new_event(
+        now=now,
         actor=actor,
-        action=action.value,
+        action=action,
         subject_type=subject_type,
         subject_id=subject_id,
         reason=reason,
-        details=details,
+        **details,
+    )
+    return record_event(session, new)
+
+
+def record_event(session: Session, new: NewEvent) -> AuditEvent:
+    """Add an event (and its outbox row) to the session: the caller's next flush writes and chains it."""
+    event = AuditEvent(
+        at=new.at,
+        actor=new.actor,
+        action=new.action,
+        subject_type=new.subject_type,
+        subject_id=new.subject_id,
+        reason=new.reason,
+        details=new.details,
     )
     event._recorded_order = next(_recorded)  # type: ignore[attr-defined]
     session.add(event)
-    session.add(
-        OutboxMessage(
-            event=event,
-            topic=action.value,
-            payload={
-                "at": now.isoformat(),
-                "actor": actor,
-                "action": action.value,
-                "subject": {"type": subject_type, "id": subject_id},
-                "reason": reason,
-                "details": details,
-            },
-            created_at=now,
-        )
-    )
+    session.add(OutboxMessage(event=event, topic=new.action, payload=new.payload(), created_at=new.at))
     return event
 
 

@@ -25,12 +25,24 @@ import logging
 import re
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Engine, String, bindparam, case, event, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    String,
+    bindparam,
+    case,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from sluice.store.tables import AuditChain, AuditEvent
@@ -47,7 +59,37 @@ def _canonical_time(at: datetime) -> str:
     return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
-def event_hash(item: AuditEvent, *, seq: int, prev_hash: str) -> str:
+class Chainable(Protocol):
+    """What the chain reads of an event (an `AuditEvent`, or a row written in bulk) and writes on it."""
+
+    at: datetime
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: str
+    reason: str | None
+    details: dict[str, Any]
+    seq: int | None
+    prev_hash: str | None
+    hash: str | None
+
+
+# An event row's columns that a writer sets (its id is the store's): what `Chainable` names.
+EVENT_COLUMNS = (
+    "at",
+    "actor",
+    "action",
+    "subject_type",
+    "subject_id",
+    "reason",
+    "details",
+    "seq",
+    "prev_hash",
+    "hash",
+)
+
+
+def event_hash(item: Chainable, *, seq: int, prev_hash: str) -> str:
     """The hash of one event: its place, the hash before it and everything it says."""
     body = [
         seq,
@@ -80,7 +122,7 @@ class Head:
         return cls(int(seq), digest)
 
 
-def _chain_onto(new: list[AuditEvent], seq: int, prev_hash: str) -> str:
+def _chain_onto(new: Sequence[Chainable], seq: int, prev_hash: str) -> str:
     """Give each new event its place after (`seq`, `prev_hash`); returns the hash of the last one."""
     for item in new:
         seq += 1
@@ -124,16 +166,11 @@ _MOVE_HEAD = (
 _SET_HASH = update(AuditChain).where(AuditChain.id == CHAIN_ROW).values(hash=bindparam("last_hash"))
 
 
-def _seal_new_events(session: Session, _context: Any, _instances: Any) -> None:
-    """Before a flush writes new audit events, give each its place in the chain, in the order the
-    events were recorded."""
-    new = sorted(
-        (obj for obj in session.new if isinstance(obj, AuditEvent) and obj.seq is None),
-        key=lambda obj: getattr(obj, "_recorded_order", 0),
-    )
+def seal(connection: Connection, new: Sequence[Chainable]) -> None:
+    """Give each new event its place in the chain, in the given order, and move the head past them:
+    the events must then be written in the same transaction."""
     if not new:
         return
-    connection = session.connection()
     engine = connection.engine
     with _last_heads_lock:
         known = _last_heads.get(engine) or Head(-1, "")  # -1: no head remembered, none matches
@@ -149,6 +186,17 @@ def _seal_new_events(session: Session, _context: Any, _instances: Any) -> None:
     last_hash = _chain_onto(new, head.seq - len(new), head.hash)
     connection.execute(_SET_HASH, {"last_hash": last_hash})
     _remember(engine, Head(head.seq, last_hash))
+
+
+def _seal_new_events(session: Session, _context: Any, _instances: Any) -> None:
+    """Before a flush writes new audit events, give each its place in the chain, in the order the
+    events were recorded."""
+    new = sorted(
+        (obj for obj in session.new if isinstance(obj, AuditEvent) and obj.seq is None),
+        key=lambda obj: getattr(obj, "_recorded_order", 0),
+    )
+    if new:
+        seal(session.connection(), new)
 
 
 event.listen(Session, "before_flush", _seal_new_events)

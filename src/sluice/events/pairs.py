@@ -19,23 +19,11 @@ from typing import Any, cast
 from sqlalchemy import BigInteger, Column, Table, bindparam, event, insert, select, union_all
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from sluice.events import chain  # noqa: F401 (its listener, registered first, chains the events)
+from sluice.events.chain import EVENT_COLUMNS  # and with it chain's listener, registered first
 from sluice.store.tables import AuditEvent, OutboxMessage
 
 _events = cast(Table, AuditEvent.__table__)
 _outbox = cast(Table, OutboxMessage.__table__)
-_EVENT_COLUMNS = (
-    "at",
-    "actor",
-    "action",
-    "subject_type",
-    "subject_id",
-    "reason",
-    "details",
-    "seq",
-    "prev_hash",
-    "hash",
-)
 _MESSAGE_COLUMNS = ("topic", "payload", "created_at", "delivered_at", "attempts", "notified_at")
 
 
@@ -70,7 +58,7 @@ def _statement(count: int) -> Any:
     """Writes `count` events and their outbox rows; answers (outbox id, event id, event seq) each."""
     written = (
         insert(_events)
-        .from_select(list(_EVENT_COLUMNS), _rows("event", [_events.c[n] for n in _EVENT_COLUMNS], count))
+        .from_select(list(EVENT_COLUMNS), _rows("event", [_events.c[n] for n in EVENT_COLUMNS], count))
         .returning(_events.c.id, _events.c.seq)
         .cte("written")
     )
@@ -95,7 +83,7 @@ def _statement(count: int) -> Any:
 def _values(pairs: list[tuple[AuditEvent, OutboxMessage]]) -> dict[str, Any]:
     bound: dict[str, Any] = {}
     for row, (item, message) in enumerate(pairs):
-        bound.update({f"event_{name}_{row}": getattr(item, name) for name in _EVENT_COLUMNS})
+        bound.update({f"event_{name}_{row}": getattr(item, name) for name in EVENT_COLUMNS})
         bound.update({f"message_{name}_{row}": _message_value(message, name) for name in _MESSAGE_COLUMNS})
         bound[f"message_event_seq_{row}"] = item.seq
     return bound

@@ -1,5 +1,7 @@
 """Bulk reads and writes on the DB-API cursor, for the few passes that move a million rows (the
-inventory sync). Statements are built and compiled by SQLAlchemy, as everywhere else, once per pass;
+inventory sync) or write a row or two per grant of a batch (expiry, the worker's outcomes, their audit
+events). Statements are built and compiled by SQLAlchemy, as everywhere else, once per pass (or once,
+for a statement kept as a module constant);
 rows then go through the driver as plain tuples, without the per-row result and parameter
 processing that costs more than the database itself at that size. Parameters get their column
 type's bind processing (a datetime on SQLite); result values come back as the driver gives them, so
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import errors, sql
@@ -17,25 +20,55 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
-class Prepared:
-    """One compiled statement on the session's connection."""
+@dataclass(frozen=True)
+class _Compiled:
+    text: str
+    order: tuple[str, ...] | None
+    defaults: dict[str, Any]
+    processors: dict[str, Callable[[Any], Any]]
 
-    def __init__(self, session: Session, statement: Executable, *, positional: bool = False) -> None:
-        """`positional`: parameters by place on any driver, so rows can go as bare tuples
-        (`execute_tuples`)."""
-        self.session = session
-        dialect = session.get_bind().dialect
-        compiled: Any = statement.compile(  # type: ignore[attr-defined]
-            dialect=_positional(dialect) if positional else dialect
-        )
-        self.text = str(compiled)
-        self.order: tuple[str, ...] | None = getattr(compiled, "positiontup", None)
-        self.defaults: dict[str, Any] = dict(compiled.params)
-        self.processors: dict[str, Callable[[Any], Any]] = {
+
+def _compile(statement: Executable, dialect: Dialect, *, positional: bool) -> _Compiled:
+    compiled: Any = statement.compile(  # type: ignore[attr-defined]
+        dialect=_positional(dialect) if positional else dialect
+    )
+    return _Compiled(
+        text=str(compiled),
+        order=getattr(compiled, "positiontup", None),
+        defaults=dict(compiled.params),
+        processors={
             name: processor
             for bind, name in compiled.bind_names.items()
             if (processor := bind.type._cached_bind_processor(dialect)) is not None
-        }
+        },
+    )
+
+
+# Statements built once (module constants) are compiled once per kind of store, not per pass.
+_compiled: dict[tuple[Executable, type[Dialect], bool], _Compiled] = {}
+
+
+class Prepared:
+    """One compiled statement on the session's connection."""
+
+    def __init__(
+        self, session: Session, statement: Executable, *, positional: bool = False, reuse: bool = False
+    ) -> None:
+        """`positional`: parameters by place on any driver, so rows can go as bare tuples
+        (`execute_tuples`). `reuse`: the statement is built once and kept (a module constant), so its
+        compiled form is kept too."""
+        self.session = session
+        dialect = session.get_bind().dialect
+        key = (statement, type(dialect), positional)
+        compiled = _compiled.get(key) if reuse else None
+        if compiled is None:
+            compiled = _compile(statement, dialect, positional=positional)
+            if reuse:
+                _compiled[key] = compiled
+        self.text = compiled.text
+        self.order = compiled.order
+        self.defaults = compiled.defaults
+        self.processors = compiled.processors
 
     def _arguments(self, params: dict[str, Any], seen: dict[Any, Any] | None = None) -> Any:
         merged = params if self.defaults.keys() <= params.keys() else {**self.defaults, **params}

@@ -104,8 +104,9 @@ class Worker:
             background=True,
             wake=self.wake,
         )
-        # In the order they run: before target work, what decides which grants should exist and
-        # what the world hears; after it, what reads or cleans the targets (slow, and never urgent).
+        # In the order they run: before target work, what decides which grants should exist; while
+        # the pass's first target calls run, what the world hears (its sends need not hold up a
+        # revoke); after it, what reads or cleans the targets (slow, and never urgent).
         self.before_target_work: list[Duty] = [
             PendingRequestExpiry(factory, clock=clock),
             FeedRefresh(factory, clock=clock),
@@ -114,6 +115,8 @@ class Worker:
             Reminders(factory, clock=clock),
             DirectorySync(factory, clock=clock),
             self.people,
+        ]
+        self.alongside_target_work: list[Duty] = [
             AuditHeadExport(factory, clock=clock, every=self.tuning.audit_head_every),
             self.audit_stream,
             WebhookDuty(factory, clock=clock),
@@ -128,13 +131,13 @@ class Worker:
 
     @property
     def duties(self) -> list[Duty]:
-        return [*self.before_target_work, self.expiry, *self.after_target_work]
+        return [*self.before_target_work, *self.alongside_target_work, self.expiry, *self.after_target_work]
 
     def run_once(self) -> int:
-        """One pass: the duties before target work, expiry, every target call that is due now, the
-        duties after. Returns the number of target operations done. Target calls run in the
-        dispatcher's pool; rows are claimed again as calls finish, so a slow target never holds up the
-        others."""
+        """One pass: the duties before target work, expiry, every target call that is due now (with
+        the duties alongside it run once its first calls are under way), the duties after. Returns
+        the number of target operations done. Target calls run in the dispatcher's pool; rows are
+        claimed again as calls finish, so a slow target never holds up the others."""
         due = self._due_duties()
         for duty in self.before_target_work:
             if id(duty) in due:
@@ -144,7 +147,7 @@ class Worker:
             self._claims_unrecorded = False
         self.expire_due()
         try:
-            done = self._target_work()
+            done = self._target_work([d for d in self.alongside_target_work if id(d) in due])
         except Exception:
             # Outcomes that could not be recorded (the store went away) leave their rows claimed by this
             # worker, and its heartbeat would renew those claims for as long as it lives: no other
@@ -163,12 +166,13 @@ class Worker:
         duty costs a transaction of its own. A duty's `next_due` says when it has work, including
         work that a change brings (new events, a changed flow): that is also when the loop wakes."""
         now = self.clock()
-        scheduled = [*self.before_target_work, *self.after_target_work]  # expiry runs in every pass
+        scheduled = [d for d in self.duties if d is not self.expiry]  # expiry runs in every pass
         with transaction(self.factory) as session:
             return {id(d) for d in scheduled if (at := d.next_due(session, now)) is not None and at <= now}
 
-    def _target_work(self) -> int:
-        """Every target call that is due now, and ends that come due meanwhile; returns how many."""
+    def _target_work(self, alongside: list[Duty]) -> int:
+        """Every target call that is due now, and ends that come due meanwhile; returns how many. The
+        `alongside` duties run once, as soon as the first calls are started."""
         completed_before = self.dispatcher.completed
         last_expiry = time.monotonic()
         completed_at_expiry = completed_before  # the pass ended what was due just before
@@ -181,6 +185,9 @@ class Worker:
                     claimed = self.reconciler.claim(room=self.dispatcher.room)
                     self.dispatcher.add(claimed)
                     may_find_work = bool(claimed)
+                for duty in alongside:
+                    duty.run()
+                alongside = []
                 if self.dispatcher.idle:
                     # Grants may have come due while calls ran; with no call since the last expiry,
                     # there was no time for that (the next pass is due at the next end time anyway).

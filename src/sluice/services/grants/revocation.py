@@ -6,12 +6,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.domain.errors import Conflict, NotAllowed, NotFound
 from sluice.domain.states import should_be_active
 from sluice.events.audit import Action
-from sluice.services.grants.endings import end_grants
+from sluice.services.grants.endings import ENDING_COLUMNS, GrantRow, end_grant_rows, end_grants
 from sluice.services.requests.approvals import approves_grant
 from sluice.store.db import transaction
 from sluice.store.grant_states import grant_due_to_expire, grant_should_be_active
@@ -68,17 +68,16 @@ def revoke_request(
     return request
 
 
-def expire_due_grants(session: Session, *, now: datetime, limit: int = 500) -> list[Grant]:
-    """Grants whose end time has passed should be revoked. Rows another worker holds are skipped."""
-    due = session.scalars(
-        select(Grant)
-        .where(grant_due_to_expire(now))
+def expire_due_grants(session: Session, *, now: datetime, limit: int = 500) -> list[GrantRow]:
+    """Grants whose end time has passed should be revoked. Rows another worker holds are skipped.
+    Returns the rows ended (`ENDING_COLUMNS`: id, grantee email, …)."""
+    due = session.execute(
+        ENDING_COLUMNS.where(grant_due_to_expire(now))
         .order_by(Grant.ends_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
-        .options(selectinload(Grant.identity))  # the audit event names the grantee
+        .with_for_update(skip_locked=True, of=Grant)  # not the grantee's row: others expire theirs
     ).all()
-    return end_grants(
+    return end_grant_rows(
         session, due, now=now, actor="sluice", action=Action.GRANT_EXPIRED, reason="lease ended"
     )
 

@@ -24,7 +24,8 @@ from sluice.events import metrics
 from sluice.runtime.tuning import Tuning
 from sluice.services.grants.claims import record_takeover
 from sluice.services.grants.secrets import SecretBox
-from sluice.services.grants.work_outcomes import Job, Outcome, log_outcome, record_failure, record_success
+from sluice.services.grants.work_outcomes import Job, Outcome, log_outcome, record_failure
+from sluice.services.grants.work_successes import OUTCOME_COLUMNS, record_successes
 from sluice.services.targeting.connector_hub import ConnectorHub
 from sluice.store.db import transaction
 from sluice.store.grant_states import grant_is_live, grant_needs_target_work, grant_needs_work
@@ -160,21 +161,23 @@ class GrantWork:
         now = self.clock()
         with transaction(self.factory) as session:
             ids = [o.job.grant_id for o in outcomes]
-            rows = session.scalars(
-                select(Grant).where(Grant.id.in_(ids)).order_by(Grant.id).with_for_update()
+            held = session.execute(
+                OUTCOME_COLUMNS.where(Grant.id.in_(ids)).order_by(Grant.id).with_for_update()
             ).all()
-            mine = {g.id: g for g in rows if g.claimed_by == self.worker_id}
-            for outcome in outcomes:
-                grant = mine.get(outcome.job.grant_id)
-                if grant is None:
-                    continue
-                grant.claimed_by = None
-                grant.claimed_until = None
-                if outcome.error is None:
-                    record_success(session, grant, outcome, now)
-                else:
+            mine = {row.id: row for row in held if row.claimed_by == self.worker_id}
+            done = [(mine[o.job.grant_id], o) for o in outcomes if o.error is None and o.job.grant_id in mine]
+            failed = [o for o in outcomes if o.error is not None and o.job.grant_id in mine]
+            attempts = {row.id: 0 for row, _ in done}
+            if failed:
+                failed_ids = [o.job.grant_id for o in failed]
+                grants = {g.id: g for g in session.scalars(select(Grant).where(Grant.id.in_(failed_ids)))}
+                for outcome in failed:
+                    grant = grants[outcome.job.grant_id]
+                    grant.claimed_by = None
+                    grant.claimed_until = None
                     record_failure(session, grant, outcome, now, self.tuning)
-            attempts = {grant_id: grant.attempts for grant_id, grant in mine.items()}
+                    attempts[grant.id] = grant.attempts
+            record_successes(session, done, now)
         for outcome in outcomes:
             log_outcome(outcome, attempts.get(outcome.job.grant_id))
 

@@ -14,11 +14,9 @@ from sqlalchemy.orm import Session
 
 from sluice.connectors.base import AccessUnit, Connector
 from sluice.domain.errors import SluiceError, TargetError
-from sluice.domain.states import Actual
-from sluice.events import metrics
-from sluice.events.audit import Action, record
+from sluice.events.audit import Action, NewEvent, new_event, record_event
 from sluice.runtime.tuning import Tuning
-from sluice.services.grants.endings import end_grants
+from sluice.services.grants.endings import GrantRow, end_grants
 from sluice.store.tables import Grant
 
 log = logging.getLogger("sluice.worker")  # what the worker does, under the name operators filter on
@@ -55,12 +53,11 @@ def _context(job: Job) -> dict[str, str | None]:
     }
 
 
-def _audit(
-    session: Session, grant: Grant, now: datetime, action: Action, *, reason: str | None, **details: Any
-) -> None:
+def grant_event(
+    grant: Grant | GrantRow, now: datetime, action: Action, *, reason: str | None, **details: Any
+) -> NewEvent:
     """An event about one grant's target work, by Sluice, naming its request and resource."""
-    record(
-        session,
+    return new_event(
         now=now,
         actor="sluice",
         action=action,
@@ -71,6 +68,12 @@ def _audit(
         resource=grant.resource_path,
         **details,
     )
+
+
+def _audit(
+    session: Session, grant: Grant, now: datetime, action: Action, *, reason: str | None, **details: Any
+) -> None:
+    record_event(session, grant_event(grant, now, action, reason=reason, **details))
 
 
 def log_outcome(outcome: Outcome, attempts: int | None) -> None:
@@ -95,46 +98,6 @@ def backoff(attempts: int, tuning: Tuning | None = None) -> timedelta:
     seconds = min(cap, base * 2 ** max(0, attempts - 1))
     jitter = secrets.randbelow(250) / 1000 * seconds
     return timedelta(seconds=seconds * 0.875 + jitter)
-
-
-def record_success(session: Session, grant: Grant, outcome: Outcome, now: datetime) -> None:
-    """A target call that worked: the row says so, and the audit."""
-    job = outcome.job
-    grant.attempts = 0
-    grant.last_error = None
-    grant.next_attempt_at = None
-    grant.failing_since = None
-    grant.revoke_failed_at = None
-    grant.updated_at = now
-    if job.operation == "grant":
-        # The target was told the end time read at claim; if an extension or a renewal moved it
-        # meanwhile, the row stays to be applied again, so the target learns the new one.
-        moved = grant.ends_at != job.unit.ends_at
-        grant.actual = Actual.UNKNOWN if moved else Actual.ACTIVE
-        grant.connection = outcome.connection
-        grant.granted_at = grant.granted_at or now
-        action = Action.GRANT_ACTIVATED
-    else:
-        grant.actual = Actual.REVOKED
-        grant.revoked_at = now
-        grant.credentials = None  # the secret is useless now; keep nothing
-        action = Action.GRANT_REVOKED
-        # Every revoke counts, early ones too: from when it was decided until access is gone.
-        decided = grant.revoke_requested_at or grant.ends_at
-        if decided is not None and decided <= now:
-            lag = (now - decided).total_seconds()
-            metrics.REVOCATION_LAG.labels(job.integration_name).observe(lag)
-    _audit(
-        session,
-        grant,
-        now,
-        action,
-        reason=grant.end_reason if job.operation == "revoke" else None,
-        grantee=job.unit.grantee_email,
-        permission=grant.permission,
-        principal=grant.principal,
-        ends_at=grant.ends_at.isoformat() if grant.ends_at else None,
-    )
 
 
 def record_failure(session: Session, grant: Grant, outcome: Outcome, now: datetime, tuning: Tuning) -> None:
