@@ -61,7 +61,7 @@ def test_the_default_lease_is_seconds_not_minutes() -> None:
 def test_a_live_worker_keeps_its_claim_through_a_call_longer_than_the_lease(store: Store) -> None:
     grant_id = approved_oncall_request(store)
     slow = store.worker("slow")
-    assert [job.grant_id for job in slow.reconciler.claim()] == [grant_id]
+    assert [job.grant_id for job in slow.reconciler.claim().jobs] == [grant_id]
     for _ in range(4):  # the call takes twice the lease; the heartbeat beats every third of it
         store.clock.advance(seconds=LEASE.total_seconds() / 2)
         assert slow.heartbeat.beat() == 1
@@ -73,7 +73,7 @@ def test_a_dead_workers_claim_is_taken_over_after_one_lease_with_a_log_line_an_e
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     grant_id = approved_oncall_request(store)
-    assert store.worker("dead").reconciler.claim()
+    assert store.worker("dead").reconciler.claim().jobs
     before = REGISTRY.get_sample_value("sluice_claim_takeovers_total", {"integration": "groups"}) or 0.0
     survivor = store.worker("survivor")
     store.clock.advance(seconds=LEASE.total_seconds() - 1)
@@ -113,7 +113,7 @@ def test_an_early_revoke_held_by_a_dead_worker_shows_in_the_gauges_and_its_lag_i
     row = grant_row(store, grant_id)
     assert row.revoke_requested_at == store.clock()
     assert row.ends_at is not None and row.ends_at > store.clock()
-    assert store.worker("dead").reconciler.claim()  # then it dies holding the revoke
+    assert store.worker("dead").reconciler.claim().jobs  # then it dies holding the revoke
     store.clock.advance(seconds=3)
     # Held by a worker, not yet done: in the queue, and overdue since the moment it was asked.
     assert gauges(store) == {"sluice_queue_depth": 1.0, "sluice_oldest_overdue_revoke_seconds": 3.0}

@@ -49,7 +49,7 @@ def test_grant_then_expiry_revokes_on_time(store: Store) -> None:
 def test_a_worker_that_dies_after_claiming_is_replaced_when_its_lease_lapses(store: Store) -> None:
     grant_id = approved_oncall_request(store)
     dead = store.worker("dead")
-    jobs = dead.reconciler.claim()  # claims and marks the target as about to be touched, then "crashes"
+    jobs = dead.reconciler.claim().jobs  # claims and marks the target as about to be touched, then "crashes"
     assert [j.grant_id for j in jobs] == [grant_id]
     assert grant_row(store, grant_id).actual == Actual.UNKNOWN
     survivor = store.worker("survivor")
@@ -63,7 +63,7 @@ def test_a_worker_that_dies_after_claiming_is_replaced_when_its_lease_lapses(sto
 def test_a_crash_mid_grant_followed_by_cancel_still_revokes(store: Store) -> None:
     """The target may have been touched (actual unknown): cancelling must clean it up, not forget it."""
     grant_id = approved_oncall_request(store)
-    jobs = store.worker("dead").reconciler.claim()
+    jobs = store.worker("dead").reconciler.claim().jobs
     # The dead worker did reach the target before it died:
     StoreMemberships(store.factory, "groups").add(
         group="oncall", email="alice@example.com", grant_id=grant_id, expires_at=None
@@ -129,14 +129,14 @@ def test_an_end_time_moved_during_the_target_call_is_applied_again(store: Store)
     outcome is recorded leaves the row to be applied again, never recorded as done with the old end."""
     grant_id = approved_oncall_request(store)
     worker = store.worker()
-    jobs = worker.reconciler.claim()
+    jobs = worker.reconciler.claim().jobs
     outcome = worker.reconciler.run(jobs[0])
     later = grant_row(store, grant_id).ends_at + timedelta(minutes=20)  # type: ignore[operator]
     with transaction(store.factory) as session:
         session.get(Grant, grant_id).ends_at = later  # type: ignore[union-attr]
     worker.reconciler.record([outcome])
     assert grant_row(store, grant_id).actual == Actual.UNKNOWN
-    again = worker.reconciler.claim()
+    again = worker.reconciler.claim().jobs
     assert [j.unit.ends_at for j in again] == [later]
     worker.reconciler.run_and_record(again[0])
     assert grant_row(store, grant_id).actual == Actual.ACTIVE

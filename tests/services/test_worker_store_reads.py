@@ -1,10 +1,11 @@
 """What one worker pass asks of the store: an idle pass asks which duties have work in one
-transaction and runs none, a claim that comes back empty is not repeated while the pass's calls run,
+transaction and runs none, a claim that took every due row is not repeated while the pass's calls run,
 and on SQLite the planner has statistics to choose indexes by."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -12,11 +13,14 @@ from sqlalchemy import event, select, text
 from sqlalchemy.exc import OperationalError
 
 from sluice.domain.states import Actual, Desired
+from sluice.runtime.tuning import Tuning
 from sluice.services.grants.people_pass import PeopleDuty
+from sluice.services.grants.work import Claim
 from sluice.services.grants.work_outcomes import Job, Outcome
 from sluice.store.db import transaction
 from sluice.store.planner_stats import PlannerStatistics
 from sluice.store.tables import Grant
+from sluice.worker.loop import Worker
 from tests.services.conftest import Store
 
 REVOKES = 6  # more than a pass's calls per integration (4), so the queue runs low while they run
@@ -48,8 +52,18 @@ def add_revokes_due(store: Store) -> list[str]:
     return ids
 
 
-def test_a_claim_that_finds_nothing_is_not_repeated_while_the_calls_run(store: Store) -> None:
-    worker = store.worker()
+@pytest.mark.parametrize("share", [25, 4], ids=["share-holds-all", "share-holds-part"])
+def test_a_claim_that_took_every_due_row_is_not_repeated_while_the_calls_run(
+    store: Store, share: int
+) -> None:
+    worker = Worker(
+        store.factory,
+        hub=store.hub,
+        box=store.box,
+        clock=store.clock,
+        worker_id="w1",
+        tuning=replace(Tuning(), claim_per_integration=share),
+    )
     worker.run_once()  # the duties' first runs, with nothing to do at the targets
     ids = add_revokes_due(store)
 
@@ -60,15 +74,18 @@ def test_a_claim_that_finds_nothing_is_not_repeated_while_the_calls_run(store: S
     claims: list[int] = []
     claim = worker.reconciler.claim
 
-    def counted_claim(*args: object, **kwargs: object) -> list[Job]:
-        jobs = claim(*args, **kwargs)  # type: ignore[arg-type]
-        claims.append(len(jobs))
-        return jobs
+    def counted_claim(*args: object, **kwargs: object) -> Claim:
+        taken = claim(*args, **kwargs)  # type: ignore[arg-type]
+        claims.append(len(taken.jobs))
+        return taken
 
     worker.dispatcher._run = slow_call  # type: ignore[method-assign]
     worker.reconciler.claim = counted_claim  # type: ignore[method-assign]
     assert worker.run_once() == REVOKES
-    assert claims == [REVOKES, 0], "each call that finished claimed again though nothing was due"
+    if share > REVOKES:
+        assert claims == [REVOKES], "a claim that took every due row was made again"
+    else:  # the first claim filled its share: there may be more, and it looks
+        assert claims[0] == share and sum(claims) == REVOKES and len(claims) >= 2, claims
     with transaction(store.factory) as session:
         actual = session.scalars(select(Grant.actual).where(Grant.id.in_(ids))).all()
     assert actual == [Actual.REVOKED] * REVOKES

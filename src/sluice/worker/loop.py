@@ -176,15 +176,16 @@ class Worker:
         completed_before = self.dispatcher.completed
         last_expiry = time.monotonic()
         completed_at_expiry = completed_before  # the pass ended what was due just before
-        # An empty claim means no row is due now; claiming again before something new can be due (a
-        # grant ended, a notice of new work, the next expiry tick) would only read the grants again.
+        # A claim that took every row due now (an empty one, or one that filled no integration's share)
+        # leaves none to find: claiming again before something new can be due (a grant ended, a notice
+        # of new work, the next expiry tick) would only read the grants again.
         may_find_work = True
         try:
             while not self.stop.is_set():
                 if may_find_work and self.dispatcher.hungry:
-                    claimed = self.reconciler.claim(room=self.dispatcher.room)
-                    self.dispatcher.add(claimed)
-                    may_find_work = bool(claimed)
+                    claim = self.reconciler.claim(room=self.dispatcher.room)
+                    self.dispatcher.add(claim.jobs)
+                    may_find_work = not claim.took_all
                 for duty in alongside:
                     duty.run()
                 alongside = []
@@ -198,7 +199,10 @@ class Worker:
                             continue
                     break
                 # Every outcome finished by now (and soon after) is recorded in one transaction.
-                self.reconciler.record(self.dispatcher.wait(EXPIRE_EVERY_SECONDS, gather=GATHER_SECONDS))
+                outcomes = self.dispatcher.wait(EXPIRE_EVERY_SECONDS, gather=GATHER_SECONDS)
+                self.reconciler.record(outcomes)
+                if any(outcome.error is not None for outcome in outcomes):
+                    may_find_work = True  # a failed grant may have been ended: its revoke is due now
                 if self.wake.is_set():
                     may_find_work = True
                 if time.monotonic() - last_expiry >= EXPIRE_EVERY_SECONDS:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, select
@@ -39,6 +40,15 @@ CLAIM_LEASE = Tuning.claim_lease  # the default; `Tuning.claim_lease` is what a 
 UNSEEN_CLAIM_RECHECK = timedelta(seconds=0.25)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What one claim took. `took_all`: every row due now that no other worker holds is in `jobs`
+    (no integration filled its share), so claiming again finds nothing until something new is due."""
+
+    jobs: list[Job]
+    took_all: bool
+
+
 class GrantWork:
     def __init__(
         self,
@@ -57,7 +67,7 @@ class GrantWork:
         self.worker_id = worker_id
         self.tuning = tuning or Tuning()
 
-    def claim(self, limit: int | None = None, *, room: Callable[[str], int] | None = None) -> list[Job]:
+    def claim(self, limit: int | None = None, *, room: Callable[[str], int] | None = None) -> Claim:
         """Take rows that need work, integration by integration so that every target gets its turn:
         at most `limit` per integration, and no more than `room(integration_id)` (what this worker can
         start on it now). On PostgreSQL rows other workers hold are skipped; the claim is a short lease
@@ -72,20 +82,22 @@ class GrantWork:
                 session.scalars(select(Grant.integration_id).where(grant_needs_work(now)).distinct())
             )
             rows: list[Grant] = []
+            took_all = True
             for integration_id in integration_ids:
                 take = min(per_integration, room(integration_id)) if room else per_integration
                 if take <= 0:
+                    took_all = False
                     continue
-                rows.extend(
-                    session.scalars(
-                        select(Grant)
-                        .where(grant_needs_work(now), Grant.integration_id == integration_id)
-                        .order_by(Grant.next_attempt_at.is_not(None), Grant.next_attempt_at, Grant.ends_at)
-                        .limit(take)
-                        .with_for_update(skip_locked=True)
-                        .options(selectinload(Grant.identity), selectinload(Grant.integration))
-                    ).all()
-                )
+                found = session.scalars(
+                    select(Grant)
+                    .where(grant_needs_work(now), Grant.integration_id == integration_id)
+                    .order_by(Grant.next_attempt_at.is_not(None), Grant.next_attempt_at, Grant.ends_at)
+                    .limit(take)
+                    .with_for_update(skip_locked=True)
+                    .options(selectinload(Grant.identity), selectinload(Grant.integration))
+                ).all()
+                took_all = took_all and len(found) < take
+                rows.extend(found)
             for grant in rows:
                 if grant.claimed_by is not None and grant.claimed_by != self.worker_id:
                     record_takeover(session, grant, worker_id=self.worker_id, now=now)
@@ -122,7 +134,7 @@ class GrantWork:
                         ),
                     )
                 )
-        return jobs
+        return Claim(jobs, took_all)
 
     def run(self, job: Job) -> Outcome:
         """Do the target call of one job. Nothing is written to the store here: outcomes are recorded
