@@ -35,9 +35,20 @@ def activate_request_grants(session: Session, request: AccessRequest, now: datet
         grant.next_attempt_at = None
 
 
-def _revoke_due(ends_at: datetime | None, now: datetime) -> datetime:
-    """An expiry was due at the end time; an early revoke is due now."""
-    return ends_at if ends_at is not None and ends_at < now else now
+def _ending(
+    ends_at: datetime | None, actual: str, revoked_at: datetime | None, *, now: datetime, reason: str
+) -> dict[str, Any]:
+    """The columns ending a live grant sets: to be revoked, due at its end time for an expiry and now
+    for an early revoke, with a fresh count of attempts; one that never touched the target is over."""
+    return {
+        "desired": Desired.REVOKED.value,
+        "end_reason": reason,
+        "revoke_requested_at": ends_at if ends_at is not None and ends_at < now else now,
+        "next_attempt_at": None,
+        "attempts": 0,
+        "updated_at": now,
+        "revoked_at": now if never_touched(actual) else revoked_at,
+    }
 
 
 def _ended_event(
@@ -81,14 +92,10 @@ def end_grants(
     for grant in grants:
         if is_ended(grant.desired):
             continue
-        grant.desired = Desired.REVOKED
-        grant.end_reason = reason
-        grant.revoke_requested_at = _revoke_due(grant.ends_at, now)
-        grant.next_attempt_at = None
-        grant.attempts = 0
-        grant.updated_at = now
-        if never_touched(grant.actual):
-            grant.revoked_at = now
+        for name, value in _ending(
+            grant.ends_at, grant.actual, grant.revoked_at, now=now, reason=reason
+        ).items():
+            setattr(grant, name, value)
         events.append(
             _ended_event(
                 grant_id=grant.id,
@@ -127,20 +134,7 @@ _GRANTS = cast(Table, Grant.__table__)
 _END_ROW = (
     update(_GRANTS)
     .where(_GRANTS.c.id == bindparam("grant_id"))
-    .values(
-        {
-            name: None
-            for name in (
-                "desired",
-                "end_reason",
-                "revoke_requested_at",
-                "next_attempt_at",
-                "attempts",
-                "updated_at",
-                "revoked_at",
-            )
-        }
-    )
+    .values({name: None for name in _ending(None, "", None, now=datetime.min, reason="")})  # its columns
 )
 
 
@@ -153,16 +147,7 @@ def end_grant_rows(
     ended = [row for row in rows if not is_ended(row.desired)]
     Prepared(session, _END_ROW, reuse=True).execute_many(
         [
-            {
-                "grant_id": row.id,
-                "desired": Desired.REVOKED.value,
-                "end_reason": reason,
-                "revoke_requested_at": _revoke_due(row.ends_at, now),
-                "next_attempt_at": None,
-                "attempts": 0,
-                "updated_at": now,
-                "revoked_at": now if never_touched(row.actual) else row.revoked_at,
-            }
+            {"grant_id": row.id, **_ending(row.ends_at, row.actual, row.revoked_at, now=now, reason=reason)}
             for row in ended
         ]
     )
