@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, event, inspect, select
+from sqlalchemy import Engine, event, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.events.audit import Action, record
 from sluice.events.chain import verify_chain
+from sluice.events.pairs import MOST_PAIRS
 from sluice.store.db import transaction
 from sluice.store.tables import AuditEvent, OutboxMessage
 from tests.events.test_audit_chain import store  # noqa: F401 (the fixture)
@@ -70,4 +71,23 @@ def test_events_and_outbox_rows_are_written_together_and_left_persistent(
             (ids[1], "b", None),
         ]
         assert [row.payload["subject"]["id"] for row in stored] == ["a", "b"]
+        assert verify_chain(session).ok
+
+
+def test_a_flush_of_more_pairs_than_one_statement_takes_is_written_by_the_unit_of_work(
+    store: tuple[Engine, sessionmaker[Session]],  # noqa: F811
+) -> None:
+    _, factory = store
+    count = MOST_PAIRS + 1
+    with transaction(factory) as session:
+        recorded = [_record(session, f"s{n}", None) for n in range(count)]
+        session.flush()
+        assert all(inspect(item).persistent and item.id is not None for item in recorded)
+    with transaction(factory) as session:
+        linked = session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .join(AuditEvent, AuditEvent.id == OutboxMessage.event_id)
+        )
+        assert linked == count
         assert verify_chain(session).ok

@@ -25,6 +25,10 @@ from sluice.store.tables import AuditEvent, OutboxMessage
 _events = cast(Table, AuditEvent.__table__)
 _outbox = cast(Table, OutboxMessage.__table__)
 _MESSAGE_COLUMNS = ("topic", "payload", "created_at", "delivered_at", "attempts", "notified_at")
+# A flush with more new pairs than this is left to the unit of work: the statement binds 17 values a
+# pair and is built once per count, and PostgreSQL takes at most 65,535 values in one statement. The
+# passes that record many events at once write them in bulk anyway (`audit_batch.record_many`).
+MOST_PAIRS = 64
 
 
 def _new_pairs(session: Session) -> list[tuple[AuditEvent, OutboxMessage]]:
@@ -98,7 +102,7 @@ def _write_pairs(session: Session, _context: Any, _instances: Any) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
     pairs = _new_pairs(session)
-    if not pairs:
+    if not pairs or len(pairs) > MOST_PAIRS:
         return
     rows = session.connection().execute(_statement(len(pairs)), _values(pairs))
     written = {seq: (message_id, event_id) for message_id, event_id, seq in rows}

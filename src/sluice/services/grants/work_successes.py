@@ -36,25 +36,28 @@ OUTCOME_COLUMNS = select(
 )
 
 _GRANTS = cast(Table, Grant.__table__)
-# Both clear the claim and any trace of failing; then each writes what its operation made true.
-_SUCCEEDED = (
-    "claimed_by",
-    "claimed_until",
-    "attempts",
-    "last_error",
-    "next_attempt_at",
-    "failing_since",
-    "revoke_failed_at",
-    "updated_at",
-    "actual",
-)
+
+
+def _cleared(now: datetime) -> dict[str, Any]:
+    """What both operations write: the claim and every trace of failing cleared."""
+    return {
+        "claimed_by": None,
+        "claimed_until": None,
+        "attempts": 0,
+        "last_error": None,
+        "next_attempt_at": None,
+        "failing_since": None,
+        "revoke_failed_at": None,
+        "updated_at": now,
+    }
 
 
 def _update(*columns: str) -> Any:
+    """The UPDATE of one operation: what both write, the new `actual`, then `columns` of its own."""
     return (
         update(_GRANTS)
         .where(_GRANTS.c.id == bindparam("grant_id"))
-        .values({name: None for name in (*_SUCCEEDED, *columns)})
+        .values({name: None for name in (*_cleared(datetime.min), "actual", *columns)})
     )
 
 
@@ -65,16 +68,7 @@ _REVOKED = _update("revoked_at", "credentials")
 def record_successes(session: Session, done: Sequence[tuple[GrantRow, Outcome]], now: datetime) -> None:
     """The rows (read with `OUTCOME_COLUMNS`, locked, claimed by this worker) say what the target
     calls did, and the audit says so too."""
-    cleared = {
-        "claimed_by": None,
-        "claimed_until": None,
-        "attempts": 0,
-        "last_error": None,
-        "next_attempt_at": None,
-        "failing_since": None,
-        "revoke_failed_at": None,
-        "updated_at": now,
-    }
+    cleared = _cleared(now)
     granted, revoked, events = [], [], []
     for row, outcome in done:
         job = outcome.job
