@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,8 +32,11 @@ class Store:
     def identity(self, session: Session, email: str) -> Identity:
         return session.query(Identity).filter_by(email=email).one()
 
-    def worker(self, worker_id: str = "w1") -> Worker:
-        return Worker(self.factory, hub=self.hub, box=self.box, clock=self.clock, worker_id=worker_id)
+    def worker(self, worker_id: str = "w1", **options: Any) -> Worker:
+        """A worker on this store; `options` are the Worker's others (tuning, channels, …)."""
+        return Worker(
+            self.factory, hub=self.hub, box=self.box, clock=self.clock, worker_id=worker_id, **options
+        )
 
 
 def seed(factory: sessionmaker[Session], clock: Clock) -> None:

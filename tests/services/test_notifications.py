@@ -22,7 +22,6 @@ from sluice.services.requests.decisions import approve_request, reject_request
 from sluice.services.requests.submit import UnitAsked, submit_request
 from sluice.store.db import transaction
 from sluice.store.tables import AccessFlow, Grant, Notification, OutboxMessage
-from sluice.worker.loop import Worker
 from tests.recording_channel import RecordingChannel
 from tests.services.config_samples import GOOD, edit, line_of
 from tests.services.conftest import Store
@@ -239,14 +238,7 @@ def test_a_notice_the_channel_can_never_send_is_given_up_at_once_and_the_channel
 
 def test_a_hanging_channel_holds_up_neither_the_worker_nor_other_channels(store: Store) -> None:
     hanging, email = RecordingChannel("slack", release=threading.Event()), RecordingChannel("email")
-    worker = Worker(
-        store.factory,
-        hub=store.hub,
-        box=store.box,
-        clock=store.clock,
-        worker_id="w1",
-        channels={"slack": hanging, "email": email},
-    )
+    worker = store.worker(channels={"slack": hanging, "email": email})
     request_id = ask(store)
     approve(store, request_id)
     started = time.monotonic()

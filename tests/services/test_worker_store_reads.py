@@ -20,7 +20,6 @@ from sluice.services.grants.work_outcomes import Job, Outcome
 from sluice.store.db import transaction
 from sluice.store.planner_stats import PlannerStatistics
 from sluice.store.tables import Grant
-from sluice.worker.loop import Worker
 from tests.services.conftest import Store
 
 REVOKES = 6  # more than a pass's calls per integration (4), so the queue runs low while they run
@@ -56,14 +55,7 @@ def add_revokes_due(store: Store) -> list[str]:
 def test_a_claim_that_took_every_due_row_is_not_repeated_while_the_calls_run(
     store: Store, share: int
 ) -> None:
-    worker = Worker(
-        store.factory,
-        hub=store.hub,
-        box=store.box,
-        clock=store.clock,
-        worker_id="w1",
-        tuning=replace(Tuning(), claim_per_integration=share),
-    )
+    worker = store.worker(tuning=replace(Tuning(), claim_per_integration=share))
     worker.run_once()  # the duties' first runs, with nothing to do at the targets
     ids = add_revokes_due(store)
 
