@@ -11,9 +11,8 @@ from typing import cast
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
-from sluice.events import chain
 from sluice.events.audit import NewEvent
-from sluice.events.chain import EVENT_COLUMNS
+from sluice.events.chain import EVENT_COLUMNS, seal
 from sluice.store.bulk import Prepared
 from sluice.store.tables import AuditEvent, OutboxMessage
 
@@ -40,7 +39,7 @@ def record_many(session: Session, events: Sequence[NewEvent]) -> None:
     if not events:
         return
     session.flush()
-    chain.seal(session.connection(), events)
+    seal(session.connection(), events)
     Prepared(session, _INSERT_EVENTS, reuse=True).execute_many(
         [{name: getattr(e, name) for name in EVENT_COLUMNS} for e in events]
     )

@@ -74,19 +74,8 @@ class Chainable(Protocol):
     hash: str | None
 
 
-# An event row's columns that a writer sets (its id is the store's): what `Chainable` names.
-EVENT_COLUMNS = (
-    "at",
-    "actor",
-    "action",
-    "subject_type",
-    "subject_id",
-    "reason",
-    "details",
-    "seq",
-    "prev_hash",
-    "hash",
-)
+# An event row's columns that a writer sets (its id is the store's), in this order: what `Chainable` names.
+EVENT_COLUMNS = tuple(Chainable.__annotations__)
 
 
 def event_hash(item: Chainable, *, seq: int, prev_hash: str) -> str:
