@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
@@ -51,18 +52,30 @@ def renew_claims(factory: sessionmaker[Session], *, worker_id: str, now: datetim
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def record_takeover(session: Session, grant: Grant, *, worker_id: str, now: datetime) -> None:
+class TakenRow(Protocol):
+    """What a takeover reads of the row it takes (a claim's row of columns)."""
+
+    id: str
+    claimed_by: str | None
+    claimed_until: datetime | None
+    request_id: str | None
+    resource_path: str
+
+
+def record_takeover(
+    session: Session, row: TakenRow, *, integration: str, worker_id: str, now: datetime
+) -> None:
     """Called while claiming a row whose previous holder let its lease lapse (it died, or lost the
     store for longer than a lease): say so in the log, the metrics and the audit trail."""
-    previous, lapsed = grant.claimed_by, grant.claimed_until
-    metrics.CLAIM_TAKEOVERS.labels(grant.integration.name).inc()
+    previous, lapsed = row.claimed_by, row.claimed_until
+    metrics.CLAIM_TAKEOVERS.labels(integration).inc()
     log.warning(
         "worker %s took over grant %s from %s, whose claim lapsed at %s",
         worker_id,
-        grant.id,
+        row.id,
         previous,
         lapsed.isoformat() if lapsed else None,
-        extra={"grant_id": grant.id, "request_id": grant.request_id, "integration": grant.integration.name},
+        extra={"grant_id": row.id, "request_id": row.request_id, "integration": integration},
     )
     record(
         session,
@@ -70,11 +83,11 @@ def record_takeover(session: Session, grant: Grant, *, worker_id: str, now: date
         actor="sluice",
         action=Action.GRANT_CLAIM_TAKEN_OVER,
         subject_type="grant",
-        subject_id=grant.id,
+        subject_id=row.id,
         reason=f"claim of worker {previous} lapsed at {lapsed.isoformat() if lapsed else 'an unknown time'}",
-        request_id=grant.request_id,
-        resource=grant.resource_path,
-        integration=grant.integration.name,
+        request_id=row.request_id,
+        resource=row.resource_path,
+        integration=integration,
         worker=worker_id,
         previous_worker=previous,
     )

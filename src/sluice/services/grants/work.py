@@ -14,23 +14,26 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
-from sluice.connectors.base import AccessUnit
+from sluice.connectors.base import AccessUnit, Connector
 from sluice.domain.errors import SluiceError, TargetError
 from sluice.domain.states import Actual, never_touched, should_be_active
 from sluice.events import metrics
 from sluice.runtime.tuning import Tuning
 from sluice.services.grants.claims import record_takeover
+from sluice.services.grants.endings import GrantRow
 from sluice.services.grants.secrets import SecretBox
 from sluice.services.grants.work_outcomes import Job, Outcome, log_outcome, record_failure
 from sluice.services.grants.work_successes import OUTCOME_COLUMNS, record_successes
 from sluice.services.targeting.connector_hub import ConnectorHub
+from sluice.store.bulk import Prepared
 from sluice.store.db import transaction
 from sluice.store.grant_states import grant_is_live, grant_needs_target_work, grant_needs_work
-from sluice.store.tables import Grant
+from sluice.store.tables import Grant, Identity, Integration
 
 log = logging.getLogger("sluice.worker")  # what the worker does, under the name operators filter on
 
@@ -77,64 +80,66 @@ class GrantWork:
         now = self.clock()
         per_integration = limit or self.tuning.claim_per_integration
         jobs = []
+        claim = {"claimed_by": self.worker_id, "claimed_until": now + self.tuning.claim_lease}
         with transaction(self.factory) as session:
-            integration_ids = sorted(
-                session.scalars(select(Grant.integration_id).where(grant_needs_work(now)).distinct())
-            )
-            rows: list[Grant] = []
+            integrations = session.scalars(_INTEGRATIONS_WITH_WORK, {"now": now}).all()
             took_all = True
-            for integration_id in integration_ids:
-                take = min(per_integration, room(integration_id)) if room else per_integration
+            claimed = []
+            for integration in integrations:
+                take = min(per_integration, room(integration.id)) if room else per_integration
                 if take <= 0:
                     took_all = False
                     continue
-                found = session.scalars(
-                    select(Grant)
-                    .where(grant_needs_work(now), Grant.integration_id == integration_id)
-                    .order_by(Grant.next_attempt_at.is_not(None), Grant.next_attempt_at, Grant.ends_at)
-                    .limit(take)
-                    .with_for_update(skip_locked=True)
-                    .options(selectinload(Grant.identity), selectinload(Grant.integration))
+                found = session.execute(
+                    _CLAIMABLE, {"now": now, "integration_id": integration.id, "take": take}
                 ).all()
                 took_all = took_all and len(found) < take
-                rows.extend(found)
-            for grant in rows:
-                if grant.claimed_by is not None and grant.claimed_by != self.worker_id:
-                    record_takeover(session, grant, worker_id=self.worker_id, now=now)
-                grant.claimed_by = self.worker_id
-                grant.claimed_until = now + self.tuning.claim_lease
-                operation = "grant" if should_be_active(grant.desired) else "revoke"
-                connector = self.hub.for_integration(grant.integration)
-                secret = None
-                if operation == "grant":
-                    if never_touched(grant.actual):
-                        grant.actual = Actual.UNKNOWN
-                    if connector.issues_secret:
-                        if grant.credentials is None:
-                            grant.credentials = self.box.seal(secrets.token_urlsafe(24))
-                        secret = self.box.open(grant.credentials)
-                jobs.append(
-                    Job(
-                        grant_id=grant.id,
-                        operation=operation,
-                        integration_id=grant.integration_id,
-                        integration_name=grant.integration.name,
-                        retry=grant.attempts > 0,
-                        request_id=grant.request_id,
-                        connector=connector,
-                        unit=AccessUnit(
-                            grant_id=grant.id,
-                            principal=grant.principal,
-                            grantee_email=grant.identity.email,
-                            resource_type=grant.resource_type,
-                            resource_path=grant.resource_path,
-                            permission=grant.permission,
-                            ends_at=grant.ends_at,
-                            secret=secret,
-                        ),
-                    )
-                )
+                connector = self.hub.for_integration(integration)
+                for row in found:
+                    if row.claimed_by is not None and row.claimed_by != self.worker_id:
+                        record_takeover(
+                            session, row, integration=integration.name, worker_id=self.worker_id, now=now
+                        )
+                    job, written = self._job(row, integration, connector)
+                    jobs.append(job)
+                    claimed.append(written | claim | {"grant_id": row.id})
+            Prepared(session, _CLAIMED, reuse=True).execute_many(claimed)
         return Claim(jobs, took_all)
+
+    def _job(
+        self, row: GrantRow, integration: Integration, connector: Connector
+    ) -> tuple[Job, dict[str, Any]]:
+        """The job of one claimed row, and what claiming writes to it besides the claim: before a
+        first grant, that the target is about to be touched and the sealed secret it will be given."""
+        operation = "grant" if should_be_active(row.desired) else "revoke"
+        actual, sealed, secret = row.actual, row.credentials, None
+        if operation == "grant":
+            if never_touched(actual):
+                actual = Actual.UNKNOWN.value
+            if connector.issues_secret:
+                if sealed is None:
+                    sealed = self.box.seal(secrets.token_urlsafe(24))
+                secret = self.box.open(sealed)
+        job = Job(
+            grant_id=row.id,
+            operation=operation,
+            integration_id=integration.id,
+            integration_name=integration.name,
+            retry=row.attempts > 0,
+            request_id=row.request_id,
+            connector=connector,
+            unit=AccessUnit(
+                grant_id=row.id,
+                principal=row.principal,
+                grantee_email=row.email,
+                resource_type=row.resource_type,
+                resource_path=row.resource_path,
+                permission=row.permission,
+                ends_at=row.ends_at,
+                secret=secret,
+            ),
+        )
+        return job, {"actual": actual, "credentials": sealed}
 
     def run(self, job: Job) -> Outcome:
         """Do the target call of one job. Nothing is written to the store here: outcomes are recorded
@@ -198,7 +203,42 @@ class GrantWork:
         self.record([self.run(job)])
 
 
-# Built once, with the moment bound at execution: the worker asks after every pass.
+# Built once, with the moment bound at execution: the worker claims and asks in every pass. A claim
+# reads columns, not objects, and writes every claimed row with one prebuilt statement.
+_INTEGRATIONS_WITH_WORK = (
+    select(Integration)
+    .where(Integration.id.in_(select(Grant.integration_id).where(grant_needs_work(bindparam("now")))))
+    .order_by(Integration.id)
+)
+_CLAIMABLE = (
+    select(
+        Grant.id,
+        Grant.claimed_by,
+        Grant.claimed_until,
+        Grant.desired,
+        Grant.actual,
+        Grant.credentials,
+        Grant.attempts,
+        Grant.request_id,
+        Grant.principal,
+        Grant.resource_type,
+        Grant.resource_path,
+        Grant.permission,
+        Grant.ends_at,
+        Identity.email,
+    )
+    .join(Identity, Identity.id == Grant.identity_id)
+    .where(grant_needs_work(bindparam("now")), Grant.integration_id == bindparam("integration_id"))
+    .order_by(Grant.next_attempt_at.is_not(None), Grant.next_attempt_at, Grant.ends_at)
+    .limit(bindparam("take"))
+    .with_for_update(skip_locked=True, of=Grant)
+)
+_GRANTS = cast(Table, Grant.__table__)
+_CLAIMED = (
+    update(_GRANTS)
+    .where(_GRANTS.c.id == bindparam("grant_id"))
+    .values({name: None for name in ("claimed_by", "claimed_until", "actual", "credentials")})
+)
 _NEXT_RETRY = select(func.min(Grant.next_attempt_at)).where(
     grant_needs_target_work(), Grant.next_attempt_at > bindparam("now")
 )
