@@ -54,6 +54,29 @@ EXPIRE_EVERY_SECONDS = 0.25  # while target calls run, newly due grants are ende
 GATHER_SECONDS = 0.01
 
 
+class Beside:
+    """Duties run in a thread beside the pass's target work; `join` waits for them and raises what
+    stopped them, as if they had run in the pass's own thread."""
+
+    def __init__(self, duties: list[Duty]) -> None:
+        self._duties = duties
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="sluice-beside", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for duty in self._duties:
+                duty.run()
+        except Exception as exc:  # raised again in the pass's thread, which handles it
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 class Worker:
     def __init__(
         self,
@@ -104,9 +127,10 @@ class Worker:
             background=True,
             wake=self.wake,
         )
-        # In the order they run: before target work, what decides which grants should exist; while
-        # the pass's first target calls run, what the world hears (its sends need not hold up a
-        # revoke); after it, what reads or cleans the targets (slow, and never urgent).
+        # In the order they run: before target work, what decides which grants should exist; in a
+        # thread beside the pass's target calls, once the first have started, what the world hears
+        # (its sends need not hold up a revoke, nor the recording of one); after target work, what
+        # reads or cleans the targets (slow, and never urgent).
         self.before_target_work: list[Duty] = [
             PendingRequestExpiry(factory, clock=clock),
             FeedRefresh(factory, clock=clock),
@@ -135,7 +159,7 @@ class Worker:
 
     def run_once(self) -> int:
         """One pass: the duties before target work, expiry, every target call that is due now (with
-        the duties alongside it run once its first calls are under way), the duties after. Returns
+        the duties alongside it run beside it once its first calls are under way), the duties after. Returns
         the number of target operations done. Target calls run in the dispatcher's pool; rows are
         claimed again as calls finish, so a slow target never holds up the others."""
         due = self._due_duties()
@@ -172,8 +196,10 @@ class Worker:
 
     def _target_work(self, alongside: list[Duty]) -> int:
         """Every target call that is due now, and ends that come due meanwhile; returns how many. The
-        `alongside` duties run once, as soon as the first calls are started."""
+        `alongside` duties run once, in a thread of their own started with the first calls, so the
+        outcomes of those calls are recorded without waiting for them."""
         completed_before = self.dispatcher.completed
+        beside: Beside | None = None
         last_expiry = time.monotonic()
         completed_at_expiry = completed_before  # the pass ended what was due just before
         # A claim that took every row due now (an empty one, or one that filled no integration's share)
@@ -186,9 +212,8 @@ class Worker:
                     claim = self.reconciler.claim(room=self.dispatcher.room)
                     self.dispatcher.add(claim.jobs)
                     may_find_work = not claim.took_all
-                for duty in alongside:
-                    duty.run()
-                alongside = []
+                if alongside:
+                    beside, alongside = Beside(alongside), []
                 if self.dispatcher.idle:
                     # Grants may have come due while calls ran; with no call since the last expiry,
                     # there was no time for that (the next pass is due at the next end time anyway).
@@ -211,6 +236,8 @@ class Worker:
                     may_find_work = True  # retries whose backoff ended, and grants ended meanwhile
         finally:
             self.reconciler.record(self.dispatcher.drain())
+            if beside is not None:
+                beside.join()
         return self.dispatcher.completed - completed_before
 
     def expire_due(self) -> int:
