@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sluice.cli.errors import CliError
 from sluice.cli.output import err_console
 from sluice.cli.store_ops import check_secret_key, migrate_store, plan_file, store_label
+from sluice.runtime.heap import settle_heap
 from sluice.runtime.logs import JsonFormatter, wants_json
 from sluice.runtime.settings import Settings
 from sluice.runtime.wiring import WORK_CHANNEL, Runtime, worker_id
@@ -219,8 +220,10 @@ def serve_api(runtime: Runtime, listen: Listen) -> None:
 
     from sluice.api.app import create_app
 
+    app = create_app(runtime)
+    settle_heap()
     config = uvicorn.Config(
-        create_app(runtime),
+        app,
         host=listen.host,
         port=listen.port,
         log_config=None,
@@ -339,6 +342,7 @@ def run_worker(*, health_host: str = "127.0.0.1", health_port: int | None = None
         health.start()
     on_stop_signals(runner.stop)
     log.info("worker %s on store %s", worker_id(), store_label(settings))
+    settle_heap()
     try:
         runner.run_here()
     finally:
