@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from sluice.domain.states import Actual, Desired
@@ -157,3 +158,25 @@ def test_a_worker_with_no_integrations_sleeps_instead_of_spinning(store: Store) 
         )  # fmt: skip
         session.add(never_synced)
     assert worker.seconds_until_next() == 0  # a new integration is synced at once
+
+
+class BrokenDuty:
+    """A duty that is always due and always fails."""
+
+    def run(self) -> None:
+        raise RuntimeError("the duty broke")
+
+    def next_due(self, session: object, now: datetime) -> datetime:
+        return now
+
+
+def test_a_duty_failing_beside_target_work_fails_the_pass_but_not_the_calls_made(store: Store) -> None:
+    grant_id = approved_oncall_request(store)
+    worker = store.worker()
+    worker.alongside_target_work.append(BrokenDuty())
+    with pytest.raises(RuntimeError, match="the duty broke"):
+        worker.run_once()
+    # The call beside it was made and recorded, and the pass's failure left no claim to release.
+    row = grant_row(store, grant_id)
+    assert (row.actual, row.claimed_by) == (Actual.ACTIVE, None)
+    assert "oncall" in groups_of_alice(store)
