@@ -3,7 +3,9 @@ PostgreSQL target, timed until every grant is active in the target, against the 
 grants issued raw with psycopg on one connection (the connector's own statements), and the physical
 floor: the least DDL a grant needs (a login role with a client-computed SCRAM verifier and its
 membership in a prebuilt privilege role, one pipelined transaction). Then the latency
-from submit to active of single requests on an idle system.
+from submit to active of single requests on an idle system, beside its store floor: the three durable
+commits such a request needs at the least, timed raw between the samples (a disk whose flushes
+sometimes stall shows in both).
 
 On a PostgreSQL store Sluice runs as API servers and `sluice worker` processes (docs/deploy.md), and
 so does this bench: the API in this process (FastAPI's test client), one real `sluice worker` process
@@ -61,6 +63,18 @@ def drop_logins(made: Scratch, stem: str, n: int) -> None:
     with psycopg.connect(**params(), autocommit=True) as conn:
         for i in range(n):
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(f"{made.prefix}{stem}{i}")))
+
+
+def store_commits(made: Scratch) -> float:
+    """Milliseconds for the fewest durable commits that take one request from submit to active (the
+    submit, the claim before the target call, the outcome), each a one-row write on the store, raw:
+    what the store's disk alone adds to a single request's latency."""
+    with psycopg.connect(**params(made.store)) as conn:
+        started = time.perf_counter()
+        for _ in range(3):
+            conn.execute("INSERT INTO bench_commit_probe (at) VALUES (now())")
+            conn.commit()
+        return (time.perf_counter() - started) * 1000
 
 
 def main() -> None:
@@ -144,9 +158,13 @@ def main() -> None:
                 ) as conn:  # fmt: skip
                     conn.execute("SELECT count(*) FROM orders")
 
-            latencies = []
+            latencies, commits = [], []
+            with psycopg.connect(**params(made.store), autocommit=True) as probe:
+                probe.execute("CREATE TABLE bench_commit_probe (id serial PRIMARY KEY, at timestamptz)")
             for i in range(n, n + singles):
-                time.sleep(0.3)  # idle: the worker is asleep, waiting for a due time or a notice
+                time.sleep(0.15)
+                commits.append(store_commits(made))
+                time.sleep(0.15)  # idle: the worker is asleep, waiting for a due time or a notice
                 asked = time.perf_counter()
                 response = client.post(
                     "/api/v1/requests", json=body, headers={"Authorization": f"Bearer {tokens[i]}"}
@@ -192,6 +210,10 @@ def main() -> None:
     print(
         f"single request, submit -> active (idle system, {singles} samples): "
         f"p50={p50:.1f}ms p99={p99:.1f}ms max={max(latencies):.1f}ms"
+    )
+    print(
+        f"  its store floor, three durable commits raw (submit, claim, outcome; one before each sample): "
+        f"p50={median(commits):.1f}ms p99={percentile(commits, 99):.1f}ms max={max(commits):.1f}ms"
     )
     print(f"API / physical floor: {api / physical:.2f}")
     print(f"ratio={api / floor:.2f}")
