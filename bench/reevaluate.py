@@ -283,10 +283,10 @@ def live_roles(params: dict[str, Any], prefix: str) -> int:
 
 
 def settle(worker: Worker, factory: sessionmaker[Session], change: Any) -> tuple[float, float, int]:
-    """(seconds to settle, of which the policy pass, grants revoked so far)."""
-    start = time.perf_counter()
+    """(seconds to settle from the committed change, of which the policy pass, grants revoked so far)."""
     with transaction(factory) as session:
         change(session)
+    start = time.perf_counter()
     worker.people.run()  # the policy side: re-evaluation marks what must go
     policy = time.perf_counter() - start
     worker.run_once()  # the target side (and a second, idle policy pass)
