@@ -45,6 +45,7 @@ from sluice.connectors.postgres import PostgresConfig, PostgresConnector
 from sluice.connectors.postgres_sql import grant_comment
 from sluice.domain.flows import FlowSpec
 from sluice.domain.states import Actual, Desired
+from sluice.runtime.heap import settle_heap
 from sluice.services.directory.changes import set_group, set_identity
 from sluice.services.grants.secrets import SecretBox
 from sluice.services.targeting.connector_hub import ConnectorHub
@@ -414,6 +415,7 @@ def main() -> None:
             sync_inventory=False,
         )
         worker.run_once()  # warm: flows parsed, fingerprints taken, nothing to do
+        settle_heap()  # as `sluice worker` does once started (runtime/heap.py)
         roles_before = live_roles(params, prefix)
 
         group_s, group_policy, group_revoked = settle(
