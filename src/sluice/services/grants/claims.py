@@ -1,20 +1,24 @@
 """Claims on grant rows, which die with their worker: the holder renews its short lease from a
 heartbeat thread (`worker/claims.py`) for as long as it lives, and a row whose lease lapsed is taken over
-by the next worker to claim it, with a log line, a metric and an audit event."""
+by the next worker to claim it, with a log line, a metric and an audit event. What taking a claim
+reads and writes is here too; which rows to take, and the jobs they make, are `work.py`'s."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.events import metrics
 from sluice.events.audit import Action, record
+from sluice.store.bulk import Prepared
 from sluice.store.db import transaction
-from sluice.store.tables import Grant
+from sluice.store.grant_states import grant_needs_work
+from sluice.store.tables import Grant, Identity, Integration
 
 log = logging.getLogger("sluice.worker")
 
@@ -91,3 +95,49 @@ def record_takeover(
         worker=worker_id,
         previous_worker=previous,
     )
+
+
+# Taking claims (`work.GrantWork.claim`), built once with the moment bound at execution: the worker
+# claims in every pass. A claim reads columns, not objects: the integrations with work due, then per
+# integration the rows it takes (locked, skipping rows another worker is claiming), and writes every
+# claimed row with one prebuilt statement.
+INTEGRATIONS_WITH_WORK = (
+    select(Integration)
+    .where(Integration.id.in_(select(Grant.integration_id).where(grant_needs_work(bindparam("now")))))
+    .order_by(Integration.id)
+)
+CLAIMABLE = (
+    select(
+        Grant.id,
+        Grant.claimed_by,
+        Grant.claimed_until,
+        Grant.desired,
+        Grant.actual,
+        Grant.credentials,
+        Grant.attempts,
+        Grant.request_id,
+        Grant.principal,
+        Grant.resource_type,
+        Grant.resource_path,
+        Grant.permission,
+        Grant.ends_at,
+        Identity.email,
+    )
+    .join(Identity, Identity.id == Grant.identity_id)
+    .where(grant_needs_work(bindparam("now")), Grant.integration_id == bindparam("integration_id"))
+    .order_by(Grant.next_attempt_at.is_not(None), Grant.next_attempt_at, Grant.ends_at)
+    .limit(bindparam("take"))
+    .with_for_update(skip_locked=True, of=Grant)
+)
+_GRANTS = cast(Table, Grant.__table__)
+_CLAIMED = (
+    update(_GRANTS)
+    .where(_GRANTS.c.id == bindparam("grant_id"))
+    .values({name: None for name in ("claimed_by", "claimed_until", "actual", "credentials")})
+)
+
+
+def write_claims(session: Session, claimed: Sequence[dict[str, Any]]) -> None:
+    """Write the claims taken (`grant_id`, `claimed_by`, `claimed_until`, and the `actual` and
+    `credentials` a first grant records before its call), in one statement."""
+    Prepared(session, _CLAIMED, reuse=True).execute_many(claimed)

@@ -14,9 +14,9 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.connectors.base import AccessUnit, Connector
@@ -24,16 +24,15 @@ from sluice.domain.errors import SluiceError, TargetError
 from sluice.domain.states import Actual, never_touched, should_be_active
 from sluice.events import metrics
 from sluice.runtime.tuning import Tuning
-from sluice.services.grants.claims import record_takeover
+from sluice.services.grants.claims import CLAIMABLE, INTEGRATIONS_WITH_WORK, record_takeover, write_claims
 from sluice.services.grants.endings import GrantRow
 from sluice.services.grants.secrets import SecretBox
 from sluice.services.grants.work_outcomes import Job, Outcome, log_outcome, record_failure
 from sluice.services.grants.work_successes import OUTCOME_COLUMNS, record_successes
 from sluice.services.targeting.connector_hub import ConnectorHub
-from sluice.store.bulk import Prepared
 from sluice.store.db import transaction
 from sluice.store.grant_states import grant_is_live, grant_needs_target_work, grant_needs_work
-from sluice.store.tables import Grant, Identity, Integration
+from sluice.store.tables import Grant, Integration
 
 log = logging.getLogger("sluice.worker")  # what the worker does, under the name operators filter on
 
@@ -82,7 +81,7 @@ class GrantWork:
         jobs = []
         claim = {"claimed_by": self.worker_id, "claimed_until": now + self.tuning.claim_lease}
         with transaction(self.factory) as session:
-            integrations = session.scalars(_INTEGRATIONS_WITH_WORK, {"now": now}).all()
+            integrations = session.scalars(INTEGRATIONS_WITH_WORK, {"now": now}).all()
             took_all = True
             claimed = []
             for integration in integrations:
@@ -91,7 +90,7 @@ class GrantWork:
                     took_all = False
                     continue
                 found = session.execute(
-                    _CLAIMABLE, {"now": now, "integration_id": integration.id, "take": take}
+                    CLAIMABLE, {"now": now, "integration_id": integration.id, "take": take}
                 ).all()
                 took_all = took_all and len(found) < take
                 connector = self.hub.for_integration(integration)
@@ -103,7 +102,7 @@ class GrantWork:
                     job, written = self._job(row, integration, connector)
                     jobs.append(job)
                     claimed.append(written | claim | {"grant_id": row.id})
-            Prepared(session, _CLAIMED, reuse=True).execute_many(claimed)
+            write_claims(session, claimed)
         return Claim(jobs, took_all)
 
     def _job(
@@ -203,42 +202,7 @@ class GrantWork:
         self.record([self.run(job)])
 
 
-# Built once, with the moment bound at execution: the worker claims and asks in every pass. A claim
-# reads columns, not objects, and writes every claimed row with one prebuilt statement.
-_INTEGRATIONS_WITH_WORK = (
-    select(Integration)
-    .where(Integration.id.in_(select(Grant.integration_id).where(grant_needs_work(bindparam("now")))))
-    .order_by(Integration.id)
-)
-_CLAIMABLE = (
-    select(
-        Grant.id,
-        Grant.claimed_by,
-        Grant.claimed_until,
-        Grant.desired,
-        Grant.actual,
-        Grant.credentials,
-        Grant.attempts,
-        Grant.request_id,
-        Grant.principal,
-        Grant.resource_type,
-        Grant.resource_path,
-        Grant.permission,
-        Grant.ends_at,
-        Identity.email,
-    )
-    .join(Identity, Identity.id == Grant.identity_id)
-    .where(grant_needs_work(bindparam("now")), Grant.integration_id == bindparam("integration_id"))
-    .order_by(Grant.next_attempt_at.is_not(None), Grant.next_attempt_at, Grant.ends_at)
-    .limit(bindparam("take"))
-    .with_for_update(skip_locked=True, of=Grant)
-)
-_GRANTS = cast(Table, Grant.__table__)
-_CLAIMED = (
-    update(_GRANTS)
-    .where(_GRANTS.c.id == bindparam("grant_id"))
-    .values({name: None for name in ("claimed_by", "claimed_until", "actual", "credentials")})
-)
+# Built once, with the moment bound at execution: the worker asks after every pass.
 _NEXT_RETRY = select(func.min(Grant.next_attempt_at)).where(
     grant_needs_target_work(), Grant.next_attempt_at > bindparam("now")
 )
@@ -263,7 +227,5 @@ def next_due(session: Session, now: datetime) -> datetime | None:
     candidates = [session.scalar(_NEXT_RETRY, at), session.scalar(_NEXT_LAPSE, at)]
     if session.scalar(_UNHELD_WORK, at) is not None:
         candidates.append(now + UNSEEN_CLAIM_RECHECK)
-    present = [c for c in candidates if c is not None]
-    return min(present) if present else None
     present = [c for c in candidates if c is not None]
     return min(present) if present else None
