@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from sluice.domain.errors import NotAllowed
+from sluice.domain.flows import FlowSpec
+from sluice.services.directory.changes import set_group
 from sluice.services.directory.service_accounts import service_account
+from sluice.services.requests.approvals import approvers_of_request, refuse_without_approver
 from sluice.services.requests.decisions import approve_request
+from sluice.services.requests.policy import load_flow
 from sluice.services.signin.id_tokens import SignInRefused
 from sluice.services.signin.people import person_for_claims
 from sluice.services.signin.settings import SignInSettings
 from sluice.store.db import transaction
-from tests.api.conftest import Api, email, problem
+from sluice.store.queries import identity_by_email
+from sluice.store.tables import AccessRequest, Resource
+from tests.api.conftest import ONCALL_FLOW, Api, email, problem
 
 BOT = "ci-bot"
 BOT_EMAIL = "ci-bot@service-accounts.invalid"
@@ -109,3 +116,33 @@ def test_bad_service_account_names_are_422(api: Api) -> None:
     for name in ("", "Upper", "-lead", "has space", "x" * 64):
         problem(api.post("root", "/service-accounts", {"name": name}), 422)
     problem(api.post("root", "/service-accounts", {"name": "ok", "role": "king"}), 422)
+
+
+def test_a_service_account_in_an_approver_group_is_never_asked_and_never_counts_as_an_approver(
+    api: Api,
+) -> None:
+    make_bot(api)
+    request = api.ask("alice")
+    with transaction(api.runtime.factory) as session:
+        set_group(
+            session, name="leads", description=None, members=None, add=[BOT_EMAIL], remove=[], actor="root",
+            now=api.clock(),
+        )  # fmt: skip
+    with transaction(api.runtime.factory) as session:
+        asked = session.get(AccessRequest, request["id"])
+        assert asked is not None
+        flow = load_flow(session, asked.flow_name)
+        assert approvers_of_request(session, asked, flow, api.clock()) == [email("bob"), email("carol")]
+        # A flow whose only approver is the service account would leave every request waiting for
+        # nobody: it is refused when asked, saying why.
+        only_bot = FlowSpec.model_validate(
+            ONCALL_FLOW.model_dump() | {"name": "bot-approves", "approvers": [{"user": BOT_EMAIL}]}
+        )
+        alice = identity_by_email(session, email("alice"))
+        assert alice is not None
+        resource = session.scalar(select(Resource.id).where(Resource.path == "groups/oncall"))
+        assert resource is not None
+        with pytest.raises(NotAllowed, match=f"{BOT_EMAIL}: service accounts never approve"):
+            refuse_without_approver(
+                session, only_bot, requester=alice, grantee=alice, resource_ids=[resource], now=api.clock()
+            )

@@ -250,8 +250,8 @@ def describe_bar(bar: Bar, person: Person) -> str:
 
 
 def entitled(policy: ApprovalPolicy, person: Person, ctx: ApprovalContext, open_tiers: int) -> bool:
-    """May this person act (approve or reject) on the request now?"""
-    if not person.active or bar_of(policy, person, ctx) is not None:
+    """May this person act (approve or reject) on the request now? Never a service account."""
+    if not person.active or person.service_account or bar_of(policy, person, ctx) is not None:
         return False
     return any(
         approver_matches(a, person, ctx)

@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_valid
 
 from sluice.domain.text import MAX_ITEMS, Email, Name, Token, Value
 
+# Service accounts get an address under a reserved top-level domain (RFC 2606): never a mailbox, and
+# never the address of a person an identity provider could sign in or push.
+SERVICE_ACCOUNT_DOMAIN = "service-accounts.invalid"
 BUILTIN_ATTRIBUTES = ("user", "name", "group", "manager", "shift")
 MULTI_VALUED = frozenset({"group", "shift"})
 OPERATORS = ("is", "is_not", "in", "contains", "starts_with")
@@ -40,6 +43,11 @@ class Person:
     name: str = ""
     attributes: Mapping[str, str] = field(default_factory=dict)
     shifts: frozenset[str] = field(default_factory=frozenset)  # schedules this person is on call for now
+
+    @property
+    def service_account(self) -> bool:
+        """A machine identity: it may ask for access, and never decides on anyone's."""
+        return self.email.lower().endswith("@" + SERVICE_ACCOUNT_DOMAIN)
 
     def values_of(self, attribute: str) -> list[str]:
         match attribute:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sluice.domain.errors import Conflict, InvalidInput, NotFound
+from sluice.domain.people import SERVICE_ACCOUNT_DOMAIN
 from sluice.domain.roles import Role
 from sluice.events.audit import Action, record
 from sluice.services.pages import Page, page_of
@@ -22,9 +23,6 @@ from sluice.store.tables import Identity
 from sluice.store.types import new_id
 
 SERVICE_ACCOUNT_SOURCE = "service-account"
-# Service accounts get an address under a reserved top-level domain (RFC 2606): never a mailbox, and
-# never the address of a person an identity provider could sign in or push.
-SERVICE_ACCOUNT_DOMAIN = "service-accounts.invalid"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _NAME = re.compile(NAME_PATTERN)
 

@@ -231,12 +231,14 @@ def refuse_without_approver(
         return
     matching = matching_people(session, state.context, approvers_in(tiers), now)
     barred = [describe_bar(bar, p) for p in matching if (bar := bar_of(policy, p, state.context))]
+    machines = [p.email for p in matching if p.service_account]
     asked = "; ".join(g.describe() for tier in tiers for g in tier.groups)
-    why = (
-        ", ".join(barred) + ", and nobody approves access for themselves"
-        if barred
-        else f"no active identity is {asked} now"
-    )
+    reasons = []
+    if barred:
+        reasons.append(", ".join(barred) + ", and nobody approves access for themselves")
+    if machines:
+        reasons.append(", ".join(machines) + ": service accounts never approve")
+    why = "; ".join(reasons) or f"no active identity is {asked} now"
     raise NotAllowed(
         f"nobody may approve this request under flow {flow.name!r}: {why}",
         reasons=f"approvers: {asked}",
