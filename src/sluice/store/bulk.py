@@ -10,12 +10,12 @@ read only columns that need no conversion (text, integers) or that are only test
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from psycopg import errors, sql
-from sqlalchemy import Column, Dialect, Executable, Insert, Table
+from sqlalchemy import Column, Dialect, Executable, Insert, Table, Update, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,14 @@ def _compile(statement: Executable, dialect: Dialect, *, positional: bool) -> _C
             if (processor := bind.type._cached_bind_processor(dialect)) is not None
         },
     )
+
+
+def update_by_id(model: Any, columns: Iterable[str], *, key: str) -> Update:
+    """The UPDATE of one row of `model`'s table, found by its `id` (bound as `key`), setting each of
+    `columns` to the value bound under the column's name: built once, then run for a batch of rows
+    with `Prepared(..., reuse=True).execute_many`."""
+    table = cast(Table, model.__table__)
+    return update(table).where(table.c.id == bindparam(key)).values({name: None for name in columns})
 
 
 # Statements built once (module constants) are compiled once per kind of store, not per pass.

@@ -159,9 +159,9 @@ class Worker:
 
     def run_once(self) -> int:
         """One pass: the duties before target work, expiry, every target call that is due now (with
-        the duties alongside it run beside it once its first calls are under way), the duties after. Returns
-        the number of target operations done. Target calls run in the dispatcher's pool; rows are
-        claimed again as calls finish, so a slow target never holds up the others."""
+        the duties alongside it run beside it once its first calls are under way), the duties after.
+        Returns the number of target operations done. Target calls run in the dispatcher's pool; rows
+        are claimed again as calls finish, so a slow target never holds up the others."""
         due = self._due_duties()
         for duty in self.before_target_work:
             if id(duty) in due:

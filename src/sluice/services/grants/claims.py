@@ -8,14 +8,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sluice.events import metrics
 from sluice.events.audit import Action, record
-from sluice.store.bulk import Prepared
+from sluice.store.bulk import Prepared, update_by_id
 from sluice.store.db import transaction
 from sluice.store.grant_states import grant_needs_work
 from sluice.store.tables import Grant, Identity, Integration
@@ -129,12 +129,7 @@ CLAIMABLE = (
     .limit(bindparam("take"))
     .with_for_update(skip_locked=True, of=Grant)
 )
-_GRANTS = cast(Table, Grant.__table__)
-_CLAIMED = (
-    update(_GRANTS)
-    .where(_GRANTS.c.id == bindparam("grant_id"))
-    .values({name: None for name in ("claimed_by", "claimed_until", "actual", "credentials")})
-)
+_CLAIMED = update_by_id(Grant, ("claimed_by", "claimed_until", "actual", "credentials"), key="grant_id")
 
 
 def write_claims(session: Session, claimed: Sequence[dict[str, Any]]) -> None:

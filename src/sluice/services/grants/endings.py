@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
-from sqlalchemy import Row, Table, bindparam, select, update
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from sluice.domain.states import Desired, awaits_start, is_ended, never_touched
 from sluice.events.audit import Action, NewEvent, new_event
 from sluice.events.audit_batch import record_many
-from sluice.store.bulk import Prepared
+from sluice.store.bulk import Prepared, update_by_id
 from sluice.store.tables import AccessRequest, Grant, Identity
 
 
@@ -51,29 +51,25 @@ def _ending(
     }
 
 
+# Some of a grant's columns, read as a row rather than loaded as an object (`ENDING_COLUMNS`, …).
+GrantRow: TypeAlias = Row[*tuple[Any, ...]]
+
+
 def _ended_event(
-    *,
-    grant_id: str,
-    request_id: str | None,
-    grantee: str | None,
-    resource: str,
-    permission: str,
-    now: datetime,
-    actor: str,
-    action: Action,
-    reason: str,
+    grant: Grant | GrantRow, grantee: str | None, *, now: datetime, actor: str, action: Action, reason: str
 ) -> NewEvent:
+    """The event of one grant ended, from its object or its row (`ENDING_COLUMNS`)."""
     return new_event(
         now=now,
         actor=actor,
         action=action,
         subject_type="grant",
-        subject_id=grant_id,
+        subject_id=grant.id,
         reason=reason,
-        request_id=request_id,
+        request_id=grant.request_id,
         grantee=grantee,
-        resource=resource,
-        permission=permission,
+        resource=grant.resource_path,
+        permission=grant.permission,
     )
 
 
@@ -97,25 +93,12 @@ def end_grants(
         ).items():
             setattr(grant, name, value)
         events.append(
-            _ended_event(
-                grant_id=grant.id,
-                request_id=grant.request_id,
-                grantee=grant.identity.email,
-                resource=grant.resource_path,
-                permission=grant.permission,
-                now=now,
-                actor=actor,
-                action=action,
-                reason=reason,
-            )
+            _ended_event(grant, grant.identity.email, now=now, actor=actor, action=action, reason=reason)
         )
         ended.append(grant)
     record_many(session, events)
     return ended
 
-
-# Some of a grant's columns, read as a row rather than loaded as an object (`ENDING_COLUMNS`, …).
-GrantRow: TypeAlias = Row[*tuple[Any, ...]]
 
 # What ending a grant reads of it, for `end_grant_rows`: a query to narrow (and lock) as the caller needs.
 ENDING_COLUMNS = select(
@@ -130,12 +113,7 @@ ENDING_COLUMNS = select(
     Identity.email,
 ).outerjoin(Identity, Grant.identity_id == Identity.id)  # outer: a grant ends even without its grantee row
 
-_GRANTS = cast(Table, Grant.__table__)
-_END_ROW = (
-    update(_GRANTS)
-    .where(_GRANTS.c.id == bindparam("grant_id"))
-    .values({name: None for name in _ending(None, "", None, now=datetime.min, reason="")})  # its columns
-)
+_END_ROW = update_by_id(Grant, _ending(None, "", None, now=datetime.min, reason=""), key="grant_id")
 
 
 def end_grant_rows(
@@ -153,19 +131,6 @@ def end_grant_rows(
     )
     record_many(
         session,
-        [
-            _ended_event(
-                grant_id=row.id,
-                request_id=row.request_id,
-                grantee=row.email,
-                resource=row.resource_path,
-                permission=row.permission,
-                now=now,
-                actor=actor,
-                action=action,
-                reason=reason,
-            )
-            for row in ended
-        ],
+        [_ended_event(row, row.email, now=now, actor=actor, action=action, reason=reason) for row in ended],
     )
     return ended

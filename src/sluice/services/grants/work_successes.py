@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sluice.domain.states import Actual
@@ -18,7 +18,7 @@ from sluice.events.audit import Action, NewEvent
 from sluice.events.audit_batch import record_many
 from sluice.services.grants.endings import GrantRow
 from sluice.services.grants.work_outcomes import Outcome, grant_event
-from sluice.store.bulk import Prepared
+from sluice.store.bulk import Prepared, update_by_id
 from sluice.store.tables import Grant
 
 # What recording an outcome reads of a grant: a query to narrow (and lock) as the caller needs.
@@ -34,8 +34,6 @@ OUTCOME_COLUMNS = select(
     Grant.revoke_requested_at,
     Grant.granted_at,
 )
-
-_GRANTS = cast(Table, Grant.__table__)
 
 
 def _cleared(now: datetime) -> dict[str, Any]:
@@ -54,11 +52,7 @@ def _cleared(now: datetime) -> dict[str, Any]:
 
 def _update(*columns: str) -> Any:
     """The UPDATE of one operation: what both write, the new `actual`, then `columns` of its own."""
-    return (
-        update(_GRANTS)
-        .where(_GRANTS.c.id == bindparam("grant_id"))
-        .values({name: None for name in (*_cleared(datetime.min), "actual", *columns)})
-    )
+    return update_by_id(Grant, (*_cleared(datetime.min), "actual", *columns), key="grant_id")
 
 
 _GRANTED = _update("connection", "granted_at")

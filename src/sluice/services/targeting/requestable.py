@@ -31,7 +31,7 @@ from sluice.domain.policy import Person, ResourceRef, is_requester, is_self_serv
 from sluice.domain.selectors import parse_tag_rule
 from sluice.services.targeting.bundles import FlowSet, current_flow_set
 from sluice.services.targeting.tags import tags_of
-from sluice.services.targeting.target_queries import open_integration_kinds, page_ids, target_slices
+from sluice.services.targeting.target_queries import integration_kinds, page_ids, target_slices
 from sluice.store.queries import person_of
 from sluice.store.selector_sql import compile_criteria, path_under
 from sluice.store.tables import Identity, Resource
@@ -207,7 +207,7 @@ def requestable(
     flows = flow_set.self_serve.naming(person)  # `requesting_flows`, through an index
     if not flows:
         return RequestablePage([], None)
-    kinds = open_integration_kinds(session)  # a disabled or retiring integration offers nothing
+    kinds = integration_kinds(session, open_only=True)  # a disabled or retiring integration offers nothing
     dialect = session.get_bind().dialect.name
     ids = page_ids(session, target_slices(flows, kinds), _filters(where, kinds, dialect), limit + 1, offset)
     # plain rows of the columns used, not ORM objects

@@ -18,22 +18,15 @@ from sluice.domain.lifecycle import Lifecycle
 from sluice.store.selector_sql import compile_criteria
 from sluice.store.tables import Integration, Resource
 
-
-def integration_kinds(session: Session) -> dict[str, tuple[str, str]]:
-    """Integration name -> (id, kind)."""
-    rows = session.execute(select(Integration.name, Integration.id, Integration.kind))
-    return {name: (iid, kind) for name, iid, kind in rows}
+_KINDS = select(Integration.name, Integration.id, Integration.kind)
+_OPEN_KINDS = _KINDS.where(Integration.disabled.is_(False), Integration.lifecycle == Lifecycle.ACTIVE.value)
 
 
-_OPEN_KINDS = select(Integration.name, Integration.id, Integration.kind).where(
-    Integration.disabled.is_(False), Integration.lifecycle == Lifecycle.ACTIVE.value
-)
-
-
-def open_integration_kinds(session: Session) -> dict[str, tuple[str, str]]:
-    """Integration name -> (id, kind), of the integrations that take requests now (`closed_reason`
-    says why the others do not): what is offered must be what a submit accepts."""
-    return {name: (iid, kind) for name, iid, kind in session.execute(_OPEN_KINDS)}
+def integration_kinds(session: Session, *, open_only: bool = False) -> dict[str, tuple[str, str]]:
+    """Integration name -> (id, kind). `open_only`: of the integrations that take requests now
+    (`closed_reason` says why the others do not), for what is offered, which must be what a submit
+    accepts."""
+    return {name: (iid, kind) for name, iid, kind in session.execute(_OPEN_KINDS if open_only else _KINDS)}
 
 
 def _valid_types(kinds: dict[str, tuple[str, str]], permissions: list[str]) -> set[str]:
