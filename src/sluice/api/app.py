@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -39,6 +42,7 @@ from sluice.api.routes import slack as slack_routes
 from sluice.api.routes import tokens as token_routes
 from sluice.api.routes import webhooks as webhook_routes
 from sluice.api.scim.app import scim_router
+from sluice.runtime.interpreter import share_fairly
 from sluice.runtime.wiring import Runtime
 from sluice.web.app import install_portal
 
@@ -53,6 +57,7 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
         openapi_url="/openapi.json",
         docs_url=None,
         redoc_url=None,
+        lifespan=_serving,
     )
     app.state.runtime = runtime
     problems.install(app)
@@ -97,6 +102,12 @@ def create_app(runtime: Runtime, *, limits: EdgeLimits | None = None) -> FastAPI
     app.include_router(slack_routes.router, responses=problems.PROBLEM_RESPONSES)
     install_portal(app)
     return app
+
+
+@asynccontextmanager
+async def _serving(_app: FastAPI) -> AsyncIterator[None]:
+    share_fairly()  # requests run in threads side by side; none may hold the others for 5 ms a turn
+    yield
 
 
 def _serve_docs(app: FastAPI) -> None:
